@@ -1,0 +1,94 @@
+//! The plugin's handle on its host: log lines into the cluster log and progress reports. Not the
+//! host itself; this only calls the callbacks the host passed to `open`.
+
+use keelson_abi::KeelsonHost;
+use std::ffi::CString;
+
+/// Severity of a log line sent to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Err,
+    Warn,
+    Info,
+    Dbg,
+}
+
+impl Level {
+    fn abi(self) -> u32 {
+        match self {
+            Level::Err => keelson_abi::KEELSON_LOG_ERR,
+            Level::Warn => keelson_abi::KEELSON_LOG_WARN,
+            Level::Info => keelson_abi::KEELSON_LOG_INFO,
+            Level::Dbg => keelson_abi::KEELSON_LOG_DBG,
+        }
+    }
+}
+
+/// Callbacks into the host, valid until the resource is closed. Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct Host {
+    raw: KeelsonHost,
+}
+
+// SAFETY: the host's callbacks are thread-safe by contract (the ABI allows calling them from any
+// thread of the plugin), and `ctx` is only ever passed back to them.
+unsafe impl Send for Host {}
+// SAFETY: as above; `Host` has no interior mutability of its own.
+unsafe impl Sync for Host {}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Wraps the callbacks a host passed to `open`; a null pointer gives a host that drops everything.
+    ///
+    /// # Safety
+    /// `raw` must be null or point to a `KeelsonHost` whose callbacks stay valid while this is used.
+    pub unsafe fn from_raw(raw: *const KeelsonHost) -> Host {
+        let raw = if raw.is_null() {
+            KeelsonHost { ctx: std::ptr::null_mut(), log: None, set_status: None }
+        } else {
+            // SAFETY: non-null and valid per the caller's contract; the struct is Copy.
+            unsafe { *raw }
+        };
+        Host { raw }
+    }
+
+    /// A host that drops everything (for unit tests of plugin code).
+    pub fn detached() -> Host {
+        // SAFETY: null is explicitly allowed.
+        unsafe { Host::from_raw(std::ptr::null()) }
+    }
+
+    /// Writes one line to the cluster log under this resource's name.
+    pub fn log(&self, level: Level, msg: &str) {
+        let Some(log) = self.raw.log else { return };
+        let text = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+        // SAFETY: the callback and ctx come from the host and stay valid while the resource is open;
+        // `text` outlives the call.
+        unsafe { log(self.raw.ctx, level.abi(), text.as_ptr()) }
+    }
+
+    pub fn info(&self, msg: &str) {
+        self.log(Level::Info, msg)
+    }
+
+    pub fn warn(&self, msg: &str) {
+        self.log(Level::Warn, msg)
+    }
+
+    pub fn error(&self, msg: &str) {
+        self.log(Level::Err, msg)
+    }
+
+    /// Reports progress (0..=100) of a long online/offline.
+    pub fn set_status(&self, progress: u32) {
+        if let Some(set_status) = self.raw.set_status {
+            // SAFETY: as for `log`.
+            unsafe { set_status(self.raw.ctx, progress.min(100)) }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `extern "C"` entry points generic over a [`Resource`]: decode arguments, call the trait, encode the
+//! result. Every body runs under `catch_unwind`, so a panic becomes `KEELSON_PANIC` plus its message
+//! and never unwinds across the ABI. Not the table layout (table.rs).
+
+use crate::{Host, Params, Resource};
+use keelson_abi::{KeelsonHost, KEELSON_ERROR, KEELSON_INVALID, KEELSON_OK, KEELSON_PANIC};
+use std::ffi::{c_char, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Outcome of an entry point body before it is turned into a status.
+enum Failure {
+    Error(String),
+    Invalid(String),
+}
+
+/// Runs `body`, converting errors and panics into a status and a message in `err`.
+fn guarded(err: *mut c_char, cap: usize, body: impl FnOnce() -> Result<(), Failure>) -> i32 {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => KEELSON_OK,
+        Ok(Err(Failure::Error(msg))) => {
+            write_message(err, cap, &msg);
+            KEELSON_ERROR
+        }
+        Ok(Err(Failure::Invalid(msg))) => {
+            write_message(err, cap, &msg);
+            KEELSON_INVALID
+        }
+        Err(payload) => {
+            write_message(err, cap, &format!("panic: {}", panic_message(payload.as_ref())));
+            KEELSON_PANIC
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// Copies `msg` into the host's buffer, truncated at a char boundary and NUL-terminated.
+fn write_message(err: *mut c_char, cap: usize, msg: &str) {
+    if err.is_null() || cap == 0 {
+        return;
+    }
+    let mut len = msg.len().min(cap - 1);
+    while !msg.is_char_boundary(len) {
+        len -= 1;
+    }
+    // SAFETY: the host guarantees `err` points to `cap` writable bytes; we write `len + 1 <= cap`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), err.cast::<u8>(), len);
+        *err.add(len) = 0;
+    }
+}
+
+/// Reads the params JSON; null means no parameters.
+fn read_params(params_json: *const c_char) -> Result<Params, Failure> {
+    if params_json.is_null() {
+        return Ok(Params::default());
+    }
+    // SAFETY: the host passes a NUL-terminated string valid for the duration of the call.
+    let text = unsafe { CStr::from_ptr(params_json) };
+    let text = text.to_str().map_err(|_| Failure::Invalid("parameters are not UTF-8".into()))?;
+    Params::parse(text).map_err(Failure::Invalid)
+}
+
+pub(crate) unsafe extern "C" fn open<T: Resource>(
+    params_json: *const c_char,
+    host: *const KeelsonHost,
+    out_handle: *mut *mut c_void,
+    err: *mut c_char,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let params = read_params(params_json)?;
+        // SAFETY: the host passes a valid KeelsonHost that outlives the resource.
+        let host = unsafe { Host::from_raw(host) };
+        let resource = T::open(&params, host).map_err(Failure::Invalid)?;
+        if out_handle.is_null() {
+            return Err(Failure::Error("host passed a null out_handle".into()));
+        }
+        // SAFETY: checked non-null; the host owns the slot.
+        unsafe { *out_handle = Box::into_raw(Box::new(resource)).cast::<c_void>() };
+        Ok(())
+    })
+}
+
+pub(crate) unsafe extern "C" fn validate<T: Resource>(
+    params_json: *const c_char,
+    err: *mut c_char,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let params = read_params(params_json)?;
+        T::validate(&params).map_err(Failure::Invalid)
+    })
+}
+
+/// Runs one `&mut self` method on the resource behind `handle`.
+fn call<T: Resource>(
+    handle: *mut c_void,
+    err: *mut c_char,
+    err_cap: usize,
+    method: fn(&mut T) -> Result<(), String>,
+) -> i32 {
+    guarded(err, err_cap, || {
+        if handle.is_null() {
+            return Err(Failure::Error("null resource handle".into()));
+        }
+        // SAFETY: `handle` came from `open::<T>` (Box<T>::into_raw) and the host never overlaps
+        // calls on one resource, so this is the only live reference.
+        let resource = unsafe { &mut *handle.cast::<T>() };
+        method(resource).map_err(Failure::Error)
+    })
+}
+
+pub(crate) unsafe extern "C" fn online<T: Resource>(h: *mut c_void, e: *mut c_char, n: usize) -> i32 {
+    call::<T>(h, e, n, T::online)
+}
+
+pub(crate) unsafe extern "C" fn offline<T: Resource>(h: *mut c_void, e: *mut c_char, n: usize) -> i32 {
+    call::<T>(h, e, n, T::offline)
+}
+
+pub(crate) unsafe extern "C" fn looks_alive<T: Resource>(
+    h: *mut c_void,
+    e: *mut c_char,
+    n: usize,
+) -> i32 {
+    call::<T>(h, e, n, T::looks_alive)
+}
+
+pub(crate) unsafe extern "C" fn is_alive<T: Resource>(h: *mut c_void, e: *mut c_char, n: usize) -> i32 {
+    call::<T>(h, e, n, T::is_alive)
+}
+
+pub(crate) unsafe extern "C" fn terminate<T: Resource>(
+    h: *mut c_void,
+    e: *mut c_char,
+    n: usize,
+) -> i32 {
+    call::<T>(h, e, n, T::terminate)
+}
+
+pub(crate) unsafe extern "C" fn close<T: Resource>(handle: *mut c_void) {
+    if handle.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `handle` came from `open::<T>` and close is the last call on it.
+        let resource = unsafe { Box::from_raw(handle.cast::<T>()) };
+        resource.close();
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Boom;
+    impl Resource for Boom {
+        const TYPE_NAME: &'static CStr = c"boom";
+        fn open(_: &Params, _: Host) -> Result<Self, String> {
+            Ok(Boom)
+        }
+        fn online(&mut self) -> Result<(), String> {
+            panic!("online exploded")
+        }
+        fn offline(&mut self) -> Result<(), String> {
+            Err("cannot".into())
+        }
+        fn looks_alive(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        fn is_alive(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn panics_and_errors_become_statuses_with_messages() {
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        let mut buf = [0 as c_char; 64];
+        // SAFETY: valid pointers to local buffers; a null host is allowed.
+        unsafe {
+            assert_eq!(
+                open::<Boom>(c"{}".as_ptr(), std::ptr::null(), &mut handle, buf.as_mut_ptr(), 64),
+                KEELSON_OK
+            );
+            assert_eq!(online::<Boom>(handle, buf.as_mut_ptr(), 64), KEELSON_PANIC);
+            let msg = CStr::from_ptr(buf.as_ptr()).to_str().unwrap();
+            assert_eq!(msg, "panic: online exploded");
+            assert_eq!(offline::<Boom>(handle, buf.as_mut_ptr(), 4), KEELSON_ERROR);
+            assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "can");
+            assert_eq!(looks_alive::<Boom>(handle, buf.as_mut_ptr(), 64), KEELSON_OK);
+            assert_eq!(
+                open::<Boom>(c"[".as_ptr(), std::ptr::null(), &mut handle, buf.as_mut_ptr(), 64),
+                KEELSON_INVALID
+            );
+            close::<Boom>(handle);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The rcm<->rhs wire protocol: plain message enums (one variant per protocol step) and the single
+//! frame codec every process uses. Not transport: sockets, fd passing and timeouts belong to rhs and
+//! crates/host.
+//!
+//! Channels between rcm (host side) and one rhs process:
+//! * control socket (bidirectional): [`HostRequest`] down, [`HostReply`] up; starts with [`Hello`]
+//!   both ways.
+//! * one socket per open resource, passed with its `Open` request: [`ResourceRequest`] down,
+//!   [`ResourceReply`] up; strictly one call at a time, so no request ids are needed.
+//! * alarm pipe (rhs -> host only): [`HostAlarm`] frames written by the deadlock monitor and the
+//!   async-signal-safe crash handler, each a single `write` below `PIPE_BUF`, so never interleaved.
+
+mod codec;
+mod messages;
+
+pub use codec::{decode, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError, MAX_FRAME_LEN};
+#[cfg(feature = "tokio")]
+pub use codec::{read_frame_async, write_frame_async};
+pub use messages::*;
+
+/// Version of this protocol; both sides send it in [`Hello`] and refuse a mismatch.
+pub const PROTOCOL_VERSION: u32 = 1;

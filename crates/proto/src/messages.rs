@@ -1,0 +1,94 @@
+//! Every message of the rcm<->rhs protocol as a plain serde type. Not their encoding (codec.rs).
+
+use keelson_types::{LogLevel, Op, PluginInfo, ResourceId};
+use serde::{Deserialize, Serialize};
+
+/// First frame each side sends on the control socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol_version: u32,
+    pub pid: u32,
+}
+
+/// rcm -> rhs on the control socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostRequest {
+    /// The host side's half of the handshake, sent after the rhs's Hello.
+    Hello(Hello),
+    /// Load (dlopen) a plugin file and report its types.
+    LoadPlugin { req: u64, path: String },
+    /// Open a resource. The frame carries one file descriptor (SCM_RIGHTS): the resource's own
+    /// socket. The rhs starts the resource's call thread, which runs OPEN and answers on that socket.
+    Open(OpenResource),
+    /// Close every resource and exit 0.
+    Shutdown,
+}
+
+/// Everything needed to open one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenResource {
+    pub resource: ResourceId,
+    /// The resource's name, as the cluster log shows it.
+    pub name: String,
+    /// Plugin file; loaded on first use.
+    pub plugin_path: String,
+    pub type_name: String,
+    /// Private parameters as a JSON object.
+    pub params_json: String,
+    /// Deadline of the OPEN call itself (the resource's DeadlockTimeout).
+    pub deadline_ms: u64,
+}
+
+/// rhs -> rcm on the control socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostReply {
+    /// The rhs's half of the handshake, its first frame.
+    Hello(Hello),
+    /// Answer to `LoadPlugin`.
+    PluginLoaded { req: u64, result: Result<PluginInfo, String> },
+    /// A cluster-log line from the rhs itself (resource = None) or from a plugin via its host
+    /// callback. `tid` is the writing thread's kernel id.
+    Log { resource: Option<ResourceId>, level: LogLevel, tid: u32, message: String },
+    /// `set_status` progress from a plugin's long online/offline.
+    Progress { resource: ResourceId, progress: u32 },
+    /// A request the rhs could not decode or act on; the connection stays usable.
+    Refused { message: String },
+}
+
+/// rcm -> rhs on a resource's own socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResourceRequest {
+    /// Run one entry point. `deadline_ms` is the DeadlockTimeout for this call. `Op::Close` ends
+    /// the resource: the rhs answers and closes the socket. `Op::Open` is refused (open happens once,
+    /// from the control request).
+    Call { op: Op, deadline_ms: u64 },
+}
+
+/// rhs -> rcm on a resource's own socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResourceReply {
+    /// An entry point returned.
+    CallDone(CallDone),
+}
+
+/// The result of one call into a plugin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallDone {
+    pub op: Op,
+    /// The entry point's status: 0 = ok, see the ABI's KEELSON_* codes.
+    pub status: i32,
+    /// The plugin's error message, or the rhs's own reason (unknown type, ABI mismatch…).
+    pub message: String,
+    /// Time spent inside the plugin.
+    pub elapsed_ns: u64,
+}
+
+/// rhs -> rcm on the alarm pipe, written just before the rhs dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostAlarm {
+    /// A call outlived its deadline; the rhs is about to exit.
+    DeadlockDetected { resource: ResourceId, op: Op, elapsed_ns: u64 },
+    /// Plugin code raised a fatal signal. `resource`/`op` are the call running on the faulting
+    /// thread, or None when the fault hit a thread that was not running a call.
+    Crashed { resource: Option<ResourceId>, op: Option<Op>, signal: i32 },
+}
