@@ -1,0 +1,82 @@
+//! Small process-level primitives: signals to other processes, thread ids, parent-death signal,
+//! core-dump limit, and /proc queries for tests and reports. Not spawning (child.rs).
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::io;
+
+/// Sends `signal` to process `pid`. A process that is already gone is not an error.
+pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    let sig = Signal::try_from(signal).map_err(io::Error::from)?;
+    match nix::sys::signal::kill(Pid::from_raw(pid as i32), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The calling thread's kernel thread id.
+pub fn gettid() -> u32 {
+    nix::unistd::gettid().as_raw() as u32
+}
+
+/// The calling process id.
+pub fn getpid() -> u32 {
+    std::process::id()
+}
+
+/// Asks for SIGKILL when the parent dies (for a process that was not prepared by child.rs).
+pub fn set_parent_death_kill() -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)).map_err(io::Error::from)
+}
+
+/// Turns core dumps off for this process (a crashing plugin should not litter the disk).
+pub fn disable_core_dumps() -> io::Result<()> {
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+        .map_err(io::Error::from)
+}
+
+/// Number of open file descriptors of this process (from /proc/self/fd).
+pub fn open_fd_count() -> io::Result<usize> {
+    // One entry is the directory handle read_dir itself holds.
+    Ok(std::fs::read_dir("/proc/self/fd")?.count().saturating_sub(1))
+}
+
+/// Child processes of `pid` that are zombies (state Z), from /proc.
+pub fn zombie_children(pid: u32) -> io::Result<Vec<u32>> {
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // Format: pid (comm) state ppid ...; comm may contain spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let mut fields = after.split_whitespace();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+        if state == Some("Z") && ppid == Some(pid) {
+            zombies.push(child);
+        }
+    }
+    Ok(zombies)
+}
+
+/// Resident set size of `pid` in bytes (VmRSS from /proc/PID/status).
+pub fn rss_bytes(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS in /proc status"))
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)) != Some("Z"),
+        Err(_) => false,
+    }
+}
