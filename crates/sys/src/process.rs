@@ -80,3 +80,42 @@ pub fn is_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Ends the process at once with `code`: no atexit handlers, no destructors, no waiting for threads
+/// (a hung plugin thread must not keep a doomed host alive).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Sets close-on-exec on `fd` so processes a plugin starts do not inherit it.
+pub fn set_cloexec(fd: i32) -> io::Result<()> {
+    // SAFETY: fcntl on an fd number; an invalid fd gives EBADF, reported as an error.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of an inherited descriptor number (e.g. fd 3 from the parent).
+///
+/// Fails if `fd` is not open. The caller must not own `fd` anywhere else.
+pub fn adopt_fd(fd: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    set_cloexec(fd)?;
+    // SAFETY: `fd` is open (fcntl succeeded) and, per the contract, owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Puts `fd` in non-blocking mode.
+pub fn set_nonblocking(fd: i32) -> io::Result<()> {
+    // SAFETY: fcntl on an fd number; an invalid fd gives EBADF, reported as an error.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! rcm's side of hosting plugins: spawn `keelson-rhs` processes, hand them resources, call entry
+//! points with deadlines, keep per-call timing, SIGKILL a host that stops answering, and report every
+//! host death with its cause. Plugin code never runs in this process. Not policy: what to do after a
+//! death (separate monitors, restarts) is the engine's business.
+//!
+//! ```ignore
+//! let (host, mut events) = Host::spawn(&HostConfig::from_env()).await?;
+//! let res = host.open(OpenSpec::new(ResourceId(1), "web", plugin_path, "dummy")).await?;
+//! let done = res.call(Op::LooksAlive).await?;
+//! ```
+
+mod config;
+mod death;
+mod error;
+mod host;
+mod resource;
+mod stats;
+
+pub use config::HostConfig;
+pub use death::{DeathCause, HostDied};
+pub use error::{CallError, HostError};
+pub use host::{Host, HostEvent, HostEvents, OpenSpec};
+pub use resource::ResourceHandle;
+pub use stats::{CallStats, CallTimings};

@@ -1,0 +1,145 @@
+//! One open resource as rcm sees it: its own socket to its call thread in the host, calls with a
+//! deadline and rcm's watchdog behind it, and the resource's call timings. Not the host process
+//! (host.rs).
+
+use crate::error::{CallError, HostError};
+use crate::host::{Host, OpenSpec};
+use crate::stats::{CallStats, CallTimings};
+use keelson_proto::{encode, read_frame_async, CallDone, ProtoError, ResourceReply, ResourceRequest};
+use keelson_types::{Op, ResourceId};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+
+/// How long to wait for the host's death report after a resource socket closes unexpectedly.
+const DEATH_REPORT_WAIT: Duration = Duration::from_secs(3);
+
+/// An open resource in a host. Calls on one handle run one at a time, in order.
+pub struct ResourceHandle {
+    id: ResourceId,
+    name: String,
+    host: Host,
+    deadline: Duration,
+    socket: tokio::sync::Mutex<Option<UnixStream>>,
+    timings: Mutex<CallTimings>,
+}
+
+impl std::fmt::Debug for ResourceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceHandle").field("id", &self.id).field("name", &self.name).finish()
+    }
+}
+
+impl ResourceHandle {
+    /// Waits for the OPEN answer on a freshly passed socket.
+    pub(crate) async fn open(host: Host, spec: &OpenSpec, socket: UnixStream) -> Result<ResourceHandle, HostError> {
+        let handle = ResourceHandle {
+            id: spec.resource,
+            name: spec.name.clone(),
+            host,
+            deadline: spec.deadlock_timeout,
+            socket: tokio::sync::Mutex::new(Some(socket)),
+            timings: Mutex::new(CallTimings::default()),
+        };
+        let mut socket = handle.socket.lock().await;
+        let stream = socket.as_mut().expect("just created");
+        let done = handle.await_reply(stream, Op::Open, handle.deadline, Instant::now()).await;
+        drop(socket);
+        match done {
+            Ok(done) if done.status == 0 => Ok(handle),
+            Ok(done) => Err(HostError::Plugin(format!(
+                "resource '{}': open failed (status {}): {}",
+                spec.name, done.status, done.message
+            ))),
+            Err(CallError::HostDied(died)) => Err(HostError::Died(died)),
+            Err(e) => Err(HostError::Protocol(e.to_string())),
+        }
+    }
+
+    pub fn id(&self) -> ResourceId {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The host this resource runs in.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The default deadline of a call (the resource's DeadlockTimeout).
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Calls `op` with the resource's DeadlockTimeout.
+    pub async fn call(&self, op: Op) -> Result<CallDone, CallError> {
+        self.call_with_deadline(op, self.deadline).await
+    }
+
+    /// Calls `op`; the host kills itself if the call outlives `deadline`, and rcm's watchdog kills
+    /// the host if no answer comes within `deadline` plus the grace period.
+    pub async fn call_with_deadline(&self, op: Op, deadline: Duration) -> Result<CallDone, CallError> {
+        let mut socket = self.socket.lock().await;
+        let stream = socket.as_mut().ok_or(CallError::Closed)?;
+        let start = Instant::now();
+        let request = ResourceRequest::Call { op, deadline_ms: deadline.as_millis() as u64 };
+        let frame = encode(&request).map_err(|e| CallError::Protocol(e.to_string()))?;
+        if stream.write_all(&frame).await.is_err() {
+            return Err(self.lost().await);
+        }
+        let done = self.await_reply(stream, op, deadline, start).await;
+        if op == Op::Close || matches!(done, Err(CallError::HostDied(_))) {
+            *socket = None;
+        }
+        done
+    }
+
+    /// Closes the resource (runs CLOSE); the handle refuses calls afterwards.
+    pub async fn close(&self) -> Result<CallDone, CallError> {
+        self.call(Op::Close).await
+    }
+
+    /// Timings of every entry point called so far (round trip as seen from here).
+    pub fn call_stats(&self) -> BTreeMap<Op, CallStats> {
+        self.timings.lock().unwrap_or_else(|p| p.into_inner()).summary()
+    }
+
+    /// Reads the answer to `op`, enforcing the watchdog.
+    async fn await_reply(
+        &self,
+        stream: &mut UnixStream,
+        op: Op,
+        deadline: Duration,
+        start: Instant,
+    ) -> Result<CallDone, CallError> {
+        let limit = deadline + self.host.shared().watchdog_grace;
+        match tokio::time::timeout(limit, read_frame_async::<ResourceReply>(stream)).await {
+            Ok(Ok(Some(ResourceReply::CallDone(done)))) => {
+                self.timings.lock().unwrap_or_else(|p| p.into_inner()).record(op, start.elapsed());
+                if done.op != op {
+                    return Err(CallError::Protocol(format!("asked {}, host answered {}", op.upper(), done.op.upper())));
+                }
+                Ok(done)
+            }
+            Ok(Ok(None)) | Ok(Err(ProtoError::Io(_))) | Ok(Err(ProtoError::Truncated)) => Err(self.lost().await),
+            Ok(Err(e)) => Err(CallError::Protocol(e.to_string())),
+            Err(_) => {
+                self.host.shared().watchdog_kill(self.id, op, start.elapsed());
+                Err(CallError::HostDied(self.host.died().await))
+            }
+        }
+    }
+
+    /// The resource's socket closed: the host died (report it) or dropped just this resource.
+    async fn lost(&self) -> CallError {
+        match self.host.shared().died_within(DEATH_REPORT_WAIT).await {
+            Some(died) => CallError::HostDied(died),
+            None => CallError::Closed,
+        }
+    }
+}

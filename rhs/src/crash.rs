@@ -1,0 +1,60 @@
+//! Crash attribution: which resource and entry point the current thread is running, kept in a
+//! thread-local that the async-signal-safe crash handler reads, and the handler itself, which writes
+//! one pre-sized `Crashed` frame to the alarm pipe. Not the signal plumbing (crates/sys::crash).
+
+use keelson_proto::{encode_into, HostAlarm};
+use keelson_types::{Op, ResourceId};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Where alarms go: the alarm pipe's fd, set once at start-up.
+static ALARM_FD: AtomicI32 = AtomicI32::new(-1);
+
+thread_local! {
+    /// (resource id, op as u8) of the call running on this thread; (0, 0) when idle. Const-initialised
+    /// and without a destructor, so reading it from a signal handler touches no lazy state.
+    static CURRENT: Cell<(u64, u8)> = const { Cell::new((0, 0)) };
+}
+
+/// Installs the fatal-signal handler that reports crashes on `alarm_fd`.
+pub fn install(alarm_fd: i32) -> std::io::Result<()> {
+    ALARM_FD.store(alarm_fd, Ordering::SeqCst);
+    keelson_sys::crash::install_handler(on_crash)
+}
+
+/// Marks this thread as running `op` on `resource` until the guard drops.
+pub fn enter(resource: ResourceId, op: Op) -> CallGuard {
+    CURRENT.with(|c| c.set((resource.0, op as u8)));
+    CallGuard
+}
+
+/// Clears the thread's current call on drop.
+pub struct CallGuard;
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set((0, 0)));
+    }
+}
+
+/// Runs inside the signal handler: no allocation, no locks, one `write(2)`.
+fn on_crash(signal: i32) {
+    let (resource, op) = CURRENT.with(|c| c.get());
+    let alarm = HostAlarm::Crashed {
+        resource: (resource != 0).then_some(ResourceId(resource)),
+        op: Op::from_u8(op),
+        signal,
+    };
+    let mut buf = [0u8; 64];
+    if let Ok(len) = encode_into(&alarm, &mut buf) {
+        keelson_sys::crash::write_raw(ALARM_FD.load(Ordering::SeqCst), &buf[..len]);
+    }
+}
+
+/// Writes a non-crash alarm (the deadlock monitor's) to the alarm pipe in one write.
+pub fn raise_alarm(alarm: &HostAlarm) {
+    let mut buf = [0u8; 64];
+    if let Ok(len) = encode_into(alarm, &mut buf) {
+        keelson_sys::crash::write_raw(ALARM_FD.load(Ordering::SeqCst), &buf[..len]);
+    }
+}

@@ -1,0 +1,149 @@
+//! The deadlock monitor: every resource thread publishes its outstanding call in a lock-free slot; one
+//! monitor thread wakes at the earliest deadline, and when a call outlives it, logs the WSFC lines,
+//! raises `DeadlockDetected` on the alarm pipe and ends the process. Not crash handling (crash.rs).
+
+use crate::log::Logger;
+use keelson_proto::HostAlarm;
+use keelson_types::{LogLevel, Op, ResourceId};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest the monitor sleeps between looks, whatever the deadlines.
+const MAX_TICK: Duration = Duration::from_millis(500);
+/// Shortest sleep, so a burst of tiny deadlines cannot spin the monitor.
+const MIN_TICK: Duration = Duration::from_millis(1);
+
+/// One resource's outstanding call, written by its thread, read by the monitor.
+pub struct CallSlot {
+    pub resource: ResourceId,
+    pub name: String,
+    /// Start time in ns since the monitor's epoch, plus one; 0 = no call running.
+    started_ns: AtomicU64,
+    op: AtomicU8,
+    deadline_ms: AtomicU64,
+}
+
+/// Watches every slot; shared by all threads.
+pub struct Monitor {
+    epoch: Instant,
+    slots: Mutex<Vec<Arc<CallSlot>>>,
+    /// Smallest deadline ever seen; sets how often the monitor looks while calls run.
+    min_deadline_ms: AtomicU64,
+    wake: Condvar,
+    logger: Logger,
+}
+
+impl Monitor {
+    pub fn new(logger: Logger) -> Arc<Monitor> {
+        Arc::new(Monitor {
+            epoch: Instant::now(),
+            slots: Mutex::new(Vec::new()),
+            min_deadline_ms: AtomicU64::new(u64::MAX),
+            wake: Condvar::new(),
+            logger,
+        })
+    }
+
+    /// Adds a slot for a newly opened resource.
+    pub fn register(&self, resource: ResourceId, name: String) -> Arc<CallSlot> {
+        let slot = Arc::new(CallSlot {
+            resource,
+            name,
+            started_ns: AtomicU64::new(0),
+            op: AtomicU8::new(0),
+            deadline_ms: AtomicU64::new(u64::MAX),
+        });
+        self.lock_slots().push(slot.clone());
+        slot
+    }
+
+    /// Removes a closed resource's slot.
+    pub fn unregister(&self, slot: &Arc<CallSlot>) {
+        self.lock_slots().retain(|s| !Arc::ptr_eq(s, slot));
+    }
+
+    /// Publishes the start of a call. Wakes the monitor only when this deadline is the smallest yet.
+    pub fn begin(&self, slot: &CallSlot, op: Op, deadline_ms: u64) {
+        slot.op.store(op as u8, Ordering::Relaxed);
+        slot.deadline_ms.store(deadline_ms, Ordering::Relaxed);
+        slot.started_ns.store(self.now_ns(), Ordering::Release);
+        if self.min_deadline_ms.fetch_min(deadline_ms, Ordering::AcqRel) > deadline_ms {
+            // Rare (a new smallest deadline): take the lock so the notify cannot fall between the
+            // monitor's scan and its wait.
+            let _guard = self.lock_slots();
+            self.wake.notify_one();
+        }
+    }
+
+    /// Publishes the end of the current call.
+    pub fn end(&self, slot: &CallSlot) {
+        slot.started_ns.store(0, Ordering::Release);
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64 + 1
+    }
+
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, Vec<Arc<CallSlot>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The monitor thread's loop; returns only by ending the process.
+    pub fn run(self: Arc<Monitor>) {
+        let mut guard = self.lock_slots();
+        loop {
+            let (overdue, sleep) = self.scan(&guard);
+            if let Some((slot, op, elapsed_ns)) = overdue {
+                drop(guard);
+                self.declare_deadlock(&slot, op, elapsed_ns);
+            }
+            guard = self.wake.wait_timeout(guard, sleep).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Finds an overdue call, else how long to sleep before the next deadline could pass.
+    fn scan(&self, slots: &[Arc<CallSlot>]) -> (Option<(Arc<CallSlot>, Op, u64)>, Duration) {
+        let now = self.now_ns();
+        let min_deadline = self.min_deadline_ms.load(Ordering::Acquire);
+        let mut sleep = MAX_TICK.min(Duration::from_millis(min_deadline / 20));
+        for slot in slots {
+            let started = slot.started_ns.load(Ordering::Acquire);
+            if started == 0 {
+                continue;
+            }
+            let deadline_ns = slot.deadline_ms.load(Ordering::Relaxed).saturating_mul(1_000_000);
+            let elapsed = now.saturating_sub(started);
+            let op = Op::from_u8(slot.op.load(Ordering::Relaxed));
+            // Re-check the start time so a call that ended (and another began) is not blamed.
+            if elapsed > deadline_ns && slot.started_ns.load(Ordering::Acquire) == started {
+                if let Some(op) = op {
+                    return (Some((slot.clone(), op, elapsed)), sleep);
+                }
+            }
+            sleep = sleep.min(Duration::from_nanos(deadline_ns - elapsed.min(deadline_ns) + 1));
+        }
+        (None, sleep.max(MIN_TICK))
+    }
+
+    /// Logs the WSFC deadlock lines, tells the parent, and ends the process.
+    fn declare_deadlock(&self, slot: &CallSlot, op: Op, elapsed_ns: u64) -> ! {
+        let name = &slot.name;
+        self.logger.log(
+            Some(slot.resource),
+            LogLevel::Err,
+            format!("RhsCall::DeadlockMonitor: Call {} timed out for resource '{name}'.", op.upper()),
+        );
+        crate::crash::raise_alarm(&HostAlarm::DeadlockDetected {
+            resource: slot.resource,
+            op,
+            elapsed_ns,
+        });
+        self.logger.log(
+            Some(slot.resource),
+            LogLevel::Err,
+            format!("Resource {name} handling deadlock. Cleaning current operation and terminating RHS process."),
+        );
+        keelson_sys::process::exit_now(crate::EXIT_DEADLOCK)
+    }
+}

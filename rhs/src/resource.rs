@@ -1,0 +1,199 @@
+//! One open resource: its call thread, which runs OPEN, then serves calls from the resource's own
+//! socket one at a time, timing each under the deadlock monitor and marking it for crash attribution.
+//! Not loading plugins (plugins.rs) and not deciding deadlines (the caller sends them).
+
+use crate::callbacks::CallbackCtx;
+use crate::log::Logger;
+use crate::monitor::{CallSlot, Monitor};
+use crate::plugins::Plugin;
+use keelson_abi::{KeelsonResourceType, KEELSON_ERROR_BUF_LEN, KEELSON_INVALID, KEELSON_OK};
+use keelson_proto::{read_frame, write_frame, CallDone, OpenResource, ResourceReply, ResourceRequest};
+use keelson_types::{LogLevel, Op};
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything a resource thread owns.
+pub struct ResourceThread {
+    pub spec: OpenResource,
+    pub plugin: Arc<Plugin>,
+    pub socket: UnixStream,
+    pub monitor: Arc<Monitor>,
+    pub logger: Logger,
+}
+
+/// The live resource: its type table, handle and parameters.
+struct Live {
+    table: KeelsonResourceType,
+    handle: *mut c_void,
+    params: CString,
+}
+
+impl ResourceThread {
+    /// Starts the thread. Errors before OPEN (unknown type, bad params) are answered on the socket.
+    pub fn spawn(self) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name(format!("res-{}", self.spec.resource.0))
+            .stack_size(1 << 20)
+            .spawn(move || self.run())
+            .map(|_| ())
+    }
+
+    fn run(mut self) {
+        let _alt_stack = keelson_sys::crash::AltStack::install();
+        let ctx = Box::new(CallbackCtx {
+            resource: self.spec.resource,
+            name: self.spec.name.clone(),
+            logger: self.logger.clone(),
+        });
+        let slot = self.monitor.register(self.spec.resource, self.spec.name.clone());
+        if let Some(mut live) = self.open(&slot, &ctx) {
+            self.serve(&slot, &mut live);
+        }
+        self.monitor.unregister(&slot);
+        drop(ctx);
+    }
+
+    /// Runs OPEN and answers it; the live resource on success.
+    fn open(&mut self, slot: &CallSlot, ctx: &CallbackCtx) -> Option<Live> {
+        let Some(table) = self.plugin.resource_type(&self.spec.type_name).copied() else {
+            let known: Vec<&str> = self.plugin.info.types.iter().map(|t| t.name.as_str()).collect();
+            let message = format!(
+                "plugin '{}' has no resource type '{}' (it has: {})",
+                self.plugin.info.name,
+                self.spec.type_name,
+                known.join(", ")
+            );
+            self.reply(CallDone { op: Op::Open, status: KEELSON_INVALID, message, elapsed_ns: 0 });
+            return None;
+        };
+        let Ok(params) = CString::new(self.spec.params_json.clone()) else {
+            let message = "parameters contain a NUL byte".to_string();
+            self.reply(CallDone { op: Op::Open, status: KEELSON_INVALID, message, elapsed_ns: 0 });
+            return None;
+        };
+        let host = ctx.host();
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        let open = table.open.expect("checked at load");
+        let done = self.timed(slot, Op::Open, self.spec.deadline_ms, |err, cap| {
+            // SAFETY: a v1 open entry point with valid arguments: NUL-terminated params, a host
+            // struct that outlives the resource (boxed ctx), a writable handle slot and error buffer.
+            unsafe { open(params.as_ptr(), &host, &mut handle, err, cap) }
+        });
+        let ok = done.status == KEELSON_OK && !handle.is_null();
+        let done = if done.status == KEELSON_OK && handle.is_null() {
+            CallDone { status: keelson_abi::KEELSON_ERROR, message: "open returned a NULL handle".into(), ..done }
+        } else {
+            done
+        };
+        self.reply(done);
+        ok.then_some(Live { table, handle, params })
+    }
+
+    /// Serves calls until CLOSE or until the parent drops the socket.
+    fn serve(&mut self, slot: &CallSlot, live: &mut Live) {
+        loop {
+            let request = match read_frame::<ResourceRequest>(&mut self.socket) {
+                Ok(Some(request)) => request,
+                Ok(None) => return self.close(slot, live, false),
+                Err(e) => {
+                    self.logger.log(
+                        Some(self.spec.resource),
+                        LogLevel::Err,
+                        format!("resource '{}': bad request frame ({e}); closing it", self.spec.name),
+                    );
+                    return self.close(slot, live, false);
+                }
+            };
+            let ResourceRequest::Call { op, deadline_ms } = request;
+            if op == Op::Close {
+                return self.close(slot, live, true);
+            }
+            let done = self.call(slot, live, op, deadline_ms);
+            if !self.reply(done) {
+                return self.close(slot, live, false);
+            }
+        }
+    }
+
+    /// Runs one non-close entry point.
+    fn call(&self, slot: &CallSlot, live: &Live, op: Op, deadline_ms: u64) -> CallDone {
+        let table = &live.table;
+        let entry = match op {
+            Op::Online => table.online,
+            Op::Offline => table.offline,
+            Op::LooksAlive => table.looks_alive,
+            Op::IsAlive => table.is_alive,
+            Op::Terminate => table.terminate,
+            Op::Validate => return self.validate(slot, live, deadline_ms),
+            Op::Open | Op::Close => None,
+        };
+        let Some(entry) = entry else {
+            let message = format!("{} is not a call on an open resource", op.upper());
+            return CallDone { op, status: KEELSON_INVALID, message, elapsed_ns: 0 };
+        };
+        let handle = live.handle;
+        self.timed(slot, op, deadline_ms, |err, cap| {
+            // SAFETY: a v1 call entry point on the handle its own open returned; calls on one
+            // resource never overlap (this thread is the only caller).
+            unsafe { entry(handle, err, cap) }
+        })
+    }
+
+    fn validate(&self, slot: &CallSlot, live: &Live, deadline_ms: u64) -> CallDone {
+        let Some(validate) = live.table.validate else {
+            let message = "type has no validate entry point".to_string();
+            return CallDone { op: Op::Validate, status: KEELSON_OK, message, elapsed_ns: 0 };
+        };
+        let params = live.params.as_ptr();
+        self.timed(slot, Op::Validate, deadline_ms, |err, cap| {
+            // SAFETY: a v1 validate entry point with NUL-terminated params and an error buffer.
+            unsafe { validate(params, err, cap) }
+        })
+    }
+
+    /// Runs CLOSE (timed like any call) and, if asked, answers it.
+    fn close(&self, slot: &CallSlot, live: &mut Live, answer: bool) {
+        let close = live.table.close.expect("checked at load");
+        let handle = std::mem::replace(&mut live.handle, std::ptr::null_mut());
+        let done = self.timed(slot, Op::Close, self.spec.deadline_ms, |_, _| {
+            // SAFETY: the handle came from this resource's open and is not used after close.
+            unsafe { close(handle) };
+            KEELSON_OK
+        });
+        if answer {
+            self.reply(done);
+        }
+    }
+
+    /// Runs `body` as call `op` under the monitor and crash attribution, and measures it.
+    fn timed(
+        &self,
+        slot: &CallSlot,
+        op: Op,
+        deadline_ms: u64,
+        body: impl FnOnce(*mut c_char, usize) -> i32,
+    ) -> CallDone {
+        let mut err = [0 as c_char; KEELSON_ERROR_BUF_LEN];
+        let _attribution = crate::crash::enter(self.spec.resource, op);
+        self.monitor.begin(slot, op, deadline_ms);
+        let start = Instant::now();
+        let status = body(err.as_mut_ptr(), err.len() - 1);
+        let elapsed_ns = start.elapsed().as_nanos() as u64;
+        self.monitor.end(slot);
+        let message = if status == KEELSON_OK {
+            String::new()
+        } else {
+            // SAFETY: the buffer is zeroed and its last byte is never handed to the plugin, so it is
+            // always NUL-terminated.
+            unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned()
+        };
+        CallDone { op, status, message, elapsed_ns }
+    }
+
+    /// Sends a reply; false when the parent is gone.
+    fn reply(&self, done: CallDone) -> bool {
+        write_frame(&mut &self.socket, &ResourceReply::CallDone(done)).is_ok()
+    }
+}
