@@ -5,7 +5,7 @@
 use crate::error::{CallError, HostError};
 use crate::host::{Host, OpenSpec};
 use crate::stats::{CallStats, CallTimings};
-use keelson_proto::{encode, read_frame_async, CallDone, ProtoError, ResourceReply, ResourceRequest};
+use keelson_proto::{encode, read_frame_buffered, CallDone, FrameBuf, ProtoError, ResourceReply, ResourceRequest};
 use keelson_types::{Op, ResourceId};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -16,13 +16,19 @@ use tokio::net::UnixStream;
 /// How long to wait for the host's death report after a resource socket closes unexpectedly.
 const DEATH_REPORT_WAIT: Duration = Duration::from_secs(3);
 
+/// The resource's socket and the bytes read from it but not yet decoded.
+struct Channel {
+    stream: UnixStream,
+    frames: FrameBuf,
+}
+
 /// An open resource in a host. Calls on one handle run one at a time, in order.
 pub struct ResourceHandle {
     id: ResourceId,
     name: String,
     host: Host,
     deadline: Duration,
-    socket: tokio::sync::Mutex<Option<UnixStream>>,
+    socket: tokio::sync::Mutex<Option<Channel>>,
     timings: Mutex<CallTimings>,
 }
 
@@ -40,12 +46,12 @@ impl ResourceHandle {
             name: spec.name.clone(),
             host,
             deadline: spec.deadlock_timeout,
-            socket: tokio::sync::Mutex::new(Some(socket)),
+            socket: tokio::sync::Mutex::new(Some(Channel { stream: socket, frames: FrameBuf::new() })),
             timings: Mutex::new(CallTimings::default()),
         };
         let mut socket = handle.socket.lock().await;
-        let stream = socket.as_mut().expect("just created");
-        let done = handle.await_reply(stream, Op::Open, handle.deadline, Instant::now()).await;
+        let channel = socket.as_mut().expect("just created");
+        let done = handle.await_reply(channel, Op::Open, handle.deadline, Instant::now()).await;
         drop(socket);
         match done {
             Ok(done) if done.status == 0 => Ok(handle),
@@ -85,14 +91,14 @@ impl ResourceHandle {
     /// the host if no answer comes within `deadline` plus the grace period.
     pub async fn call_with_deadline(&self, op: Op, deadline: Duration) -> Result<CallDone, CallError> {
         let mut socket = self.socket.lock().await;
-        let stream = socket.as_mut().ok_or(CallError::Closed)?;
+        let channel = socket.as_mut().ok_or(CallError::Closed)?;
         let start = Instant::now();
         let request = ResourceRequest::Call { op, deadline_ms: deadline.as_millis() as u64 };
         let frame = encode(&request).map_err(|e| CallError::Protocol(e.to_string()))?;
-        if stream.write_all(&frame).await.is_err() {
+        if channel.stream.write_all(&frame).await.is_err() {
             return Err(self.lost().await);
         }
-        let done = self.await_reply(stream, op, deadline, start).await;
+        let done = self.await_reply(channel, op, deadline, start).await;
         if op == Op::Close || matches!(done, Err(CallError::HostDied(_))) {
             *socket = None;
         }
@@ -112,13 +118,14 @@ impl ResourceHandle {
     /// Reads the answer to `op`, enforcing the watchdog.
     async fn await_reply(
         &self,
-        stream: &mut UnixStream,
+        channel: &mut Channel,
         op: Op,
         deadline: Duration,
         start: Instant,
     ) -> Result<CallDone, CallError> {
         let limit = deadline + self.host.shared().watchdog_grace;
-        match tokio::time::timeout(limit, read_frame_async::<ResourceReply>(stream)).await {
+        let reply = read_frame_buffered::<ResourceReply>(&mut channel.stream, &mut channel.frames);
+        match tokio::time::timeout(limit, reply).await {
             Ok(Ok(Some(ResourceReply::CallDone(done)))) => {
                 self.timings.lock().unwrap_or_else(|p| p.into_inner()).record(op, start.elapsed());
                 if done.op != op {

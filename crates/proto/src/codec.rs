@@ -125,6 +125,27 @@ pub async fn read_frame_async<T: DeserializeOwned>(
     decode(&payload).map(Some)
 }
 
+/// Reads one frame through `buf`, so a whole small frame costs one `read` (frames that arrive
+/// together are decoded without further reads). `Ok(None)` on a clean end of stream.
+#[cfg(feature = "tokio")]
+pub async fn read_frame_buffered<T: DeserializeOwned>(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut FrameBuf,
+) -> Result<Option<T>, ProtoError> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(msg) = buf.next_frame()? {
+            return Ok(Some(msg));
+        }
+        match r.read(&mut chunk).await? {
+            0 if buf.has_partial() => return Err(ProtoError::Truncated),
+            0 => return Ok(None),
+            n => buf.push(&chunk[..n]),
+        }
+    }
+}
+
 /// Writes one frame to an async writer.
 #[cfg(feature = "tokio")]
 pub async fn write_frame_async<T: Serialize>(

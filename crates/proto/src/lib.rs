@@ -15,7 +15,7 @@ mod messages;
 
 pub use codec::{decode, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError, MAX_FRAME_LEN};
 #[cfg(feature = "tokio")]
-pub use codec::{read_frame_async, write_frame_async};
+pub use codec::{read_frame_async, read_frame_buffered, write_frame_async};
 pub use messages::*;
 
 /// Version of this protocol; both sides send it in [`Hello`] and refuse a mismatch.
