@@ -2,10 +2,12 @@
 //! signal names and the WSFC property defaults. No I/O, no clock, no policy: just vocabulary.
 
 mod defaults;
+mod logtime;
 mod op;
 mod signal;
 
 pub use defaults::*;
+pub use logtime::{format_iso_time, format_log_line, format_log_time};
 pub use op::{Op, UnknownOp};
 pub use signal::signal_name;
 

@@ -1,0 +1,70 @@
+//! The cluster log's line prefix: `PID.TID::YYYY/MM/DD-HH:MM:SS.mmm LEVEL [COMPONENT] message`, with pid
+//! and tid as 8 hex digits as in the WSFC log. Pure formatting from a Unix time in milliseconds; not
+//! the clock and not the file.
+
+use crate::LogLevel;
+
+/// One complete cluster-log line (without the trailing newline).
+pub fn format_log_line(pid: u32, tid: u32, unix_ms: u64, level: LogLevel, component: &str, message: &str) -> String {
+    format!("{pid:08x}.{tid:08x}::{} {level} [{component}] {message}", format_log_time(unix_ms))
+}
+
+/// `YYYY/MM/DD-HH:MM:SS.mmm` in UTC.
+pub fn format_log_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}/{m:02}/{d:02}-{:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+/// ISO 8601 UTC with milliseconds (`2026-11-25T07:37:22.123Z`), for JSON records.
+pub fn format_iso_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_match_the_wsfc_log() {
+        // 2009/06/17-20:07:57.900, the seed's deadlock example.
+        let ms = 1_245_269_277_900;
+        assert_eq!(format_log_time(ms), "2009/06/17-20:07:57.900");
+        assert_eq!(
+            format_log_line(0xf1c, 0xf28, ms, LogLevel::Err, "RHS", "x"),
+            "00000f1c.00000f28::2009/06/17-20:07:57.900 ERR [RHS] x"
+        );
+        assert_eq!(format_iso_time(ms), "2009-06-17T20:07:57.900Z");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}
