@@ -2,6 +2,8 @@
 //! frame codec every process uses. Not transport: sockets, fd passing and timeouts belong to rhs and
 //! crates/host.
 //!
+//! The control protocol between the `keelson` CLI and rcm is in [`ControlEnvelope`].
+//!
 //! Channels between rcm (host side) and one rhs process:
 //! * control socket (bidirectional): [`HostRequest`] down, [`HostReply`] up; starts with [`Hello`]
 //!   both ways.
@@ -11,11 +13,13 @@
 //!   async-signal-safe crash handler, each a single `write` below `PIPE_BUF`, so never interleaved.
 
 mod codec;
+mod control;
 mod messages;
 
 pub use codec::{decode, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError, MAX_FRAME_LEN};
 #[cfg(feature = "tokio")]
 pub use codec::{read_frame_async, read_frame_buffered, write_frame_async};
+pub use control::*;
 pub use messages::*;
 
 /// Version of this protocol; both sides send it in [`Hello`] and refuse a mismatch.

@@ -1,0 +1,107 @@
+//! The keelson <-> rcm control protocol on `<data-dir>/rcm.sock`: one [`ControlEnvelope`] per
+//! connection (carrying the protocol version), answered by one or more [`ControlReply`] frames.
+//! Views (status, resource, group, lists) travel as JSON text because the CLI prints JSON and
+//! tables from them; commands are typed enum variants. Not authorisation or audit (rcm does that).
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the control protocol; a mismatch is refused with a clear error.
+pub const CONTROL_PROTOCOL_VERSION: u32 = 1;
+
+/// `Name=Value` pairs as given on the command line, in order.
+pub type Assignments = Vec<(String, String)>;
+
+/// What a client sends: the version it speaks and one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlEnvelope {
+    pub version: u32,
+    pub request: ControlRequest,
+}
+
+/// One request; one variant per CLI command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// Node, groups, resources and hosts.
+    Status,
+    /// The plugin catalogue.
+    PluginList,
+    GroupCreate { name: String, properties: Assignments },
+    GroupDelete { name: String },
+    GroupOnline { name: String },
+    GroupOffline { name: String },
+    GroupGet { name: String },
+    GroupList,
+    GroupSet { name: String, properties: Assignments },
+    ResourceCreate { name: String, type_name: String, group: String, params: Assignments, properties: Assignments },
+    /// Common properties (PascalCase names) and private parameters.
+    ResourceSet { name: String, properties: Assignments, params: Assignments },
+    ResourceGet { name: String },
+    ResourceList,
+    ResourceOnline { name: String },
+    ResourceOffline { name: String },
+    /// Inject a failure through the restart policy (WSFC's "simulate failure").
+    ResourceFail { name: String },
+    ResourceDelete { name: String },
+    ResourceDepend { name: String, on: String },
+    /// The last `lines` lines of the cluster log, then (with follow) every new one.
+    Log { lines: u32, follow: bool },
+    /// The last `last` events, then (with follow) every new one.
+    Events { last: u32, follow: bool },
+    /// Stop the node service.
+    NodeStop,
+}
+
+impl ControlRequest {
+    /// Whether the request changes anything (and so is authorised strictly and audited).
+    pub fn is_mutating(&self) -> bool {
+        !matches!(
+            self,
+            ControlRequest::Status
+                | ControlRequest::PluginList
+                | ControlRequest::GroupGet { .. }
+                | ControlRequest::GroupList
+                | ControlRequest::ResourceGet { .. }
+                | ControlRequest::ResourceList
+                | ControlRequest::Log { .. }
+                | ControlRequest::Events { .. }
+        )
+    }
+}
+
+/// What rcm answers. A request gets exactly one of `Json`, `Done` or `Error`, except `Log`/`Events`,
+/// which get `Line`s and, unless following, `End`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlReply {
+    /// A view, as JSON text.
+    Json(String),
+    /// A change was accepted; the message says what it did.
+    Done { message: String },
+    /// The request was refused or failed; nothing changed.
+    Error { message: String },
+    /// One line of a log or event stream.
+    Line(String),
+    /// End of a finite stream.
+    End,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_mutation_is_classified() {
+        let env = ControlEnvelope {
+            version: CONTROL_PROTOCOL_VERSION,
+            request: ControlRequest::ResourceSet {
+                name: "disk".into(),
+                properties: vec![("DeadlockTimeout".into(), "200".into())],
+                params: vec![],
+            },
+        };
+        let frame = crate::encode(&env).unwrap();
+        assert_eq!(crate::decode::<ControlEnvelope>(&frame[4..]).unwrap(), env);
+        assert!(env.request.is_mutating());
+        assert!(!ControlRequest::Status.is_mutating());
+        assert!(ControlRequest::NodeStop.is_mutating());
+    }
+}
