@@ -41,3 +41,17 @@ pub fn prepare(cmd: &mut Command, fds: Vec<(OwnedFd, RawFd)>) {
         });
     }
 }
+
+/// Makes the child a session leader (setsid) so it outlives the terminal and the process that
+/// started it; used by `keelson node start` for the node service.
+pub fn detach(cmd: &mut Command) {
+    // SAFETY: setsid is async-signal-safe and the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
