@@ -119,3 +119,15 @@ pub fn set_nonblocking(fd: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Takes an exclusive, non-blocking `flock` on `path` (created if missing) and returns the open file;
+/// the lock lasts as long as the file stays open. `WouldBlock` means another process holds it.
+pub fn lock_exclusive(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
