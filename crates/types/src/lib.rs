@@ -4,11 +4,13 @@
 mod defaults;
 mod logtime;
 mod op;
+mod properties;
 mod signal;
 
 pub use defaults::*;
 pub use logtime::{format_iso_time, format_log_line, format_log_time};
 pub use op::{Op, UnknownOp};
+pub use properties::*;
 pub use signal::signal_name;
 
 use serde::{Deserialize, Serialize};

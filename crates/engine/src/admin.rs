@@ -1,0 +1,332 @@
+//! Administrator requests: create/delete groups and resources, properties, dependencies, online,
+//! offline and simulated failure. Each validates first and refuses with a clear `EngineError`.
+//! Not the state machine that then runs (lifecycle.rs reconciles after every event).
+
+use crate::command::{Command, PersistChange};
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::event::ResourceSpec;
+use crate::graph;
+use crate::group::Group;
+use crate::ids::GroupId;
+use crate::resource::Resource;
+use crate::state::ResourceState;
+use crate::timer::TimerKind;
+use keelson_types::{GroupProperties, LogLevel, ResourceId};
+
+fn join_names(names: impl IntoIterator<Item = String>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Engine {
+    pub(crate) fn create_group(
+        &mut self,
+        name: String,
+        props: GroupProperties,
+    ) -> Result<(), EngineError> {
+        if name.trim().is_empty() {
+            return Err(EngineError::EmptyName("group"));
+        }
+        if self.group_names.contains_key(&name) {
+            return Err(EngineError::GroupExists(name));
+        }
+        self.next_group += 1;
+        let id = GroupId(self.next_group);
+        self.group_names.insert(name.clone(), id);
+        self.groups.insert(id, Group::new(id, name.clone(), props));
+        self.dirty_groups.insert(id);
+        self.log(LogLevel::Info, format!("Created group '{name}'."));
+        Ok(())
+    }
+
+    pub(crate) fn delete_group(&mut self, name: &str) -> Result<(), EngineError> {
+        let id = self.gid(name)?;
+        let g = &self.groups[&id];
+        if !g.members.is_empty() {
+            let resources = join_names(g.members.iter().map(|r| self.res(*r).name.clone()));
+            return Err(EngineError::GroupNotEmpty {
+                group: name.to_string(),
+                resources,
+            });
+        }
+        self.groups.remove(&id);
+        self.group_names.remove(name);
+        self.dirty_groups.remove(&id);
+        self.cancel(TimerKind::GroupRetry(id));
+        self.out.push(Command::Persist(PersistChange::DeleteGroup(
+            name.to_string(),
+        )));
+        self.log(LogLevel::Info, format!("Deleted group '{name}'."));
+        Ok(())
+    }
+
+    pub(crate) fn create_resource(&mut self, spec: ResourceSpec) -> Result<(), EngineError> {
+        if spec.name.trim().is_empty() {
+            return Err(EngineError::EmptyName("resource"));
+        }
+        if self.resource_names.contains_key(&spec.name) {
+            return Err(EngineError::ResourceExists(spec.name));
+        }
+        let group = self.gid(&spec.group)?;
+        self.next_resource += 1;
+        let id = ResourceId(self.next_resource);
+        let mut r = Resource::new(id, spec.name.clone(), group, spec.type_name, spec.plugin);
+        r.props = spec.properties;
+        self.resources.insert(id, r);
+        self.resource_names.insert(spec.name.clone(), id);
+        self.groups.get_mut(&group).map(|g| g.members.insert(id));
+        for provider in &spec.depends_on {
+            self.add_dependency(&spec.name, provider)?;
+        }
+        self.mark_dirty(id);
+        self.log(
+            LogLevel::Info,
+            format!(
+                "Created resource '{}' in group '{}'.",
+                spec.name, spec.group
+            ),
+        );
+        self.open(id);
+        Ok(())
+    }
+
+    pub(crate) fn delete_resource(&mut self, name: &str) -> Result<(), EngineError> {
+        let id = self.rid(name)?;
+        let state = self.res(id).state;
+        if !matches!(state, ResourceState::Offline | ResourceState::Failed) {
+            return Err(EngineError::NotOffline {
+                name: name.to_string(),
+                state,
+            });
+        }
+        let dependents = graph::direct_dependents(&self.resources, id);
+        if !dependents.is_empty() {
+            let dependents = join_names(dependents.iter().map(|d| self.res(*d).name.clone()));
+            return Err(EngineError::StillDependedOn {
+                name: name.to_string(),
+                dependents,
+            });
+        }
+        self.cancel_resource_timers(id);
+        self.close(id);
+        let group = self.res(id).group;
+        self.groups.get_mut(&group).map(|g| g.members.remove(&id));
+        self.resources.remove(&id);
+        self.resource_names.remove(name);
+        self.dirty_resources.remove(&id);
+        self.out
+            .push(Command::Persist(PersistChange::DeleteResource(
+                name.to_string(),
+            )));
+        self.log(LogLevel::Info, format!("Deleted resource '{name}'."));
+        Ok(())
+    }
+
+    pub(crate) fn set_resource_property(
+        &mut self,
+        resource: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), EngineError> {
+        let id = self.rid(resource)?;
+        let mut props = self.res(id).props.clone();
+        props.set(name, value)?;
+        self.res_mut(id).props = props;
+        self.mark_dirty(id);
+        self.log(
+            LogLevel::Info,
+            format!("Resource '{resource}': set {name}={value}."),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn set_group_property(
+        &mut self,
+        group: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), EngineError> {
+        let id = self.gid(group)?;
+        let g = self
+            .groups
+            .get_mut(&id)
+            .expect("group id from the name table");
+        let mut props = g.props.clone();
+        props.set(name, value)?;
+        g.props = props;
+        self.dirty_groups.insert(id);
+        self.log(
+            LogLevel::Info,
+            format!("Group '{group}': set {name}={value}."),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn add_dependency(
+        &mut self,
+        resource: &str,
+        provider: &str,
+    ) -> Result<(), EngineError> {
+        let (id, pid) = (self.rid(resource)?, self.rid(provider)?);
+        self.check_dependency(id, pid)?;
+        if self.res_mut(id).depends_on.insert(pid) {
+            self.mark_dirty(id);
+            self.log(
+                LogLevel::Info,
+                format!("Resource '{resource}' now depends on '{provider}'."),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_dependency(&self, id: ResourceId, pid: ResourceId) -> Result<(), EngineError> {
+        let (r, p) = (self.res(id), self.res(pid));
+        if id == pid {
+            return Err(EngineError::SelfDependency(r.name.clone()));
+        }
+        if r.group != p.group {
+            return Err(EngineError::CrossGroup {
+                resource: r.name.clone(),
+                group: self.group_name_of(id),
+                provider: p.name.clone(),
+                provider_group: self.group_name_of(pid),
+            });
+        }
+        if let Some(path) = graph::path(&self.resources, pid, id) {
+            let mut names: Vec<String> = vec![r.name.clone()];
+            names.extend(path.iter().map(|x| self.res(*x).name.clone()));
+            let cycle = names.join(" -> ");
+            return Err(EngineError::Cycle {
+                resource: r.name.clone(),
+                provider: p.name.clone(),
+                cycle,
+            });
+        }
+        let up = matches!(
+            r.state,
+            ResourceState::Online | ResourceState::OnlinePending
+        );
+        if up && p.state != ResourceState::Online {
+            return Err(EngineError::ProviderNotOnline {
+                resource: r.name.clone(),
+                state: r.state,
+                provider: p.name.clone(),
+                provider_state: p.state,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove_dependency(
+        &mut self,
+        resource: &str,
+        provider: &str,
+    ) -> Result<(), EngineError> {
+        let (id, pid) = (self.rid(resource)?, self.rid(provider)?);
+        if !self.res_mut(id).depends_on.remove(&pid) {
+            let (resource, provider) = (resource.to_string(), provider.to_string());
+            return Err(EngineError::NoSuchDependency { resource, provider });
+        }
+        self.mark_dirty(id);
+        self.log(
+            LogLevel::Info,
+            format!("Resource '{resource}' no longer depends on '{provider}'."),
+        );
+        Ok(())
+    }
+
+    /// Wants the resource and everything it depends on online; retries a failed group now.
+    pub(crate) fn online_resource(&mut self, name: &str) -> Result<(), EngineError> {
+        let id = self.rid(name)?;
+        let mut ids = graph::providers(&self.resources, id);
+        ids.insert(id);
+        self.clear_group_failure(self.res(id).group);
+        for r in ids {
+            self.want(r, true);
+        }
+        self.log(
+            LogLevel::Info,
+            format!("Bringing resource '{name}' online."),
+        );
+        Ok(())
+    }
+
+    /// Wants the resource and everything depending on it offline.
+    pub(crate) fn offline_resource(&mut self, name: &str) -> Result<(), EngineError> {
+        let id = self.rid(name)?;
+        let mut ids = graph::dependents(&self.resources, id);
+        ids.insert(id);
+        for r in ids {
+            self.want(r, false);
+        }
+        self.log(LogLevel::Info, format!("Taking resource '{name}' offline."));
+        Ok(())
+    }
+
+    pub(crate) fn online_group(&mut self, name: &str) -> Result<(), EngineError> {
+        self.want_group(name, true)
+    }
+
+    pub(crate) fn offline_group(&mut self, name: &str) -> Result<(), EngineError> {
+        self.want_group(name, false)
+    }
+
+    fn want_group(&mut self, name: &str, online: bool) -> Result<(), EngineError> {
+        let id = self.gid(name)?;
+        self.clear_group_failure(id);
+        let g = self
+            .groups
+            .get_mut(&id)
+            .expect("group id from the name table");
+        g.want_online = online;
+        let members: Vec<ResourceId> = g.members.iter().copied().collect();
+        self.dirty_groups.insert(id);
+        for r in members {
+            self.want(r, online);
+        }
+        let verb = if online {
+            "Bringing group '{}' online."
+        } else {
+            "Taking group '{}' offline."
+        };
+        self.log(LogLevel::Info, verb.replace("{}", name));
+        Ok(())
+    }
+
+    /// Records the wish; a Failed resource is reset to Offline (its restart/retry cancelled) so that
+    /// reconciliation acts on the wish at once.
+    fn want(&mut self, id: ResourceId, online: bool) {
+        let r = self.res_mut(id);
+        if r.want_online != online {
+            r.want_online = online;
+            self.mark_dirty(id);
+        }
+        if self.res(id).state == ResourceState::Failed {
+            self.cancel(TimerKind::Restart(id));
+            self.cancel(TimerKind::Retry(id));
+            self.res_mut(id).restarts.clear();
+            self.set_state(id, ResourceState::Offline);
+        }
+    }
+
+    pub(crate) fn fail_resource(&mut self, name: &str) -> Result<(), EngineError> {
+        let id = self.rid(name)?;
+        let state = self.res(id).state;
+        if state != ResourceState::Online {
+            return Err(EngineError::NotOnline {
+                name: name.to_string(),
+                state,
+            });
+        }
+        self.log(
+            LogLevel::Info,
+            format!("Simulating a failure of resource '{name}'."),
+        );
+        self.fail(id, "failure simulated by the administrator");
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! What the engine asks the shell to do: host and call requests, timers, cluster-log lines, cluster
+//! events, database changes and state-change notifications. Not how they are done (rcm, crates/host,
+//! crates/store).
+
+use crate::ids::{GroupId, HostId};
+use crate::state::{GroupState, ResourceState};
+use crate::timer::Timer;
+use keelson_types::{LogLevel, Op, ResourceId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One effect for the shell to carry out, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Spawn a host process for slot `host`; report `Event::HostStarted` (or `Event::HostDied` if it
+    /// could not start). `dedicated_to` is the resource it is a separate monitor for, if any.
+    StartHost {
+        host: HostId,
+        dedicated_to: Option<ResourceId>,
+    },
+    /// Shut the host down: nothing is open in it any more.
+    StopHost { host: HostId },
+    /// Open the resource in the host (loading `plugin` there if needed). Report the result as
+    /// `Event::CallDone { op: Op::Open, .. }`.
+    Open {
+        resource: ResourceId,
+        host: HostId,
+        name: String,
+        type_name: String,
+        plugin: String,
+    },
+    /// Close the resource in the host. No result is expected.
+    Close { resource: ResourceId, host: HostId },
+    /// Call an entry point with a deadline (PendingTimeout for Online/Offline, DeadlockTimeout for
+    /// the others). Report `Event::CallDone` when it returns.
+    Call {
+        resource: ResourceId,
+        host: HostId,
+        op: Op,
+        deadline_ms: u64,
+    },
+    /// Feed `Event::TimerFired { timer }` back once the clock reaches `at` (ms).
+    ScheduleTimer { at: u64, timer: Timer },
+    /// Write one cluster-log line.
+    Log {
+        level: LogLevel,
+        component: String,
+        message: String,
+    },
+    /// Record one cluster event (events.jsonl, `keelson events`).
+    RaiseEvent(ClusterEvent),
+    /// Save this change to the cluster database.
+    Persist(PersistChange),
+    /// A resource changed state (for watchers and the API; nothing to execute).
+    ResourceStateChanged {
+        resource: ResourceId,
+        name: String,
+        from: ResourceState,
+        to: ResourceState,
+    },
+    /// A group changed state (for watchers and the API; nothing to execute).
+    GroupStateChanged {
+        group: GroupId,
+        name: String,
+        from: GroupState,
+        to: GroupState,
+    },
+}
+
+/// Severity of a cluster event, as the Windows event log names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventLevel {
+    Critical,
+    Error,
+    Warning,
+    Information,
+}
+
+impl fmt::Display for EventLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventLevel::Critical => "Critical",
+            EventLevel::Error => "Error",
+            EventLevel::Warning => "Warning",
+            EventLevel::Information => "Information",
+        })
+    }
+}
+
+/// One numbered cluster event (WSFC ids where one exists: 1069, 1146, 1205, 1230, …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterEvent {
+    pub id: u32,
+    pub level: EventLevel,
+    pub message: String,
+    /// Name of the resource concerned, if any.
+    pub resource: Option<String>,
+    /// Name of the group concerned, if any.
+    pub group: Option<String>,
+}
+
+/// A resource as the cluster database keeps it. Private parameters are not the engine's business:
+/// the shell keeps them beside this record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    pub name: String,
+    pub type_name: String,
+    pub plugin: String,
+    pub group: String,
+    /// Common properties that differ from their defaults, by PascalCase name.
+    pub properties: BTreeMap<String, String>,
+    /// Names of the resources (same group) it depends on, sorted.
+    pub depends_on: Vec<String>,
+    /// Whether the administrator wants it online.
+    pub want_online: bool,
+}
+
+/// A group as the cluster database keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub name: String,
+    /// Common properties that differ from their defaults, by PascalCase name.
+    pub properties: BTreeMap<String, String>,
+    /// Whether the administrator last brought the group online (true) or offline (false).
+    pub want_online: bool,
+}
+
+/// One change to the cluster database. Puts carry the whole record (upsert).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PersistChange {
+    PutResource(ResourceRecord),
+    DeleteResource(String),
+    PutGroup(GroupRecord),
+    DeleteGroup(String),
+}

@@ -1,0 +1,262 @@
+//! The `Engine` value: all resources, groups, hosts and live timers of one node, and `handle`, the one
+//! entry point that turns `(now, Event)` into `Vec<Command>`. Helpers to emit commands live here too.
+//! Not the rules themselves: admin.rs, lifecycle.rs, health.rs, failure.rs and host_death.rs hold them.
+
+use crate::command::{ClusterEvent, Command, EventLevel, PersistChange};
+use crate::error::EngineError;
+use crate::event::Event;
+use crate::group::Group;
+use crate::hosts::HostTable;
+use crate::ids::{GroupId, TimerId};
+use crate::resource::Resource;
+use crate::state::GroupState;
+use crate::timer::{Timer, TimerKind};
+use keelson_types::{LogLevel, ResourceId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The pure core of the node service. See the crate documentation for how a shell drives it.
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    pub(crate) resources: BTreeMap<ResourceId, Resource>,
+    pub(crate) groups: BTreeMap<GroupId, Group>,
+    pub(crate) resource_names: BTreeMap<String, ResourceId>,
+    pub(crate) group_names: BTreeMap<String, GroupId>,
+    pub(crate) hosts: HostTable,
+    /// The live timer of each kind; a fired timer whose id is not here is stale.
+    pub(crate) timers: BTreeMap<TimerKind, TimerId>,
+    pub(crate) next_resource: u64,
+    pub(crate) next_group: u64,
+    pub(crate) next_timer: u64,
+    pub(crate) now: u64,
+    pub(crate) out: Vec<Command>,
+    pub(crate) dirty_resources: BTreeSet<ResourceId>,
+    pub(crate) dirty_groups: BTreeSet<GroupId>,
+}
+
+impl Engine {
+    /// An engine with no groups and no resources.
+    pub fn new() -> Self {
+        Engine::default()
+    }
+
+    /// Handles one event at time `now` (ms, from any monotonic origin; a smaller `now` than before is
+    /// treated as the previous one). Returns the commands to execute, in order. An administrator
+    /// request that is refused returns the error and leaves the engine exactly as it was.
+    pub fn handle(&mut self, now: u64, event: Event) -> Result<Vec<Command>, EngineError> {
+        let backup = event.is_admin().then(|| self.clone());
+        self.now = self.now.max(now);
+        let before = self.group_states();
+        if let Err(e) = self.dispatch(event) {
+            if let Some(b) = backup {
+                *self = b;
+            }
+            return Err(e);
+        }
+        self.reconcile_all();
+        self.flush_persist();
+        self.notify_group_changes(before);
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    fn dispatch(&mut self, event: Event) -> Result<(), EngineError> {
+        match event {
+            Event::CreateGroup { name, properties } => self.create_group(name, properties),
+            Event::DeleteGroup { name } => self.delete_group(&name),
+            Event::CreateResource(spec) => self.create_resource(spec),
+            Event::DeleteResource { name } => self.delete_resource(&name),
+            Event::SetResourceProperty {
+                resource,
+                name,
+                value,
+            } => self.set_resource_property(&resource, &name, &value),
+            Event::SetGroupProperty { group, name, value } => {
+                self.set_group_property(&group, &name, &value)
+            }
+            Event::AddDependency { resource, provider } => {
+                self.add_dependency(&resource, &provider)
+            }
+            Event::RemoveDependency { resource, provider } => {
+                self.remove_dependency(&resource, &provider)
+            }
+            Event::OnlineResource { name } => self.online_resource(&name),
+            Event::OfflineResource { name } => self.offline_resource(&name),
+            Event::OnlineGroup { name } => self.online_group(&name),
+            Event::OfflineGroup { name } => self.offline_group(&name),
+            Event::FailResource { name } => self.fail_resource(&name),
+            Event::CallDone {
+                resource,
+                op,
+                ok,
+                message,
+            } => {
+                self.call_done(resource, op, ok, &message);
+                Ok(())
+            }
+            Event::TimerFired { timer } => {
+                self.timer_fired(timer);
+                Ok(())
+            }
+            Event::HostStarted { host, pid } => {
+                self.hosts.set_pid(host, pid);
+                Ok(())
+            }
+            Event::HostDied {
+                host,
+                offender,
+                cause,
+            } => {
+                self.host_died(host, offender, &cause);
+                Ok(())
+            }
+        }
+    }
+
+    // ---- lookups ----
+
+    pub(crate) fn rid(&self, name: &str) -> Result<ResourceId, EngineError> {
+        self.resource_names
+            .get(name)
+            .copied()
+            .ok_or_else(|| EngineError::UnknownResource(name.to_string()))
+    }
+
+    pub(crate) fn gid(&self, name: &str) -> Result<GroupId, EngineError> {
+        self.group_names
+            .get(name)
+            .copied()
+            .ok_or_else(|| EngineError::UnknownGroup(name.to_string()))
+    }
+
+    pub(crate) fn res(&self, id: ResourceId) -> &Resource {
+        &self.resources[&id]
+    }
+
+    pub(crate) fn res_mut(&mut self, id: ResourceId) -> &mut Resource {
+        self.resources
+            .get_mut(&id)
+            .expect("resource id from the engine's own tables")
+    }
+
+    pub(crate) fn group_name_of(&self, id: ResourceId) -> String {
+        self.groups
+            .get(&self.res(id).group)
+            .map(|g| g.name.clone())
+            .unwrap_or_default()
+    }
+
+    // ---- emitting ----
+
+    pub(crate) fn log(&mut self, level: LogLevel, message: String) {
+        self.out.push(Command::Log {
+            level,
+            component: "RCM".to_string(),
+            message,
+        });
+    }
+
+    pub(crate) fn raise(
+        &mut self,
+        id: u32,
+        level: EventLevel,
+        message: String,
+        resource: Option<String>,
+        group: Option<String>,
+    ) {
+        self.out.push(Command::RaiseEvent(ClusterEvent {
+            id,
+            level,
+            message,
+            resource,
+            group,
+        }));
+    }
+
+    /// Schedules `kind` at `at`, replacing (and so cancelling) any live timer of that kind.
+    pub(crate) fn schedule(&mut self, kind: TimerKind, at: u64) {
+        self.next_timer += 1;
+        let id = TimerId(self.next_timer);
+        self.timers.insert(kind, id);
+        self.out.push(Command::ScheduleTimer {
+            at,
+            timer: Timer { id, kind },
+        });
+    }
+
+    /// Cancels the live timer of `kind`, if any (when it fires it is ignored).
+    pub(crate) fn cancel(&mut self, kind: TimerKind) {
+        self.timers.remove(&kind);
+    }
+
+    /// True (and the timer forgotten) if `timer` is the live one of its kind.
+    pub(crate) fn take_timer(&mut self, timer: Timer) -> bool {
+        if self.timers.get(&timer.kind) == Some(&timer.id) {
+            self.timers.remove(&timer.kind);
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn mark_dirty(&mut self, id: ResourceId) {
+        self.dirty_resources.insert(id);
+    }
+
+    fn flush_persist(&mut self) {
+        for id in std::mem::take(&mut self.dirty_resources) {
+            if let Some(r) = self.resources.get(&id) {
+                let group = self
+                    .groups
+                    .get(&r.group)
+                    .map(|g| g.name.clone())
+                    .unwrap_or_default();
+                let mut deps: Vec<String> = r
+                    .depends_on
+                    .iter()
+                    .map(|d| self.res(*d).name.clone())
+                    .collect();
+                deps.sort();
+                self.out.push(Command::Persist(PersistChange::PutResource(
+                    r.record(&group, deps),
+                )));
+            }
+        }
+        for id in std::mem::take(&mut self.dirty_groups) {
+            if let Some(g) = self.groups.get(&id) {
+                self.out
+                    .push(Command::Persist(PersistChange::PutGroup(g.record())));
+            }
+        }
+    }
+
+    // ---- group states ----
+
+    /// The derived state of a group.
+    pub(crate) fn derive_group_state(&self, id: GroupId) -> GroupState {
+        let g = &self.groups[&id];
+        GroupState::derive(g.failed_over, g.members.iter().map(|r| self.res(*r).state))
+    }
+
+    fn group_states(&self) -> BTreeMap<GroupId, GroupState> {
+        self.groups
+            .keys()
+            .map(|g| (*g, self.derive_group_state(*g)))
+            .collect()
+    }
+
+    fn notify_group_changes(&mut self, before: BTreeMap<GroupId, GroupState>) {
+        for (id, from) in before {
+            let Some(g) = self.groups.get(&id) else {
+                continue;
+            };
+            let to = self.derive_group_state(id);
+            if to != from {
+                let name = g.name.clone();
+                self.out.push(Command::GroupStateChanged {
+                    group: id,
+                    name,
+                    from,
+                    to,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! What the shell feeds into the engine: administrator requests (by name) and what happened outside
+//! (call results, timers, hosts starting and dying, by id). Not their transport (crates/proto).
+
+use crate::ids::HostId;
+use crate::timer::Timer;
+use keelson_types::{GroupProperties, Op, ResourceId, ResourceProperties};
+use serde::{Deserialize, Serialize};
+
+/// A new resource, as the administrator describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceSpec {
+    pub name: String,
+    pub group: String,
+    pub type_name: String,
+    /// The plugin implementing `type_name` (resolved by the shell; used in logs and event 1230).
+    pub plugin: String,
+    pub properties: ResourceProperties,
+    /// Names of resources in the same group it depends on.
+    pub depends_on: Vec<String>,
+}
+
+/// One input to the engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    // ---- administrator requests: refused with an `EngineError` and no change when invalid ----
+    CreateGroup {
+        name: String,
+        properties: GroupProperties,
+    },
+    /// Refused while the group holds resources.
+    DeleteGroup {
+        name: String,
+    },
+    CreateResource(ResourceSpec),
+    /// Refused unless the resource is Offline or Failed, and while others depend on it.
+    DeleteResource {
+        name: String,
+    },
+    /// `name` is a resource property name (`RestartAction`, …), `value` its text; validated.
+    SetResourceProperty {
+        resource: String,
+        name: String,
+        value: String,
+    },
+    SetGroupProperty {
+        group: String,
+        name: String,
+        value: String,
+    },
+    /// `resource` will depend on `provider` (same group, no cycle).
+    AddDependency {
+        resource: String,
+        provider: String,
+    },
+    RemoveDependency {
+        resource: String,
+        provider: String,
+    },
+    /// Bring the resource (and everything it depends on) online.
+    OnlineResource {
+        name: String,
+    },
+    /// Take the resource (and everything depending on it) offline.
+    OfflineResource {
+        name: String,
+    },
+    OnlineGroup {
+        name: String,
+    },
+    OfflineGroup {
+        name: String,
+    },
+    /// Simulate a failure of an Online resource: handled exactly like a failed IsAlive.
+    FailResource {
+        name: String,
+    },
+
+    // ---- what happened outside: never refused; stale or unknown ones are ignored ----
+    /// A `Command::Call` (or `Command::Open`, with `op: Op::Open`) returned.
+    CallDone {
+        resource: ResourceId,
+        op: Op,
+        ok: bool,
+        message: String,
+    },
+    /// A `Command::ScheduleTimer` timer is due.
+    TimerFired {
+        timer: Timer,
+    },
+    /// The host of slot `host` runs as process `pid` (its resources' MonitorProcessId).
+    HostStarted {
+        host: HostId,
+        pid: u32,
+    },
+    /// The host of slot `host` is gone. `offender` is the resource and entry point blamed for it
+    /// (crash or deadlock report), `None` when nobody is (killed from outside, failed to start…).
+    HostDied {
+        host: HostId,
+        offender: Option<(ResourceId, Op)>,
+        cause: String,
+    },
+}
+
+impl Event {
+    /// True for administrator requests (the ones that can be refused).
+    pub fn is_admin(&self) -> bool {
+        !matches!(
+            self,
+            Event::CallDone { .. }
+                | Event::TimerFired { .. }
+                | Event::HostStarted { .. }
+                | Event::HostDied { .. }
+        )
+    }
+}

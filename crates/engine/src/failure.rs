@@ -1,0 +1,174 @@
+//! Resource failure and the restart policy: Failed + event 1069, then restart after RestartDelay,
+//! stay Failed (retried after RetryPeriodOnFailure or never), or fail the group (on a single node:
+//! group Failed, event 1205, retried after RetryPeriodOnFailure). Not the decision arithmetic
+//! (restart.rs) nor failure detection (health.rs, host_death.rs).
+
+use crate::command::EventLevel;
+use crate::engine::Engine;
+use crate::ids::GroupId;
+use crate::restart::{decide, Decision};
+use crate::state::ResourceState;
+use crate::timer::TimerKind;
+use keelson_types::{LogLevel, Op, ResourceId};
+
+impl Engine {
+    /// The resource failed (`reason` for the log). Online/OnlinePending failures go through the restart
+    /// policy; an OfflinePending one just ends Failed; Offline/Failed resources are left alone.
+    pub(crate) fn fail(&mut self, id: ResourceId, reason: &str) {
+        let was = self.res(id).state;
+        if matches!(was, ResourceState::Offline | ResourceState::Failed) {
+            return;
+        }
+        self.cancel_resource_timers(id);
+        let r = self.res_mut(id);
+        r.outstanding
+            .retain(|op| matches!(op, Op::Open | Op::Terminate));
+        let (name, group) = (r.name.clone(), self.group_name_of(id));
+        self.set_state(id, ResourceState::Failed);
+        self.log(
+            LogLevel::Err,
+            format!("Resource '{name}' failed: {reason}."),
+        );
+        let msg = format!(
+            "Cluster resource '{name}' in clustered service or application '{group}' failed."
+        );
+        self.raise(1069, EventLevel::Error, msg, Some(name), Some(group));
+        if was != ResourceState::OfflinePending {
+            self.apply_policy(id);
+        }
+    }
+
+    fn apply_policy(&mut self, id: ResourceId) {
+        let gid = self.res(id).group;
+        if self.groups[&gid].failed_over {
+            return;
+        }
+        let r = self.res(id);
+        let name = r.name.clone();
+        match decide(&r.props, &r.restarts, self.now) {
+            Decision::Restart { at } => {
+                let period = r.props.restart_period_ms;
+                let now = self.now;
+                self.res_mut(id).restarts.record(now, period);
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "Resource '{name}' will be restarted in {} ms.",
+                        at - self.now
+                    ),
+                );
+                self.schedule(TimerKind::Restart(id), at);
+            }
+            Decision::StayFailed { retry_at: Some(at) } => {
+                self.log(
+                    LogLevel::Warn,
+                    format!(
+                        "Resource '{name}' stays Failed; it will be retried in {} ms.",
+                        at - self.now
+                    ),
+                );
+                self.schedule(TimerKind::Retry(id), at);
+            }
+            Decision::StayFailed { retry_at: None } => {
+                self.log(
+                    LogLevel::Warn,
+                    format!("Resource '{name}' stays Failed (RestartAction=NoRestart)."),
+                );
+            }
+            Decision::FailGroup { retry_at } => self.fail_group(gid, id, retry_at),
+        }
+    }
+
+    /// Past the threshold with RestartAndFailover. On a single node there is nowhere to move to: the
+    /// group is Failed, its resources are taken offline, and it is retried at `retry_at`.
+    fn fail_group(&mut self, gid: GroupId, offender: ResourceId, retry_at: u64) {
+        let g = self.groups.get_mut(&gid).expect("group of a resource");
+        g.failed_over = true;
+        let (group, members) = (g.name.clone(), g.members.clone());
+        for m in members {
+            self.cancel(TimerKind::Restart(m));
+            self.cancel(TimerKind::Retry(m));
+        }
+        let name = self.res(offender).name.clone();
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "Resource '{name}' failed past its RestartThreshold; group '{group}' failed over, no other node \
+                 can host it: group is Failed and will be retried in {} ms.",
+                retry_at - self.now
+            ),
+        );
+        let msg = format!(
+            "The Cluster service failed to bring clustered service or application '{group}' completely online or \
+             offline. One or more resources may be in a failed state. This may impact the availability of the \
+             clustered service or application."
+        );
+        self.raise(1205, EventLevel::Error, msg, Some(name), Some(group));
+        self.schedule(TimerKind::GroupRetry(gid), retry_at);
+    }
+
+    /// RestartDelay passed: the resource becomes Offline and reconciliation restarts it (after its
+    /// providers, if they are down too).
+    pub(crate) fn restart_due(&mut self, id: ResourceId) {
+        if self
+            .resources
+            .get(&id)
+            .is_some_and(|r| r.state == ResourceState::Failed)
+        {
+            let name = self.res(id).name.clone();
+            self.log(LogLevel::Info, format!("Restarting resource '{name}'."));
+            self.set_state(id, ResourceState::Offline);
+        }
+    }
+
+    /// RetryPeriodOnFailure passed for a resource: forget its restarts and try again.
+    pub(crate) fn retry_due(&mut self, id: ResourceId) {
+        if self
+            .resources
+            .get(&id)
+            .is_some_and(|r| r.state == ResourceState::Failed)
+        {
+            let name = self.res(id).name.clone();
+            self.log(
+                LogLevel::Info,
+                format!("Retrying failed resource '{name}' (RetryPeriodOnFailure)."),
+            );
+            self.res_mut(id).restarts.clear();
+            self.set_state(id, ResourceState::Offline);
+        }
+    }
+
+    /// RetryPeriodOnFailure passed for a failed group: try the whole group again.
+    pub(crate) fn group_retry_due(&mut self, gid: GroupId) {
+        if self.groups.get(&gid).is_some_and(|g| g.failed_over) {
+            let name = self.groups[&gid].name.clone();
+            self.log(
+                LogLevel::Info,
+                format!("Retrying failed group '{name}' (RetryPeriodOnFailure)."),
+            );
+            self.clear_group_failure(gid);
+        }
+    }
+
+    /// Ends a group failure (retry timer or administrator): failed members become Offline with their
+    /// restart history forgotten, so reconciliation brings back what wants to be online.
+    pub(crate) fn clear_group_failure(&mut self, gid: GroupId) {
+        let g = self
+            .groups
+            .get_mut(&gid)
+            .expect("group id from the engine's tables");
+        if !g.failed_over {
+            return;
+        }
+        g.failed_over = false;
+        let members = g.members.clone();
+        self.cancel(TimerKind::GroupRetry(gid));
+        for m in members {
+            self.res_mut(m).restarts.clear();
+            if self.res(m).state == ResourceState::Failed {
+                self.cancel(TimerKind::Retry(m));
+                self.set_state(m, ResourceState::Offline);
+            }
+        }
+    }
+}

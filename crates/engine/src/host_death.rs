@@ -1,0 +1,115 @@
+//! A host process died (crash, deadlock, killed, failed to start): blame the offender by name (log
+//! lines, events 1230 and 1146), mark it SeparateMonitor persistently, re-open it in a host of its own
+//! and every innocent in a fresh default host, bring back what was Online, and run the restart policy
+//! on the offender. Not the detection (crates/host) nor the policy itself (failure.rs).
+
+use crate::command::EventLevel;
+use crate::engine::Engine;
+use crate::ids::HostId;
+use crate::state::ResourceState;
+use crate::timer::TimerKind;
+use keelson_types::{LogLevel, Op, ResourceId};
+
+const HOST_STOPPED: &str = "The cluster resource host subsystem (RHS) stopped unexpectedly. An attempt will be made \
+     to restart it. This is usually due to a problem in a resource DLL. Please determine which resource DLL is \
+     causing the issue and report the problem to the resource vendor.";
+
+impl Engine {
+    pub(crate) fn host_died(
+        &mut self,
+        host: HostId,
+        offender: Option<(ResourceId, Op)>,
+        cause: &str,
+    ) {
+        let Some(dead) = self.hosts.remove_dead(host) else {
+            return;
+        }; // unknown or already handled
+        let members: Vec<ResourceId> = dead.members.iter().copied().collect();
+        let offender = offender
+            .filter(|(r, _)| dead.members.contains(r))
+            .map(|(r, _)| r);
+        let pid = dead
+            .pid
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into());
+        self.log(
+            LogLevel::Warn,
+            format!("Host {host} (pid {pid}) stopped unexpectedly: {cause}"),
+        );
+        if let Some(o) = offender {
+            self.blame(o);
+        }
+        self.raise(
+            1146,
+            EventLevel::Critical,
+            HOST_STOPPED.to_string(),
+            None,
+            None,
+        );
+        for m in &members {
+            self.detach(*m);
+        }
+        match offender {
+            Some(o) => self.fail(o, &format!("its host died: {cause}")),
+            None => self.fail_all_unattributed(&members, cause),
+        }
+        for m in members.iter().filter(|m| Some(**m) != offender) {
+            if self.res(*m).state != ResourceState::Failed {
+                self.set_state(*m, ResourceState::Offline); // reconciliation brings it back if wanted
+            }
+        }
+        for m in members {
+            if self.res(m).host.is_none() {
+                self.open(m);
+            }
+        }
+    }
+
+    /// The FAILURENOTIFICATION lines, event 1230, and SeparateMonitor=true (persisted).
+    fn blame(&mut self, id: ResourceId) {
+        let r = self.res(id);
+        let (name, gen, t, p) = (r.name.clone(), r.gen, r.type_name.clone(), r.plugin.clone());
+        self.log(
+            LogLevel::Info,
+            format!("HandleMonitorReply: FAILURENOTIFICATION for '{name}', gen({gen}) result 4."),
+        );
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "Resource '{name}' (resource type '{t}', plugin '{p}') has crashed or deadlocked; marking it to \
+                 run in a separate monitor."
+            ),
+        );
+        let msg = format!(
+            "Cluster resource '{name}' (resource type '{t}', plugin '{p}') either crashed or deadlocked. The \
+             Resource Hosting Subsystem (RHS) process will now attempt to terminate, and the resource will be \
+             marked to run in a separate monitor."
+        );
+        let group = self.group_name_of(id);
+        self.raise(1230, EventLevel::Error, msg, Some(name), Some(group));
+        if !self.res(id).props.separate_monitor {
+            self.res_mut(id).props.separate_monitor = true;
+            self.mark_dirty(id);
+        }
+    }
+
+    /// The resource is no longer open anywhere: its calls and pending timer died with the host.
+    fn detach(&mut self, id: ResourceId) {
+        let r = self.res_mut(id);
+        r.host = None;
+        r.outstanding.clear();
+        self.cancel(TimerKind::PendingTimeout(id));
+    }
+
+    /// Nobody was blamed: every member that was (coming) Online failed.
+    fn fail_all_unattributed(&mut self, members: &[ResourceId], cause: &str) {
+        for m in members {
+            if matches!(
+                self.res(*m).state,
+                ResourceState::Online | ResourceState::OnlinePending
+            ) {
+                self.fail(*m, &format!("its host died: {cause}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! One resource's runtime record inside the engine: identity, properties, dependencies, state, where
+//! it is hosted and which calls are outstanding. Not its transitions (engine handlers) and not views.
+
+use crate::command::ResourceRecord;
+use crate::ids::{GroupId, HostId};
+use crate::restart::RestartHistory;
+use crate::state::ResourceState;
+use keelson_types::{Op, ResourceId, ResourceProperties};
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Resource {
+    pub id: ResourceId,
+    pub name: String,
+    pub group: GroupId,
+    pub type_name: String,
+    pub plugin: String,
+    pub props: ResourceProperties,
+    /// Resources (same group) this one depends on.
+    pub depends_on: BTreeSet<ResourceId>,
+    pub state: ResourceState,
+    /// The administrator's wish (persistent).
+    pub want_online: bool,
+    /// The host slot it is open (or being opened) in.
+    pub host: Option<HostId>,
+    /// Re-open counter: 0 for the first open, +1 for every open after that (the `gen(N)` in logs).
+    pub gen: u64,
+    pub opened_once: bool,
+    /// Calls sent and not yet answered; results for anything else are stale and ignored.
+    pub outstanding: BTreeSet<Op>,
+    pub restarts: RestartHistory,
+}
+
+impl Resource {
+    /// A new, Offline, unhosted resource.
+    pub fn new(
+        id: ResourceId,
+        name: String,
+        group: GroupId,
+        type_name: String,
+        plugin: String,
+    ) -> Self {
+        Resource {
+            id,
+            name,
+            group,
+            type_name,
+            plugin,
+            props: ResourceProperties::default(),
+            depends_on: BTreeSet::new(),
+            state: ResourceState::Offline,
+            want_online: false,
+            host: None,
+            gen: 0,
+            opened_once: false,
+            outstanding: BTreeSet::new(),
+            restarts: RestartHistory::default(),
+        }
+    }
+
+    /// The deadline for a call of `op`: PendingTimeout for Online/Offline, DeadlockTimeout otherwise.
+    pub fn deadline_for(&self, op: Op) -> u64 {
+        match op {
+            Op::Online | Op::Offline => self.props.pending_timeout_ms,
+            _ => self.props.deadlock_timeout_ms,
+        }
+    }
+
+    /// The database record, given the names of the group and of the providers.
+    pub fn record(&self, group: &str, depends_on: Vec<String>) -> ResourceRecord {
+        ResourceRecord {
+            name: self.name.clone(),
+            type_name: self.type_name.clone(),
+            plugin: self.plugin.clone(),
+            group: group.to_string(),
+            properties: self.props.non_default_map(),
+            depends_on,
+            want_online: self.want_online,
+        }
+    }
+}
