@@ -1,0 +1,280 @@
+//! A fake shell for tests: drives the engine with a fake clock, remembers outstanding calls, timers
+//! and live hosts from the commands it gets, and answers on request. No sleeps, no real time.
+#![allow(dead_code)]
+
+use keelson_engine::*;
+use keelson_types::{GroupProperties, LogLevel, Op, ResourceId, ResourceProperties};
+use std::collections::BTreeSet;
+
+pub struct Sim {
+    pub engine: Engine,
+    pub now: u64,
+    /// Every command ever returned, in order.
+    pub history: Vec<Command>,
+    /// Calls (incl. Open) sent and not answered, as the shell sees them.
+    pub calls: Vec<(ResourceId, HostId, Op)>,
+    /// Timers scheduled and not fired.
+    pub timers: Vec<(u64, Timer)>,
+    pub live_hosts: BTreeSet<HostId>,
+    pub started_hosts: BTreeSet<HostId>,
+    next_pid: u32,
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim::new()
+    }
+}
+
+impl Sim {
+    pub fn new() -> Self {
+        Sim {
+            engine: Engine::new(),
+            now: 1_000_000,
+            history: Vec::new(),
+            calls: Vec::new(),
+            timers: Vec::new(),
+            live_hosts: BTreeSet::new(),
+            started_hosts: BTreeSet::new(),
+            next_pid: 4000,
+        }
+    }
+
+    /// Feeds one event; records what comes back.
+    pub fn send(&mut self, event: Event) -> Result<Vec<Command>, EngineError> {
+        let cmds = self.engine.handle(self.now, event)?;
+        self.absorb(&cmds);
+        self.engine.check_invariants().expect("engine invariants");
+        Ok(cmds)
+    }
+
+    /// Feeds one event that must be accepted.
+    pub fn ok(&mut self, event: Event) -> Vec<Command> {
+        let dbg = format!("{event:?}");
+        self.send(event).unwrap_or_else(|e| panic!("{dbg} refused: {e}"))
+    }
+
+    pub fn absorb(&mut self, cmds: &[Command]) {
+        for c in cmds {
+            match c {
+                Command::StartHost { host, .. } => {
+                    self.live_hosts.insert(*host);
+                }
+                Command::StopHost { host } => {
+                    self.live_hosts.remove(host);
+                    self.calls.retain(|(_, h, _)| h != host);
+                }
+                Command::Open { resource, host, .. } => self.calls.push((*resource, *host, Op::Open)),
+                Command::Call { resource, host, op, .. } => self.calls.push((*resource, *host, *op)),
+                Command::ScheduleTimer { at, timer } => self.timers.push((*at, *timer)),
+                _ => {}
+            }
+        }
+        self.history.extend(cmds.iter().cloned());
+    }
+
+    // ---- setup ----
+
+    pub fn group(&mut self, name: &str) {
+        self.ok(Event::CreateGroup { name: name.into(), properties: GroupProperties::default() });
+    }
+
+    pub fn resource(&mut self, name: &str, group: &str, props: ResourceProperties) -> Vec<Command> {
+        self.ok(Event::CreateResource(spec(name, group, props, &[])))
+    }
+
+    pub fn dep(&mut self, resource: &str, provider: &str) {
+        self.ok(Event::AddDependency { resource: resource.into(), provider: provider.into() });
+    }
+
+    pub fn set(&mut self, resource: &str, name: &str, value: &str) {
+        self.ok(Event::SetResourceProperty { resource: resource.into(), name: name.into(), value: value.into() });
+    }
+
+    /// One group `g` with default-policy resources `names`, opened, Offline.
+    pub fn with_group(names: &[&str]) -> Sim {
+        let mut sim = Sim::new();
+        sim.group("g");
+        for n in names {
+            sim.resource(n, "g", ResourceProperties::default());
+        }
+        sim.settle();
+        sim
+    }
+
+    // ---- queries ----
+
+    pub fn id(&self, name: &str) -> ResourceId {
+        self.engine.resource(name).unwrap_or_else(|| panic!("no resource {name}")).id
+    }
+
+    pub fn name(&self, id: ResourceId) -> String {
+        self.engine.resource_by_id(id).map(|r| r.name).unwrap_or_else(|| format!("{id}"))
+    }
+
+    pub fn state(&self, name: &str) -> ResourceState {
+        self.engine.resource(name).unwrap().state
+    }
+
+    pub fn gstate(&self, name: &str) -> GroupState {
+        self.engine.group(name).unwrap().state
+    }
+
+    pub fn host_of(&self, name: &str) -> HostId {
+        self.engine.resource(name).unwrap().host.expect("hosted")
+    }
+
+    /// Names of the resources with an outstanding call of `op`.
+    pub fn pending(&self, op: Op) -> Vec<String> {
+        self.calls.iter().filter(|c| c.2 == op).map(|c| self.name(c.0)).collect()
+    }
+
+    // ---- acting as the shell ----
+
+    /// Answers the outstanding `op` call of `name`.
+    pub fn reply(&mut self, name: &str, op: Op, ok: bool) -> Vec<Command> {
+        let id = self.id(name);
+        let i = self
+            .calls
+            .iter()
+            .position(|c| c.0 == id && c.2 == op)
+            .unwrap_or_else(|| panic!("no outstanding {op} for {name}: {:?}", self.calls));
+        self.calls.remove(i);
+        let message = if ok { String::new() } else { format!("{op} failed (test)") };
+        self.ok(Event::CallDone { resource: id, op, ok, message })
+    }
+
+    /// Answers every outstanding call ok (and reports started hosts) until nothing is outstanding.
+    pub fn settle(&mut self) -> Vec<Command> {
+        let mut all = Vec::new();
+        for _ in 0..1000 {
+            let fresh: Vec<HostId> = self.live_hosts.difference(&self.started_hosts).copied().collect();
+            for h in fresh {
+                self.started_hosts.insert(h);
+                self.next_pid += 1;
+                all.extend(self.ok(Event::HostStarted { host: h, pid: self.next_pid }));
+            }
+            if self.calls.is_empty() {
+                return all;
+            }
+            let (resource, _, op) = self.calls.remove(0);
+            all.extend(self.ok(Event::CallDone { resource, op, ok: true, message: String::new() }));
+        }
+        panic!("settle did not converge");
+    }
+
+    /// Fires the earliest timer due at or before `until` (advancing the clock to it), if any.
+    pub fn fire_next(&mut self, until: u64) -> Option<Vec<Command>> {
+        let i = (0..self.timers.len()).filter(|i| self.timers[*i].0 <= until).min_by_key(|i| (self.timers[*i].0, *i))?;
+        let (at, timer) = self.timers.remove(i);
+        self.now = self.now.max(at);
+        Some(self.ok(Event::TimerFired { timer }))
+    }
+
+    /// Moves the clock forward `ms`, firing due timers in order; calls are left unanswered.
+    pub fn advance(&mut self, ms: u64) -> Vec<Command> {
+        let until = self.now + ms;
+        let mut all = Vec::new();
+        while let Some(c) = self.fire_next(until) {
+            all.extend(c);
+        }
+        self.now = until;
+        all
+    }
+
+    /// Moves the clock forward `ms`, firing due timers in order and answering every call ok.
+    pub fn run(&mut self, ms: u64) -> Vec<Command> {
+        let until = self.now + ms;
+        let mut all = self.settle();
+        while let Some(c) = self.fire_next(until) {
+            all.extend(c);
+            all.extend(self.settle());
+        }
+        self.now = until;
+        all
+    }
+
+    /// The host `host` died, blaming `offender` (name, op) if given.
+    pub fn kill_host(&mut self, host: HostId, offender: Option<(&str, Op)>, cause: &str) -> Vec<Command> {
+        self.live_hosts.remove(&host);
+        self.calls.retain(|c| c.1 != host);
+        let offender = offender.map(|(n, op)| (self.id(n), op));
+        self.ok(Event::HostDied { host, offender, cause: cause.into() })
+    }
+}
+
+pub fn spec(name: &str, group: &str, properties: ResourceProperties, deps: &[&str]) -> ResourceSpec {
+    ResourceSpec {
+        name: name.into(),
+        group: group.into(),
+        type_name: "Dummy".into(),
+        plugin: "dummy".into(),
+        properties,
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+// ---- reading command lists ----
+
+/// Resource ids of the `Call`s of `op`, in order.
+pub fn calls_of(cmds: &[Command], op: Op) -> Vec<ResourceId> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Call { resource, op: o, .. } if *o == op => Some(*resource),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(level, message)` of every RCM log line.
+pub fn logs(cmds: &[Command]) -> Vec<(LogLevel, String)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Log { level, component, message } if component == "RCM" => Some((*level, message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every raised cluster event.
+pub fn events(cmds: &[Command]) -> Vec<ClusterEvent> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::RaiseEvent(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn event_ids(cmds: &[Command]) -> Vec<u32> {
+    events(cmds).iter().map(|e| e.id).collect()
+}
+
+/// `(at, kind)` of every scheduled timer.
+pub fn timers(cmds: &[Command]) -> Vec<(u64, TimerKind)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::ScheduleTimer { at, timer } => Some((*at, timer.kind)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every persisted change.
+pub fn persists(cmds: &[Command]) -> Vec<PersistChange> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Persist(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn group_changes(cmds: &[Command]) -> Vec<(GroupState, GroupState)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::GroupStateChanged { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect()
+}
