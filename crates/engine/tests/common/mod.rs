@@ -17,7 +17,7 @@ pub struct Sim {
     pub timers: Vec<(u64, Timer)>,
     pub live_hosts: BTreeSet<HostId>,
     pub started_hosts: BTreeSet<HostId>,
-    next_pid: u32,
+    pub next_pid: u32,
 }
 
 impl Default for Sim {
