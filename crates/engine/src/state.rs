@@ -94,7 +94,7 @@ impl GroupState {
         }
         let states: Vec<ResourceState> = states.into_iter().collect();
         let all = |s: ResourceState| states.iter().all(|x| *x == s);
-        let any = |s: ResourceState| states.iter().any(|x| *x == s);
+        let any = |s: ResourceState| states.contains(&s);
         if states.is_empty() || all(ResourceState::Offline) {
             GroupState::Offline
         } else if states.iter().any(|s| s.is_pending()) {

@@ -12,8 +12,13 @@ fn deleting_an_online_resource_is_refused_and_changes_nothing() {
     sim.ok(Event::OnlineGroup { name: "g".into() });
     sim.settle();
     let before = sim.engine.resources();
-    let e = sim.send(Event::DeleteResource { name: "a".into() }).unwrap_err();
-    assert_eq!(e.to_string(), "resource 'a' is Online; take it offline before deleting it");
+    let e = sim
+        .send(Event::DeleteResource { name: "a".into() })
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "resource 'a' is Online; take it offline before deleting it"
+    );
     assert_eq!(sim.engine.resources(), before);
     sim.ok(Event::OfflineGroup { name: "g".into() });
     sim.settle();
@@ -28,9 +33,16 @@ fn deleting_an_online_resource_is_refused_and_changes_nothing() {
 fn deleting_a_provider_or_a_non_empty_group_is_refused() {
     let mut sim = Sim::with_group(&["a", "b"]);
     sim.dep("b", "a");
-    let e = sim.send(Event::DeleteResource { name: "a".into() }).unwrap_err();
-    assert_eq!(e.to_string(), "resource 'a' is still a dependency of 'b'; remove those dependencies first");
-    let e = sim.send(Event::DeleteGroup { name: "g".into() }).unwrap_err();
+    let e = sim
+        .send(Event::DeleteResource { name: "a".into() })
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "resource 'a' is still a dependency of 'b'; remove those dependencies first"
+    );
+    let e = sim
+        .send(Event::DeleteGroup { name: "g".into() })
+        .unwrap_err();
     assert_eq!(e.to_string(), "group 'g' still holds resources: 'a', 'b'");
     sim.ok(Event::DeleteResource { name: "b".into() });
     sim.ok(Event::DeleteResource { name: "a".into() });
@@ -42,45 +54,139 @@ fn deleting_a_provider_or_a_non_empty_group_is_refused() {
 #[test]
 fn names_must_be_new_and_groups_must_exist() {
     let mut sim = Sim::with_group(&["a"]);
-    let e = sim.send(Event::CreateResource(spec("a", "g", ResourceProperties::default(), &[]))).unwrap_err();
+    let e = sim
+        .send(Event::CreateResource(spec(
+            "a",
+            "g",
+            ResourceProperties::default(),
+            &[],
+        )))
+        .unwrap_err();
     assert_eq!(e.to_string(), "resource 'a' already exists");
-    let e = sim.send(Event::CreateResource(spec("z", "nope", ResourceProperties::default(), &[]))).unwrap_err();
+    let e = sim
+        .send(Event::CreateResource(spec(
+            "z",
+            "nope",
+            ResourceProperties::default(),
+            &[],
+        )))
+        .unwrap_err();
     assert_eq!(e.to_string(), "unknown group 'nope'");
-    let e = sim.send(Event::CreateGroup { name: "g".into(), properties: GroupProperties::default() }).unwrap_err();
+    let e = sim
+        .send(Event::CreateGroup {
+            name: "g".into(),
+            properties: GroupProperties::default(),
+        })
+        .unwrap_err();
     assert_eq!(e.to_string(), "group 'g' already exists");
-    let e = sim.send(Event::CreateGroup { name: " ".into(), properties: GroupProperties::default() }).unwrap_err();
+    let e = sim
+        .send(Event::CreateGroup {
+            name: " ".into(),
+            properties: GroupProperties::default(),
+        })
+        .unwrap_err();
     assert_eq!(e.to_string(), "a group name must not be empty");
-    let e = sim.send(Event::OnlineGroup { name: "nope".into() }).unwrap_err();
+    let e = sim
+        .send(Event::OnlineGroup {
+            name: "nope".into(),
+        })
+        .unwrap_err();
     assert_eq!(e.to_string(), "unknown group 'nope'");
-    assert!(sim.send(Event::OnlineResource { name: "nope".into() }).is_err());
+    assert!(sim
+        .send(Event::OnlineResource {
+            name: "nope".into()
+        })
+        .is_err());
 }
 
 #[test]
 fn properties_are_validated_and_persisted() {
     let mut sim = Sim::with_group(&["a"]);
-    let e = sim.send(Event::SetResourceProperty { resource: "a".into(), name: "DeadlockTimeout".into(), value: "abc".into() });
-    assert_eq!(e.unwrap_err().to_string(), "DeadlockTimeout=abc: expected a number of milliseconds");
-    let e = sim.send(Event::SetResourceProperty { resource: "a".into(), name: "RestartThreshold".into(), value: "-1".into() });
-    assert_eq!(e.unwrap_err().to_string(), "RestartThreshold=-1: expected a non-negative integer");
-    let e = sim.send(Event::SetResourceProperty { resource: "a".into(), name: "Colour".into(), value: "red".into() });
-    assert!(e.unwrap_err().to_string().starts_with("Colour=red: unknown resource property"));
-    assert_eq!(sim.engine.resource("a").unwrap().properties, ResourceProperties::default());
-    let c = sim.ok(Event::SetResourceProperty { resource: "a".into(), name: "RestartAction".into(), value: "Restart".into() });
-    let PersistChange::PutResource(rec) = &persists(&c)[0] else { panic!("{c:?}") };
-    assert_eq!(rec.properties.get("RestartAction").map(String::as_str), Some("Restart"));
-    let c = sim.ok(Event::SetGroupProperty { group: "g".into(), name: "AutoFailbackType".into(), value: "Allow".into() });
-    let PersistChange::PutGroup(rec) = &persists(&c)[0] else { panic!("{c:?}") };
-    assert_eq!(rec.properties.get("AutoFailbackType").map(String::as_str), Some("Allow"));
-    assert!(sim.send(Event::SetGroupProperty { group: "g".into(), name: "FailoverPeriod".into(), value: "x".into() }).is_err());
+    let e = sim.send(Event::SetResourceProperty {
+        resource: "a".into(),
+        name: "DeadlockTimeout".into(),
+        value: "abc".into(),
+    });
+    assert_eq!(
+        e.unwrap_err().to_string(),
+        "DeadlockTimeout=abc: expected a number of milliseconds"
+    );
+    let e = sim.send(Event::SetResourceProperty {
+        resource: "a".into(),
+        name: "RestartThreshold".into(),
+        value: "-1".into(),
+    });
+    assert_eq!(
+        e.unwrap_err().to_string(),
+        "RestartThreshold=-1: expected a non-negative integer"
+    );
+    let e = sim.send(Event::SetResourceProperty {
+        resource: "a".into(),
+        name: "Colour".into(),
+        value: "red".into(),
+    });
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .starts_with("Colour=red: unknown resource property"));
+    assert_eq!(
+        sim.engine.resource("a").unwrap().properties,
+        ResourceProperties::default()
+    );
+    let c = sim.ok(Event::SetResourceProperty {
+        resource: "a".into(),
+        name: "RestartAction".into(),
+        value: "Restart".into(),
+    });
+    let PersistChange::PutResource(rec) = &persists(&c)[0] else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        rec.properties.get("RestartAction").map(String::as_str),
+        Some("Restart")
+    );
+    let c = sim.ok(Event::SetGroupProperty {
+        group: "g".into(),
+        name: "AutoFailbackType".into(),
+        value: "Allow".into(),
+    });
+    let PersistChange::PutGroup(rec) = &persists(&c)[0] else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        rec.properties.get("AutoFailbackType").map(String::as_str),
+        Some("Allow")
+    );
+    assert!(sim
+        .send(Event::SetGroupProperty {
+            group: "g".into(),
+            name: "FailoverPeriod".into(),
+            value: "x".into()
+        })
+        .is_err());
 }
 
 #[test]
 fn desired_state_and_dependencies_are_persisted() {
     let mut sim = Sim::new();
-    let c = sim.ok(Event::CreateGroup { name: "g".into(), properties: GroupProperties::default() });
-    assert_eq!(persists(&c), [PersistChange::PutGroup(GroupRecord { name: "g".into(), ..Default::default() })]);
+    let c = sim.ok(Event::CreateGroup {
+        name: "g".into(),
+        properties: GroupProperties::default(),
+    });
+    assert_eq!(
+        persists(&c),
+        [PersistChange::PutGroup(GroupRecord {
+            name: "g".into(),
+            ..Default::default()
+        })]
+    );
     sim.resource("a", "g", ResourceProperties::default());
-    let c = sim.ok(Event::CreateResource(spec("b", "g", ResourceProperties::default(), &["a"])));
+    let c = sim.ok(Event::CreateResource(spec(
+        "b",
+        "g",
+        ResourceProperties::default(),
+        &["a"],
+    )));
     let expected = ResourceRecord {
         name: "b".into(),
         type_name: "Dummy".into(),
@@ -103,28 +209,56 @@ fn desired_state_and_dependencies_are_persisted() {
 
 #[test]
 fn restore_brings_back_what_was_online_in_dependency_order() {
-    let groups = vec![GroupRecord { name: "g".into(), properties: Default::default(), want_online: true }];
+    let groups = vec![GroupRecord {
+        name: "g".into(),
+        properties: Default::default(),
+        want_online: true,
+    }];
     let rec = |name: &str, deps: &[&str], want: bool| ResourceRecord {
         name: name.into(),
         type_name: "Dummy".into(),
         plugin: "dummy".into(),
         group: "g".into(),
-        properties: [("SeparateMonitor".to_string(), "true".to_string())].into_iter().filter(|_| name == "b").collect(),
+        properties: [("SeparateMonitor".to_string(), "true".to_string())]
+            .into_iter()
+            .filter(|_| name == "b")
+            .collect(),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
         want_online: want,
     };
-    let resources = vec![rec("b", &["a"], true), rec("a", &[], true), rec("c", &[], false)];
+    let resources = vec![
+        rec("b", &["a"], true),
+        rec("a", &[], true),
+        rec("c", &[], false),
+    ];
     let (engine, cmds) = Engine::restore(5, &groups, &resources).unwrap();
     assert!(persists(&cmds).is_empty());
-    assert_eq!(cmds.iter().filter(|c| matches!(c, Command::Open { .. })).count(), 3);
-    assert_eq!(calls_of(&cmds, Op::Online), [engine.resource("a").unwrap().id]);
-    let mut sim = Sim { engine, ..Sim::new() };
+    assert_eq!(
+        cmds.iter()
+            .filter(|c| matches!(c, Command::Open { .. }))
+            .count(),
+        3
+    );
+    assert_eq!(
+        calls_of(&cmds, Op::Online),
+        [engine.resource("a").unwrap().id]
+    );
+    let mut sim = Sim {
+        engine,
+        ..Sim::new()
+    };
     sim.absorb(&cmds);
     sim.settle();
     assert_eq!(sim.state("a"), ResourceState::Online);
     assert_eq!(sim.state("b"), ResourceState::Online);
     assert_eq!(sim.state("c"), ResourceState::Offline);
-    assert!(sim.engine.resource("b").unwrap().properties.separate_monitor);
+    assert!(
+        sim.engine
+            .resource("b")
+            .unwrap()
+            .properties
+            .separate_monitor
+    );
     assert_ne!(sim.host_of("a"), sim.host_of("b"));
     let bad = vec![rec("b", &["zz"], true)];
     let e = Engine::restore(5, &groups, &bad).unwrap_err();
@@ -158,7 +292,14 @@ fn a_refused_request_returns_no_commands_and_keeps_timers() {
     sim.ok(Event::OnlineGroup { name: "g".into() });
     sim.settle();
     let before = sim.engine.clone();
-    assert!(sim.send(Event::CreateResource(spec("x", "g", ResourceProperties::default(), &["x"]))).is_err());
+    assert!(sim
+        .send(Event::CreateResource(spec(
+            "x",
+            "g",
+            ResourceProperties::default(),
+            &["x"]
+        )))
+        .is_err());
     assert_eq!(format!("{:?}", sim.engine), format!("{before:?}"));
     let c = sim.run(5_000);
     assert_eq!(calls_of(&c, Op::LooksAlive).len(), 1);

@@ -17,7 +17,9 @@ fn online_one() -> Sim {
 fn deadline_of(cmds: &[Command], op: Op) -> u64 {
     cmds.iter()
         .find_map(|c| match c {
-            Command::Call { op: o, deadline_ms, .. } if *o == op => Some(*deadline_ms),
+            Command::Call {
+                op: o, deadline_ms, ..
+            } if *o == op => Some(*deadline_ms),
             _ => None,
         })
         .unwrap_or_else(|| panic!("no {op} call in {cmds:?}"))
@@ -31,7 +33,10 @@ fn coming_online_schedules_looks_alive_and_is_alive_at_their_intervals() {
     let c = sim.reply("a", Op::Online, true);
     let id = sim.id("a");
     let t = timers(&c);
-    assert!(t.contains(&(t0 + 5_000, TimerKind::LooksAlive(id))), "{t:?}");
+    assert!(
+        t.contains(&(t0 + 5_000, TimerKind::LooksAlive(id))),
+        "{t:?}"
+    );
     assert!(t.contains(&(t0 + 60_000, TimerKind::IsAlive(id))), "{t:?}");
 }
 
@@ -45,7 +50,11 @@ fn looks_alive_every_5s_and_is_alive_every_60s_with_deadlock_timeout_deadlines()
     assert_eq!(deadline_of(&c, Op::LooksAlive), 300_000);
     sim.settle();
     let c = sim.run(55_000);
-    assert_eq!(calls_of(&c, Op::LooksAlive).len(), 11, "one every 5 s up to t=60s");
+    assert_eq!(
+        calls_of(&c, Op::LooksAlive).len(),
+        11,
+        "one every 5 s up to t=60s"
+    );
     assert_eq!(calls_of(&c, Op::IsAlive).len(), 1);
     assert_eq!(deadline_of(&c, Op::IsAlive), 300_000);
     let c = sim.run(60_000);
@@ -72,10 +81,20 @@ fn a_failed_looks_alive_runs_is_alive_at_once() {
     let mut sim = online_one();
     sim.advance(5_000);
     let c = sim.reply("a", Op::LooksAlive, false);
-    assert_eq!(calls_of(&c, Op::IsAlive), [sim.id("a")], "IsAlive in the same step");
-    assert!(logs(&c).iter().any(|(_, m)| m.starts_with("LooksAlive failed for resource 'a'")));
+    assert_eq!(
+        calls_of(&c, Op::IsAlive),
+        [sim.id("a")],
+        "IsAlive in the same step"
+    );
+    assert!(logs(&c)
+        .iter()
+        .any(|(_, m)| m.starts_with("LooksAlive failed for resource 'a'")));
     let c = sim.reply("a", Op::IsAlive, true);
-    assert_eq!(sim.state("a"), ResourceState::Online, "IsAlive says it is fine");
+    assert_eq!(
+        sim.state("a"),
+        ResourceState::Online,
+        "IsAlive says it is fine"
+    );
     assert!(event_ids(&c).is_empty());
 }
 
@@ -92,7 +111,10 @@ fn a_failed_is_alive_fails_the_resource_with_event_1069() {
     assert_eq!(e[0].level, EventLevel::Error);
     assert_eq!(e[0].resource.as_deref(), Some("a"));
     assert_eq!(e[0].group.as_deref(), Some("g"));
-    assert_eq!(e[0].message, "Cluster resource 'a' in clustered service or application 'g' failed.");
+    assert_eq!(
+        e[0].message,
+        "Cluster resource 'a' in clustered service or application 'g' failed."
+    );
     // The periodic IsAlive failing does the same.
     let mut sim = online_one();
     sim.run(59_999);
@@ -144,21 +166,29 @@ fn offline_pending_timeout_terminates_and_fails_without_restart() {
     let c = sim.advance(180_000);
     assert_eq!(calls_of(&c, Op::Terminate), [sim.id("a")]);
     assert_eq!(sim.state("a"), ResourceState::Failed);
-    assert!(!timers(&c).iter().any(|(_, k)| matches!(k, TimerKind::Restart(_) | TimerKind::GroupRetry(_))));
+    assert!(!timers(&c)
+        .iter()
+        .any(|(_, k)| matches!(k, TimerKind::Restart(_) | TimerKind::GroupRetry(_))));
 }
 
 #[test]
 fn separate_property_values_do_not_leak_between_resources() {
     let mut sim = Sim::new();
     sim.group("g");
-    let props = ResourceProperties { looks_alive_poll_interval_ms: 2_000, ..Default::default() };
+    let props = ResourceProperties {
+        looks_alive_poll_interval_ms: 2_000,
+        ..Default::default()
+    };
     sim.resource("fast", "g", props);
     sim.resource("slow", "g", ResourceProperties::default());
     sim.ok(Event::OnlineGroup { name: "g".into() });
     sim.settle();
     let c = sim.run(10_000);
     let fast = sim.id("fast");
-    let n_fast = calls_of(&c, Op::LooksAlive).iter().filter(|r| **r == fast).count();
+    let n_fast = calls_of(&c, Op::LooksAlive)
+        .iter()
+        .filter(|r| **r == fast)
+        .count();
     assert_eq!(n_fast, 5);
     assert_eq!(calls_of(&c, Op::LooksAlive).len(), 7);
 }

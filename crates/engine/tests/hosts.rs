@@ -42,11 +42,17 @@ fn resources_share_the_default_host_unless_separate_monitor() {
     let c = sim.resource("b", "g", ResourceProperties::default());
     assert!(starts(&c).is_empty(), "b joins the default host");
     assert_eq!(opens(&c), [("b".to_string(), HostId(1))]);
-    let props = ResourceProperties { separate_monitor: true, ..Default::default() };
+    let props = ResourceProperties {
+        separate_monitor: true,
+        ..Default::default()
+    };
     let c = sim.resource("c", "g", props);
     assert_eq!(starts(&c), [(HostId(2), Some(sim.id("c")))]);
     sim.settle();
-    let (a, c) = (sim.engine.resource("a").unwrap(), sim.engine.resource("c").unwrap());
+    let (a, c) = (
+        sim.engine.resource("a").unwrap(),
+        sim.engine.resource("c").unwrap(),
+    );
     assert!(a.monitor_process_id.is_some() && c.monitor_process_id.is_some());
     assert_ne!(a.monitor_process_id, c.monitor_process_id);
     assert_eq!(sim.engine.hosts().len(), 2);
@@ -59,7 +65,10 @@ fn host_death_blames_the_offender_and_rehosts_everyone() {
     let old_pid = sim.engine.resource("b").unwrap().monitor_process_id;
     let c = sim.kill_host(old, Some(("b", Op::LooksAlive)), "deadlock in LOOKSALIVE");
     let l = logs(&c);
-    assert!(l.contains(&(LogLevel::Info, "HandleMonitorReply: FAILURENOTIFICATION for 'b', gen(0) result 4.".into())));
+    assert!(l.contains(&(
+        LogLevel::Info,
+        "HandleMonitorReply: FAILURENOTIFICATION for 'b', gen(0) result 4.".into()
+    )));
     assert!(l.contains(&(
         LogLevel::Warn,
         "Resource 'b' (resource type 'Dummy', plugin 'dummy') has crashed or deadlocked; marking it to run in a \
@@ -72,15 +81,32 @@ fn host_death_blames_the_offender_and_rehosts_everyone() {
     assert_eq!(e1230.resource.as_deref(), Some("b"));
     let e1146 = ev.iter().find(|e| e.id == 1146).expect("1146");
     assert_eq!(e1146.level, EventLevel::Critical);
-    assert!(e1146.message.starts_with("The cluster resource host subsystem (RHS) stopped unexpectedly."));
-    assert!(ev.iter().any(|e| e.id == 1069 && e.resource.as_deref() == Some("b")));
+    assert!(e1146
+        .message
+        .starts_with("The cluster resource host subsystem (RHS) stopped unexpectedly."));
+    assert!(ev
+        .iter()
+        .any(|e| e.id == 1069 && e.resource.as_deref() == Some("b")));
     // SeparateMonitor=true, persisted.
     let saved = persists(&c).into_iter().find_map(|p| match p {
         PersistChange::PutResource(r) if r.name == "b" => Some(r),
         _ => None,
     });
-    assert_eq!(saved.expect("b persisted").properties.get("SeparateMonitor").map(String::as_str), Some("true"));
-    assert!(sim.engine.resource("b").unwrap().properties.separate_monitor);
+    assert_eq!(
+        saved
+            .expect("b persisted")
+            .properties
+            .get("SeparateMonitor")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(
+        sim.engine
+            .resource("b")
+            .unwrap()
+            .properties
+            .separate_monitor
+    );
     // Re-hosting: innocents in a fresh default host, the offender in its own.
     let s = starts(&c);
     assert_eq!(s.len(), 2, "{s:?}");
@@ -88,7 +114,10 @@ fn host_death_blames_the_offender_and_rehosts_everyone() {
     let own = s.iter().find(|(_, d)| *d == Some(sim.id("b"))).unwrap().0;
     assert_ne!(fresh_default, old);
     let o = opens(&c);
-    assert!(o.contains(&("a".to_string(), fresh_default)) && o.contains(&("c".to_string(), fresh_default)));
+    assert!(
+        o.contains(&("a".to_string(), fresh_default))
+            && o.contains(&("c".to_string(), fresh_default))
+    );
     assert!(o.contains(&("b".to_string(), own)));
     // Innocents that were Online come back at once; the offender is Failed and restarts per policy.
     assert_eq!(calls_of(&c, Op::Online), [sim.id("a"), sim.id("c")]);
@@ -102,7 +131,10 @@ fn host_death_blames_the_offender_and_rehosts_everyone() {
     assert_eq!(sim.host_of("a"), fresh_default);
     let b = sim.engine.resource("b").unwrap();
     assert_ne!(b.monitor_process_id, old_pid);
-    assert_ne!(b.monitor_process_id, sim.engine.resource("a").unwrap().monitor_process_id);
+    assert_ne!(
+        b.monitor_process_id,
+        sim.engine.resource("a").unwrap().monitor_process_id
+    );
     assert_eq!(b.gen, 1);
 }
 
@@ -112,13 +144,30 @@ fn a_second_crash_reports_the_next_generation_and_fails_the_group_by_default() {
     sim.kill_host(sim.host_of("b"), Some(("b", Op::IsAlive)), "crash");
     sim.run(1_000);
     let c = sim.kill_host(sim.host_of("b"), Some(("b", Op::IsAlive)), "crash again");
-    assert!(logs(&c).iter().any(|(_, m)| m == "HandleMonitorReply: FAILURENOTIFICATION for 'b', gen(1) result 4."));
-    assert!(event_ids(&c).contains(&1205), "second failure within RestartPeriod fails the group");
-    assert!(calls_of(&c, Op::Online).is_empty(), "a lives in another host and is unaffected by the death…");
-    assert_eq!(calls_of(&c, Op::Offline), [sim.id("a")], "…but the failed group takes it offline");
+    assert!(logs(&c)
+        .iter()
+        .any(|(_, m)| m == "HandleMonitorReply: FAILURENOTIFICATION for 'b', gen(1) result 4."));
+    assert!(
+        event_ids(&c).contains(&1205),
+        "second failure within RestartPeriod fails the group"
+    );
+    assert!(
+        calls_of(&c, Op::Online).is_empty(),
+        "a lives in another host and is unaffected by the death…"
+    );
+    assert_eq!(
+        calls_of(&c, Op::Offline),
+        [sim.id("a")],
+        "…but the failed group takes it offline"
+    );
     assert_eq!(sim.gstate("g"), GroupState::Failed);
-    let own = persists(&c).iter().any(|p| matches!(p, PersistChange::PutResource(r) if r.name == "b"));
-    assert!(!own, "SeparateMonitor was already true: nothing new to persist");
+    let own = persists(&c)
+        .iter()
+        .any(|p| matches!(p, PersistChange::PutResource(r) if r.name == "b"));
+    assert!(
+        !own,
+        "SeparateMonitor was already true: nothing new to persist"
+    );
 }
 
 #[test]
@@ -153,13 +202,20 @@ fn a_dependent_in_another_host_follows_its_rehosted_provider() {
     sim.group("g");
     sim.resource("a", "g", ResourceProperties::default());
     sim.resource("bad", "g", ResourceProperties::default());
-    let sep = ResourceProperties { separate_monitor: true, ..Default::default() };
+    let sep = ResourceProperties {
+        separate_monitor: true,
+        ..Default::default()
+    };
     sim.resource("x", "g", sep);
     sim.dep("x", "a");
     sim.ok(Event::OnlineGroup { name: "g".into() });
     sim.settle();
     let c = sim.kill_host(sim.host_of("a"), Some(("bad", Op::LooksAlive)), "deadlock");
-    assert_eq!(calls_of(&c, Op::Offline), [sim.id("x")], "x may not stay Online above a provider that is not");
+    assert_eq!(
+        calls_of(&c, Op::Offline),
+        [sim.id("x")],
+        "x may not stay Online above a provider that is not"
+    );
     sim.run(1_000);
     for r in ["a", "bad", "x"] {
         assert_eq!(sim.state(r), ResourceState::Online, "{r}");
@@ -171,8 +227,16 @@ fn an_unattributed_host_death_fails_its_members_without_blame() {
     let mut sim = online(&["a", "b"]);
     let c = sim.kill_host(sim.host_of("a"), None, "killed by SIGKILL");
     assert_eq!(event_ids(&c), [1146, 1069, 1069]);
-    assert!(!logs(&c).iter().any(|(_, m)| m.contains("FAILURENOTIFICATION")));
-    assert!(!sim.engine.resource("a").unwrap().properties.separate_monitor);
+    assert!(!logs(&c)
+        .iter()
+        .any(|(_, m)| m.contains("FAILURENOTIFICATION")));
+    assert!(
+        !sim.engine
+            .resource("a")
+            .unwrap()
+            .properties
+            .separate_monitor
+    );
     assert_eq!(sim.state("a"), ResourceState::Failed);
     assert_eq!(starts(&c).len(), 1, "one fresh default host");
     sim.run(500);
@@ -184,9 +248,20 @@ fn a_host_death_naming_a_resource_from_elsewhere_blames_nobody() {
     let mut sim = Sim::new();
     sim.group("g");
     sim.resource("a", "g", ResourceProperties::default());
-    sim.resource("s", "g", ResourceProperties { separate_monitor: true, ..Default::default() });
+    sim.resource(
+        "s",
+        "g",
+        ResourceProperties {
+            separate_monitor: true,
+            ..Default::default()
+        },
+    );
     sim.settle();
-    let c = sim.kill_host(sim.host_of("s"), Some(("a", Op::IsAlive)), "confused report");
+    let c = sim.kill_host(
+        sim.host_of("s"),
+        Some(("a", Op::IsAlive)),
+        "confused report",
+    );
     assert!(!event_ids(&c).contains(&1230));
 }
 
@@ -195,11 +270,22 @@ fn stale_host_reports_are_ignored() {
     let mut sim = online(&["a"]);
     let host = sim.host_of("a");
     sim.kill_host(host, Some(("a", Op::IsAlive)), "crash");
-    let c = sim.ok(Event::HostDied { host, offender: None, cause: "again".into() });
+    let c = sim.ok(Event::HostDied {
+        host,
+        offender: None,
+        cause: "again".into(),
+    });
     assert!(c.is_empty());
-    let c = sim.ok(Event::HostDied { host: HostId(99), offender: None, cause: "who".into() });
+    let c = sim.ok(Event::HostDied {
+        host: HostId(99),
+        offender: None,
+        cause: "who".into(),
+    });
     assert!(c.is_empty());
-    let c = sim.ok(Event::HostStarted { host: HostId(99), pid: 1 });
+    let c = sim.ok(Event::HostStarted {
+        host: HostId(99),
+        pid: 1,
+    });
     assert!(c.is_empty());
 }
 
@@ -212,19 +298,31 @@ fn separate_monitor_set_by_hand_moves_the_resource_at_its_next_online() {
         name: "SeparateMonitor".into(),
         value: "true".into(),
     });
-    assert!(starts(&c).is_empty() && opens(&c).is_empty(), "no move while Online");
+    assert!(
+        starts(&c).is_empty() && opens(&c).is_empty(),
+        "no move while Online"
+    );
     assert_eq!(sim.host_of("a"), default);
     sim.ok(Event::OfflineResource { name: "a".into() });
     sim.settle();
     assert_eq!(sim.host_of("a"), default, "no move while going offline");
     let c = sim.ok(Event::OnlineResource { name: "a".into() });
-    assert!(c.contains(&Command::Close { resource: sim.id("a"), host: default }));
+    assert!(c.contains(&Command::Close {
+        resource: sim.id("a"),
+        host: default
+    }));
     let s = starts(&c);
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].1, Some(sim.id("a")));
     assert_eq!(opens(&c), [("a".to_string(), s[0].0)]);
-    let online_at = c.iter().position(|c| matches!(c, Command::Call { op: Op::Online, .. })).unwrap();
-    let open_at = c.iter().position(|c| matches!(c, Command::Open { .. })).unwrap();
+    let online_at = c
+        .iter()
+        .position(|c| matches!(c, Command::Call { op: Op::Online, .. }))
+        .unwrap();
+    let open_at = c
+        .iter()
+        .position(|c| matches!(c, Command::Open { .. }))
+        .unwrap();
     assert!(open_at < online_at);
     sim.settle();
     assert_eq!(sim.state("a"), ResourceState::Online);
@@ -235,7 +333,14 @@ fn separate_monitor_set_by_hand_moves_the_resource_at_its_next_online() {
 fn deleting_the_only_resource_of_a_separate_monitor_stops_it() {
     let mut sim = Sim::new();
     sim.group("g");
-    sim.resource("s", "g", ResourceProperties { separate_monitor: true, ..Default::default() });
+    sim.resource(
+        "s",
+        "g",
+        ResourceProperties {
+            separate_monitor: true,
+            ..Default::default()
+        },
+    );
     sim.settle();
     let (host, id) = (sim.host_of("s"), sim.id("s"));
     let c = sim.ok(Event::DeleteResource { name: "s".into() });

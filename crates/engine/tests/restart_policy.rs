@@ -24,7 +24,9 @@ fn online_group(spooler: ResourceProperties) -> Sim {
 #[test]
 fn default_policy_first_failure_restarts_after_restart_delay() {
     let mut sim = online_group(ResourceProperties::default());
-    let c = sim.ok(Event::FailResource { name: "spooler".into() });
+    let c = sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     assert_eq!(sim.state("spooler"), ResourceState::Failed);
     assert_eq!(event_ids(&c), [1069]);
     assert!(timers(&c).contains(&(sim.now + 500, TimerKind::Restart(sim.id("spooler")))));
@@ -41,14 +43,22 @@ fn default_policy_first_failure_restarts_after_restart_delay() {
 #[test]
 fn default_policy_second_failure_within_restart_period_fails_the_group_and_retries_it() {
     let mut sim = online_group(ResourceProperties::default());
-    sim.ok(Event::FailResource { name: "spooler".into() });
+    sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     sim.run(10_000);
     assert_eq!(sim.state("spooler"), ResourceState::Online);
-    let c = sim.ok(Event::FailResource { name: "spooler".into() });
+    let c = sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     assert_eq!(event_ids(&c), [1069, 1205]);
     let e1205 = &events(&c)[1];
     assert_eq!(e1205.group.as_deref(), Some("g"));
-    assert!(e1205.message.contains("'g' completely online or offline"), "{}", e1205.message);
+    assert!(
+        e1205.message.contains("'g' completely online or offline"),
+        "{}",
+        e1205.message
+    );
     assert_eq!(sim.gstate("g"), GroupState::Failed);
     let gid = sim.engine.group("g").unwrap().id;
     assert!(timers(&c).contains(&(sim.now + 3_600_000, TimerKind::GroupRetry(gid))));
@@ -64,10 +74,14 @@ fn default_policy_second_failure_within_restart_period_fails_the_group_and_retri
     assert!(calls_of(&c, Op::Online).is_empty());
     assert_eq!(sim.gstate("g"), GroupState::Failed);
     let c = sim.run(10);
-    assert!(logs(&c).iter().any(|(_, m)| m.contains("Retrying failed group 'g'")));
+    assert!(logs(&c)
+        .iter()
+        .any(|(_, m)| m.contains("Retrying failed group 'g'")));
     assert_eq!(sim.gstate("g"), GroupState::Online);
     // The retry forgot the restart history: the next failure restarts again.
-    sim.ok(Event::FailResource { name: "spooler".into() });
+    sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     sim.run(500);
     assert_eq!(sim.state("spooler"), ResourceState::Online);
 }
@@ -75,24 +89,39 @@ fn default_policy_second_failure_within_restart_period_fails_the_group_and_retri
 #[test]
 fn a_failure_after_the_restart_period_restarts_again() {
     let mut sim = online_group(ResourceProperties::default());
-    sim.ok(Event::FailResource { name: "spooler".into() });
+    sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     sim.run(900_000);
-    let c = sim.ok(Event::FailResource { name: "spooler".into() });
-    assert_eq!(event_ids(&c), [1069], "no 1205: the first restart is older than RestartPeriod");
+    let c = sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
+    assert_eq!(
+        event_ids(&c),
+        [1069],
+        "no 1205: the first restart is older than RestartPeriod"
+    );
     sim.run(500);
     assert_eq!(sim.gstate("g"), GroupState::Online);
 }
 
 #[test]
 fn restart_action_restart_keeps_the_group_in_place_post_8() {
-    let props = ResourceProperties { restart_action: RestartAction::Restart, ..Default::default() };
+    let props = ResourceProperties {
+        restart_action: RestartAction::Restart,
+        ..Default::default()
+    };
     let mut sim = online_group(props);
     // "After a single successful restart of the resource, execute another simulated failure and the
     // resource will go into a Failed state but will not force a failover of the group."
-    sim.ok(Event::FailResource { name: "spooler".into() });
+    sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     sim.run(500);
     assert_eq!(sim.state("spooler"), ResourceState::Online);
-    let c = sim.ok(Event::FailResource { name: "spooler".into() });
+    let c = sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     assert_eq!(event_ids(&c), [1069], "no group failure");
     assert!(calls_of(&c, Op::Offline).is_empty(), "nothing else moves");
     assert_eq!(sim.state("spooler"), ResourceState::Failed);
@@ -103,37 +132,57 @@ fn restart_action_restart_keeps_the_group_in_place_post_8() {
     sim.run(3_599_999);
     assert_eq!(sim.state("spooler"), ResourceState::Failed);
     sim.run(1);
-    assert_eq!(sim.state("spooler"), ResourceState::Online, "retried after RetryPeriodOnFailure");
+    assert_eq!(
+        sim.state("spooler"),
+        ResourceState::Online,
+        "retried after RetryPeriodOnFailure"
+    );
     assert_eq!(sim.gstate("g"), GroupState::Online);
 }
 
 #[test]
 fn no_restart_leaves_the_resource_failed() {
-    let props = ResourceProperties { restart_action: RestartAction::NoRestart, ..Default::default() };
+    let props = ResourceProperties {
+        restart_action: RestartAction::NoRestart,
+        ..Default::default()
+    };
     let mut sim = online_group(props);
-    let c = sim.ok(Event::FailResource { name: "spooler".into() });
+    let c = sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     assert_eq!(event_ids(&c), [1069]);
-    assert!(!timers(&c).iter().any(|(_, k)| matches!(k, TimerKind::Restart(_) | TimerKind::Retry(_))));
+    assert!(!timers(&c)
+        .iter()
+        .any(|(_, k)| matches!(k, TimerKind::Restart(_) | TimerKind::Retry(_))));
     sim.run(10_000_000);
     assert_eq!(sim.state("spooler"), ResourceState::Failed);
     assert_eq!(sim.gstate("g"), GroupState::PartialOnline);
     // An administrator's online brings it back.
-    sim.ok(Event::OnlineResource { name: "spooler".into() });
+    sim.ok(Event::OnlineResource {
+        name: "spooler".into(),
+    });
     sim.settle();
     assert_eq!(sim.state("spooler"), ResourceState::Online);
 }
 
 #[test]
 fn restart_threshold_counts_restarts_within_the_period() {
-    let props = ResourceProperties { restart_threshold: 3, ..Default::default() };
+    let props = ResourceProperties {
+        restart_threshold: 3,
+        ..Default::default()
+    };
     let mut sim = online_group(props);
     for _ in 0..3 {
-        let c = sim.ok(Event::FailResource { name: "spooler".into() });
+        let c = sim.ok(Event::FailResource {
+            name: "spooler".into(),
+        });
         assert_eq!(event_ids(&c), [1069]);
         sim.run(1_000);
         assert_eq!(sim.state("spooler"), ResourceState::Online);
     }
-    let c = sim.ok(Event::FailResource { name: "spooler".into() });
+    let c = sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     assert_eq!(event_ids(&c), [1069, 1205]);
 }
 
@@ -153,9 +202,13 @@ fn a_failed_online_call_goes_through_the_restart_policy() {
 #[test]
 fn online_group_on_a_failed_group_retries_now() {
     let mut sim = online_group(ResourceProperties::default());
-    sim.ok(Event::FailResource { name: "spooler".into() });
+    sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     sim.run(1_000);
-    sim.ok(Event::FailResource { name: "spooler".into() });
+    sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     sim.settle();
     assert_eq!(sim.gstate("g"), GroupState::Failed);
     sim.ok(Event::OnlineGroup { name: "g".into() });
@@ -170,7 +223,9 @@ fn online_group_on_a_failed_group_retries_now() {
 #[test]
 fn offline_group_cancels_a_pending_restart() {
     let mut sim = online_group(ResourceProperties::default());
-    sim.ok(Event::FailResource { name: "spooler".into() });
+    sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
     sim.ok(Event::OfflineGroup { name: "g".into() });
     sim.settle();
     assert_eq!(sim.state("spooler"), ResourceState::Offline);
@@ -182,6 +237,11 @@ fn offline_group_cancels_a_pending_restart() {
 #[test]
 fn simulated_failure_needs_an_online_resource() {
     let mut sim = Sim::with_group(&["a"]);
-    let e = sim.send(Event::FailResource { name: "a".into() }).unwrap_err();
-    assert_eq!(e.to_string(), "cannot fail resource 'a': it is Offline, not Online");
+    let e = sim
+        .send(Event::FailResource { name: "a".into() })
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot fail resource 'a': it is Offline, not Online"
+    );
 }

@@ -51,7 +51,8 @@ impl Sim {
     /// Feeds one event that must be accepted.
     pub fn ok(&mut self, event: Event) -> Vec<Command> {
         let dbg = format!("{event:?}");
-        self.send(event).unwrap_or_else(|e| panic!("{dbg} refused: {e}"))
+        self.send(event)
+            .unwrap_or_else(|e| panic!("{dbg} refused: {e}"))
     }
 
     pub fn absorb(&mut self, cmds: &[Command]) {
@@ -64,8 +65,12 @@ impl Sim {
                     self.live_hosts.remove(host);
                     self.calls.retain(|(_, h, _)| h != host);
                 }
-                Command::Open { resource, host, .. } => self.calls.push((*resource, *host, Op::Open)),
-                Command::Call { resource, host, op, .. } => self.calls.push((*resource, *host, *op)),
+                Command::Open { resource, host, .. } => {
+                    self.calls.push((*resource, *host, Op::Open))
+                }
+                Command::Call {
+                    resource, host, op, ..
+                } => self.calls.push((*resource, *host, *op)),
                 Command::ScheduleTimer { at, timer } => self.timers.push((*at, *timer)),
                 _ => {}
             }
@@ -76,7 +81,10 @@ impl Sim {
     // ---- setup ----
 
     pub fn group(&mut self, name: &str) {
-        self.ok(Event::CreateGroup { name: name.into(), properties: GroupProperties::default() });
+        self.ok(Event::CreateGroup {
+            name: name.into(),
+            properties: GroupProperties::default(),
+        });
     }
 
     pub fn resource(&mut self, name: &str, group: &str, props: ResourceProperties) -> Vec<Command> {
@@ -84,11 +92,18 @@ impl Sim {
     }
 
     pub fn dep(&mut self, resource: &str, provider: &str) {
-        self.ok(Event::AddDependency { resource: resource.into(), provider: provider.into() });
+        self.ok(Event::AddDependency {
+            resource: resource.into(),
+            provider: provider.into(),
+        });
     }
 
     pub fn set(&mut self, resource: &str, name: &str, value: &str) {
-        self.ok(Event::SetResourceProperty { resource: resource.into(), name: name.into(), value: value.into() });
+        self.ok(Event::SetResourceProperty {
+            resource: resource.into(),
+            name: name.into(),
+            value: value.into(),
+        });
     }
 
     /// One group `g` with default-policy resources `names`, opened, Offline.
@@ -105,11 +120,17 @@ impl Sim {
     // ---- queries ----
 
     pub fn id(&self, name: &str) -> ResourceId {
-        self.engine.resource(name).unwrap_or_else(|| panic!("no resource {name}")).id
+        self.engine
+            .resource(name)
+            .unwrap_or_else(|| panic!("no resource {name}"))
+            .id
     }
 
     pub fn name(&self, id: ResourceId) -> String {
-        self.engine.resource_by_id(id).map(|r| r.name).unwrap_or_else(|| format!("{id}"))
+        self.engine
+            .resource_by_id(id)
+            .map(|r| r.name)
+            .unwrap_or_else(|| format!("{id}"))
     }
 
     pub fn state(&self, name: &str) -> ResourceState {
@@ -126,7 +147,11 @@ impl Sim {
 
     /// Names of the resources with an outstanding call of `op`.
     pub fn pending(&self, op: Op) -> Vec<String> {
-        self.calls.iter().filter(|c| c.2 == op).map(|c| self.name(c.0)).collect()
+        self.calls
+            .iter()
+            .filter(|c| c.2 == op)
+            .map(|c| self.name(c.0))
+            .collect()
     }
 
     // ---- acting as the shell ----
@@ -140,32 +165,55 @@ impl Sim {
             .position(|c| c.0 == id && c.2 == op)
             .unwrap_or_else(|| panic!("no outstanding {op} for {name}: {:?}", self.calls));
         self.calls.remove(i);
-        let message = if ok { String::new() } else { format!("{op} failed (test)") };
-        self.ok(Event::CallDone { resource: id, op, ok, message })
+        let message = if ok {
+            String::new()
+        } else {
+            format!("{op} failed (test)")
+        };
+        self.ok(Event::CallDone {
+            resource: id,
+            op,
+            ok,
+            message,
+        })
     }
 
     /// Answers every outstanding call ok (and reports started hosts) until nothing is outstanding.
     pub fn settle(&mut self) -> Vec<Command> {
         let mut all = Vec::new();
         for _ in 0..1000 {
-            let fresh: Vec<HostId> = self.live_hosts.difference(&self.started_hosts).copied().collect();
+            let fresh: Vec<HostId> = self
+                .live_hosts
+                .difference(&self.started_hosts)
+                .copied()
+                .collect();
             for h in fresh {
                 self.started_hosts.insert(h);
                 self.next_pid += 1;
-                all.extend(self.ok(Event::HostStarted { host: h, pid: self.next_pid }));
+                all.extend(self.ok(Event::HostStarted {
+                    host: h,
+                    pid: self.next_pid,
+                }));
             }
             if self.calls.is_empty() {
                 return all;
             }
             let (resource, _, op) = self.calls.remove(0);
-            all.extend(self.ok(Event::CallDone { resource, op, ok: true, message: String::new() }));
+            all.extend(self.ok(Event::CallDone {
+                resource,
+                op,
+                ok: true,
+                message: String::new(),
+            }));
         }
         panic!("settle did not converge");
     }
 
     /// Fires the earliest timer due at or before `until` (advancing the clock to it), if any.
     pub fn fire_next(&mut self, until: u64) -> Option<Vec<Command>> {
-        let i = (0..self.timers.len()).filter(|i| self.timers[*i].0 <= until).min_by_key(|i| (self.timers[*i].0, *i))?;
+        let i = (0..self.timers.len())
+            .filter(|i| self.timers[*i].0 <= until)
+            .min_by_key(|i| (self.timers[*i].0, *i))?;
         let (at, timer) = self.timers.remove(i);
         self.now = self.now.max(at);
         Some(self.ok(Event::TimerFired { timer }))
@@ -195,15 +243,29 @@ impl Sim {
     }
 
     /// The host `host` died, blaming `offender` (name, op) if given.
-    pub fn kill_host(&mut self, host: HostId, offender: Option<(&str, Op)>, cause: &str) -> Vec<Command> {
+    pub fn kill_host(
+        &mut self,
+        host: HostId,
+        offender: Option<(&str, Op)>,
+        cause: &str,
+    ) -> Vec<Command> {
         self.live_hosts.remove(&host);
         self.calls.retain(|c| c.1 != host);
         let offender = offender.map(|(n, op)| (self.id(n), op));
-        self.ok(Event::HostDied { host, offender, cause: cause.into() })
+        self.ok(Event::HostDied {
+            host,
+            offender,
+            cause: cause.into(),
+        })
     }
 }
 
-pub fn spec(name: &str, group: &str, properties: ResourceProperties, deps: &[&str]) -> ResourceSpec {
+pub fn spec(
+    name: &str,
+    group: &str,
+    properties: ResourceProperties,
+    deps: &[&str],
+) -> ResourceSpec {
     ResourceSpec {
         name: name.into(),
         group: group.into(),
@@ -220,7 +282,9 @@ pub fn spec(name: &str, group: &str, properties: ResourceProperties, deps: &[&st
 pub fn calls_of(cmds: &[Command], op: Op) -> Vec<ResourceId> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Call { resource, op: o, .. } if *o == op => Some(*resource),
+            Command::Call {
+                resource, op: o, ..
+            } if *o == op => Some(*resource),
             _ => None,
         })
         .collect()
@@ -230,7 +294,11 @@ pub fn calls_of(cmds: &[Command], op: Op) -> Vec<ResourceId> {
 pub fn logs(cmds: &[Command]) -> Vec<(LogLevel, String)> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Log { level, component, message } if component == "RCM" => Some((*level, message.clone())),
+            Command::Log {
+                level,
+                component,
+                message,
+            } if component == "RCM" => Some((*level, message.clone())),
             _ => None,
         })
         .collect()
