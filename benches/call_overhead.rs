@@ -31,34 +31,83 @@ fn main() {
     }
     let target = target_dir();
     let config = HostConfig::with_rhs(target.join("keelson-rhs"));
-    let plugin = target.join("libkeelson_plugin_dummy.so").display().to_string();
-    assert!(config.rhs_path.exists(), "{} missing: run scripts/bench", config.rhs_path.display());
-    assert!(std::path::Path::new(&plugin).exists(), "{plugin} missing: run scripts/bench");
-    println!("keelson call_overhead benchmark ({} profile binaries in {})", profile(), target.display());
+    let plugin = target
+        .join("libkeelson_plugin_dummy.so")
+        .display()
+        .to_string();
+    assert!(
+        config.rhs_path.exists(),
+        "{} missing: run scripts/bench",
+        config.rhs_path.display()
+    );
+    assert!(
+        std::path::Path::new(&plugin).exists(),
+        "{plugin} missing: run scripts/bench"
+    );
+    println!(
+        "keelson call_overhead benchmark ({} profile binaries in {})",
+        profile(),
+        target.display()
+    );
 
     let raw = raw_ping_pong(ROUND_TRIPS);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let ours = rt.block_on(looks_alive_round_trips(&config, &plugin, ROUND_TRIPS));
     println!("\n== single LOOKSALIVE round trip ({ROUND_TRIPS} calls, after {WARMUP} warm-up) ==");
-    println!("raw unix-socket ping-pong : p50 {:7.1} us  p99 {:7.1} us", raw.p50, raw.p99);
-    println!("keelson LOOKSALIVE        : p50 {:7.1} us  p99 {:7.1} us", ours.p50, ours.p99);
-    println!("ratio (keelson / raw)     : p50 {:7.2} x   p99 {:7.2} x   (targets <= 1.5 x, <= 2 x)", ours.p50 / raw.p50, ours.p99 / raw.p99);
-    println!("single-stream rate        : raw {:.0} /s, keelson {:.0} /s", 1e6 / raw.mean, 1e6 / ours.mean);
+    println!(
+        "raw unix-socket ping-pong : p50 {:7.1} us  p99 {:7.1} us",
+        raw.p50, raw.p99
+    );
+    println!(
+        "keelson LOOKSALIVE        : p50 {:7.1} us  p99 {:7.1} us",
+        ours.p50, ours.p99
+    );
+    println!(
+        "ratio (keelson / raw)     : p50 {:7.2} x   p99 {:7.2} x   (targets <= 1.5 x, <= 2 x)",
+        ours.p50 / raw.p50,
+        ours.p99 / raw.p99
+    );
+    println!(
+        "single-stream rate        : raw {:.0} /s, keelson {:.0} /s",
+        1e6 / raw.mean,
+        1e6 / ours.mean
+    );
 
-    let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let rate = mt.block_on(pipelined_throughput(&config, &plugin));
     println!("\n== pipelined health checks: {RESOURCES} resources in one host, one call in flight each ==");
     println!("keelson                   : {rate:.0} checks/s  (target >= 50000)");
-    println!("raw ping-pong, 1 stream   : {:.0} round trips/s (for scale)", 1e6 / raw.mean);
+    println!(
+        "raw ping-pong, 1 stream   : {:.0} round trips/s (for scale)",
+        1e6 / raw.mean
+    );
 
     let (spawn, baseline) = rt.block_on(spawn_times(&config));
     println!("\n== host spawn to Hello ({SPAWNS} spawns) ==");
-    println!("fork+exec+wait /bin/true  : p50 {:7.2} ms  p99 {:7.2} ms", baseline.p50 / 1000.0, baseline.p99 / 1000.0);
-    println!("keelson-rhs spawn->Hello  : p50 {:7.2} ms  p99 {:7.2} ms  (target <= 20 ms)", spawn.p50 / 1000.0, spawn.p99 / 1000.0);
+    println!(
+        "fork+exec+wait /bin/true  : p50 {:7.2} ms  p99 {:7.2} ms",
+        baseline.p50 / 1000.0,
+        baseline.p99 / 1000.0
+    );
+    println!(
+        "keelson-rhs spawn->Hello  : p50 {:7.2} ms  p99 {:7.2} ms  (target <= 20 ms)",
+        spawn.p50 / 1000.0,
+        spawn.p99 / 1000.0
+    );
 
     let rss = mt.block_on(idle_rss(&config, &plugin));
     println!("\n== host RSS ==");
-    println!("idle host                 : {:6.2} MB  (target <= 8 MB)", mb(rss.0));
+    println!(
+        "idle host                 : {:6.2} MB  (target <= 8 MB)",
+        mb(rss.0)
+    );
     println!("with dummy plugin loaded  : {:6.2} MB", mb(rss.1));
     println!("with {RESOURCES} resources open     : {:6.2} MB", mb(rss.2));
 }
@@ -68,7 +117,11 @@ fn mb(bytes: u64) -> f64 {
 }
 
 fn profile() -> &'static str {
-    if cfg!(debug_assertions) { "debug" } else { "release" }
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
 }
 
 /// target/<profile> of the running bench binary (target/<profile>/deps/call_overhead-…).
@@ -76,7 +129,12 @@ fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KEELSON_TARGET_DIR") {
         return PathBuf::from(dir);
     }
-    std::env::current_exe().unwrap().ancestors().nth(2).unwrap().to_path_buf()
+    std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Summary of samples in microseconds.
@@ -90,7 +148,11 @@ struct Summary {
 fn summarize(mut us: Vec<f64>) -> Summary {
     us.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let at = |p: f64| us[((p * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1];
-    Summary { p50: at(0.50), p99: at(0.99), mean: us.iter().sum::<f64>() / us.len() as f64 }
+    Summary {
+        p50: at(0.50),
+        p99: at(0.99),
+        mean: us.iter().sum::<f64>() / us.len() as f64,
+    }
 }
 
 /// The echo side of the raw baseline: a separate process echoing fixed-size messages on fd 3.
@@ -131,7 +193,10 @@ fn raw_ping_pong(n: usize) -> Summary {
 
 async fn looks_alive_round_trips(config: &HostConfig, plugin: &str, n: usize) -> Summary {
     let (host, _events) = Host::spawn(config).await.unwrap();
-    let res = host.open(OpenSpec::new(ResourceId(1), "bench", plugin, "dummy")).await.unwrap();
+    let res = host
+        .open(OpenSpec::new(ResourceId(1), "bench", plugin, "dummy"))
+        .await
+        .unwrap();
     let mut samples = Vec::with_capacity(n);
     for i in 0..n + WARMUP {
         let start = Instant::now();
@@ -203,7 +268,16 @@ async fn idle_rss(config: &HostConfig, plugin: &str) -> (u64, u64, u64) {
     let loaded = rss();
     let mut open = Vec::new();
     for id in 1..=RESOURCES {
-        open.push(host.open(OpenSpec::new(ResourceId(id), &format!("r{id}"), plugin, "dummy")).await.unwrap());
+        open.push(
+            host.open(OpenSpec::new(
+                ResourceId(id),
+                &format!("r{id}"),
+                plugin,
+                "dummy",
+            ))
+            .await
+            .unwrap(),
+        );
     }
     let with_resources = rss();
     host.kill();

@@ -38,7 +38,8 @@ unsafe extern "C" fn host_log(ctx: *mut c_void, level: u32, msg: *const c_char) 
         // SAFETY: the ABI requires a NUL-terminated string valid for the call.
         let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
         let message = format!("[{}] {}", ctx.name, text);
-        ctx.logger.log(Some(ctx.resource), LogLevel::from_abi(level), message);
+        ctx.logger
+            .log(Some(ctx.resource), LogLevel::from_abi(level), message);
     }));
 }
 
@@ -49,8 +50,9 @@ unsafe extern "C" fn host_set_status(ctx: *mut c_void, progress: u32) {
         }
         // SAFETY: as in host_log.
         let ctx = unsafe { &*ctx.cast::<CallbackCtx>() };
-        ctx.logger
-            .control()
-            .send(&HostReply::Progress { resource: ctx.resource, progress: progress.min(100) });
+        ctx.logger.control().send(&HostReply::Progress {
+            resource: ctx.resource,
+            progress: progress.min(100),
+        });
     }));
 }

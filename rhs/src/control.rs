@@ -7,7 +7,9 @@ use crate::monitor::Monitor;
 use crate::plugins::Registry;
 use crate::resource::ResourceThread;
 use crate::{Options, EXIT_PROTOCOL};
-use keelson_proto::{FrameBuf, Hello, HostReply, HostRequest, OpenResource, ProtoError, PROTOCOL_VERSION};
+use keelson_proto::{
+    FrameBuf, Hello, HostReply, HostRequest, OpenResource, ProtoError, PROTOCOL_VERSION,
+};
 use keelson_types::LogLevel;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -28,14 +30,18 @@ struct Control {
 /// Runs the host until the parent closes the control socket or asks for shutdown.
 pub fn run(opts: Options) -> Result<(), String> {
     let control = keelson_sys::process::adopt_fd(opts.control_fd).map_err(|e| {
-        format!("no control socket on fd {} ({e}); keelson-rhs is started by keelson-rcm", opts.control_fd)
+        format!(
+            "no control socket on fd {} ({e}); keelson-rhs is started by keelson-rcm",
+            opts.control_fd
+        )
     })?;
     let alarm = keelson_sys::process::adopt_fd(opts.alarm_fd)
         .map_err(|e| format!("no alarm pipe on fd {} ({e})", opts.alarm_fd))?;
     if !opts.core_dumps {
         let _ = keelson_sys::process::disable_core_dumps();
     }
-    crate::crash::install(alarm.as_raw_fd()).map_err(|e| format!("cannot install crash handler: {e}"))?;
+    crate::crash::install(alarm.as_raw_fd())
+        .map_err(|e| format!("cannot install crash handler: {e}"))?;
     std::mem::forget(alarm); // written by the crash handler until the process dies
     let _main_alt_stack = keelson_sys::crash::AltStack::install();
 
@@ -62,7 +68,10 @@ pub fn run(opts: Options) -> Result<(), String> {
 impl Control {
     /// Sends our Hello and checks the parent's.
     fn handshake(&mut self) -> Result<(), String> {
-        let hello = Hello { protocol_version: PROTOCOL_VERSION, pid: std::process::id() };
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            pid: std::process::id(),
+        };
         self.logger.control().send(&HostReply::Hello(hello));
         match self.next_request()? {
             Some(HostRequest::Hello(h)) if h.protocol_version == PROTOCOL_VERSION => Ok(()),
@@ -82,14 +91,17 @@ impl Control {
                 // The parent is gone: nothing may outlive it.
                 Ok(None) => keelson_sys::process::exit_now(0),
                 Err(e) => {
-                    self.logger.log(None, LogLevel::Err, format!("control channel broken: {e}"));
+                    self.logger
+                        .log(None, LogLevel::Err, format!("control channel broken: {e}"));
                     keelson_sys::process::exit_now(EXIT_PROTOCOL);
                 }
             };
             match request {
                 HostRequest::LoadPlugin { req, path } => {
                     let result = self.registry.get_or_load(&path).map(|p| p.info.clone());
-                    self.logger.control().send(&HostReply::PluginLoaded { req, result });
+                    self.logger
+                        .control()
+                        .send(&HostReply::PluginLoaded { req, result });
                 }
                 HostRequest::Open(spec) => self.open(spec),
                 HostRequest::Shutdown => keelson_sys::process::exit_now(0),
@@ -101,7 +113,10 @@ impl Control {
     /// Starts a resource thread with the fd that came with the Open frame.
     fn open(&mut self, spec: OpenResource) {
         let Some(fd) = self.fds.pop_front() else {
-            return self.refuse(format!("Open of resource '{}' came without its socket", spec.name));
+            return self.refuse(format!(
+                "Open of resource '{}' came without its socket",
+                spec.name
+            ));
         };
         let socket = UnixStream::from(fd);
         let reply_socket = socket.try_clone();
@@ -120,7 +135,11 @@ impl Control {
             logger: self.logger.clone(),
         };
         if let Err(e) = thread.spawn() {
-            self.logger.log(None, LogLevel::Err, format!("cannot start a resource thread: {e}"));
+            self.logger.log(
+                None,
+                LogLevel::Err,
+                format!("cannot start a resource thread: {e}"),
+            );
         }
     }
 
@@ -166,6 +185,7 @@ fn answer_open_error(socket: std::io::Result<UnixStream>, message: String) {
             message,
             elapsed_ns: 0,
         };
-        let _ = keelson_proto::write_frame(&mut socket, &keelson_proto::ResourceReply::CallDone(done));
+        let _ =
+            keelson_proto::write_frame(&mut socket, &keelson_proto::ResourceReply::CallDone(done));
     }
 }

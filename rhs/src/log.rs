@@ -16,7 +16,9 @@ pub struct ControlWriter {
 
 impl ControlWriter {
     pub fn new(stream: UnixStream) -> ControlWriter {
-        ControlWriter { stream: Arc::new(Mutex::new(stream)) }
+        ControlWriter {
+            stream: Arc::new(Mutex::new(stream)),
+        }
     }
 
     /// Sends one frame; a dead parent is ignored here (the control reader sees EOF and exits).
@@ -44,9 +46,17 @@ impl Logger {
         let tid = keelson_sys::process::gettid();
         if self.stderr {
             let pid = keelson_sys::process::getpid();
-            eprintln!("{}", format_log_line(pid, tid, unix_ms(), level, "RHS", &message));
+            eprintln!(
+                "{}",
+                format_log_line(pid, tid, unix_ms(), level, "RHS", &message)
+            );
         }
-        self.control.send(&HostReply::Log { resource, level, tid, message });
+        self.control.send(&HostReply::Log {
+            resource,
+            level,
+            tid,
+            message,
+        });
     }
 
     pub fn control(&self) -> &ControlWriter {

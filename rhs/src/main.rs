@@ -42,7 +42,12 @@ pub struct Options {
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
-    let mut opts = Options { control_fd: 3, alarm_fd: 4, core_dumps: false, log_stderr: false };
+    let mut opts = Options {
+        control_fd: 3,
+        alarm_fd: 4,
+        core_dumps: false,
+        log_stderr: false,
+    };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -50,8 +55,12 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
             None => (arg.clone(), None),
         };
         let mut value = |name: &str| -> Result<i32, String> {
-            let v = inline.clone().or_else(|| args.next()).ok_or(format!("{name} needs a value"))?;
-            v.parse::<i32>().map_err(|_| format!("{name}: '{v}' is not a file descriptor number"))
+            let v = inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{name} needs a value"))?;
+            v.parse::<i32>()
+                .map_err(|_| format!("{name}: '{v}' is not a file descriptor number"))
         };
         match flag.as_str() {
             "--control-fd" => opts.control_fd = value("--control-fd")?,

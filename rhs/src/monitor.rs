@@ -68,7 +68,11 @@ impl Monitor {
         slot.op.store(op as u8, Ordering::Relaxed);
         slot.deadline_ms.store(deadline_ms, Ordering::Relaxed);
         slot.started_ns.store(self.now_ns(), Ordering::Release);
-        if self.min_deadline_ms.fetch_min(deadline_ms, Ordering::AcqRel) > deadline_ms {
+        if self
+            .min_deadline_ms
+            .fetch_min(deadline_ms, Ordering::AcqRel)
+            > deadline_ms
+        {
             // Rare (a new smallest deadline): take the lock so the notify cannot fall between the
             // monitor's scan and its wait.
             let _guard = self.lock_slots();
@@ -98,7 +102,11 @@ impl Monitor {
                 drop(guard);
                 self.declare_deadlock(&slot, op, elapsed_ns);
             }
-            guard = self.wake.wait_timeout(guard, sleep).unwrap_or_else(|p| p.into_inner()).0;
+            guard = self
+                .wake
+                .wait_timeout(guard, sleep)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -112,7 +120,10 @@ impl Monitor {
             if started == 0 {
                 continue;
             }
-            let deadline_ns = slot.deadline_ms.load(Ordering::Relaxed).saturating_mul(1_000_000);
+            let deadline_ns = slot
+                .deadline_ms
+                .load(Ordering::Relaxed)
+                .saturating_mul(1_000_000);
             let elapsed = now.saturating_sub(started);
             let op = Op::from_u8(slot.op.load(Ordering::Relaxed));
             // Re-check the start time so a call that ended (and another began) is not blamed.
@@ -121,7 +132,9 @@ impl Monitor {
                     return (Some((slot.clone(), op, elapsed)), sleep);
                 }
             }
-            sleep = sleep.min(Duration::from_nanos(deadline_ns - elapsed.min(deadline_ns) + 1));
+            sleep = sleep.min(Duration::from_nanos(
+                deadline_ns - elapsed.min(deadline_ns) + 1,
+            ));
         }
         (None, sleep.max(MIN_TICK))
     }
@@ -132,7 +145,10 @@ impl Monitor {
         self.logger.log(
             Some(slot.resource),
             LogLevel::Err,
-            format!("RhsCall::DeadlockMonitor: Call {} timed out for resource '{name}'.", op.upper()),
+            format!(
+                "RhsCall::DeadlockMonitor: Call {} timed out for resource '{name}'.",
+                op.upper()
+            ),
         );
         crate::crash::raise_alarm(&HostAlarm::DeadlockDetected {
             resource: slot.resource,

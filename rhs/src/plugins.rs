@@ -62,31 +62,45 @@ fn load(path: &str) -> Result<Plugin, String> {
     let entry: PluginEntryFn = unsafe { library.get::<PluginEntryFn>(KEELSON_PLUGIN_SYMBOL) }
         .map(|sym| *sym)
         .map_err(|_| {
-            format!("plugin {path}: missing symbol {KEELSON_PLUGIN_SYMBOL_NAME} (not a keelson plugin)")
+            format!(
+                "plugin {path}: missing symbol {KEELSON_PLUGIN_SYMBOL_NAME} (not a keelson plugin)"
+            )
         })?;
     // SAFETY: calling the plugin's exported entry; it takes no arguments.
     let desc = unsafe { entry() };
     if desc.is_null() {
-        return Err(format!("plugin {path}: {KEELSON_PLUGIN_SYMBOL_NAME} returned NULL"));
+        return Err(format!(
+            "plugin {path}: {KEELSON_PLUGIN_SYMBOL_NAME} returned NULL"
+        ));
     }
     // SAFETY: the first three u32 fields keep their place in every ABI version, so reading them is
     // valid for any descriptor; nothing else is read before the header check passes.
     let (magic, version, size) = unsafe {
         let words = desc.cast::<u32>();
-        (words.read_unaligned(), words.add(1).read_unaligned(), words.add(2).read_unaligned())
+        (
+            words.read_unaligned(),
+            words.add(1).read_unaligned(),
+            words.add(2).read_unaligned(),
+        )
     };
     check_header(magic, version, size).map_err(|e| format!("plugin {path}: {e}"))?;
     // SAFETY: header checked: this is a v1 descriptor of exactly our size.
     let desc: KeelsonPluginDescriptor = unsafe { *desc };
     check_body(&desc).map_err(|e| format!("plugin {path}: {e}"))?;
-    let name = c_string(desc.plugin_name).ok_or(format!("plugin {path}: plugin name is missing or not UTF-8"))?;
+    let name = c_string(desc.plugin_name).ok_or(format!(
+        "plugin {path}: plugin name is missing or not UTF-8"
+    ))?;
     let types = read_types(path, &desc)?;
     let info = PluginInfo {
         name,
         path: path.to_string(),
         types: types.iter().map(|(info, _)| info.clone()).collect(),
     };
-    Ok(Plugin { info, types: types.into_iter().map(|(_, t)| t).collect(), _library: library })
+    Ok(Plugin {
+        info,
+        types: types.into_iter().map(|(_, t)| t).collect(),
+        _library: library,
+    })
 }
 
 fn read_types(
@@ -103,7 +117,9 @@ fn read_types(
         let t: KeelsonResourceType = unsafe { *desc.types.add(i) };
         let name = c_string(t.name).ok_or(format!("plugin {path}: type #{i} has no UTF-8 name"))?;
         if name.is_empty() || out.iter().any(|(info, _)| info.name == name) {
-            return Err(format!("plugin {path}: type name '{name}' is empty or duplicated"));
+            return Err(format!(
+                "plugin {path}: type name '{name}' is empty or duplicated"
+            ));
         }
         let missing = [
             ("open", t.open.is_none()),
@@ -115,9 +131,17 @@ fn read_types(
             ("close", t.close.is_none()),
         ];
         if let Some((entry, _)) = missing.iter().find(|(_, absent)| *absent) {
-            return Err(format!("plugin {path}: type '{name}' lacks the required entry point {entry}"));
+            return Err(format!(
+                "plugin {path}: type '{name}' lacks the required entry point {entry}"
+            ));
         }
-        out.push((ResourceTypeInfo { name, has_validate: t.validate.is_some() }, t));
+        out.push((
+            ResourceTypeInfo {
+                name,
+                has_validate: t.validate.is_some(),
+            },
+            t,
+        ));
     }
     Ok(out)
 }
@@ -128,5 +152,8 @@ fn c_string(ptr: *const std::ffi::c_char) -> Option<String> {
         return None;
     }
     // SAFETY: non-null, and the ABI requires NUL-terminated strings with static storage.
-    unsafe { CStr::from_ptr(ptr) }.to_str().ok().map(str::to_string)
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .ok()
+        .map(str::to_string)
 }

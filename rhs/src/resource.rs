@@ -7,7 +7,9 @@ use crate::log::Logger;
 use crate::monitor::{CallSlot, Monitor};
 use crate::plugins::Plugin;
 use keelson_abi::{KeelsonResourceType, KEELSON_ERROR_BUF_LEN, KEELSON_INVALID, KEELSON_OK};
-use keelson_proto::{read_frame, write_frame, CallDone, OpenResource, ResourceReply, ResourceRequest};
+use keelson_proto::{
+    read_frame, write_frame, CallDone, OpenResource, ResourceReply, ResourceRequest,
+};
 use keelson_types::{LogLevel, Op};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::os::unix::net::UnixStream;
@@ -47,7 +49,9 @@ impl ResourceThread {
             name: self.spec.name.clone(),
             logger: self.logger.clone(),
         });
-        let slot = self.monitor.register(self.spec.resource, self.spec.name.clone());
+        let slot = self
+            .monitor
+            .register(self.spec.resource, self.spec.name.clone());
         if let Some(mut live) = self.open(&slot, &ctx) {
             self.serve(&slot, &mut live);
         }
@@ -58,19 +62,35 @@ impl ResourceThread {
     /// Runs OPEN and answers it; the live resource on success.
     fn open(&mut self, slot: &CallSlot, ctx: &CallbackCtx) -> Option<Live> {
         let Some(table) = self.plugin.resource_type(&self.spec.type_name).copied() else {
-            let known: Vec<&str> = self.plugin.info.types.iter().map(|t| t.name.as_str()).collect();
+            let known: Vec<&str> = self
+                .plugin
+                .info
+                .types
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
             let message = format!(
                 "plugin '{}' has no resource type '{}' (it has: {})",
                 self.plugin.info.name,
                 self.spec.type_name,
                 known.join(", ")
             );
-            self.reply(CallDone { op: Op::Open, status: KEELSON_INVALID, message, elapsed_ns: 0 });
+            self.reply(CallDone {
+                op: Op::Open,
+                status: KEELSON_INVALID,
+                message,
+                elapsed_ns: 0,
+            });
             return None;
         };
         let Ok(params) = CString::new(self.spec.params_json.clone()) else {
             let message = "parameters contain a NUL byte".to_string();
-            self.reply(CallDone { op: Op::Open, status: KEELSON_INVALID, message, elapsed_ns: 0 });
+            self.reply(CallDone {
+                op: Op::Open,
+                status: KEELSON_INVALID,
+                message,
+                elapsed_ns: 0,
+            });
             return None;
         };
         let host = ctx.host();
@@ -83,18 +103,28 @@ impl ResourceThread {
         });
         let ok = done.status == KEELSON_OK && !handle.is_null();
         let done = if done.status == KEELSON_OK && handle.is_null() {
-            CallDone { status: keelson_abi::KEELSON_ERROR, message: "open returned a NULL handle".into(), ..done }
+            CallDone {
+                status: keelson_abi::KEELSON_ERROR,
+                message: "open returned a NULL handle".into(),
+                ..done
+            }
         } else {
             done
         };
         self.reply(done);
-        ok.then_some(Live { table, handle, params })
+        ok.then_some(Live {
+            table,
+            handle,
+            params,
+        })
     }
 
     /// Serves calls until CLOSE or until the parent drops the socket.
     fn serve(&mut self, slot: &CallSlot, live: &mut Live) {
         // Buffered, so a request costs one read(2) instead of two (header, then payload).
-        let Ok(read_half) = self.socket.try_clone() else { return self.close(slot, live, false) };
+        let Ok(read_half) = self.socket.try_clone() else {
+            return self.close(slot, live, false);
+        };
         let mut reader = std::io::BufReader::with_capacity(512, read_half);
         loop {
             let request = match read_frame::<ResourceRequest>(&mut reader) {
@@ -104,7 +134,10 @@ impl ResourceThread {
                     self.logger.log(
                         Some(self.spec.resource),
                         LogLevel::Err,
-                        format!("resource '{}': bad request frame ({e}); closing it", self.spec.name),
+                        format!(
+                            "resource '{}': bad request frame ({e}); closing it",
+                            self.spec.name
+                        ),
                     );
                     return self.close(slot, live, false);
                 }
@@ -134,7 +167,12 @@ impl ResourceThread {
         };
         let Some(entry) = entry else {
             let message = format!("{} is not a call on an open resource", op.upper());
-            return CallDone { op, status: KEELSON_INVALID, message, elapsed_ns: 0 };
+            return CallDone {
+                op,
+                status: KEELSON_INVALID,
+                message,
+                elapsed_ns: 0,
+            };
         };
         let handle = live.handle;
         self.timed(slot, op, deadline_ms, |err, cap| {
@@ -147,7 +185,12 @@ impl ResourceThread {
     fn validate(&self, slot: &CallSlot, live: &Live, deadline_ms: u64) -> CallDone {
         let Some(validate) = live.table.validate else {
             let message = "type has no validate entry point".to_string();
-            return CallDone { op: Op::Validate, status: KEELSON_OK, message, elapsed_ns: 0 };
+            return CallDone {
+                op: Op::Validate,
+                status: KEELSON_OK,
+                message,
+                elapsed_ns: 0,
+            };
         };
         let params = live.params.as_ptr();
         self.timed(slot, Op::Validate, deadline_ms, |err, cap| {
@@ -190,9 +233,16 @@ impl ResourceThread {
         } else {
             // SAFETY: the buffer is zeroed and its last byte is never handed to the plugin, so it is
             // always NUL-terminated.
-            unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(err.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
         };
-        CallDone { op, status, message, elapsed_ns }
+        CallDone {
+            op,
+            status,
+            message,
+            elapsed_ns,
+        }
     }
 
     /// Sends a reply; false when the parent is gone.

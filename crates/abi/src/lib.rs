@@ -53,7 +53,8 @@ pub type OpenFn = unsafe extern "C" fn(
     err_cap: usize,
 ) -> i32;
 /// `online`, `offline`, `looks_alive`, `is_alive`, `terminate`: `(handle, err, err_cap) -> status`.
-pub type CallFn = unsafe extern "C" fn(handle: *mut c_void, err: *mut c_char, err_cap: usize) -> i32;
+pub type CallFn =
+    unsafe extern "C" fn(handle: *mut c_void, err: *mut c_char, err_cap: usize) -> i32;
 /// `close(handle)`: frees the resource; the handle is dead afterwards.
 pub type CloseFn = unsafe extern "C" fn(handle: *mut c_void);
 /// Optional `validate(params_json, err, err_cap) -> status`, callable without an open resource.
@@ -120,7 +121,10 @@ pub fn check_header(magic: u32, abi_version: u32, struct_size: u32) -> Result<()
     }
     let expected = std::mem::size_of::<KeelsonPluginDescriptor>() as u32;
     if struct_size != expected {
-        return Err(AbiError::DescriptorSize { found: struct_size, expected });
+        return Err(AbiError::DescriptorSize {
+            found: struct_size,
+            expected,
+        });
     }
     Ok(())
 }
@@ -129,7 +133,10 @@ pub fn check_header(magic: u32, abi_version: u32, struct_size: u32) -> Result<()
 pub fn check_body(desc: &KeelsonPluginDescriptor) -> Result<(), AbiError> {
     let expected = std::mem::size_of::<KeelsonResourceType>() as u32;
     if desc.type_struct_size != expected {
-        return Err(AbiError::TypeSize { found: desc.type_struct_size, expected });
+        return Err(AbiError::TypeSize {
+            found: desc.type_struct_size,
+            expected,
+        });
     }
     if desc.type_count == 0 || desc.type_count > 256 {
         return Err(AbiError::TypeCount(desc.type_count));
@@ -146,10 +153,15 @@ mod tests {
         let size = std::mem::size_of::<KeelsonPluginDescriptor>() as u32;
         assert!(check_header(KEELSON_PLUGIN_MAGIC, 1, size).is_ok());
         assert_eq!(
-            check_header(KEELSON_PLUGIN_MAGIC, 7, size).unwrap_err().to_string(),
+            check_header(KEELSON_PLUGIN_MAGIC, 7, size)
+                .unwrap_err()
+                .to_string(),
             "ABI version 7, host speaks 1"
         );
-        assert!(matches!(check_header(0, 1, size), Err(AbiError::BadMagic { found: 0 })));
+        assert!(matches!(
+            check_header(0, 1, size),
+            Err(AbiError::BadMagic { found: 0 })
+        ));
         assert!(matches!(
             check_header(KEELSON_PLUGIN_MAGIC, 1, 8),
             Err(AbiError::DescriptorSize { found: 8, .. })

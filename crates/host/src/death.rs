@@ -18,10 +18,21 @@ pub struct HostDied {
 pub enum DeathCause {
     /// A call outlived its deadline: found by the host's deadlock monitor, or (`by_watchdog`) by
     /// rcm's watchdog when the host itself stopped answering.
-    Deadlock { resource: ResourceId, name: String, op: Op, elapsed: Duration, by_watchdog: bool },
+    Deadlock {
+        resource: ResourceId,
+        name: String,
+        op: Op,
+        elapsed: Duration,
+        by_watchdog: bool,
+    },
     /// Plugin code raised a fatal signal while running `op` on `resource` (None: a thread that was
     /// not running a call).
-    Crash { resource: Option<ResourceId>, name: Option<String>, op: Option<Op>, signal: i32 },
+    Crash {
+        resource: Option<ResourceId>,
+        name: Option<String>,
+        op: Option<Op>,
+        signal: i32,
+    },
     /// The host exited by itself.
     Exit { status: i32 },
     /// The host was killed by a signal it did not report (SIGKILL from `Host::kill` or outside).
@@ -33,7 +44,11 @@ impl DeathCause {
     pub fn offender(&self) -> Option<(ResourceId, Option<Op>)> {
         match self {
             DeathCause::Deadlock { resource, op, .. } => Some((*resource, Some(*op))),
-            DeathCause::Crash { resource: Some(r), op, .. } => Some((*r, *op)),
+            DeathCause::Crash {
+                resource: Some(r),
+                op,
+                ..
+            } => Some((*r, *op)),
             _ => None,
         }
     }
@@ -43,22 +58,38 @@ impl fmt::Display for HostDied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pid = self.pid;
         match &self.cause {
-            DeathCause::Deadlock { name, op, elapsed, by_watchdog, .. } => write!(
+            DeathCause::Deadlock {
+                name,
+                op,
+                elapsed,
+                by_watchdog,
+                ..
+            } => write!(
                 f,
                 "host {pid} deadlocked: call {} of resource '{name}' ran {} ms past no answer ({})",
                 op.upper(),
                 elapsed.as_millis(),
-                if *by_watchdog { "killed by rcm's watchdog" } else { "found by the host's deadlock monitor" }
+                if *by_watchdog {
+                    "killed by rcm's watchdog"
+                } else {
+                    "found by the host's deadlock monitor"
+                }
             ),
-            DeathCause::Crash { name, op, signal, .. } => write!(
+            DeathCause::Crash {
+                name, op, signal, ..
+            } => write!(
                 f,
                 "host {pid} crashed with {} in {} of resource {}",
                 signal_name(*signal),
                 op.map(Op::upper).unwrap_or("a non-call thread"),
-                name.as_deref().map(|n| format!("'{n}'")).unwrap_or_else(|| "(unknown)".into())
+                name.as_deref()
+                    .map(|n| format!("'{n}'"))
+                    .unwrap_or_else(|| "(unknown)".into())
             ),
             DeathCause::Exit { status } => write!(f, "host {pid} exited with status {status}"),
-            DeathCause::Killed { signal } => write!(f, "host {pid} was killed by {}", signal_name(*signal)),
+            DeathCause::Killed { signal } => {
+                write!(f, "host {pid} was killed by {}", signal_name(*signal))
+            }
         }
     }
 }

@@ -6,7 +6,10 @@ use crate::death::HostDied;
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("cannot start {path}: {source}")]
-    Spawn { path: String, source: std::io::Error },
+    Spawn {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("host did not say Hello within {0} ms")]
     HelloTimeout(u64),
     #[error("host speaks protocol version {found}, this side speaks {expected}")]

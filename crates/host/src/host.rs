@@ -7,8 +7,8 @@ use crate::death::{DeathCause, HostDied};
 use crate::error::HostError;
 use crate::resource::ResourceHandle;
 use keelson_proto::{
-    encode, read_frame_async, write_frame_async, FrameBuf, Hello, HostAlarm, HostReply, HostRequest,
-    OpenResource, PROTOCOL_VERSION,
+    encode, read_frame_async, write_frame_async, FrameBuf, Hello, HostAlarm, HostReply,
+    HostRequest, OpenResource, PROTOCOL_VERSION,
 };
 use keelson_types::{LogLevel, Op, PluginInfo, ResourceId, DEFAULT_DEADLOCK_TIMEOUT_MS};
 use std::collections::HashMap;
@@ -31,9 +31,19 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub enum HostEvent {
     /// A log line from the host or one of its plugins; `tid` is the host thread that wrote it.
-    Log { pid: u32, tid: u32, level: LogLevel, resource: Option<ResourceId>, message: String },
+    Log {
+        pid: u32,
+        tid: u32,
+        level: LogLevel,
+        resource: Option<ResourceId>,
+        message: String,
+    },
     /// Progress of a long online/offline.
-    Progress { pid: u32, resource: ResourceId, progress: u32 },
+    Progress {
+        pid: u32,
+        resource: ResourceId,
+        progress: u32,
+    },
     /// A line the host process (or plugin code in it) wrote to its stderr.
     Stderr { pid: u32, line: String },
     /// The host refused a request.
@@ -137,8 +147,17 @@ impl Host {
             tokio::spawn(forward_stderr(shared.clone(), stderr));
         }
         tokio::spawn(supervise(shared.clone(), reader, child, alarm));
-        let inner = Inner { shared, writer: tokio::sync::Mutex::new(writer), next_req: AtomicU64::new(1) };
-        Ok((Host { inner: Arc::new(inner) }, events_rx))
+        let inner = Inner {
+            shared,
+            writer: tokio::sync::Mutex::new(writer),
+            next_req: AtomicU64::new(1),
+        };
+        Ok((
+            Host {
+                inner: Arc::new(inner),
+            },
+            events_rx,
+        ))
     }
 
     /// The host's process id (its MonitorProcessId).
@@ -172,7 +191,11 @@ impl Host {
         let req = self.inner.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.inner.shared.lock_pending().insert(req, tx);
-        self.send(&HostRequest::LoadPlugin { req, path: path.to_string() }).await?;
+        self.send(&HostRequest::LoadPlugin {
+            req,
+            path: path.to_string(),
+        })
+        .await?;
         match tokio::time::timeout(LOAD_TIMEOUT, rx).await {
             Ok(Ok(result)) => result.map_err(HostError::Plugin),
             Ok(Err(_)) => Err(HostError::Died(self.died().await)),
@@ -193,7 +216,10 @@ impl Host {
             return Err(HostError::ReservedId);
         }
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(io_err)?;
-        self.inner.shared.lock_names().insert(spec.resource, spec.name.clone());
+        self.inner
+            .shared
+            .lock_names()
+            .insert(spec.resource, spec.name.clone());
         let request = HostRequest::Open(OpenResource {
             resource: spec.resource,
             name: spec.name.clone(),
@@ -222,13 +248,19 @@ impl Host {
     }
 
     /// Sends a frame with a descriptor attached to its first byte.
-    async fn send_with_fd(&self, request: &HostRequest, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), HostError> {
+    async fn send_with_fd(
+        &self,
+        request: &HostRequest,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), HostError> {
         let frame = encode(request).map_err(|e| HostError::Protocol(e.to_string()))?;
         let mut writer = self.inner.writer.lock().await;
         let raw = writer.as_ref().as_raw_fd();
         let sent = writer
             .as_ref()
-            .async_io(tokio::io::Interest::WRITABLE, || keelson_sys::fdpass::send_with_fd(raw, &frame, fd))
+            .async_io(tokio::io::Interest::WRITABLE, || {
+                keelson_sys::fdpass::send_with_fd(raw, &frame, fd)
+            })
             .await;
         let result = match sent {
             Ok(n) => writer.write_all(&frame[n..]).await,
@@ -248,7 +280,9 @@ impl Shared {
     pub(crate) async fn died(&self) -> HostDied {
         let mut rx = self.death.subscribe();
         let died = rx.wait_for(Option::is_some).await.map(|d| d.clone());
-        died.ok().flatten().expect("the supervisor always reports a death before dropping the sender")
+        died.ok()
+            .flatten()
+            .expect("the supervisor always reports a death before dropping the sender")
     }
 
     /// The death report if it arrives within `wait`.
@@ -265,8 +299,17 @@ impl Shared {
     /// rcm's watchdog: blames `op` on `resource` and SIGKILLs the host.
     pub(crate) fn watchdog_kill(&self, resource: ResourceId, op: Op, elapsed: Duration) {
         let name = self.name_of(resource).unwrap_or_default();
-        let cause = DeathCause::Deadlock { resource, name, op, elapsed, by_watchdog: true };
-        self.watchdog.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(cause);
+        let cause = DeathCause::Deadlock {
+            resource,
+            name,
+            op,
+            elapsed,
+            by_watchdog: true,
+        };
+        self.watchdog
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(cause);
         self.kill();
     }
 
@@ -278,7 +321,9 @@ impl Shared {
         self.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<PluginInfo, String>>>> {
+    fn lock_pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<PluginInfo, String>>>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -295,40 +340,86 @@ impl Shared {
                     let _ = tx.send(result);
                 }
             }
-            HostReply::Log { resource, level, tid, message } => {
-                self.emit(HostEvent::Log { pid, tid, level, resource, message })
-            }
-            HostReply::Progress { resource, progress } => {
-                self.emit(HostEvent::Progress { pid, resource, progress })
-            }
+            HostReply::Log {
+                resource,
+                level,
+                tid,
+                message,
+            } => self.emit(HostEvent::Log {
+                pid,
+                tid,
+                level,
+                resource,
+                message,
+            }),
+            HostReply::Progress { resource, progress } => self.emit(HostEvent::Progress {
+                pid,
+                resource,
+                progress,
+            }),
             HostReply::Refused { message } => self.emit(HostEvent::Refused { pid, message }),
-            HostReply::Hello(_) => self.emit(HostEvent::Refused { pid, message: "unexpected second Hello".into() }),
+            HostReply::Hello(_) => self.emit(HostEvent::Refused {
+                pid,
+                message: "unexpected second Hello".into(),
+            }),
         }
     }
 
     /// Works out why the host died from its alarms, the watchdog's record and its wait status.
-    fn classify(&self, status: Option<std::process::ExitStatus>, alarms: Vec<HostAlarm>) -> DeathCause {
+    fn classify(
+        &self,
+        status: Option<std::process::ExitStatus>,
+        alarms: Vec<HostAlarm>,
+    ) -> DeathCause {
         use std::os::unix::process::ExitStatusExt;
         // The first alarm is the cause; a dying host writes at most one that matters.
         if let Some(alarm) = alarms.into_iter().next() {
             match alarm {
-                HostAlarm::DeadlockDetected { resource, op, elapsed_ns } => {
+                HostAlarm::DeadlockDetected {
+                    resource,
+                    op,
+                    elapsed_ns,
+                } => {
                     let name = self.name_of(resource).unwrap_or_default();
                     let elapsed = Duration::from_nanos(elapsed_ns);
-                    return DeathCause::Deadlock { resource, name, op, elapsed, by_watchdog: false };
+                    return DeathCause::Deadlock {
+                        resource,
+                        name,
+                        op,
+                        elapsed,
+                        by_watchdog: false,
+                    };
                 }
-                HostAlarm::Crashed { resource, op, signal } => {
+                HostAlarm::Crashed {
+                    resource,
+                    op,
+                    signal,
+                } => {
                     let name = resource.and_then(|r| self.name_of(r));
-                    return DeathCause::Crash { resource, name, op, signal };
+                    return DeathCause::Crash {
+                        resource,
+                        name,
+                        op,
+                        signal,
+                    };
                 }
             }
         }
-        if let Some(cause) = self.watchdog.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(cause) = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             return cause;
         }
         match status {
-            Some(s) if s.signal().is_some() => DeathCause::Killed { signal: s.signal().unwrap_or(0) },
-            Some(s) => DeathCause::Exit { status: s.code().unwrap_or(-1) },
+            Some(s) if s.signal().is_some() => DeathCause::Killed {
+                signal: s.signal().unwrap_or(0),
+            },
+            Some(s) => DeathCause::Exit {
+                status: s.code().unwrap_or(-1),
+            },
             None => DeathCause::Exit { status: -1 },
         }
     }
@@ -345,15 +436,27 @@ fn io_err(e: std::io::Error) -> HostError {
 /// Forks and execs the host with its control socket on fd 3 and its alarm pipe on fd 4.
 fn start_process(
     config: &HostConfig,
-) -> Result<(tokio::process::Child, tokio::net::UnixStream, std::io::PipeReader), HostError> {
-    let spawn_err = |source| HostError::Spawn { path: config.rhs_path.display().to_string(), source };
+) -> Result<
+    (
+        tokio::process::Child,
+        tokio::net::UnixStream,
+        std::io::PipeReader,
+    ),
+    HostError,
+> {
+    let spawn_err = |source| HostError::Spawn {
+        path: config.rhs_path.display().to_string(),
+        source,
+    };
     let (parent, child_end) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
     let (alarm_r, alarm_w) = std::io::pipe().map_err(spawn_err)?;
     let mut cmd = std::process::Command::new(&config.rhs_path);
     if config.log_stderr {
         cmd.arg("--log-stderr");
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     keelson_sys::child::prepare(&mut cmd, vec![(child_end.into(), 3), (alarm_w.into(), 4)]);
     let mut cmd = tokio::process::Command::from(cmd);
     let child = cmd.spawn().map_err(spawn_err)?;
@@ -377,14 +480,30 @@ async fn hello(
     match first {
         Ok(Some(HostReply::Hello(h))) if h.protocol_version == PROTOCOL_VERSION => {}
         Ok(Some(HostReply::Hello(h))) => {
-            return Err(HostError::Version { found: h.protocol_version, expected: PROTOCOL_VERSION })
+            return Err(HostError::Version {
+                found: h.protocol_version,
+                expected: PROTOCOL_VERSION,
+            })
         }
-        Ok(Some(other)) => return Err(HostError::Protocol(format!("expected Hello, got {other:?}"))),
-        Ok(None) => return Err(HostError::Protocol("host exited before saying Hello".into())),
+        Ok(Some(other)) => {
+            return Err(HostError::Protocol(format!(
+                "expected Hello, got {other:?}"
+            )))
+        }
+        Ok(None) => {
+            return Err(HostError::Protocol(
+                "host exited before saying Hello".into(),
+            ))
+        }
         Err(e) => return Err(HostError::Protocol(format!("bad Hello: {e}"))),
     }
-    let ours = HostRequest::Hello(Hello { protocol_version: PROTOCOL_VERSION, pid: std::process::id() });
-    write_frame_async(writer, &ours).await.map_err(|e| HostError::Protocol(e.to_string()))
+    let ours = HostRequest::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        pid: std::process::id(),
+    });
+    write_frame_async(writer, &ours)
+        .await
+        .map_err(|e| HostError::Protocol(e.to_string()))
 }
 
 /// Forwards control frames until the socket closes, then reaps the process and reports its death.
@@ -404,7 +523,10 @@ async fn supervise(
             child.wait().await.ok()
         }
     };
-    let died = HostDied { pid: shared.pid, cause: shared.classify(status, read_alarms(alarm)) };
+    let died = HostDied {
+        pid: shared.pid,
+        cause: shared.classify(status, read_alarms(alarm)),
+    };
     for (_, tx) in shared.lock_pending().drain() {
         drop(tx);
     }
@@ -433,6 +555,9 @@ fn read_alarms(mut alarm: std::io::PipeReader) -> Vec<HostAlarm> {
 async fn forward_stderr(shared: Arc<Shared>, stderr: tokio::process::ChildStderr) {
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        shared.emit(HostEvent::Stderr { pid: shared.pid, line });
+        shared.emit(HostEvent::Stderr {
+            pid: shared.pid,
+            line,
+        });
     }
 }

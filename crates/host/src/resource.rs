@@ -5,7 +5,9 @@
 use crate::error::{CallError, HostError};
 use crate::host::{Host, OpenSpec};
 use crate::stats::{CallStats, CallTimings};
-use keelson_proto::{encode, read_frame_buffered, CallDone, FrameBuf, ProtoError, ResourceReply, ResourceRequest};
+use keelson_proto::{
+    encode, read_frame_buffered, CallDone, FrameBuf, ProtoError, ResourceReply, ResourceRequest,
+};
 use keelson_types::{Op, ResourceId};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -34,24 +36,36 @@ pub struct ResourceHandle {
 
 impl std::fmt::Debug for ResourceHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResourceHandle").field("id", &self.id).field("name", &self.name).finish()
+        f.debug_struct("ResourceHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 impl ResourceHandle {
     /// Waits for the OPEN answer on a freshly passed socket.
-    pub(crate) async fn open(host: Host, spec: &OpenSpec, socket: UnixStream) -> Result<ResourceHandle, HostError> {
+    pub(crate) async fn open(
+        host: Host,
+        spec: &OpenSpec,
+        socket: UnixStream,
+    ) -> Result<ResourceHandle, HostError> {
         let handle = ResourceHandle {
             id: spec.resource,
             name: spec.name.clone(),
             host,
             deadline: spec.deadlock_timeout,
-            socket: tokio::sync::Mutex::new(Some(Channel { stream: socket, frames: FrameBuf::new() })),
+            socket: tokio::sync::Mutex::new(Some(Channel {
+                stream: socket,
+                frames: FrameBuf::new(),
+            })),
             timings: Mutex::new(CallTimings::default()),
         };
         let mut socket = handle.socket.lock().await;
         let channel = socket.as_mut().expect("just created");
-        let done = handle.await_reply(channel, Op::Open, handle.deadline, Instant::now()).await;
+        let done = handle
+            .await_reply(channel, Op::Open, handle.deadline, Instant::now())
+            .await;
         drop(socket);
         match done {
             Ok(done) if done.status == 0 => Ok(handle),
@@ -89,11 +103,18 @@ impl ResourceHandle {
 
     /// Calls `op`; the host kills itself if the call outlives `deadline`, and rcm's watchdog kills
     /// the host if no answer comes within `deadline` plus the grace period.
-    pub async fn call_with_deadline(&self, op: Op, deadline: Duration) -> Result<CallDone, CallError> {
+    pub async fn call_with_deadline(
+        &self,
+        op: Op,
+        deadline: Duration,
+    ) -> Result<CallDone, CallError> {
         let mut socket = self.socket.lock().await;
         let channel = socket.as_mut().ok_or(CallError::Closed)?;
         let start = Instant::now();
-        let request = ResourceRequest::Call { op, deadline_ms: deadline.as_millis() as u64 };
+        let request = ResourceRequest::Call {
+            op,
+            deadline_ms: deadline.as_millis() as u64,
+        };
         let frame = encode(&request).map_err(|e| CallError::Protocol(e.to_string()))?;
         if channel.stream.write_all(&frame).await.is_err() {
             return Err(self.lost().await);
@@ -112,7 +133,10 @@ impl ResourceHandle {
 
     /// Timings of every entry point called so far (round trip as seen from here).
     pub fn call_stats(&self) -> BTreeMap<Op, CallStats> {
-        self.timings.lock().unwrap_or_else(|p| p.into_inner()).summary()
+        self.timings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .summary()
     }
 
     /// Reads the answer to `op`, enforcing the watchdog.
@@ -127,16 +151,27 @@ impl ResourceHandle {
         let reply = read_frame_buffered::<ResourceReply>(&mut channel.stream, &mut channel.frames);
         match tokio::time::timeout(limit, reply).await {
             Ok(Ok(Some(ResourceReply::CallDone(done)))) => {
-                self.timings.lock().unwrap_or_else(|p| p.into_inner()).record(op, start.elapsed());
+                self.timings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(op, start.elapsed());
                 if done.op != op {
-                    return Err(CallError::Protocol(format!("asked {}, host answered {}", op.upper(), done.op.upper())));
+                    return Err(CallError::Protocol(format!(
+                        "asked {}, host answered {}",
+                        op.upper(),
+                        done.op.upper()
+                    )));
                 }
                 Ok(done)
             }
-            Ok(Ok(None)) | Ok(Err(ProtoError::Io(_))) | Ok(Err(ProtoError::Truncated)) => Err(self.lost().await),
+            Ok(Ok(None)) | Ok(Err(ProtoError::Io(_))) | Ok(Err(ProtoError::Truncated)) => {
+                Err(self.lost().await)
+            }
             Ok(Err(e)) => Err(CallError::Protocol(e.to_string())),
             Err(_) => {
-                self.host.shared().watchdog_kill(self.id, op, start.elapsed());
+                self.host
+                    .shared()
+                    .watchdog_kill(self.id, op, start.elapsed());
                 Err(CallError::HostDied(self.host.died().await))
             }
         }

@@ -70,12 +70,18 @@ pub struct CallTimings {
 
 impl CallTimings {
     pub fn record(&mut self, op: Op, elapsed: Duration) {
-        self.by_op.entry(op).or_default().record(elapsed.as_micros() as u64);
+        self.by_op
+            .entry(op)
+            .or_default()
+            .record(elapsed.as_micros() as u64);
     }
 
     /// Summary per entry point that has been called at least once.
     pub fn summary(&self) -> BTreeMap<Op, CallStats> {
-        self.by_op.iter().map(|(op, s)| (*op, s.summary())).collect()
+        self.by_op
+            .iter()
+            .map(|(op, s)| (*op, s.summary()))
+            .collect()
     }
 }
 
@@ -90,7 +96,10 @@ mod tests {
             t.record(Op::LooksAlive, Duration::from_micros(us));
         }
         let s = t.summary()[&Op::LooksAlive];
-        assert_eq!((s.count, s.p50_us, s.p99_us, s.max_us, s.last_us), (100, 50, 99, 100, 100));
+        assert_eq!(
+            (s.count, s.p50_us, s.p99_us, s.max_us, s.last_us),
+            (100, 50, 99, 100, 100)
+        );
         for _ in 0..WINDOW {
             t.record(Op::LooksAlive, Duration::from_micros(7));
         }

@@ -49,7 +49,11 @@ impl Host {
     /// `raw` must be null or point to a `KeelsonHost` whose callbacks stay valid while this is used.
     pub unsafe fn from_raw(raw: *const KeelsonHost) -> Host {
         let raw = if raw.is_null() {
-            KeelsonHost { ctx: std::ptr::null_mut(), log: None, set_status: None }
+            KeelsonHost {
+                ctx: std::ptr::null_mut(),
+                log: None,
+                set_status: None,
+            }
         } else {
             // SAFETY: non-null and valid per the caller's contract; the struct is Copy.
             unsafe { *raw }

@@ -51,7 +51,9 @@ impl Params {
                 .trim()
                 .parse::<u64>()
                 .map_err(|_| format!("parameter {key}={s:?}: expected a non-negative integer")),
-            Some(other) => Err(format!("parameter {key}={other}: expected a non-negative integer")),
+            Some(other) => Err(format!(
+                "parameter {key}={other}: expected a non-negative integer"
+            )),
         }
     }
 
@@ -77,7 +79,10 @@ impl Params {
     /// Fails naming the first key not in `known`, so typos are caught at open/validate.
     pub fn reject_unknown(&self, known: &[&str]) -> Result<(), String> {
         match self.0.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(format!("unknown parameter '{k}' (known: {})", known.join(", "))),
+            Some(k) => Err(format!(
+                "unknown parameter '{k}' (known: {})",
+                known.join(", ")
+            )),
             None => Ok(()),
         }
     }
@@ -95,7 +100,10 @@ mod tests {
         assert_eq!(p.u64_or("zz", 3).unwrap(), 3);
         assert!(p.u64_or("c", 0).unwrap_err().contains("c="));
         assert!(p.bool_or("d", false).unwrap());
-        assert!(p.reject_unknown(&["a", "b", "c"]).unwrap_err().contains("'d'"));
+        assert!(p
+            .reject_unknown(&["a", "b", "c"])
+            .unwrap_err()
+            .contains("'d'"));
         assert!(Params::parse("[1]").is_err());
         assert!(Params::parse("{").is_err());
         assert_eq!(Params::parse("").unwrap(), Params::default());

@@ -49,7 +49,10 @@ impl PluginTable {
             type_struct_size: std::mem::size_of::<KeelsonResourceType>() as u32,
             reserved: 0,
         };
-        PluginTable { descriptor, _types: types }
+        PluginTable {
+            descriptor,
+            _types: types,
+        }
     }
 
     /// The pointer `keelson_plugin_v1` returns.

@@ -26,7 +26,11 @@ fn guarded(err: *mut c_char, cap: usize, body: impl FnOnce() -> Result<(), Failu
             KEELSON_INVALID
         }
         Err(payload) => {
-            write_message(err, cap, &format!("panic: {}", panic_message(payload.as_ref())));
+            write_message(
+                err,
+                cap,
+                &format!("panic: {}", panic_message(payload.as_ref())),
+            );
             KEELSON_PANIC
         }
     }
@@ -65,7 +69,9 @@ fn read_params(params_json: *const c_char) -> Result<Params, Failure> {
     }
     // SAFETY: the host passes a NUL-terminated string valid for the duration of the call.
     let text = unsafe { CStr::from_ptr(params_json) };
-    let text = text.to_str().map_err(|_| Failure::Invalid("parameters are not UTF-8".into()))?;
+    let text = text
+        .to_str()
+        .map_err(|_| Failure::Invalid("parameters are not UTF-8".into()))?;
     Params::parse(text).map_err(Failure::Invalid)
 }
 
@@ -119,11 +125,19 @@ fn call<T: Resource>(
     })
 }
 
-pub(crate) unsafe extern "C" fn online<T: Resource>(h: *mut c_void, e: *mut c_char, n: usize) -> i32 {
+pub(crate) unsafe extern "C" fn online<T: Resource>(
+    h: *mut c_void,
+    e: *mut c_char,
+    n: usize,
+) -> i32 {
     call::<T>(h, e, n, T::online)
 }
 
-pub(crate) unsafe extern "C" fn offline<T: Resource>(h: *mut c_void, e: *mut c_char, n: usize) -> i32 {
+pub(crate) unsafe extern "C" fn offline<T: Resource>(
+    h: *mut c_void,
+    e: *mut c_char,
+    n: usize,
+) -> i32 {
     call::<T>(h, e, n, T::offline)
 }
 
@@ -135,7 +149,11 @@ pub(crate) unsafe extern "C" fn looks_alive<T: Resource>(
     call::<T>(h, e, n, T::looks_alive)
 }
 
-pub(crate) unsafe extern "C" fn is_alive<T: Resource>(h: *mut c_void, e: *mut c_char, n: usize) -> i32 {
+pub(crate) unsafe extern "C" fn is_alive<T: Resource>(
+    h: *mut c_void,
+    e: *mut c_char,
+    n: usize,
+) -> i32 {
     call::<T>(h, e, n, T::is_alive)
 }
 
@@ -189,7 +207,13 @@ mod tests {
         // SAFETY: valid pointers to local buffers; a null host is allowed.
         unsafe {
             assert_eq!(
-                open::<Boom>(c"{}".as_ptr(), std::ptr::null(), &mut handle, buf.as_mut_ptr(), 64),
+                open::<Boom>(
+                    c"{}".as_ptr(),
+                    std::ptr::null(),
+                    &mut handle,
+                    buf.as_mut_ptr(),
+                    64
+                ),
                 KEELSON_OK
             );
             assert_eq!(online::<Boom>(handle, buf.as_mut_ptr(), 64), KEELSON_PANIC);
@@ -197,9 +221,18 @@ mod tests {
             assert_eq!(msg, "panic: online exploded");
             assert_eq!(offline::<Boom>(handle, buf.as_mut_ptr(), 4), KEELSON_ERROR);
             assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "can");
-            assert_eq!(looks_alive::<Boom>(handle, buf.as_mut_ptr(), 64), KEELSON_OK);
             assert_eq!(
-                open::<Boom>(c"[".as_ptr(), std::ptr::null(), &mut handle, buf.as_mut_ptr(), 64),
+                looks_alive::<Boom>(handle, buf.as_mut_ptr(), 64),
+                KEELSON_OK
+            );
+            assert_eq!(
+                open::<Boom>(
+                    c"[".as_ptr(),
+                    std::ptr::null(),
+                    &mut handle,
+                    buf.as_mut_ptr(),
+                    64
+                ),
                 KEELSON_INVALID
             );
             close::<Boom>(handle);

@@ -31,7 +31,10 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
     out = postcard::to_extend(msg, out).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     let len = out.len() - HEADER_LEN;
     if len > MAX_FRAME_LEN {
-        return Err(ProtoError::TooLarge { len, max: MAX_FRAME_LEN });
+        return Err(ProtoError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
     }
     out[..HEADER_LEN].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(out)
@@ -44,7 +47,9 @@ pub fn encode_into<T: Serialize>(msg: &T, buf: &mut [u8]) -> Result<usize, Proto
         return Err(ProtoError::BufferTooSmall);
     }
     let (header, body) = buf.split_at_mut(HEADER_LEN);
-    let len = postcard::to_slice(msg, body).map_err(|_| ProtoError::BufferTooSmall)?.len();
+    let len = postcard::to_slice(msg, body)
+        .map_err(|_| ProtoError::BufferTooSmall)?
+        .len();
     header.copy_from_slice(&(len as u32).to_le_bytes());
     Ok(HEADER_LEN + len)
 }
@@ -54,7 +59,10 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ProtoError> {
     let (msg, rest) =
         postcard::take_from_bytes(payload).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(ProtoError::Malformed(format!("{} trailing bytes", rest.len())));
+        return Err(ProtoError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
     }
     Ok(msg)
 }
@@ -62,7 +70,10 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ProtoError> {
 fn checked_len(header: [u8; HEADER_LEN]) -> Result<usize, ProtoError> {
     let len = u32::from_le_bytes(header) as usize;
     if len > MAX_FRAME_LEN {
-        return Err(ProtoError::TooLarge { len, max: MAX_FRAME_LEN });
+        return Err(ProtoError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
     }
     Ok(len)
 }
@@ -118,10 +129,12 @@ pub async fn read_frame_async<T: DeserializeOwned>(
         }
     }
     let mut payload = vec![0u8; checked_len(header)?];
-    r.read_exact(&mut payload).await.map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => ProtoError::Truncated,
-        _ => ProtoError::Io(e),
-    })?;
+    r.read_exact(&mut payload)
+        .await
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => ProtoError::Truncated,
+            _ => ProtoError::Io(e),
+        })?;
     decode(&payload).map(Some)
 }
 
@@ -203,17 +216,26 @@ mod tests {
 
     #[test]
     fn round_trip_through_every_reader() {
-        let msg = ResourceRequest::Call { op: Op::LooksAlive, deadline_ms: 200 };
+        let msg = ResourceRequest::Call {
+            op: Op::LooksAlive,
+            deadline_ms: 200,
+        };
         let frame = encode(&msg).unwrap();
         let mut cursor = std::io::Cursor::new(frame.clone());
-        assert_eq!(read_frame::<ResourceRequest>(&mut cursor).unwrap(), Some(msg.clone()));
+        assert_eq!(
+            read_frame::<ResourceRequest>(&mut cursor).unwrap(),
+            Some(msg.clone())
+        );
         assert_eq!(read_frame::<ResourceRequest>(&mut cursor).unwrap(), None);
 
         let mut fb = FrameBuf::new();
         for byte in frame.iter().chain(frame.iter()) {
             fb.push(std::slice::from_ref(byte));
         }
-        assert_eq!(fb.next_frame::<ResourceRequest>().unwrap(), Some(msg.clone()));
+        assert_eq!(
+            fb.next_frame::<ResourceRequest>().unwrap(),
+            Some(msg.clone())
+        );
         assert_eq!(fb.next_frame::<ResourceRequest>().unwrap(), Some(msg));
         assert_eq!(fb.next_frame::<ResourceRequest>().unwrap(), None);
     }
@@ -226,7 +248,10 @@ mod tests {
         assert!(matches!(err, ProtoError::TooLarge { .. }), "{err}");
         let mut fb = FrameBuf::new();
         fb.push(&bytes);
-        assert!(matches!(fb.next_frame::<HostReply>(), Err(ProtoError::TooLarge { .. })));
+        assert!(matches!(
+            fb.next_frame::<HostReply>(),
+            Err(ProtoError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -235,7 +260,8 @@ mod tests {
         let bytes = [2u8, 0, 0, 0, 200, 1];
         let err = read_frame::<HostReply>(&mut std::io::Cursor::new(bytes)).unwrap_err();
         assert!(matches!(err, ProtoError::Malformed(_)), "{err}");
-        let err = read_frame::<HostReply>(&mut std::io::Cursor::new([9u8, 0, 0, 0, 1])).unwrap_err();
+        let err =
+            read_frame::<HostReply>(&mut std::io::Cursor::new([9u8, 0, 0, 0, 1])).unwrap_err();
         assert!(matches!(err, ProtoError::Truncated), "{err}");
         let err = read_frame::<HostReply>(&mut std::io::Cursor::new([9u8, 0])).unwrap_err();
         assert!(matches!(err, ProtoError::Truncated), "{err}");
@@ -257,7 +283,10 @@ mod tests {
         let n = encode_into(&alarm, &mut buf).unwrap();
         assert_eq!(&buf[..n], encode(&alarm).unwrap().as_slice());
         assert_eq!(decode::<HostAlarm>(&buf[4..n]).unwrap(), alarm);
-        assert!(matches!(encode_into(&alarm, &mut [0u8; 6]), Err(ProtoError::BufferTooSmall)));
+        assert!(matches!(
+            encode_into(&alarm, &mut [0u8; 6]),
+            Err(ProtoError::BufferTooSmall)
+        ));
     }
 
     #[test]

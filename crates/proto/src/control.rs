@@ -25,28 +25,71 @@ pub enum ControlRequest {
     Status,
     /// The plugin catalogue.
     PluginList,
-    GroupCreate { name: String, properties: Assignments },
-    GroupDelete { name: String },
-    GroupOnline { name: String },
-    GroupOffline { name: String },
-    GroupGet { name: String },
+    GroupCreate {
+        name: String,
+        properties: Assignments,
+    },
+    GroupDelete {
+        name: String,
+    },
+    GroupOnline {
+        name: String,
+    },
+    GroupOffline {
+        name: String,
+    },
+    GroupGet {
+        name: String,
+    },
     GroupList,
-    GroupSet { name: String, properties: Assignments },
-    ResourceCreate { name: String, type_name: String, group: String, params: Assignments, properties: Assignments },
+    GroupSet {
+        name: String,
+        properties: Assignments,
+    },
+    ResourceCreate {
+        name: String,
+        type_name: String,
+        group: String,
+        params: Assignments,
+        properties: Assignments,
+    },
     /// Common properties (PascalCase names) and private parameters.
-    ResourceSet { name: String, properties: Assignments, params: Assignments },
-    ResourceGet { name: String },
+    ResourceSet {
+        name: String,
+        properties: Assignments,
+        params: Assignments,
+    },
+    ResourceGet {
+        name: String,
+    },
     ResourceList,
-    ResourceOnline { name: String },
-    ResourceOffline { name: String },
+    ResourceOnline {
+        name: String,
+    },
+    ResourceOffline {
+        name: String,
+    },
     /// Inject a failure through the restart policy (WSFC's "simulate failure").
-    ResourceFail { name: String },
-    ResourceDelete { name: String },
-    ResourceDepend { name: String, on: String },
+    ResourceFail {
+        name: String,
+    },
+    ResourceDelete {
+        name: String,
+    },
+    ResourceDepend {
+        name: String,
+        on: String,
+    },
     /// The last `lines` lines of the cluster log, then (with follow) every new one.
-    Log { lines: u32, follow: bool },
+    Log {
+        lines: u32,
+        follow: bool,
+    },
     /// The last `last` events, then (with follow) every new one.
-    Events { last: u32, follow: bool },
+    Events {
+        last: u32,
+        follow: bool,
+    },
     /// Stop the node service.
     NodeStop,
 }

@@ -16,7 +16,9 @@ mod codec;
 mod control;
 mod messages;
 
-pub use codec::{decode, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError, MAX_FRAME_LEN};
+pub use codec::{
+    decode, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError, MAX_FRAME_LEN,
+};
 #[cfg(feature = "tokio")]
 pub use codec::{read_frame_async, read_frame_buffered, write_frame_async};
 pub use control::*;

@@ -45,10 +45,18 @@ pub enum HostReply {
     /// The rhs's half of the handshake, its first frame.
     Hello(Hello),
     /// Answer to `LoadPlugin`.
-    PluginLoaded { req: u64, result: Result<PluginInfo, String> },
+    PluginLoaded {
+        req: u64,
+        result: Result<PluginInfo, String>,
+    },
     /// A cluster-log line from the rhs itself (resource = None) or from a plugin via its host
     /// callback. `tid` is the writing thread's kernel id.
-    Log { resource: Option<ResourceId>, level: LogLevel, tid: u32, message: String },
+    Log {
+        resource: Option<ResourceId>,
+        level: LogLevel,
+        tid: u32,
+        message: String,
+    },
     /// `set_status` progress from a plugin's long online/offline.
     Progress { resource: ResourceId, progress: u32 },
     /// A request the rhs could not decode or act on; the connection stays usable.
@@ -87,8 +95,16 @@ pub struct CallDone {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HostAlarm {
     /// A call outlived its deadline; the rhs is about to exit.
-    DeadlockDetected { resource: ResourceId, op: Op, elapsed_ns: u64 },
+    DeadlockDetected {
+        resource: ResourceId,
+        op: Op,
+        elapsed_ns: u64,
+    },
     /// Plugin code raised a fatal signal. `resource`/`op` are the call running on the faulting
     /// thread, or None when the fault hit a thread that was not running a call.
-    Crashed { resource: Option<ResourceId>, op: Option<Op>, signal: i32 },
+    Crashed {
+        resource: Option<ResourceId>,
+        op: Option<Op>,
+        signal: i32,
+    },
 }

@@ -79,8 +79,10 @@ pub struct Store {
 impl Store {
     /// Opens or creates the database file and checks its schema version.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)
-            .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
+        let db = Database::create(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let store = Store { db };
         store.init_schema()?;
         Ok(store)
@@ -92,10 +94,14 @@ impl Store {
             tx.open_table(RESOURCES).map_err(db_err)?;
             tx.open_table(GROUPS).map_err(db_err)?;
             let mut meta = tx.open_table(META).map_err(db_err)?;
-            let found = meta.get("schema").map_err(db_err)?.map(|v| v.value().to_vec());
+            let found = meta
+                .get("schema")
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
             match found {
                 None => {
-                    meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice()).map_err(db_err)?;
+                    meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())
+                        .map_err(db_err)?;
                 }
                 Some(bytes) => {
                     let found = u32::from_le_bytes(bytes.try_into().unwrap_or([0; 4]));
@@ -120,13 +126,17 @@ impl Store {
             for change in changes {
                 match change {
                     Change::PutResource(r) => {
-                        resources.insert(r.name.as_str(), encode(r).as_slice()).map_err(db_err)?;
+                        resources
+                            .insert(r.name.as_str(), encode(r).as_slice())
+                            .map_err(db_err)?;
                     }
                     Change::DeleteResource(name) => {
                         resources.remove(name.as_str()).map_err(db_err)?;
                     }
                     Change::PutGroup(g) => {
-                        groups.insert(g.name.as_str(), encode(g).as_slice()).map_err(db_err)?;
+                        groups
+                            .insert(g.name.as_str(), encode(g).as_slice())
+                            .map_err(db_err)?;
                     }
                     Change::DeleteGroup(name) => {
                         groups.remove(name.as_str()).map_err(db_err)?;
@@ -141,11 +151,21 @@ impl Store {
     pub fn load(&self) -> Result<Snapshot, StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let mut snapshot = Snapshot::default();
-        for row in tx.open_table(GROUPS).map_err(db_err)?.iter().map_err(db_err)? {
+        for row in tx
+            .open_table(GROUPS)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
             let (key, value) = row.map_err(db_err)?;
             snapshot.groups.push(decode(key.value(), value.value())?);
         }
-        for row in tx.open_table(RESOURCES).map_err(db_err)?.iter().map_err(db_err)? {
+        for row in tx
+            .open_table(RESOURCES)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
             let (key, value) = row.map_err(db_err)?;
             snapshot.resources.push(decode(key.value(), value.value())?);
         }
@@ -158,7 +178,10 @@ fn encode<T: Serialize>(record: &T) -> Vec<u8> {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: key.to_string(), message: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -175,7 +198,11 @@ mod tests {
     #[test]
     fn changes_survive_reopen_and_apply_atomically() {
         let path = temp_db("reopen");
-        let group = GroupRecord { name: "web".into(), want_online: true, ..Default::default() };
+        let group = GroupRecord {
+            name: "web".into(),
+            want_online: true,
+            ..Default::default()
+        };
         let mut res = ResourceRecord {
             name: "ip".into(),
             type_name: "dummy".into(),
@@ -183,24 +210,50 @@ mod tests {
             want_online: true,
             ..Default::default()
         };
-        res.properties.insert("SeparateMonitor".into(), "true".into());
+        res.properties
+            .insert("SeparateMonitor".into(), "true".into());
         {
             let store = Store::open(&path).unwrap();
-            store.apply(&[Change::PutGroup(group.clone()), Change::PutResource(res.clone())]).unwrap();
-            store.apply(&[Change::PutResource(ResourceRecord { name: "gone".into(), ..res.clone() })]).unwrap();
-            store.apply(&[Change::DeleteResource("gone".into())]).unwrap();
+            store
+                .apply(&[
+                    Change::PutGroup(group.clone()),
+                    Change::PutResource(res.clone()),
+                ])
+                .unwrap();
+            store
+                .apply(&[Change::PutResource(ResourceRecord {
+                    name: "gone".into(),
+                    ..res.clone()
+                })])
+                .unwrap();
+            store
+                .apply(&[Change::DeleteResource("gone".into())])
+                .unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.load().unwrap(), Snapshot { groups: vec![group], resources: vec![res] });
+        assert_eq!(
+            store.load().unwrap(),
+            Snapshot {
+                groups: vec![group],
+                resources: vec![res]
+            }
+        );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn a_foreign_file_is_a_clear_error() {
         let path = temp_db("foreign");
-        std::fs::write(&path, b"definitely not a redb file, just text that is long enough").unwrap();
+        std::fs::write(
+            &path,
+            b"definitely not a redb file, just text that is long enough",
+        )
+        .unwrap();
         let err = Store::open(&path).err().expect("must fail").to_string();
-        assert!(err.starts_with(&format!("cluster database {}:", path.display())), "{err}");
+        assert!(
+            err.starts_with(&format!("cluster database {}:", path.display())),
+            "{err}"
+        );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

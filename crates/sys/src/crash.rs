@@ -7,8 +7,13 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The signals treated as a crash of plugin code.
-pub const FATAL_SIGNALS: [i32; 5] =
-    [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT];
+pub const FATAL_SIGNALS: [i32; 5] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+];
 
 /// Size of each thread's alternate signal stack.
 const ALT_STACK_SIZE: usize = 64 * 1024;

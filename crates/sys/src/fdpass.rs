@@ -42,7 +42,10 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<Owne
         }
     }
     if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "control message truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "control message truncated",
+        ));
     }
     Ok((msg.bytes, fds))
 }

@@ -38,7 +38,9 @@ pub fn disable_core_dumps() -> io::Result<()> {
 /// Number of open file descriptors of this process (from /proc/self/fd).
 pub fn open_fd_count() -> io::Result<usize> {
     // One entry is the directory handle read_dir itself holds.
-    Ok(std::fs::read_dir("/proc/self/fd")?.count().saturating_sub(1))
+    Ok(std::fs::read_dir("/proc/self/fd")?
+        .count()
+        .saturating_sub(1))
 }
 
 /// Child processes of `pid` that are zombies (state Z), from /proc.
@@ -46,12 +48,20 @@ pub fn zombie_children(pid: u32) -> io::Result<Vec<u32>> {
     let mut zombies = Vec::new();
     for entry in std::fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
         // Format: pid (comm) state ppid ...; comm may contain spaces and parentheses.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let mut fields = after.split_whitespace();
         let state = fields.next();
         let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
@@ -124,7 +134,11 @@ pub fn set_nonblocking(fd: i32) -> io::Result<()> {
 /// the lock lasts as long as the file stays open. `WouldBlock` means another process holds it.
 pub fn lock_exclusive(path: &std::path::Path) -> io::Result<std::fs::File> {
     use std::os::fd::AsRawFd;
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(io::Error::last_os_error());

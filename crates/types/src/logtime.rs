@@ -5,8 +5,18 @@
 use crate::LogLevel;
 
 /// One complete cluster-log line (without the trailing newline).
-pub fn format_log_line(pid: u32, tid: u32, unix_ms: u64, level: LogLevel, component: &str, message: &str) -> String {
-    format!("{pid:08x}.{tid:08x}::{} {level} [{component}] {message}", format_log_time(unix_ms))
+pub fn format_log_line(
+    pid: u32,
+    tid: u32,
+    unix_ms: u64,
+    level: LogLevel,
+    component: &str,
+    message: &str,
+) -> String {
+    format!(
+        "{pid:08x}.{tid:08x}::{} {level} [{component}] {message}",
+        format_log_time(unix_ms)
+    )
 }
 
 /// `YYYY/MM/DD-HH:MM:SS.mmm` in UTC.
