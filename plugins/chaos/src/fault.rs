@@ -1,0 +1,145 @@
+//! The faults chaos can inject, each a real one: a hang blocks the calling thread forever, `segv`
+//! writes to an unmapped address, `bus` reads a mapping whose file was truncated, `ill` executes an
+//! undefined instruction, `fpe` divides by zero in hardware, `abort` aborts, `exit` exits. Not the
+//! choice of when to fire (lib.rs).
+
+use keelson_plugin::Params;
+use keelson_types::Op;
+use std::time::Duration;
+
+/// One kind of misbehaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Hang,
+    Segv,
+    Bus,
+    Ill,
+    Fpe,
+    Abort,
+    Panic,
+    Exit(i32),
+    Slow(Duration),
+    Error,
+}
+
+impl Fault {
+    /// Parses `fault` (with its `slow_ms` / `exit_code` parameters).
+    pub fn parse(name: &str, params: &Params) -> Result<Fault, String> {
+        Ok(match name {
+            "hang" => Fault::Hang,
+            "segv" => Fault::Segv,
+            "bus" => Fault::Bus,
+            "ill" => Fault::Ill,
+            "fpe" => Fault::Fpe,
+            "abort" => Fault::Abort,
+            "panic" => Fault::Panic,
+            "exit" => Fault::Exit(params.u64_or("exit_code", 3)?.min(255) as i32),
+            "slow" => Fault::Slow(Duration::from_millis(params.u64_or("slow_ms", 1000)?)),
+            "error" => Fault::Error,
+            other => {
+                return Err(format!(
+                    "parameter fault={other:?}: expected one of hang, segv, bus, ill, fpe, abort, panic, exit, slow, error"
+                ))
+            }
+        })
+    }
+
+    /// Does it, inside entry point `op`.
+    pub fn strike(self, op: Op) -> Result<(), String> {
+        match self {
+            Fault::Hang => hang(),
+            Fault::Segv => segv(),
+            Fault::Bus => bus(),
+            Fault::Ill => ill(),
+            Fault::Fpe => fpe(),
+            Fault::Abort => std::process::abort(),
+            Fault::Panic => panic!("chaos: injected panic in {}", op.snake()),
+            Fault::Exit(code) => std::process::exit(code),
+            Fault::Slow(d) => {
+                std::thread::sleep(d);
+                Ok(())
+            }
+            Fault::Error => Err(format!("chaos: injected failure in {}", op.snake())),
+        }
+    }
+}
+
+fn hang() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn segv() -> ! {
+    // An address in the never-mapped first page: a real invalid write, not a raised signal.
+    let target = std::hint::black_box(0x10usize) as *mut u8;
+    // SAFETY: deliberately unsound: this plugin exists to crash its host with SIGSEGV.
+    unsafe { std::ptr::write_volatile(target, 1) };
+    unreachable!("the write above faults")
+}
+
+fn bus() -> ! {
+    // A shared mapping of a file that is then truncated: touching the page raises SIGBUS.
+    let path = std::env::temp_dir().join(format!("keelson-chaos-bus-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path);
+    let _ = std::fs::remove_file(&path);
+    let Ok(file) = file else { raise(libc::SIGBUS) };
+    let _ = file.set_len(4096);
+    use std::os::fd::AsRawFd;
+    // SAFETY: deliberately unsound: map a page of the file, shrink the file under it, then read.
+    unsafe {
+        let page = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        if page == libc::MAP_FAILED {
+            raise(libc::SIGBUS);
+        }
+        let _ = file.set_len(0);
+        std::ptr::read_volatile(page.cast::<u8>());
+    }
+    raise(libc::SIGBUS)
+}
+
+fn ill() -> ! {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: deliberately unsound: ud2 is the architecturally undefined instruction (SIGILL).
+    unsafe {
+        std::arch::asm!("ud2")
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: deliberately unsound: udf is the permanently undefined instruction (SIGILL).
+    unsafe {
+        std::arch::asm!("udf #0")
+    };
+    raise(libc::SIGILL)
+}
+
+fn fpe() -> ! {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let zero = std::hint::black_box(0u64);
+        // SAFETY: deliberately unsound: a hardware divide by zero (#DE, delivered as SIGFPE).
+        unsafe {
+            std::arch::asm!("xor edx, edx", "div {d}", d = in(reg) zero, inout("rax") 1u64 => _, out("rdx") _)
+        };
+    }
+    // Other architectures do not trap on integer division by zero.
+    raise(libc::SIGFPE)
+}
+
+/// Fallback for platforms or situations where the hardware fault cannot be produced.
+fn raise(signal: i32) -> ! {
+    // SAFETY: raising a signal in our own process.
+    unsafe { libc::raise(signal) };
+    unreachable!("a fatal signal with its default action ends the process")
+}
