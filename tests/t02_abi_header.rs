@@ -1,0 +1,179 @@
+//! `include/keelson_plugin.h` and crates/abi must describe the same ABI: this compiles a C program
+//! against the header that prints every struct size, field offset and constant, and compares each
+//! number with the Rust side. Also checks that the plain-C plugin was built. Not a load test: plugin
+//! code is only ever loaded by keelson-rhs.
+
+mod common;
+
+use keelson_abi::*;
+use std::collections::HashMap;
+use std::mem::{offset_of, size_of};
+use std::process::Command;
+
+const PROBE: &str = r#"
+#include <stdio.h>
+#include <stddef.h>
+#include "keelson_plugin.h"
+#define S(T) printf("sizeof " #T " %zu\n", sizeof(T))
+#define O(T, f) printf("offsetof " #T "." #f " %zu\n", offsetof(T, f))
+#define C(name) printf("const " #name " %lld\n", (long long)(name))
+int main(void) {
+    S(KeelsonHost); O(KeelsonHost, ctx); O(KeelsonHost, log); O(KeelsonHost, set_status);
+    S(KeelsonResourceType); O(KeelsonResourceType, name); O(KeelsonResourceType, open);
+    O(KeelsonResourceType, online); O(KeelsonResourceType, offline); O(KeelsonResourceType, looks_alive);
+    O(KeelsonResourceType, is_alive); O(KeelsonResourceType, terminate); O(KeelsonResourceType, close);
+    O(KeelsonResourceType, validate);
+    S(KeelsonPluginDescriptor); O(KeelsonPluginDescriptor, magic); O(KeelsonPluginDescriptor, abi_version);
+    O(KeelsonPluginDescriptor, struct_size); O(KeelsonPluginDescriptor, type_count);
+    O(KeelsonPluginDescriptor, plugin_name); O(KeelsonPluginDescriptor, types);
+    O(KeelsonPluginDescriptor, type_struct_size); O(KeelsonPluginDescriptor, reserved);
+    C(KEELSON_PLUGIN_MAGIC); C(KEELSON_ABI_VERSION); C(KEELSON_OK); C(KEELSON_ERROR); C(KEELSON_PANIC);
+    C(KEELSON_INVALID); C(KEELSON_LOG_ERR); C(KEELSON_LOG_WARN); C(KEELSON_LOG_INFO); C(KEELSON_LOG_DBG);
+    printf("symbol %s\n", KEELSON_PLUGIN_SYMBOL);
+    return 0;
+}
+"#;
+
+/// Compiles and runs the probe; `None` (skip) only outside CI when no C compiler exists.
+fn c_layout() -> Option<HashMap<String, String>> {
+    let dir = std::env::temp_dir().join(format!("keelson-t02-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, exe) = (dir.join("probe.c"), dir.join("probe"));
+    std::fs::write(&src, PROBE).unwrap();
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
+    let compiled = Command::new("cc")
+        .args([
+            "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", include, "-o",
+        ])
+        .arg(&exe)
+        .arg(&src)
+        .status();
+    match compiled {
+        Err(e) if !common::in_ci() => {
+            println!("skipping: no C compiler ({e})");
+            return None;
+        }
+        Err(e) => panic!("CI=true but no C compiler: {e}"),
+        Ok(status) => assert!(status.success(), "the header does not compile cleanly"),
+    }
+    let out = Command::new(&exe).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(
+        text.lines()
+            .map(|l| {
+                let (k, v) = l.rsplit_once(' ').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn header_layout_matches_the_rust_abi() {
+    let Some(c) = c_layout() else { return };
+    let n = |k: &str| -> usize {
+        c.get(k)
+            .unwrap_or_else(|| panic!("probe printed no {k}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(n("sizeof KeelsonHost"), size_of::<KeelsonHost>());
+    assert_eq!(n("offsetof KeelsonHost.ctx"), offset_of!(KeelsonHost, ctx));
+    assert_eq!(n("offsetof KeelsonHost.log"), offset_of!(KeelsonHost, log));
+    assert_eq!(
+        n("offsetof KeelsonHost.set_status"),
+        offset_of!(KeelsonHost, set_status)
+    );
+
+    type T = KeelsonResourceType;
+    assert_eq!(n("sizeof KeelsonResourceType"), size_of::<T>());
+    assert_eq!(n("offsetof KeelsonResourceType.name"), offset_of!(T, name));
+    assert_eq!(n("offsetof KeelsonResourceType.open"), offset_of!(T, open));
+    assert_eq!(
+        n("offsetof KeelsonResourceType.online"),
+        offset_of!(T, online)
+    );
+    assert_eq!(
+        n("offsetof KeelsonResourceType.offline"),
+        offset_of!(T, offline)
+    );
+    assert_eq!(
+        n("offsetof KeelsonResourceType.looks_alive"),
+        offset_of!(T, looks_alive)
+    );
+    assert_eq!(
+        n("offsetof KeelsonResourceType.is_alive"),
+        offset_of!(T, is_alive)
+    );
+    assert_eq!(
+        n("offsetof KeelsonResourceType.terminate"),
+        offset_of!(T, terminate)
+    );
+    assert_eq!(
+        n("offsetof KeelsonResourceType.close"),
+        offset_of!(T, close)
+    );
+    assert_eq!(
+        n("offsetof KeelsonResourceType.validate"),
+        offset_of!(T, validate)
+    );
+
+    type D = KeelsonPluginDescriptor;
+    assert_eq!(n("sizeof KeelsonPluginDescriptor"), size_of::<D>());
+    assert_eq!(
+        n("offsetof KeelsonPluginDescriptor.magic"),
+        offset_of!(D, magic)
+    );
+    assert_eq!(
+        n("offsetof KeelsonPluginDescriptor.abi_version"),
+        offset_of!(D, abi_version)
+    );
+    assert_eq!(
+        n("offsetof KeelsonPluginDescriptor.struct_size"),
+        offset_of!(D, struct_size)
+    );
+    assert_eq!(
+        n("offsetof KeelsonPluginDescriptor.type_count"),
+        offset_of!(D, type_count)
+    );
+    assert_eq!(
+        n("offsetof KeelsonPluginDescriptor.plugin_name"),
+        offset_of!(D, plugin_name)
+    );
+    assert_eq!(
+        n("offsetof KeelsonPluginDescriptor.types"),
+        offset_of!(D, types)
+    );
+    assert_eq!(
+        n("offsetof KeelsonPluginDescriptor.type_struct_size"),
+        offset_of!(D, type_struct_size)
+    );
+    assert_eq!(
+        n("offsetof KeelsonPluginDescriptor.reserved"),
+        offset_of!(D, reserved)
+    );
+
+    let k = |name: &str| -> i64 { c[&format!("const {name}")].parse().unwrap() };
+    assert_eq!(k("KEELSON_PLUGIN_MAGIC"), i64::from(KEELSON_PLUGIN_MAGIC));
+    assert_eq!(k("KEELSON_ABI_VERSION"), i64::from(KEELSON_ABI_VERSION));
+    assert_eq!(k("KEELSON_OK"), i64::from(KEELSON_OK));
+    assert_eq!(k("KEELSON_ERROR"), i64::from(KEELSON_ERROR));
+    assert_eq!(k("KEELSON_PANIC"), i64::from(KEELSON_PANIC));
+    assert_eq!(k("KEELSON_INVALID"), i64::from(KEELSON_INVALID));
+    assert_eq!(k("KEELSON_LOG_ERR"), i64::from(KEELSON_LOG_ERR));
+    assert_eq!(k("KEELSON_LOG_WARN"), i64::from(KEELSON_LOG_WARN));
+    assert_eq!(k("KEELSON_LOG_INFO"), i64::from(KEELSON_LOG_INFO));
+    assert_eq!(k("KEELSON_LOG_DBG"), i64::from(KEELSON_LOG_DBG));
+    assert_eq!(c["symbol"], KEELSON_PLUGIN_SYMBOL_NAME);
+}
+
+#[test]
+fn the_plain_c_plugin_and_the_no_symbol_library_are_built() {
+    for path in [
+        keelson_plugin_c_example::C_EXAMPLE_PLUGIN,
+        keelson_plugin_c_example::NO_SYMBOL_LIBRARY,
+    ] {
+        assert!(std::path::Path::new(path).is_file(), "{path} was not built");
+    }
+}
