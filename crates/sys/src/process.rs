@@ -145,3 +145,8 @@ pub fn lock_exclusive(path: &std::path::Path) -> io::Result<std::fs::File> {
     }
     Ok(file)
 }
+
+/// The effective user id of this process.
+pub fn geteuid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}

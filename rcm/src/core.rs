@@ -1,0 +1,374 @@
+//! The node service's core: one task owns the engine and everything around it (hosts, open resource
+//! handles, private parameters, call timings, timers). Inputs arrive on one channel (control requests,
+//! call results, host starts and deaths); each goes through the pure engine and the resulting commands
+//! are executed here. Not the meaning of commands (exec.rs), of requests (requests.rs) or views
+//! (views.rs).
+
+use crate::api::CoreRequest;
+use crate::catalogue::Catalogue;
+use crate::clusterlog::ClusterLog;
+use crate::events::EventLog;
+use keelson_engine::{Command, Engine, Event, HostId, Timer};
+use keelson_host::{
+    CallError, CallTimings, Host, HostConfig, HostDied, HostError, HostEvent, ResourceHandle,
+};
+use keelson_proto::CallDone;
+use keelson_store::Store;
+use keelson_types::{LogLevel, Op, ResourceId};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Something that happened, for the core to handle in order.
+pub enum Input {
+    Api(CoreRequest),
+    HostStarted {
+        host: HostId,
+        result: Result<Host, HostError>,
+    },
+    HostEvent {
+        host: HostId,
+        event: HostEvent,
+    },
+    Opened {
+        resource: ResourceId,
+        host: HostId,
+        result: Result<ResourceHandle, HostError>,
+        elapsed: Duration,
+    },
+    CallDone {
+        resource: ResourceId,
+        op: Op,
+        result: Result<CallDone, CallError>,
+        elapsed: Duration,
+    },
+}
+
+/// An Open waiting for its host to start.
+pub struct PendingOpen {
+    pub resource: ResourceId,
+    pub name: String,
+    pub type_name: String,
+}
+
+/// Everything the core owns.
+pub struct Core {
+    pub engine: Engine,
+    pub store: Store,
+    pub log: Arc<ClusterLog>,
+    pub events: Arc<EventLog>,
+    pub catalogue: Catalogue,
+    pub host_config: HostConfig,
+    pub node: String,
+    epoch: Instant,
+    /// Wall-clock ms at `epoch`, so engine time reads as Unix ms.
+    epoch_unix_ms: u64,
+    pub hosts: HashMap<HostId, Host>,
+    /// Hosts being shut down on purpose: their deaths are not failures.
+    pub retiring: HashSet<HostId>,
+    pub pending_opens: HashMap<HostId, Vec<PendingOpen>>,
+    pub handles: HashMap<ResourceId, Arc<ResourceHandle>>,
+    /// Private parameters by resource name (the engine does not keep them).
+    pub params: HashMap<String, BTreeMap<String, String>>,
+    /// Call timings by resource name, kept across re-hosting.
+    pub timings: HashMap<String, CallTimings>,
+    timers: BTreeMap<(u64, u64), Timer>,
+    timer_seq: u64,
+    pub tx: mpsc::UnboundedSender<Input>,
+    pub stop: bool,
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Engine,
+        store: Store,
+        log: Arc<ClusterLog>,
+        events: Arc<EventLog>,
+        catalogue: Catalogue,
+        host_config: HostConfig,
+        node: String,
+        tx: mpsc::UnboundedSender<Input>,
+    ) -> Core {
+        Core {
+            engine,
+            store,
+            log,
+            events,
+            catalogue,
+            host_config,
+            node,
+            epoch: Instant::now(),
+            epoch_unix_ms: crate::clusterlog::unix_ms(),
+            hosts: HashMap::new(),
+            retiring: HashSet::new(),
+            pending_opens: HashMap::new(),
+            handles: HashMap::new(),
+            params: HashMap::new(),
+            timings: HashMap::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            tx,
+            stop: false,
+        }
+    }
+
+    /// Engine time: Unix milliseconds, but monotonic.
+    pub fn now(&self) -> u64 {
+        self.epoch_unix_ms + self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Runs until a NodeStop request; then shuts every host down.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut api: mpsc::Receiver<CoreRequest>,
+    ) {
+        while !self.stop {
+            let next = self.timers.keys().next().map(|(at, _)| *at);
+            let sleep = next
+                .map(|at| at.saturating_sub(self.now()))
+                .unwrap_or(3_600_000);
+            tokio::select! {
+                Some(input) = inputs.recv() => self.on_input(input),
+                Some(request) = api.recv() => self.on_input(Input::Api(request)),
+                _ = tokio::time::sleep(Duration::from_millis(sleep)) => self.fire_due_timers(),
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = self.now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            self.feed(Event::TimerFired { timer });
+        }
+    }
+
+    pub fn schedule(&mut self, at: u64, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), timer);
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Api((request, reply)) => {
+                let answer = self.request(request);
+                let _ = reply.send(answer);
+            }
+            Input::HostStarted { host, result } => self.host_started(host, result),
+            Input::HostEvent { host, event } => self.host_event(host, event),
+            Input::Opened {
+                resource,
+                host,
+                result,
+                elapsed,
+            } => self.opened(resource, host, result, elapsed),
+            Input::CallDone {
+                resource,
+                op,
+                result,
+                elapsed,
+            } => self.call_done(resource, op, result, elapsed),
+        }
+    }
+
+    /// Feeds an outside event (never refused) and executes what the engine asks.
+    pub fn feed(&mut self, event: Event) {
+        let now = self.now();
+        match self.engine.handle(now, event) {
+            Ok(commands) => self.execute(commands),
+            Err(e) => self.log.log(
+                LogLevel::Err,
+                "RCM",
+                &format!("engine refused an internal event: {e}"),
+            ),
+        }
+    }
+
+    /// Feeds an administrator event; the error (nothing changed) goes back to the caller.
+    pub fn admin(&mut self, event: Event) -> Result<(), String> {
+        let now = self.now();
+        let commands = self.engine.handle(now, event).map_err(|e| e.to_string())?;
+        self.execute(commands);
+        Ok(())
+    }
+
+    fn host_started(&mut self, host: HostId, result: Result<Host, HostError>) {
+        match result {
+            Ok(h) => {
+                let pid = h.pid();
+                self.log.log(
+                    LogLevel::Info,
+                    "RCM",
+                    &format!("resource host {pid} started (slot {})", host.0),
+                );
+                self.hosts.insert(host, h);
+                self.feed(Event::HostStarted { host, pid });
+                for open in self.pending_opens.remove(&host).unwrap_or_default() {
+                    self.start_open(host, open);
+                }
+            }
+            Err(e) => {
+                self.log.log(
+                    LogLevel::Err,
+                    "RCM",
+                    &format!("cannot start a resource host: {e}"),
+                );
+                let failed = self.pending_opens.remove(&host).unwrap_or_default();
+                self.feed(Event::HostDied {
+                    host,
+                    offender: None,
+                    cause: e.to_string(),
+                });
+                drop(failed);
+            }
+        }
+    }
+
+    fn host_event(&mut self, host: HostId, event: HostEvent) {
+        match event {
+            HostEvent::Log {
+                pid,
+                tid,
+                level,
+                message,
+                ..
+            } => self.log.log_as(pid, tid, level, "RHS", &message),
+            HostEvent::Stderr { pid, line } => {
+                self.log
+                    .log_as(pid, 0, LogLevel::Warn, "RHS", &format!("stderr: {line}"))
+            }
+            HostEvent::Refused { pid, message } => self.log.log_as(
+                pid,
+                0,
+                LogLevel::Err,
+                "RHS",
+                &format!("refused a request: {message}"),
+            ),
+            HostEvent::Progress { .. } => {}
+            HostEvent::Died(died) => self.host_died(host, died),
+        }
+    }
+
+    fn host_died(&mut self, host: HostId, died: HostDied) {
+        self.hosts.remove(&host);
+        self.handles.retain(|_, h| h.host().pid() != died.pid);
+        if self.retiring.remove(&host) {
+            return;
+        }
+        self.log.log(
+            LogLevel::Err,
+            "RCM",
+            &format!("resource host failure: {died}"),
+        );
+        let offender = match died.cause.offender() {
+            Some((resource, Some(op))) => Some((resource, op)),
+            _ => None,
+        };
+        self.feed(Event::HostDied {
+            host,
+            offender,
+            cause: died.to_string(),
+        });
+    }
+
+    fn opened(
+        &mut self,
+        resource: ResourceId,
+        host: HostId,
+        result: Result<ResourceHandle, HostError>,
+        elapsed: Duration,
+    ) {
+        let name = self.engine.resource_by_id(resource).map(|r| r.name);
+        match result {
+            Ok(handle) => {
+                if let Some(name) = &name {
+                    self.timings
+                        .entry(name.clone())
+                        .or_default()
+                        .record(Op::Open, elapsed);
+                }
+                let stale = !self.hosts.contains_key(&host);
+                self.handles.insert(resource, Arc::new(handle));
+                if stale {
+                    return;
+                }
+                self.feed(Event::CallDone {
+                    resource,
+                    op: Op::Open,
+                    ok: true,
+                    message: String::new(),
+                });
+            }
+            // A host death is reported on its own; the open simply failed.
+            Err(e) => self.feed(Event::CallDone {
+                resource,
+                op: Op::Open,
+                ok: false,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn call_done(
+        &mut self,
+        resource: ResourceId,
+        op: Op,
+        result: Result<CallDone, CallError>,
+        elapsed: Duration,
+    ) {
+        if let Some(view) = self.engine.resource_by_id(resource) {
+            self.timings
+                .entry(view.name)
+                .or_default()
+                .record(op, elapsed);
+        }
+        match result {
+            Ok(done) => {
+                let ok = done.status == 0;
+                self.feed(Event::CallDone {
+                    resource,
+                    op,
+                    ok,
+                    message: done.message,
+                });
+            }
+            // The host died under the call: its death report drives recovery, not this call.
+            Err(CallError::HostDied(_)) => {}
+            Err(e) => self.feed(Event::CallDone {
+                resource,
+                op,
+                ok: false,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Shuts every host down (resources just stop; desired state stays persisted).
+    async fn shutdown(&mut self) {
+        self.log.log(LogLevel::Info, "RCM", "node service stopping");
+        let hosts: Vec<Host> = self.hosts.drain().map(|(_, h)| h).collect();
+        self.handles.clear();
+        for host in hosts {
+            host.shutdown().await;
+        }
+    }
+
+    /// Executes engine commands in order (persists batched into one transaction).
+    pub fn execute(&mut self, commands: Vec<Command>) {
+        let mut persist = Vec::new();
+        for command in commands {
+            match command {
+                Command::Persist(change) => persist.push(change),
+                other => self.execute_one(other),
+            }
+        }
+        self.persist(persist);
+    }
+}

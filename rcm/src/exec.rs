@@ -1,0 +1,225 @@
+//! Carrying out engine commands: start and stop hosts, open/close resources and call entry points in
+//! tasks that report back to the core, timers, cluster-log lines, events and database changes. Not
+//! deciding anything: the engine did that.
+
+use crate::core::{Core, Input, PendingOpen};
+use crate::events::EventLevel;
+use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
+use keelson_host::{Host, OpenSpec};
+use keelson_store::{Change, GroupRecord, ResourceRecord};
+use keelson_types::{LogLevel, Op, ResourceId};
+use std::time::{Duration, Instant};
+
+impl Core {
+    pub(crate) fn execute_one(&mut self, command: Command) {
+        match command {
+            Command::StartHost { host, .. } => self.start_host(host),
+            Command::StopHost { host } => self.stop_host(host),
+            Command::Open {
+                resource,
+                host,
+                name,
+                type_name,
+                ..
+            } => {
+                let open = PendingOpen {
+                    resource,
+                    name,
+                    type_name,
+                };
+                if self.hosts.contains_key(&host) {
+                    self.start_open(host, open);
+                } else {
+                    self.pending_opens.entry(host).or_default().push(open);
+                }
+            }
+            Command::Close { resource, .. } => self.close(resource),
+            Command::Call {
+                resource,
+                op,
+                deadline_ms,
+                ..
+            } => self.call(resource, op, deadline_ms),
+            Command::ScheduleTimer { at, timer } => self.schedule(at, timer),
+            Command::Log {
+                level,
+                component,
+                message,
+            } => self.log.log(level, &component, &message),
+            Command::RaiseEvent(e) => {
+                self.events
+                    .raise(e.id, event_level(e.level), e.message, e.resource, e.group);
+            }
+            Command::ResourceStateChanged { name, from, to, .. } => self.log.log(
+                LogLevel::Info,
+                "RCM",
+                &format!("Resource '{name}' state {from} -> {to}"),
+            ),
+            Command::GroupStateChanged { name, from, to, .. } => self.log.log(
+                LogLevel::Info,
+                "RCM",
+                &format!("Group '{name}' state {from} -> {to}"),
+            ),
+            Command::Persist(change) => self.persist(vec![change]),
+        }
+    }
+
+    fn start_host(&mut self, host: HostId) {
+        let tx = self.tx.clone();
+        let config = self.host_config.clone();
+        tokio::spawn(async move {
+            let result = Host::spawn(&config).await.map(|(h, mut events)| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(event) = events.recv().await {
+                        if tx.send(Input::HostEvent { host, event }).is_err() {
+                            return;
+                        }
+                    }
+                });
+                h
+            });
+            let _ = tx.send(Input::HostStarted { host, result });
+        });
+    }
+
+    fn stop_host(&mut self, host: HostId) {
+        if let Some(h) = self.hosts.remove(&host) {
+            self.retiring.insert(host);
+            let pid = h.pid();
+            self.handles.retain(|_, handle| handle.host().pid() != pid);
+            tokio::spawn(async move {
+                h.shutdown().await;
+            });
+        }
+        self.pending_opens.remove(&host);
+    }
+
+    pub(crate) fn start_open(&mut self, host: HostId, open: PendingOpen) {
+        let Some(h) = self.hosts.get(&host).cloned() else {
+            return;
+        };
+        let path = match self.catalogue.lookup(&open.type_name) {
+            Some((_, path)) => path.to_string(),
+            None => {
+                let message = format!("no plugin provides resource type '{}'", open.type_name);
+                self.feed(keelson_engine::Event::CallDone {
+                    resource: open.resource,
+                    op: Op::Open,
+                    ok: false,
+                    message,
+                });
+                return;
+            }
+        };
+        let deadline = self.deadlock_timeout(open.resource);
+        let params = self.params.get(&open.name).cloned().unwrap_or_default();
+        let params_json = serde_json::to_string(&params).unwrap_or_else(|_| "{}".into());
+        let spec = OpenSpec::new(open.resource, &open.name, &path, &open.type_name)
+            .params(params_json)
+            .deadlock_timeout(deadline);
+        let tx = self.tx.clone();
+        let resource = open.resource;
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let result = h.open(spec).await;
+            let _ = tx.send(Input::Opened {
+                resource,
+                host,
+                result,
+                elapsed: start.elapsed(),
+            });
+        });
+    }
+
+    fn deadlock_timeout(&self, resource: ResourceId) -> Duration {
+        let ms = self
+            .engine
+            .resource_by_id(resource)
+            .map(|r| r.properties.deadlock_timeout_ms)
+            .unwrap_or(keelson_types::DEFAULT_DEADLOCK_TIMEOUT_MS);
+        Duration::from_millis(ms)
+    }
+
+    fn close(&mut self, resource: ResourceId) {
+        if let Some(handle) = self.handles.remove(&resource) {
+            tokio::spawn(async move {
+                let _ = handle.close().await;
+            });
+        }
+    }
+
+    fn call(&mut self, resource: ResourceId, op: Op, deadline_ms: u64) {
+        let Some(handle) = self.handles.get(&resource).cloned() else {
+            let message = format!(
+                "{} not sent: the resource is not open in a host",
+                op.upper()
+            );
+            self.feed(keelson_engine::Event::CallDone {
+                resource,
+                op,
+                ok: false,
+                message,
+            });
+            return;
+        };
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let result = handle
+                .call_with_deadline(op, Duration::from_millis(deadline_ms))
+                .await;
+            let _ = tx.send(Input::CallDone {
+                resource,
+                op,
+                result,
+                elapsed: start.elapsed(),
+            });
+        });
+    }
+
+    /// Saves engine changes (with the private parameters the shell keeps) in one transaction.
+    pub(crate) fn persist(&mut self, changes: Vec<PersistChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let changes: Vec<Change> = changes.into_iter().map(|c| self.to_store(c)).collect();
+        if let Err(e) = self.store.apply(&changes) {
+            self.log.log(
+                LogLevel::Err,
+                "RCM",
+                &format!("cannot save the cluster database: {e}"),
+            );
+        }
+    }
+
+    fn to_store(&self, change: PersistChange) -> Change {
+        match change {
+            PersistChange::PutResource(r) => Change::PutResource(ResourceRecord {
+                params: self.params.get(&r.name).cloned().unwrap_or_default(),
+                name: r.name,
+                type_name: r.type_name,
+                group: r.group,
+                properties: r.properties,
+                depends_on: r.depends_on,
+                want_online: r.want_online,
+            }),
+            PersistChange::DeleteResource(name) => Change::DeleteResource(name),
+            PersistChange::PutGroup(g) => Change::PutGroup(GroupRecord {
+                name: g.name,
+                properties: g.properties,
+                want_online: g.want_online,
+            }),
+            PersistChange::DeleteGroup(name) => Change::DeleteGroup(name),
+        }
+    }
+}
+
+fn event_level(level: EngineLevel) -> EventLevel {
+    match level {
+        EngineLevel::Critical => EventLevel::Critical,
+        EngineLevel::Error => EventLevel::Error,
+        EngineLevel::Warning => EventLevel::Warning,
+        EngineLevel::Information => EventLevel::Information,
+    }
+}

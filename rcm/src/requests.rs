@@ -1,0 +1,243 @@
+//! Control requests turned into engine events (with validation that must happen before anything
+//! changes) or into views. Every refusal is one clear line and changes nothing. Not transport or
+//! authorisation (api.rs).
+
+use crate::core::Core;
+use keelson_engine::{Event, ResourceSpec};
+use keelson_proto::{Assignments, ControlReply, ControlRequest};
+use keelson_types::{GroupProperties, ResourceProperties};
+use std::collections::BTreeMap;
+
+fn done(message: String) -> ControlReply {
+    ControlReply::Done { message }
+}
+
+fn error(message: String) -> ControlReply {
+    ControlReply::Error { message }
+}
+
+impl Core {
+    /// Answers one control request.
+    pub fn request(&mut self, request: ControlRequest) -> ControlReply {
+        match self.try_request(request) {
+            Ok(reply) => reply,
+            Err(message) => error(message),
+        }
+    }
+
+    fn try_request(&mut self, request: ControlRequest) -> Result<ControlReply, String> {
+        use ControlRequest as R;
+        Ok(match request {
+            R::Status => ControlReply::Json(self.status_view().to_string()),
+            R::PluginList => ControlReply::Json(self.plugin_view().to_string()),
+            R::GroupList => ControlReply::Json(self.group_list_view().to_string()),
+            R::GroupGet { name } => ControlReply::Json(self.group_view(&name)?.to_string()),
+            R::ResourceList => ControlReply::Json(self.resource_list_view().to_string()),
+            R::ResourceGet { name } => ControlReply::Json(self.resource_view(&name)?.to_string()),
+            R::GroupCreate { name, properties } => {
+                check_name("group", &name)?;
+                let properties = group_properties(GroupProperties::default(), &properties)?;
+                self.admin(Event::CreateGroup {
+                    name: name.clone(),
+                    properties,
+                })?;
+                done(format!("group '{name}' created"))
+            }
+            R::GroupDelete { name } => {
+                self.admin(Event::DeleteGroup { name: name.clone() })?;
+                done(format!("group '{name}' deleted"))
+            }
+            R::GroupSet { name, properties } => {
+                let current = self
+                    .engine
+                    .group(&name)
+                    .ok_or(format!("no group named '{name}'"))?;
+                group_properties(current.properties, &properties)?;
+                for (prop, value) in properties {
+                    self.admin(Event::SetGroupProperty {
+                        group: name.clone(),
+                        name: prop,
+                        value,
+                    })?;
+                }
+                done(format!("group '{name}' updated"))
+            }
+            R::GroupOnline { name } => {
+                self.admin(Event::OnlineGroup { name: name.clone() })?;
+                done(format!("group '{name}' coming online"))
+            }
+            R::GroupOffline { name } => {
+                self.admin(Event::OfflineGroup { name: name.clone() })?;
+                done(format!("group '{name}' going offline"))
+            }
+            R::ResourceCreate {
+                name,
+                type_name,
+                group,
+                params,
+                properties,
+            } => self.create_resource(name, type_name, group, params, properties)?,
+            R::ResourceSet {
+                name,
+                properties,
+                params,
+            } => self.set_resource(name, properties, params)?,
+            R::ResourceOnline { name } => {
+                self.admin(Event::OnlineResource { name: name.clone() })?;
+                done(format!("resource '{name}' coming online"))
+            }
+            R::ResourceOffline { name } => {
+                self.admin(Event::OfflineResource { name: name.clone() })?;
+                done(format!("resource '{name}' going offline"))
+            }
+            R::ResourceFail { name } => {
+                self.admin(Event::FailResource { name: name.clone() })?;
+                done(format!("failure injected into resource '{name}'"))
+            }
+            R::ResourceDelete { name } => {
+                self.admin(Event::DeleteResource { name: name.clone() })?;
+                self.params.remove(&name);
+                self.timings.remove(&name);
+                done(format!("resource '{name}' deleted"))
+            }
+            R::ResourceDepend { name, on } => {
+                self.admin(Event::AddDependency {
+                    resource: name.clone(),
+                    provider: on.clone(),
+                })?;
+                done(format!("resource '{name}' now depends on '{on}'"))
+            }
+            R::NodeStop => {
+                self.stop = true;
+                done("node service stopping".into())
+            }
+            R::Log { .. } | R::Events { .. } => {
+                return Err("log and events are streamed by the API".into())
+            }
+        })
+    }
+
+    fn create_resource(
+        &mut self,
+        name: String,
+        type_name: String,
+        group: String,
+        params: Assignments,
+        properties: Assignments,
+    ) -> Result<ControlReply, String> {
+        check_name("resource", &name)?;
+        let plugin = match self.catalogue.lookup(&type_name) {
+            Some((plugin, _)) => plugin.to_string(),
+            None => {
+                let known = self.catalogue.type_names().join(", ");
+                return Err(format!(
+                    "unknown resource type '{type_name}' (known: {known})"
+                ));
+            }
+        };
+        let properties = resource_properties(ResourceProperties::default(), &properties)?;
+        let params: BTreeMap<String, String> = params.into_iter().collect();
+        let spec = ResourceSpec {
+            name: name.clone(),
+            group: group.clone(),
+            type_name,
+            plugin,
+            properties,
+            depends_on: vec![],
+        };
+        // Parameters first: the engine persists the new record, and the record carries them.
+        let previous = self.params.insert(name.clone(), params);
+        if let Err(e) = self.admin(Event::CreateResource(spec)) {
+            match previous {
+                Some(p) => self.params.insert(name, p),
+                None => self.params.remove(&name),
+            };
+            return Err(e);
+        }
+        Ok(done(format!(
+            "resource '{name}' created in group '{group}'"
+        )))
+    }
+
+    fn set_resource(
+        &mut self,
+        name: String,
+        properties: Assignments,
+        params: Assignments,
+    ) -> Result<ControlReply, String> {
+        let current = self
+            .engine
+            .resource(&name)
+            .ok_or(format!("no resource named '{name}'"))?;
+        // Validate every assignment before changing anything.
+        resource_properties(current.properties, &properties)?;
+        if properties.is_empty() && params.is_empty() {
+            return Err("nothing to set: give Prop=Value or --param k=v".into());
+        }
+        for (prop, value) in properties {
+            self.admin(Event::SetResourceProperty {
+                resource: name.clone(),
+                name: prop,
+                value,
+            })?;
+        }
+        if !params.is_empty() {
+            let entry = self.params.entry(name.clone()).or_default();
+            entry.extend(params);
+            self.persist_params(&name);
+            return Ok(done(format!(
+                "resource '{name}' updated (parameters apply at its next online)"
+            )));
+        }
+        Ok(done(format!("resource '{name}' updated")))
+    }
+
+    /// Re-saves a resource record after its private parameters changed.
+    fn persist_params(&mut self, name: &str) {
+        if let Some(r) = self.engine.resource(name) {
+            let record = keelson_engine::ResourceRecord {
+                name: r.name,
+                type_name: r.type_name,
+                plugin: r.plugin,
+                group: r.group,
+                properties: r.properties.non_default_map(),
+                depends_on: r.depends_on,
+                want_online: r.want_online,
+            };
+            self.persist(vec![keelson_engine::PersistChange::PutResource(record)]);
+        }
+    }
+}
+
+/// Names are shown in logs and quoted in messages: keep them printable and bounded.
+fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 128 {
+        return Err(format!("{kind} name must be 1 to 128 characters"));
+    }
+    if name.chars().any(|c| c.is_control() || c == '\'') {
+        return Err(format!(
+            "{kind} name {name:?} contains a control character or a quote"
+        ));
+    }
+    Ok(())
+}
+
+fn resource_properties(
+    mut props: ResourceProperties,
+    assignments: &Assignments,
+) -> Result<ResourceProperties, String> {
+    for (name, value) in assignments {
+        props.set(name, value).map_err(|e| e.to_string())?;
+    }
+    Ok(props)
+}
+
+fn group_properties(
+    mut props: GroupProperties,
+    assignments: &Assignments,
+) -> Result<GroupProperties, String> {
+    for (name, value) in assignments {
+        props.set(name, value).map_err(|e| e.to_string())?;
+    }
+    Ok(props)
+}
