@@ -83,3 +83,5 @@ pub fn zombie_children_named(comm: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+pub mod rcm;

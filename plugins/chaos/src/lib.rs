@@ -2,7 +2,9 @@
 //! (which entry point misbehaves: open, online, offline, looks_alive, is_alive, terminate, close,
 //! validate), `fault` (hang, segv, bus, ill, fpe, abort, panic, exit, slow, error), `slow_ms` (for
 //! slow, default 1000), `after` (the fault fires on call N+1 of that entry point and every later one;
-//! default 0) and `exit_code` (for exit, default 3). Without `entry`/`fault` it is healthy. Every fault
+//! default 0), `exit_code` (for exit, default 3) and `armed_by` (a file path: the fault fires only
+//! while that file exists, so a test can disarm a fault that must not follow the resource into its
+//! next host). Without `entry`/`fault` it is healthy. Every fault
 //! is real: a hang blocks forever, a segv is a real invalid memory write, and so on. Not for
 //! production, obviously.
 
@@ -13,18 +15,26 @@ use keelson_plugin::{export_plugin, Host, Params, Resource};
 use keelson_types::Op;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const KNOWN: [&str; 5] = ["entry", "fault", "slow_ms", "after", "exit_code"];
+const KNOWN: [&str; 6] = [
+    "entry",
+    "fault",
+    "slow_ms",
+    "after",
+    "exit_code",
+    "armed_by",
+];
 
 /// Calls of entry points that have no resource instance (open, validate), per process.
 static OPEN_CALLS: AtomicU64 = AtomicU64::new(0);
 static VALIDATE_CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// What to break, when and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Plan {
     entry: Op,
     fault: Fault,
     after: u64,
+    armed_by: Option<std::path::PathBuf>,
 }
 
 /// Parses the parameters; `None` means healthy.
@@ -42,10 +52,12 @@ fn plan(params: &Params) -> Result<Option<Plan>, String> {
         .parse()
         .map_err(|e| format!("parameter entry={entry:?}: {e}"))?;
     let fault = Fault::parse(&fault, params)?;
+    let armed_by = params.str("armed_by").map(std::path::PathBuf::from);
     Ok(Some(Plan {
         entry,
         fault,
         after: params.u64_or("after", 0)?,
+        armed_by,
     }))
 }
 
@@ -62,14 +74,18 @@ impl Chaos {
         let count = &mut self.calls[op as usize];
         *count += 1;
         let n = *count;
-        fire(self.plan, op, n)
+        fire(self.plan.as_ref(), op, n)
     }
 }
 
 /// Fires the planned fault if `op` is its entry point and this is call number `n` past `after`.
-fn fire(plan: Option<Plan>, op: Op, n: u64) -> Result<(), String> {
+fn fire(plan: Option<&Plan>, op: Op, n: u64) -> Result<(), String> {
     match plan {
-        Some(p) if p.entry == op && n > p.after => p.fault.strike(op),
+        Some(p)
+            if p.entry == op && n > p.after && p.armed_by.as_ref().is_none_or(|f| f.exists()) =>
+        {
+            p.fault.strike(op)
+        }
         _ => Ok(()),
     }
 }
@@ -80,7 +96,7 @@ impl Resource for Chaos {
     fn validate(params: &Params) -> Result<(), String> {
         let plan = plan(params)?;
         fire(
-            plan,
+            plan.as_ref(),
             Op::Validate,
             VALIDATE_CALLS.fetch_add(1, Ordering::SeqCst) + 1,
         )
@@ -89,7 +105,7 @@ impl Resource for Chaos {
     fn open(params: &Params, host: Host) -> Result<Self, String> {
         let plan = plan(params)?;
         fire(
-            plan,
+            plan.as_ref(),
             Op::Open,
             OPEN_CALLS.fetch_add(1, Ordering::SeqCst) + 1,
         )?;
@@ -182,6 +198,20 @@ mod tests {
         );
         assert!(c.is_alive().is_err(), "and every later one fails");
         assert!(c.online().is_ok());
+    }
+
+    #[test]
+    fn armed_by_disarms_when_the_file_goes() {
+        let file = std::env::temp_dir().join(format!("keelson-chaos-arm-{}", std::process::id()));
+        std::fs::write(&file, b"").unwrap();
+        let json = format!(
+            r#"{{"entry":"looks_alive","fault":"error","armed_by":{:?}}}"#,
+            file.display().to_string()
+        );
+        let mut c = Chaos::open(&params(&json), Host::detached()).unwrap();
+        assert!(c.looks_alive().is_err());
+        std::fs::remove_file(&file).unwrap();
+        assert!(c.looks_alive().is_ok());
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! A real keelson-rcm process for system tests: a private data directory, the freshly built plugins,
+//! a small typed client for its control socket, and bounded waits on resource and group states. Not
+//! the CLI (tests that are about the CLI run the real `keelson` binary).
+
+use keelson_proto::{
+    read_frame_async, write_frame_async, ControlEnvelope, ControlReply, ControlRequest,
+    CONTROL_PROTOCOL_VERSION,
+};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running node service in a temporary data directory (removed on drop).
+pub struct Rcm {
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+    keep_dir: bool,
+}
+
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Rcm {
+    /// A fresh data directory (not started yet).
+    pub fn new_dir(tag: &str) -> PathBuf {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("keelson-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Starts keelson-rcm on a fresh data directory and waits until it answers.
+    pub fn start(tag: &str) -> Rcm {
+        Rcm::start_in(Rcm::new_dir(tag))
+    }
+
+    /// Starts keelson-rcm on `dir` (e.g. again after a kill) and waits until it answers.
+    pub fn start_in(dir: PathBuf) -> Rcm {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("rcm.out"))
+            .unwrap();
+        let child = Command::new(super::artefact("keelson-rcm"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--plugin-dir")
+            .arg(super::target_dir())
+            .env("KEELSON_RHS", super::artefact("keelson-rhs"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("keelson-rcm starts");
+        let rcm = Rcm {
+            dir,
+            child: Some(child),
+            keep_dir: false,
+        };
+        let ready = super::wait_until(Duration::from_secs(20), || {
+            rcm.try_request(ControlRequest::Status).is_ok()
+        });
+        assert!(
+            ready,
+            "keelson-rcm did not answer; rcm.out:\n{}",
+            rcm.output()
+        );
+        rcm
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("rcm.out")).unwrap_or_default()
+    }
+
+    pub fn cluster_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("cluster.log")).unwrap_or_default()
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// SIGKILLs the service (no clean-up of its own) and reaps it; keeps the data directory.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Keeps the data directory after drop (to restart on it).
+    pub fn keep_dir(mut self) -> PathBuf {
+        self.keep_dir = true;
+        self.dir.clone()
+    }
+
+    fn try_request(&self, request: ControlRequest) -> Result<Vec<ControlReply>, String> {
+        request_at(&self.dir.join("rcm.sock"), request)
+    }
+
+    /// Sends a request; the replies (one, or a stream ending with End).
+    pub fn request(&self, request: ControlRequest) -> Vec<ControlReply> {
+        self.try_request(request)
+            .unwrap_or_else(|e| panic!("control request failed: {e}\nrcm.out:\n{}", self.output()))
+    }
+
+    /// Sends a request that must succeed; its Done message or JSON view.
+    pub fn ok(&self, request: ControlRequest) -> Value {
+        let shown = format!("{request:?}");
+        match self.request(request).into_iter().next() {
+            Some(ControlReply::Json(text)) => serde_json::from_str(&text).unwrap(),
+            Some(ControlReply::Done { message }) => Value::String(message),
+            other => panic!("{shown} failed: {other:?}"),
+        }
+    }
+
+    /// Sends a request that must be refused; its error message.
+    pub fn refused(&self, request: ControlRequest) -> String {
+        let shown = format!("{request:?}");
+        match self.request(request).into_iter().next() {
+            Some(ControlReply::Error { message }) => message,
+            other => panic!("{shown} should have been refused, got {other:?}"),
+        }
+    }
+
+    pub fn resource(&self, name: &str) -> Value {
+        self.ok(ControlRequest::ResourceGet { name: name.into() })
+    }
+
+    pub fn group_state(&self, name: &str) -> String {
+        self.ok(ControlRequest::GroupGet { name: name.into() })["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits (bounded) until `cond` holds on the resource's view; returns the view.
+    pub fn wait_resource(
+        &self,
+        name: &str,
+        limit: Duration,
+        what: &str,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let view = self.resource(name);
+            if cond(&view) {
+                return view;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "resource '{name}' never became {what}: {view:#}\nlog:\n{}",
+                self.cluster_log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn wait_state(&self, name: &str, state: &str, limit: Duration) -> Value {
+        self.wait_resource(name, limit, state, |v| v["state"] == state)
+    }
+
+    pub fn wait_group(&self, name: &str, state: &str, limit: Duration) {
+        let start = Instant::now();
+        while self.group_state(name) != state {
+            assert!(
+                start.elapsed() < limit,
+                "group '{name}' never became {state} (is {})\nlog:\n{}",
+                self.group_state(name),
+                self.cluster_log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Rcm {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = request_at(&self.dir.join("rcm.sock"), ControlRequest::NodeStop);
+            let stopped = super::wait_until(Duration::from_secs(10), || {
+                matches!(child.try_wait(), Ok(Some(_)))
+            });
+            if !stopped {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if !self.keep_dir && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One request over the control socket, on a private single-threaded runtime.
+pub fn request_at(socket: &Path, request: ControlRequest) -> Result<Vec<ControlReply>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        let env = ControlEnvelope {
+            version: CONTROL_PROTOCOL_VERSION,
+            request,
+        };
+        write_frame_async(&mut stream, &env)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut replies = Vec::new();
+        loop {
+            match tokio::time::timeout(
+                Duration::from_secs(30),
+                read_frame_async::<ControlReply>(&mut stream),
+            )
+            .await
+            {
+                Ok(Ok(Some(reply))) => {
+                    let last = !matches!(reply, ControlReply::Line(_));
+                    replies.push(reply);
+                    if last {
+                        return Ok(replies);
+                    }
+                }
+                Ok(Ok(None)) => return Ok(replies),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("no answer within 30 s".into()),
+            }
+        }
+    })
+}
