@@ -69,6 +69,8 @@ pub struct Core {
     pub retiring: HashSet<HostId>,
     pub pending_opens: HashMap<HostId, Vec<PendingOpen>>,
     pub handles: HashMap<ResourceId, Arc<ResourceHandle>>,
+    /// Resources whose open is queued or in flight, with the calls that must wait for it (in order).
+    pub opening: HashMap<ResourceId, Vec<(Op, u64)>>,
     /// Private parameters by resource name (the engine does not keep them).
     pub params: HashMap<String, BTreeMap<String, String>>,
     /// Call timings by resource name, kept across re-hosting.
@@ -105,6 +107,7 @@ impl Core {
             retiring: HashSet::new(),
             pending_opens: HashMap::new(),
             handles: HashMap::new(),
+            opening: HashMap::new(),
             params: HashMap::new(),
             timings: HashMap::new(),
             timers: BTreeMap::new(),
@@ -220,13 +223,15 @@ impl Core {
                     "RCM",
                     &format!("cannot start a resource host: {e}"),
                 );
-                let failed = self.pending_opens.remove(&host).unwrap_or_default();
+                // The opens waiting for this host, and the calls behind them, will not happen.
+                for open in self.pending_opens.remove(&host).unwrap_or_default() {
+                    self.opening.remove(&open.resource);
+                }
                 self.feed(Event::HostDied {
                     host,
                     offender: None,
                     cause: e.to_string(),
                 });
-                drop(failed);
             }
         }
     }
@@ -286,6 +291,7 @@ impl Core {
         elapsed: Duration,
     ) {
         let name = self.engine.resource_by_id(resource).map(|r| r.name);
+        let waiting = self.opening.remove(&resource).unwrap_or_default();
         match result {
             Ok(handle) => {
                 if let Some(name) = &name {
@@ -305,14 +311,29 @@ impl Core {
                     ok: true,
                     message: String::new(),
                 });
+                for (op, deadline_ms) in waiting {
+                    self.call(resource, op, deadline_ms);
+                }
             }
-            // A host death is reported on its own; the open simply failed.
-            Err(e) => self.feed(Event::CallDone {
-                resource,
-                op: Op::Open,
-                ok: false,
-                message: e.to_string(),
-            }),
+            // A host death is reported on its own; the open failed, and so do the calls behind it.
+            Err(e) => {
+                let message = e.to_string();
+                self.feed(Event::CallDone {
+                    resource,
+                    op: Op::Open,
+                    ok: false,
+                    message: message.clone(),
+                });
+                for (op, _) in waiting {
+                    let message = format!("{} not sent: open failed: {message}", op.upper());
+                    self.feed(Event::CallDone {
+                        resource,
+                        op,
+                        ok: false,
+                        message,
+                    });
+                }
+            }
         }
     }
 

@@ -27,6 +27,8 @@ impl Core {
                     name,
                     type_name,
                 };
+                self.handles.remove(&resource);
+                self.opening.entry(resource).or_default();
                 if self.hosts.contains_key(&host) {
                     self.start_open(host, open);
                 } else {
@@ -92,34 +94,39 @@ impl Core {
                 h.shutdown().await;
             });
         }
-        self.pending_opens.remove(&host);
+        for open in self.pending_opens.remove(&host).unwrap_or_default() {
+            self.opening.remove(&open.resource);
+        }
     }
 
     pub(crate) fn start_open(&mut self, host: HostId, open: PendingOpen) {
+        let resource = open.resource;
+        let tx = self.tx.clone();
+        let fail = |message: String| {
+            let result = Err(keelson_host::HostError::Plugin(message));
+            let _ = tx.send(Input::Opened {
+                resource,
+                host,
+                result,
+                elapsed: Duration::ZERO,
+            });
+        };
         let Some(h) = self.hosts.get(&host).cloned() else {
-            return;
+            return fail(format!("host slot {} is gone", host.0));
         };
-        let path = match self.catalogue.lookup(&open.type_name) {
-            Some((_, path)) => path.to_string(),
-            None => {
-                let message = format!("no plugin provides resource type '{}'", open.type_name);
-                self.feed(keelson_engine::Event::CallDone {
-                    resource: open.resource,
-                    op: Op::Open,
-                    ok: false,
-                    message,
-                });
-                return;
-            }
+        let Some((_, path)) = self.catalogue.lookup(&open.type_name) else {
+            return fail(format!(
+                "no plugin provides resource type '{}'",
+                open.type_name
+            ));
         };
-        let deadline = self.deadlock_timeout(open.resource);
+        let deadline = self.deadlock_timeout(resource);
         let params = self.params.get(&open.name).cloned().unwrap_or_default();
         let params_json = serde_json::to_string(&params).unwrap_or_else(|_| "{}".into());
-        let spec = OpenSpec::new(open.resource, &open.name, &path, &open.type_name)
+        let spec = OpenSpec::new(resource, &open.name, path, &open.type_name)
             .params(params_json)
             .deadlock_timeout(deadline);
         let tx = self.tx.clone();
-        let resource = open.resource;
         tokio::spawn(async move {
             let start = Instant::now();
             let result = h.open(spec).await;
@@ -149,7 +156,11 @@ impl Core {
         }
     }
 
-    fn call(&mut self, resource: ResourceId, op: Op, deadline_ms: u64) {
+    pub(crate) fn call(&mut self, resource: ResourceId, op: Op, deadline_ms: u64) {
+        if let Some(waiting) = self.opening.get_mut(&resource) {
+            waiting.push((op, deadline_ms));
+            return;
+        }
         let Some(handle) = self.handles.get(&resource).cloned() else {
             let message = format!(
                 "{} not sent: the resource is not open in a host",

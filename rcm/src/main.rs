@@ -176,15 +176,14 @@ fn plugin_dirs(args: &Args) -> Vec<PathBuf> {
     dirs
 }
 
+/// Private parameters by resource name.
+type Params = HashMap<String, BTreeMap<String, String>>;
+
 /// Rebuilds the engine from the database; returns the commands that bring back what was online.
 fn restore(
     catalogue: &catalogue::Catalogue,
     snapshot: &keelson_store::Snapshot,
-) -> Result<(
-    Engine,
-    Vec<keelson_engine::Command>,
-    HashMap<String, BTreeMap<String, String>>,
-)> {
+) -> Result<(Engine, Vec<keelson_engine::Command>, Params)> {
     let groups: Vec<keelson_engine::GroupRecord> = snapshot
         .groups
         .iter()
