@@ -140,8 +140,7 @@ fn deadlock_moves_the_offender_to_its_own_monitor_and_innocents_return_at_once()
         .map(|n| {
             let needle = format!("Resource '{n}' state OnlinePending -> Online");
             log.lines()
-                .filter(|l| l.contains(&needle))
-                .next_back()
+                .rfind(|l| l.contains(&needle))
                 .map(line_ms)
                 .unwrap()
         })
