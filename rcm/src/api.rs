@@ -105,8 +105,8 @@ impl Api {
                 self.socket_gid
             );
             if request.is_mutating() {
-                self.audit
-                    .record(uid, gid, pid, &described, false, &message);
+                let result = format!("denied: {message}");
+                self.audit.record(uid, gid, pid, &described, false, &result);
             }
             self.log.log(
                 keelson_types::LogLevel::Warn,
@@ -134,12 +134,12 @@ impl Api {
                 let mutating = request.is_mutating();
                 let answer = self.ask_core(request).await;
                 if mutating {
-                    let (ok, result) = match &answer {
-                        ControlReply::Error { message } => (false, message.clone()),
-                        ControlReply::Done { message } => (true, message.clone()),
-                        _ => (true, "ok".to_string()),
+                    let result = match &answer {
+                        ControlReply::Error { message } => format!("refused: {message}"),
+                        ControlReply::Done { message } => format!("done: {message}"),
+                        _ => "done".to_string(),
                     };
-                    self.audit.record(uid, gid, pid, &described, ok, &result);
+                    self.audit.record(uid, gid, pid, &described, true, &result);
                 }
                 let _ = reply(&mut stream, answer).await;
             }

@@ -17,7 +17,9 @@ struct Record<'a> {
     gid: u32,
     pid: Option<i32>,
     request: &'a str,
+    /// Whether the peer was authorised at all.
     allowed: bool,
+    /// `done: …`, `refused: …` (bad input, nothing changed) or `denied: …` (not authorised).
     result: &'a str,
 }
 
