@@ -1,6 +1,7 @@
 //! `keelson`, the command line. Parses arguments with clap and hands each command to its module;
 //! every error ends as one line on stderr and a non-zero exit. Not any command's logic.
 
+mod demo;
 mod plugin_test;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the guided demo: a private node service, a group, a deadlocking resource, the recovery.
+    Demo(demo::DemoArgs),
     /// Work with resource plugins (shared libraries with the keelson C ABI).
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     });
     match result {

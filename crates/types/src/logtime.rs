@@ -47,6 +47,37 @@ pub fn format_iso_time(unix_ms: u64) -> String {
     )
 }
 
+/// Unix milliseconds of a cluster-log line's time stamp (`PID.TID::YYYY/MM/DD-HH:MM:SS.mmm …`);
+/// None when the line is not in that format.
+pub fn parse_log_line_time(line: &str) -> Option<u64> {
+    let stamp = line.get(line.find("::")? + 2..)?.get(..23)?;
+    let num = |range: std::ops::Range<usize>| stamp.get(range)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    let days = days_from_civil(y, mo as u32, d as u32);
+    u64::try_from(((days * 24 + h) * 60 + mi) * 60 * 1000 + s * 1000 + ms).ok()
+}
+
+/// Unix milliseconds of an ISO 8601 UTC time as [`format_iso_time`] writes it.
+pub fn parse_iso_time(text: &str) -> Option<u64> {
+    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    let days = days_from_civil(y, mo as u32, d as u32);
+    u64::try_from(((days * 24 + h) * 60 + mi) * 60 * 1000 + s * 1000 + ms).ok()
+}
+
+/// (year, month, day) to days since 1970-01-01 (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -76,5 +107,13 @@ mod tests {
         assert_eq!(format_iso_time(ms), "2009-06-17T20:07:57.900Z");
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        let line = format_log_line(1, 2, ms, LogLevel::Info, "RCM", "hello");
+        assert_eq!(parse_log_line_time(&line), Some(ms));
+        assert_eq!(parse_log_line_time("garbage"), None);
+        assert_eq!(parse_iso_time(&format_iso_time(ms)), Some(ms));
+        for days in [0, 59, 60, 365, 11_016, 20_454] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 }
