@@ -7,29 +7,24 @@
 //!
 //! Run with `scripts/bench` (builds keelson-rhs and the plugins in release first).
 
+mod common;
+
+use common::{raw_ping_pong, summarize, Summary, WARMUP};
 use keelson_host::{Host, HostConfig, OpenSpec};
 use keelson_types::{Op, ResourceId};
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ROUND_TRIPS: usize = 20_000;
-const WARMUP: usize = 2_000;
 const RESOURCES: u64 = 100;
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(3);
 const SPAWNS: usize = 50;
-/// The echo child exits after this many messages at most (a bound, not a target).
-const ECHO_LIMIT: usize = 10_000_000;
-/// Bytes per ping: the size of an encoded LOOKSALIVE request frame.
-const PING_LEN: usize = 8;
 
 fn main() {
-    if std::env::var_os("KEELSON_BENCH_ECHO").is_some() {
-        return echo_child();
+    if common::is_echo_child() {
+        return common::echo_child();
     }
-    let target = target_dir();
+    let target = common::target_dir();
     let config = HostConfig::with_rhs(target.join("keelson-rhs"));
     let plugin = target
         .join("libkeelson_plugin_dummy.so")
@@ -46,7 +41,7 @@ fn main() {
     );
     println!(
         "keelson call_overhead benchmark ({} profile binaries in {})",
-        profile(),
+        common::profile(),
         target.display()
     );
 
@@ -106,89 +101,10 @@ fn main() {
     println!("\n== host RSS ==");
     println!(
         "idle host                 : {:6.2} MB  (target <= 8 MB)",
-        mb(rss.0)
+        common::mb(rss.0)
     );
-    println!("with dummy plugin loaded  : {:6.2} MB", mb(rss.1));
-    println!("with {RESOURCES} resources open     : {:6.2} MB", mb(rss.2));
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn profile() -> &'static str {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-}
-
-/// target/<profile> of the running bench binary (target/<profile>/deps/call_overhead-…).
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KEELSON_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    std::env::current_exe()
-        .unwrap()
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Summary of samples in microseconds.
-#[derive(Debug, Clone, Copy)]
-struct Summary {
-    p50: f64,
-    p99: f64,
-    mean: f64,
-}
-
-fn summarize(mut us: Vec<f64>) -> Summary {
-    us.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let at = |p: f64| us[((p * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1];
-    Summary {
-        p50: at(0.50),
-        p99: at(0.99),
-        mean: us.iter().sum::<f64>() / us.len() as f64,
-    }
-}
-
-/// The echo side of the raw baseline: a separate process echoing fixed-size messages on fd 3.
-fn echo_child() {
-    let fd = keelson_sys::process::adopt_fd(3).expect("echo child needs fd 3");
-    let mut sock = UnixStream::from(fd);
-    let mut buf = [0u8; PING_LEN];
-    for _ in 0..ECHO_LIMIT {
-        if sock.read_exact(&mut buf).is_err() || sock.write_all(&buf).is_err() {
-            return;
-        }
-    }
-}
-
-/// Blocking ping-pong with a child process over a socketpair.
-fn raw_ping_pong(n: usize) -> Summary {
-    let (mut ours, theirs) = UnixStream::pair().unwrap();
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.env("KEELSON_BENCH_ECHO", "1");
-    keelson_sys::child::prepare(&mut cmd, vec![(theirs.into(), 3)]);
-    let mut child = cmd.spawn().unwrap();
-    drop(cmd);
-    let msg = [7u8; PING_LEN];
-    let mut buf = [0u8; PING_LEN];
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n + WARMUP {
-        let start = Instant::now();
-        ours.write_all(&msg).unwrap();
-        ours.read_exact(&mut buf).unwrap();
-        if i >= WARMUP {
-            samples.push(start.elapsed().as_nanos() as f64 / 1000.0);
-        }
-    }
-    drop(ours);
-    child.wait().unwrap();
-    summarize(samples)
+    println!("with dummy plugin loaded  : {:6.2} MB", common::mb(rss.1));
+    println!("with {RESOURCES} resources open     : {:6.2} MB", common::mb(rss.2));
 }
 
 async fn looks_alive_round_trips(config: &HostConfig, plugin: &str, n: usize) -> Summary {

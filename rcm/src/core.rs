@@ -75,6 +75,8 @@ pub struct Core {
     pub params: HashMap<String, BTreeMap<String, String>>,
     /// Call timings by resource name, kept across re-hosting.
     pub timings: HashMap<String, CallTimings>,
+    /// Calls completed since start, by entry point (for throughput figures).
+    pub call_totals: BTreeMap<Op, u64>,
     timers: BTreeMap<(u64, u64), Timer>,
     timer_seq: u64,
     pub tx: mpsc::UnboundedSender<Input>,
@@ -110,6 +112,7 @@ impl Core {
             opening: HashMap::new(),
             params: HashMap::new(),
             timings: HashMap::new(),
+            call_totals: BTreeMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             tx,
@@ -350,6 +353,7 @@ impl Core {
                 .or_default()
                 .record(op, elapsed);
         }
+        *self.call_totals.entry(op).or_default() += 1;
         match result {
             Ok(done) => {
                 let ok = done.status == 0;

@@ -80,6 +80,7 @@ async fn run(args: Args) -> Result<()> {
             anyhow::anyhow!("cannot lock {}: {e}", dir.join("rcm.lock").display())
         }
     })?;
+    let fd_limit = keelson_sys::process::raise_fd_limit().unwrap_or(0);
     let log = Arc::new(clusterlog::ClusterLog::open(
         &dir,
         args.log_max_bytes,
@@ -91,7 +92,7 @@ async fn run(args: Args) -> Result<()> {
         LogLevel::Info,
         "RCM",
         &format!(
-            "node service starting: pid {}, data dir {}",
+            "node service starting: pid {}, data dir {}, open-file limit {fd_limit}",
             std::process::id(),
             dir.display()
         ),

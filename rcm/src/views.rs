@@ -142,7 +142,9 @@ impl Core {
                 json!({"pid": h.pid, "separate": h.dedicated_to.is_some(), "resources": names})
             })
             .collect();
-        json!({"node": self.node, "pid": std::process::id(), "groups": groups, "hosts": hosts})
+        let totals: Map<String, Value> =
+            self.call_totals.iter().map(|(op, n)| (op.upper().to_string(), json!(n))).collect();
+        json!({"node": self.node, "pid": std::process::id(), "groups": groups, "hosts": hosts, "calls_completed": totals})
     }
 
     pub fn plugin_view(&self) -> Value {

@@ -37,6 +37,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     })?;
     let alarm = keelson_sys::process::adopt_fd(opts.alarm_fd)
         .map_err(|e| format!("no alarm pipe on fd {} ({e})", opts.alarm_fd))?;
+    let _ = keelson_sys::process::raise_fd_limit();
     if !opts.core_dumps {
         let _ = keelson_sys::process::disable_core_dumps();
     }

@@ -45,14 +45,24 @@ impl Engine {
     pub fn handle(&mut self, now: u64, event: Event) -> Result<Vec<Command>, EngineError> {
         let backup = event.is_admin().then(|| self.clone());
         self.now = self.now.max(now);
-        let before = self.group_states();
+        // Call results and timers concern one resource, and everything they can change lives in its
+        // group (dependencies never cross groups): look at that group only, not at the whole node.
+        let scope = self.scope_of(&event);
+        let before = match scope {
+            Some(g) => self.group_states_of(g),
+            None => self.group_states(),
+        };
         if let Err(e) = self.dispatch(event) {
             if let Some(b) = backup {
                 *self = b;
             }
             return Err(e);
         }
-        self.reconcile_all();
+        match scope {
+            Some(g) if self.groups.contains_key(&g) => self.reconcile(g),
+            Some(_) => {}
+            None => self.reconcile_all(),
+        }
         self.flush_persist();
         self.notify_group_changes(before);
         Ok(std::mem::take(&mut self.out))
@@ -233,6 +243,31 @@ impl Engine {
     pub(crate) fn derive_group_state(&self, id: GroupId) -> GroupState {
         let g = &self.groups[&id];
         GroupState::derive(g.failed_over, g.members.iter().map(|r| self.res(*r).state))
+    }
+
+    /// The one group an event can affect, when there is one (call results and timers).
+    fn scope_of(&self, event: &Event) -> Option<GroupId> {
+        let resource = match event {
+            Event::CallDone { resource, .. } => *resource,
+            Event::TimerFired { timer } => match timer.kind {
+                TimerKind::LooksAlive(r)
+                | TimerKind::IsAlive(r)
+                | TimerKind::PendingTimeout(r)
+                | TimerKind::Restart(r)
+                | TimerKind::Retry(r) => r,
+                TimerKind::GroupRetry(g) => return Some(g),
+            },
+            _ => return None,
+        };
+        self.resources.get(&resource).map(|r| r.group)
+    }
+
+    fn group_states_of(&self, group: GroupId) -> BTreeMap<GroupId, GroupState> {
+        self.groups
+            .get(&group)
+            .map(|_| (group, self.derive_group_state(group)))
+            .into_iter()
+            .collect()
     }
 
     fn group_states(&self) -> BTreeMap<GroupId, GroupState> {

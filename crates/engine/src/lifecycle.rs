@@ -188,7 +188,7 @@ impl Engine {
         }
     }
 
-    fn reconcile(&mut self, group: GroupId) {
+    pub(crate) fn reconcile(&mut self, group: GroupId) {
         let g = &self.groups[&group];
         let failed_over = g.failed_over;
         let members: Vec<ResourceId> = g.members.iter().copied().collect();

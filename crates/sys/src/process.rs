@@ -150,3 +150,26 @@ pub fn lock_exclusive(path: &std::path::Path) -> io::Result<std::fs::File> {
 pub fn geteuid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
+
+/// Raises the soft open-file limit to the hard limit (a node with thousands of resources holds a
+/// socket per resource); returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(io::Error::from)?;
+    }
+    Ok(hard.max(soft))
+}
+
+/// CPU time (user + system) process `pid` has used so far, from /proc/PID/stat.
+pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After "(comm)": state is field 0, utime field 11, stime field 12.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(std::time::Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz))
+}

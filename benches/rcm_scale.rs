@@ -1,0 +1,192 @@
+//! keelson-rcm at scale, beside baselines measured in the same run:
+//! * 10,000 dummy resources in 100 groups on one node (KEELSON_SCALE_GROUPS × KEELSON_SCALE_PER_GROUP):
+//!   time to create them (each creation a durable database commit) and to bring all groups Online;
+//! * rcm and host RSS, against the same rcm with nothing configured;
+//! * idle CPU at the default polling (LooksAlive every 5 s, IsAlive every 60 s), against the empty rcm;
+//! * health-check throughput with LooksAlivePollInterval lowered to 10 ms on every resource, against a
+//!   raw process-to-process Unix-socket ping-pong.
+//!
+//! Run with `scripts/bench` (release binaries).
+
+mod common;
+
+use keelson_proto::{
+    read_frame_async, write_frame_async, ControlEnvelope, ControlReply, ControlRequest as R,
+    CONTROL_PROTOCOL_VERSION,
+};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+const THROUGHPUT_WINDOW: Duration = Duration::from_secs(5);
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    if common::is_echo_child() {
+        return common::echo_child();
+    }
+    let groups = env_or("KEELSON_SCALE_GROUPS", 100);
+    let per_group = env_or("KEELSON_SCALE_PER_GROUP", 100);
+    let total = groups * per_group;
+    let target = common::target_dir();
+    println!("keelson rcm_scale: {total} dummy resources in {groups} groups ({} binaries)", common::profile());
+    let rcm = Node::start(&target);
+
+    let empty_rss = keelson_sys::process::rss_bytes(rcm.pid()).unwrap();
+    let empty_cpu = cpu_share(&[rcm.pid()], IDLE_WINDOW);
+
+    let start = Instant::now();
+    for g in 0..groups {
+        rcm.ok(R::GroupCreate { name: format!("g{g}"), properties: vec![] });
+        for r in 0..per_group {
+            let name = format!("g{g}-r{r}");
+            rcm.ok(R::ResourceCreate { name, type_name: "dummy".into(), group: format!("g{g}"), params: vec![], properties: vec![] });
+        }
+    }
+    let created = start.elapsed();
+
+    let start = Instant::now();
+    for g in 0..groups {
+        rcm.ok(R::GroupOnline { name: format!("g{g}") });
+    }
+    rcm.wait_all_online(groups);
+    let online = start.elapsed();
+
+    let hosts = rcm.host_pids();
+    let rss = keelson_sys::process::rss_bytes(rcm.pid()).unwrap();
+    let host_rss: u64 = hosts.iter().filter_map(|p| keelson_sys::process::rss_bytes(*p).ok()).sum();
+    let rcm_cpu = cpu_share(&[rcm.pid()], IDLE_WINDOW);
+    let host_cpu = cpu_share(&hosts, IDLE_WINDOW);
+
+    let start = Instant::now();
+    for g in 0..groups {
+        for r in 0..per_group {
+            let props = vec![("LooksAlivePollInterval".to_string(), "10".to_string())];
+            rcm.ok(R::ResourceSet { name: format!("g{g}-r{r}"), properties: props, params: vec![] });
+        }
+    }
+    let set_time = start.elapsed();
+    std::thread::sleep(Duration::from_secs(1)); // let every resource move to the fast interval
+    let before = rcm.looks_alive_total();
+    let t = Instant::now();
+    std::thread::sleep(THROUGHPUT_WINDOW);
+    let checks = (rcm.looks_alive_total() - before) as f64 / t.elapsed().as_secs_f64();
+    let raw = common::raw_ping_pong(20_000);
+
+    println!("\n== {total} resources, {groups} groups, one node ==");
+    println!("create (one durable commit each) : {:8.2} s  ({:.0} resources/s)", created.as_secs_f64(), total as f64 / created.as_secs_f64());
+    println!("all groups Online                : {:8.3} s  (from first GroupOnline request)", online.as_secs_f64());
+    println!("rcm RSS                          : {:8.1} MB (empty rcm: {:.1} MB; target <= 150 MB)", common::mb(rss), common::mb(empty_rss));
+    println!("host RSS ({} host(s))             : {:8.1} MB", hosts.len(), common::mb(host_rss));
+    println!("idle CPU, default polling, rcm   : {:8.2} % of one core (empty rcm: {:.2} %; target < 2 %)", rcm_cpu, empty_cpu);
+    println!("idle CPU, default polling, hosts : {:8.2} % of one core", host_cpu);
+    println!("LooksAlivePollInterval=10 on all : {:8.2} s to set ({:.0} updates/s)", set_time.as_secs_f64(), total as f64 / set_time.as_secs_f64());
+    println!("health-check throughput          : {:8.0} LOOKSALIVE/s (offered {:.0}/s)", checks, total as f64 * 100.0);
+    println!("raw ping-pong, 1 stream          : {:8.0} round trips/s (p50 {:.1} us)", 1e6 / raw.mean, raw.p50);
+}
+
+/// CPU used by `pids` over `window`, as a percentage of one core.
+fn cpu_share(pids: &[u32], window: Duration) -> f64 {
+    let used = |pids: &[u32]| -> Duration { pids.iter().filter_map(|p| keelson_sys::process::cpu_time(*p).ok()).sum() };
+    let before = used(pids);
+    let t = Instant::now();
+    std::thread::sleep(window);
+    let after = used(pids);
+    (after.saturating_sub(before)).as_secs_f64() / t.elapsed().as_secs_f64() * 100.0
+}
+
+/// The node service under test, in a temporary data directory.
+struct Node {
+    dir: PathBuf,
+    child: Child,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Node {
+    fn start(target: &Path) -> Node {
+        let dir = std::env::temp_dir().join(format!("keelson-scale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::fs::File::create(dir.join("rcm.out")).unwrap();
+        let child = Command::new(target.join("keelson-rcm"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--plugin-dir")
+            .arg(target)
+            .env("KEELSON_RHS", target.join("keelson-rhs"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("keelson-rcm starts (run scripts/bench)");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let node = Node { dir, child, rt };
+        let start = Instant::now();
+        while node.ask(R::Status).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "rcm did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        node
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn ask(&self, request: R) -> Result<ControlReply, String> {
+        self.rt.block_on(async {
+            let mut s = tokio::net::UnixStream::connect(self.dir.join("rcm.sock")).await.map_err(|e| e.to_string())?;
+            let env = ControlEnvelope { version: CONTROL_PROTOCOL_VERSION, request };
+            write_frame_async(&mut s, &env).await.map_err(|e| e.to_string())?;
+            read_frame_async(&mut s).await.map_err(|e| e.to_string())?.ok_or_else(|| "closed".to_string())
+        })
+    }
+
+    fn ok(&self, request: R) -> Value {
+        match self.ask(request) {
+            Ok(ControlReply::Json(text)) => serde_json::from_str(&text).unwrap(),
+            Ok(ControlReply::Done { message }) => Value::String(message),
+            other => panic!("request failed: {other:?}"),
+        }
+    }
+
+    fn wait_all_online(&self, groups: usize) {
+        let start = Instant::now();
+        loop {
+            let list = self.ok(R::GroupList);
+            let online = list.as_array().unwrap().iter().filter(|g| g["state"] == "Online").count();
+            if online == groups {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(600), "only {online}/{groups} groups Online");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn host_pids(&self) -> Vec<u32> {
+        let status = self.ok(R::Status);
+        status["hosts"].as_array().unwrap().iter().filter_map(|h| h["pid"].as_u64().map(|p| p as u32)).collect()
+    }
+
+    fn looks_alive_total(&self) -> u64 {
+        self.ok(R::Status)["calls_completed"]["LOOKSALIVE"].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.ask(R::NodeStop);
+        let start = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
