@@ -31,6 +31,19 @@ pub struct Engine {
     pub(crate) out: Vec<Command>,
     pub(crate) dirty_resources: BTreeSet<ResourceId>,
     pub(crate) dirty_groups: BTreeSet<GroupId>,
+    /// Each group's state as last announced (GroupStateChanged is sent when it differs).
+    pub(crate) announced: BTreeMap<GroupId, GroupState>,
+}
+
+/// How much of the node one event can change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Admin requests and host events: anything.
+    All,
+    /// A group-level timer: that group.
+    Group(GroupId),
+    /// A call result or resource timer: its group, and only if some resource changed state.
+    Resource(GroupId),
 }
 
 impl Engine {
@@ -46,25 +59,34 @@ impl Engine {
         let backup = event.is_admin().then(|| self.clone());
         self.now = self.now.max(now);
         // Call results and timers concern one resource, and everything they can change lives in its
-        // group (dependencies never cross groups): look at that group only, not at the whole node.
+        // group (dependencies never cross groups): look at that group only, not at the whole node, and
+        // not even at it when no resource changed state (a healthy health check).
         let scope = self.scope_of(&event);
-        let before = match scope {
-            Some(g) => self.group_states_of(g),
-            None => self.group_states(),
-        };
         if let Err(e) = self.dispatch(event) {
             if let Some(b) = backup {
                 *self = b;
             }
             return Err(e);
         }
-        match scope {
-            Some(g) if self.groups.contains_key(&g) => self.reconcile(g),
-            Some(_) => {}
+        let changed = || self.out.iter().any(|c| matches!(c, Command::ResourceStateChanged { .. }));
+        let groups: Option<Vec<GroupId>> = match scope {
+            Scope::All => None,
+            Scope::Group(g) => Some(vec![g]),
+            Scope::Resource(g) if changed() => Some(vec![g]),
+            Scope::Resource(_) => Some(vec![]),
+        };
+        match &groups {
             None => self.reconcile_all(),
+            Some(gs) => {
+                for g in gs {
+                    if self.groups.contains_key(g) {
+                        self.reconcile(*g);
+                    }
+                }
+            }
         }
         self.flush_persist();
-        self.notify_group_changes(before);
+        self.notify_group_changes(groups);
         Ok(std::mem::take(&mut self.out))
     }
 
@@ -245,8 +267,8 @@ impl Engine {
         GroupState::derive(g.failed_over, g.members.iter().map(|r| self.res(*r).state))
     }
 
-    /// The one group an event can affect, when there is one (call results and timers).
-    fn scope_of(&self, event: &Event) -> Option<GroupId> {
+    /// How much of the node `event` can change.
+    fn scope_of(&self, event: &Event) -> Scope {
         let resource = match event {
             Event::CallDone { resource, .. } => *resource,
             Event::TimerFired { timer } => match timer.kind {
@@ -255,36 +277,35 @@ impl Engine {
                 | TimerKind::PendingTimeout(r)
                 | TimerKind::Restart(r)
                 | TimerKind::Retry(r) => r,
-                TimerKind::GroupRetry(g) => return Some(g),
+                TimerKind::GroupRetry(g) => return Scope::Group(g),
             },
-            _ => return None,
+            _ => return Scope::All,
         };
-        self.resources.get(&resource).map(|r| r.group)
+        match self.resources.get(&resource) {
+            Some(r) => Scope::Resource(r.group),
+            None => Scope::All,
+        }
     }
 
-    fn group_states_of(&self, group: GroupId) -> BTreeMap<GroupId, GroupState> {
-        self.groups
-            .get(&group)
-            .map(|_| (group, self.derive_group_state(group)))
-            .into_iter()
-            .collect()
-    }
-
-    fn group_states(&self) -> BTreeMap<GroupId, GroupState> {
-        self.groups
-            .keys()
-            .map(|g| (*g, self.derive_group_state(*g)))
-            .collect()
-    }
-
-    fn notify_group_changes(&mut self, before: BTreeMap<GroupId, GroupState>) {
-        for (id, from) in before {
+    /// Announces groups (all of them for `None`) whose state differs from the last announcement.
+    fn notify_group_changes(&mut self, groups: Option<Vec<GroupId>>) {
+        let ids: Vec<GroupId> = match groups {
+            Some(ids) => ids,
+            None => {
+                let live = &self.groups;
+                self.announced.retain(|id, _| live.contains_key(id));
+                self.groups.keys().copied().collect()
+            }
+        };
+        for id in ids {
             let Some(g) = self.groups.get(&id) else {
+                self.announced.remove(&id);
                 continue;
             };
+            let name = g.name.clone();
             let to = self.derive_group_state(id);
+            let from = self.announced.insert(id, to).unwrap_or(to);
             if to != from {
-                let name = g.name.clone();
                 self.out.push(Command::GroupStateChanged {
                     group: id,
                     name,
