@@ -3,7 +3,8 @@
  *
  * Type "c-example": an in-memory resource. open allocates its state, online/offline flip a flag,
  * looks_alive/is_alive succeed while the state is consistent, terminate forces offline, close frees.
- * validate accepts any JSON object and refuses anything else. Parameters are otherwise ignored.
+ * validate accepts any JSON object and refuses anything else (an empty string counts as {}, as in
+ * the Rust SDK). Parameters are otherwise ignored.
  */
 #include "keelson_plugin.h"
 

@@ -81,12 +81,16 @@ impl Chaos {
 /// Fires the planned fault if `op` is its entry point and this is call number `n` past `after`.
 fn fire(plan: Option<&Plan>, op: Op, n: u64) -> Result<(), String> {
     match plan {
-        Some(p)
-            if p.entry == op && n > p.after && p.armed_by.as_ref().is_none_or(|f| f.exists()) =>
-        {
-            p.fault.strike(op)
-        }
+        Some(p) if p.entry == op && n > p.after && armed(p) => p.fault.strike(op),
         _ => Ok(()),
+    }
+}
+
+/// Whether the plan's `armed_by` file (if any) exists. (`Option::is_none_or` needs Rust 1.82.)
+fn armed(plan: &Plan) -> bool {
+    match &plan.armed_by {
+        Some(file) => file.exists(),
+        None => true,
     }
 }
 
