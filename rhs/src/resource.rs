@@ -120,12 +120,10 @@ impl ResourceThread {
     }
 
     /// Serves calls until CLOSE or until the parent drops the socket.
-    fn serve(&mut self, slot: &CallSlot, live: &mut Live) {
-        // Buffered, so a request costs one read(2) instead of two (header, then payload).
-        let Ok(read_half) = self.socket.try_clone() else {
-            return self.close(slot, live, false);
-        };
-        let mut reader = std::io::BufReader::with_capacity(512, read_half);
+    fn serve(&self, slot: &CallSlot, live: &mut Live) {
+        // Buffered, so a request costs one read(2) instead of two (header, then payload). It reads
+        // through a borrow: a dup per resource would double the host's descriptors.
+        let mut reader = std::io::BufReader::with_capacity(512, &self.socket);
         loop {
             let request = match read_frame::<ResourceRequest>(&mut reader) {
                 Ok(Some(request)) => request,

@@ -33,7 +33,12 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<Owne
         }
     };
     let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+    // nix reports a truncated control buffer as ENOBUFS; the usual cause is that this process is at
+    // its open-file limit, so the kernel could not install a passed descriptor.
+    let cmsgs = msg.cmsgs().map_err(|_| {
+        io::Error::other("a passed file descriptor was dropped (open-file limit reached?)")
+    })?;
+    for cmsg in cmsgs {
         if let ControlMessageOwned::ScmRights(raw) = cmsg {
             for fd in raw {
                 // SAFETY: the kernel just installed `fd` in our table for us; nobody else owns it.
