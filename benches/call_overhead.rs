@@ -104,7 +104,10 @@ fn main() {
         common::mb(rss.0)
     );
     println!("with dummy plugin loaded  : {:6.2} MB", common::mb(rss.1));
-    println!("with {RESOURCES} resources open     : {:6.2} MB", common::mb(rss.2));
+    println!(
+        "with {RESOURCES} resources open     : {:6.2} MB",
+        common::mb(rss.2)
+    );
 }
 
 async fn looks_alive_round_trips(config: &HostConfig, plugin: &str, n: usize) -> Summary {

@@ -6,7 +6,8 @@
 //! * health-check throughput with LooksAlivePollInterval lowered to 10 ms on every resource, against a
 //!   raw process-to-process Unix-socket ping-pong.
 //!
-//! Run with `scripts/bench` (release binaries).
+//! Run with `scripts/bench` (release binaries). KEELSON_SCALE_HOLD_SECS=N pauses N s once everything
+//! is Online (before measuring), to attach a profiler to the printed rcm pid.
 
 mod common;
 
@@ -23,7 +24,10 @@ const IDLE_WINDOW: Duration = Duration::from_secs(10);
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(5);
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -34,65 +38,92 @@ fn main() {
     let per_group = env_or("KEELSON_SCALE_PER_GROUP", 100);
     let total = groups * per_group;
     let target = common::target_dir();
-    println!("keelson rcm_scale: {total} dummy resources in {groups} groups ({} binaries)", common::profile());
-    let rcm = Node::start(&target);
+    println!(
+        "keelson rcm_scale: {total} dummy resources in {groups} groups ({} binaries)",
+        common::profile()
+    );
 
+    println!("\n== default polling (LooksAlive every 5 s, IsAlive every 60 s) ==");
+    let rcm = Node::start(&target, "default");
     let empty_rss = keelson_sys::process::rss_bytes(rcm.pid()).unwrap();
     let empty_cpu = cpu_share(&[rcm.pid()], IDLE_WINDOW);
-
-    let start = Instant::now();
-    for g in 0..groups {
-        rcm.ok(R::GroupCreate { name: format!("g{g}"), properties: vec![] });
-        for r in 0..per_group {
-            let name = format!("g{g}-r{r}");
-            rcm.ok(R::ResourceCreate { name, type_name: "dummy".into(), group: format!("g{g}"), params: vec![], properties: vec![] });
-        }
+    let (created, online) = rcm.populate(groups, per_group, &[]);
+    println!(
+        "create (one durable commit each) : {:8.2} s  ({:.0} resources/s)",
+        created.as_secs_f64(),
+        total as f64 / created.as_secs_f64()
+    );
+    println!(
+        "all groups Online                : {:8.3} s  (from the first GroupOnline request)",
+        online.as_secs_f64()
+    );
+    let hold = env_or("KEELSON_SCALE_HOLD_SECS", 0);
+    if hold > 0 {
+        println!("holding {hold} s for profiling: rcm pid {}", rcm.pid());
+        std::thread::sleep(Duration::from_secs(hold as u64));
     }
-    let created = start.elapsed();
-
-    let start = Instant::now();
-    for g in 0..groups {
-        rcm.ok(R::GroupOnline { name: format!("g{g}") });
-    }
-    rcm.wait_all_online(groups);
-    let online = start.elapsed();
-
     let hosts = rcm.host_pids();
     let rss = keelson_sys::process::rss_bytes(rcm.pid()).unwrap();
-    let host_rss: u64 = hosts.iter().filter_map(|p| keelson_sys::process::rss_bytes(*p).ok()).sum();
+    let host_rss: u64 = hosts
+        .iter()
+        .filter_map(|p| keelson_sys::process::rss_bytes(*p).ok())
+        .sum();
+    println!(
+        "rcm RSS                          : {:8.1} MB (empty rcm: {:.1} MB; target <= 150 MB)",
+        common::mb(rss),
+        common::mb(empty_rss)
+    );
+    println!(
+        "host RSS ({} host)                : {:8.1} MB",
+        hosts.len(),
+        common::mb(host_rss)
+    );
+    let before = rcm.looks_alive_total();
+    let t = Instant::now();
     let rcm_cpu = cpu_share(&[rcm.pid()], IDLE_WINDOW);
     let host_cpu = cpu_share(&hosts, IDLE_WINDOW);
+    let rate = (rcm.looks_alive_total() - before) as f64 / t.elapsed().as_secs_f64();
+    println!("idle CPU, rcm                    : {:8.2} % of one core (empty rcm: {:.2} %; target < 2 %)", rcm_cpu, empty_cpu);
+    println!(
+        "idle CPU, hosts                  : {:8.2} % of one core",
+        host_cpu
+    );
+    println!(
+        "health checks meanwhile          : {:8.0} LOOKSALIVE/s (expected {:.0}/s)",
+        rate,
+        total as f64 / 5.0
+    );
+    drop(rcm);
 
-    let start = Instant::now();
-    for g in 0..groups {
-        for r in 0..per_group {
-            let props = vec![("LooksAlivePollInterval".to_string(), "10".to_string())];
-            rcm.ok(R::ResourceSet { name: format!("g{g}-r{r}"), properties: props, params: vec![] });
-        }
-    }
-    let set_time = start.elapsed();
-    std::thread::sleep(Duration::from_secs(1)); // let every resource move to the fast interval
+    println!("\n== throughput: LooksAlivePollInterval=10 on every resource ==");
+    let rcm = Node::start(&target, "fast");
+    rcm.populate(groups, per_group, &[("LooksAlivePollInterval", "10")]);
+    std::thread::sleep(Duration::from_secs(1));
     let before = rcm.looks_alive_total();
     let t = Instant::now();
     std::thread::sleep(THROUGHPUT_WINDOW);
     let checks = (rcm.looks_alive_total() - before) as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "health-check throughput          : {:8.0} LOOKSALIVE/s (offered {:.0}/s)",
+        checks,
+        total as f64 * 100.0
+    );
+    drop(rcm);
     let raw = common::raw_ping_pong(20_000);
-
-    println!("\n== {total} resources, {groups} groups, one node ==");
-    println!("create (one durable commit each) : {:8.2} s  ({:.0} resources/s)", created.as_secs_f64(), total as f64 / created.as_secs_f64());
-    println!("all groups Online                : {:8.3} s  (from first GroupOnline request)", online.as_secs_f64());
-    println!("rcm RSS                          : {:8.1} MB (empty rcm: {:.1} MB; target <= 150 MB)", common::mb(rss), common::mb(empty_rss));
-    println!("host RSS ({} host(s))             : {:8.1} MB", hosts.len(), common::mb(host_rss));
-    println!("idle CPU, default polling, rcm   : {:8.2} % of one core (empty rcm: {:.2} %; target < 2 %)", rcm_cpu, empty_cpu);
-    println!("idle CPU, default polling, hosts : {:8.2} % of one core", host_cpu);
-    println!("LooksAlivePollInterval=10 on all : {:8.2} s to set ({:.0} updates/s)", set_time.as_secs_f64(), total as f64 / set_time.as_secs_f64());
-    println!("health-check throughput          : {:8.0} LOOKSALIVE/s (offered {:.0}/s)", checks, total as f64 * 100.0);
-    println!("raw ping-pong, 1 stream          : {:8.0} round trips/s (p50 {:.1} us)", 1e6 / raw.mean, raw.p50);
+    println!(
+        "raw ping-pong, 1 stream          : {:8.0} round trips/s (p50 {:.1} us)",
+        1e6 / raw.mean,
+        raw.p50
+    );
 }
 
 /// CPU used by `pids` over `window`, as a percentage of one core.
 fn cpu_share(pids: &[u32], window: Duration) -> f64 {
-    let used = |pids: &[u32]| -> Duration { pids.iter().filter_map(|p| keelson_sys::process::cpu_time(*p).ok()).sum() };
+    let used = |pids: &[u32]| -> Duration {
+        pids.iter()
+            .filter_map(|p| keelson_sys::process::cpu_time(*p).ok())
+            .sum()
+    };
     let before = used(pids);
     let t = Instant::now();
     std::thread::sleep(window);
@@ -108,8 +139,8 @@ struct Node {
 }
 
 impl Node {
-    fn start(target: &Path) -> Node {
-        let dir = std::env::temp_dir().join(format!("keelson-scale-{}", std::process::id()));
+    fn start(target: &Path, tag: &str) -> Node {
+        let dir = std::env::temp_dir().join(format!("keelson-scale-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let out = std::fs::File::create(dir.join("rcm.out")).unwrap();
@@ -124,14 +155,61 @@ impl Node {
             .stderr(out)
             .spawn()
             .expect("keelson-rcm starts (run scripts/bench)");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let node = Node { dir, child, rt };
         let start = Instant::now();
         while node.ask(R::Status).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "rcm did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "rcm did not start"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         node
+    }
+
+    /// Creates the groups and resources (with `props`), brings every group online; returns the
+    /// time to create and the time until all groups were Online.
+    fn populate(
+        &self,
+        groups: usize,
+        per_group: usize,
+        props: &[(&str, &str)],
+    ) -> (Duration, Duration) {
+        let properties: Vec<(String, String)> = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let start = Instant::now();
+        for g in 0..groups {
+            self.ok(R::GroupCreate {
+                name: format!("g{g}"),
+                properties: vec![],
+            });
+            for r in 0..per_group {
+                let name = format!("g{g}-r{r}");
+                let req = R::ResourceCreate {
+                    name,
+                    type_name: "dummy".into(),
+                    group: format!("g{g}"),
+                    params: vec![],
+                    properties: properties.clone(),
+                };
+                self.ok(req);
+            }
+        }
+        let created = start.elapsed();
+        let start = Instant::now();
+        for g in 0..groups {
+            self.ok(R::GroupOnline {
+                name: format!("g{g}"),
+            });
+        }
+        self.wait_all_online(groups);
+        (created, start.elapsed())
     }
 
     fn pid(&self) -> u32 {
@@ -140,10 +218,20 @@ impl Node {
 
     fn ask(&self, request: R) -> Result<ControlReply, String> {
         self.rt.block_on(async {
-            let mut s = tokio::net::UnixStream::connect(self.dir.join("rcm.sock")).await.map_err(|e| e.to_string())?;
-            let env = ControlEnvelope { version: CONTROL_PROTOCOL_VERSION, request };
-            write_frame_async(&mut s, &env).await.map_err(|e| e.to_string())?;
-            read_frame_async(&mut s).await.map_err(|e| e.to_string())?.ok_or_else(|| "closed".to_string())
+            let mut s = tokio::net::UnixStream::connect(self.dir.join("rcm.sock"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let env = ControlEnvelope {
+                version: CONTROL_PROTOCOL_VERSION,
+                request,
+            };
+            write_frame_async(&mut s, &env)
+                .await
+                .map_err(|e| e.to_string())?;
+            read_frame_async(&mut s)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "closed".to_string())
         })
     }
 
@@ -159,22 +247,37 @@ impl Node {
         let start = Instant::now();
         loop {
             let list = self.ok(R::GroupList);
-            let online = list.as_array().unwrap().iter().filter(|g| g["state"] == "Online").count();
+            let online = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|g| g["state"] == "Online")
+                .count();
             if online == groups {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(600), "only {online}/{groups} groups Online");
+            assert!(
+                start.elapsed() < Duration::from_secs(600),
+                "only {online}/{groups} groups Online"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     fn host_pids(&self) -> Vec<u32> {
         let status = self.ok(R::Status);
-        status["hosts"].as_array().unwrap().iter().filter_map(|h| h["pid"].as_u64().map(|p| p as u32)).collect()
+        status["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["pid"].as_u64().map(|p| p as u32))
+            .collect()
     }
 
     fn looks_alive_total(&self) -> u64 {
-        self.ok(R::Status)["calls_completed"]["LOOKSALIVE"].as_u64().unwrap_or(0)
+        self.ok(R::Status)["calls_completed"]["LOOKSALIVE"]
+            .as_u64()
+            .unwrap_or(0)
     }
 }
 
@@ -182,7 +285,8 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.ask(R::NodeStop);
         let start = Instant::now();
-        while matches!(self.child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(20) {
+        while matches!(self.child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(20)
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();

@@ -92,5 +92,10 @@ pub fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KEELSON_TARGET_DIR") {
         return PathBuf::from(dir);
     }
-    std::env::current_exe().unwrap().ancestors().nth(2).unwrap().to_path_buf()
+    std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
 }

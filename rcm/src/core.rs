@@ -20,6 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Timers due within this many ms of each other fire in one wake-up (never before they are due).
+const TIMER_SLACK_MS: u64 = 5;
+/// Inputs handled per wake-up before the loop looks at timers and requests again.
+const INPUT_BATCH: usize = 256;
+
 /// Something that happened, for the core to handle in order.
 pub enum Input {
     Api(CoreRequest),
@@ -73,8 +78,8 @@ pub struct Core {
     pub opening: HashMap<ResourceId, Vec<(Op, u64)>>,
     /// Private parameters by resource name (the engine does not keep them).
     pub params: HashMap<String, BTreeMap<String, String>>,
-    /// Call timings by resource name, kept across re-hosting.
-    pub timings: HashMap<String, CallTimings>,
+    /// Call timings by resource (engine ids are stable across re-hosting).
+    pub timings: HashMap<ResourceId, CallTimings>,
     /// Calls completed since start, by entry point (for throughput figures).
     pub call_totals: BTreeMap<Op, u64>,
     timers: BTreeMap<(u64, u64), Timer>,
@@ -131,15 +136,39 @@ impl Core {
         mut inputs: mpsc::UnboundedReceiver<Input>,
         mut api: mpsc::Receiver<CoreRequest>,
     ) {
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed_for = u64::MAX;
         while !self.stop {
-            let next = self.timers.keys().next().map(|(at, _)| *at);
-            let sleep = next
-                .map(|at| at.saturating_sub(self.now()))
-                .unwrap_or(3_600_000);
+            // Timers due within TIMER_SLACK of the earliest one fire together, never early: one wake-up
+            // serves a whole batch of health checks instead of one each.
+            let next = self
+                .timers
+                .keys()
+                .next()
+                .map(|(at, _)| *at + TIMER_SLACK_MS)
+                .unwrap_or(u64::MAX);
+            if next != armed_for {
+                armed_for = next;
+                let wait = next.saturating_sub(self.now()).min(3_600_000);
+                sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + Duration::from_millis(wait));
+            }
             tokio::select! {
-                Some(input) = inputs.recv() => self.on_input(input),
+                Some(input) = inputs.recv() => {
+                    self.on_input(input);
+                    // Drain what else is queued before going back to sleep.
+                    for _ in 0..INPUT_BATCH {
+                        let Ok(input) = inputs.try_recv() else { break };
+                        self.on_input(input);
+                    }
+                }
                 Some(request) = api.recv() => self.on_input(Input::Api(request)),
-                _ = tokio::time::sleep(Duration::from_millis(sleep)) => self.fire_due_timers(),
+                _ = &mut sleep => {
+                    armed_for = u64::MAX;
+                    self.fire_due_timers();
+                }
             }
         }
         self.shutdown().await;
@@ -293,16 +322,13 @@ impl Core {
         result: Result<ResourceHandle, HostError>,
         elapsed: Duration,
     ) {
-        let name = self.engine.resource_by_id(resource).map(|r| r.name);
         let waiting = self.opening.remove(&resource).unwrap_or_default();
         match result {
             Ok(handle) => {
-                if let Some(name) = &name {
-                    self.timings
-                        .entry(name.clone())
-                        .or_default()
-                        .record(Op::Open, elapsed);
-                }
+                self.timings
+                    .entry(resource)
+                    .or_default()
+                    .record(Op::Open, elapsed);
                 let stale = !self.hosts.contains_key(&host);
                 self.handles.insert(resource, Arc::new(handle));
                 if stale {
@@ -347,12 +373,10 @@ impl Core {
         result: Result<CallDone, CallError>,
         elapsed: Duration,
     ) {
-        if let Some(view) = self.engine.resource_by_id(resource) {
-            self.timings
-                .entry(view.name)
-                .or_default()
-                .record(op, elapsed);
-        }
+        self.timings
+            .entry(resource)
+            .or_default()
+            .record(op, elapsed);
         *self.call_totals.entry(op).or_default() += 1;
         match result {
             Ok(done) => {

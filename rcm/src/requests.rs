@@ -95,9 +95,12 @@ impl Core {
                 done(format!("failure injected into resource '{name}'"))
             }
             R::ResourceDelete { name } => {
+                let id = self.engine.resource(&name).map(|r| r.id);
                 self.admin(Event::DeleteResource { name: name.clone() })?;
                 self.params.remove(&name);
-                self.timings.remove(&name);
+                if let Some(id) = id {
+                    self.timings.remove(&id);
+                }
                 done(format!("resource '{name}' deleted"))
             }
             R::ResourceDepend { name, on } => {

@@ -51,7 +51,7 @@ impl Core {
             .unwrap_or_default();
         let call_stats: Map<String, Value> = self
             .timings
-            .get(name)
+            .get(&r.id)
             .map(|t| {
                 t.summary()
                     .into_iter()
@@ -142,8 +142,11 @@ impl Core {
                 json!({"pid": h.pid, "separate": h.dedicated_to.is_some(), "resources": names})
             })
             .collect();
-        let totals: Map<String, Value> =
-            self.call_totals.iter().map(|(op, n)| (op.upper().to_string(), json!(n))).collect();
+        let totals: Map<String, Value> = self
+            .call_totals
+            .iter()
+            .map(|(op, n)| (op.upper().to_string(), json!(n)))
+            .collect();
         json!({"node": self.node, "pid": std::process::id(), "groups": groups, "hosts": hosts, "calls_completed": totals})
     }
 
