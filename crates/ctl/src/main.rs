@@ -1,55 +1,297 @@
 //! `keelson`, the command line. Parses arguments with clap and hands each command to its module;
-//! every error ends as one line on stderr and a non-zero exit. Not any command's logic.
+//! every error ends as one line `keelson: …` on stderr and a non-zero exit. Not any command's logic.
 
+mod assign;
+mod client;
+mod datadir;
 mod demo;
+mod group;
+mod logs;
+mod node;
+mod output;
 mod plugin_test;
+mod render;
+mod resource;
+mod wait;
 
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+use client::Client;
+use keelson_proto::ControlRequest as R;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// keelson: a failover-cluster resource runtime for Linux.
 #[derive(Parser, Debug)]
 #[command(name = "keelson", version, about, long_about = None)]
 struct Cli {
+    /// Data directory of the node to talk to (else $KEELSON_DATA_DIR, else /var/lib/keelson as
+    /// root, else $XDG_DATA_HOME/keelson or ~/.local/share/keelson).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the guided demo: a private node service, a group, a deadlocking resource, the recovery.
-    Demo(demo::DemoArgs),
+    /// Start or stop the node service (keelson-rcm) of the data directory.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Show the node: groups, their resources and states, and the resource hosts.
+    Status {
+        /// Print the node service's JSON view.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, change, show and move resource groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Create, change, show and move resources.
+    #[command(subcommand)]
+    Resource(resource::ResourceCommand),
+    /// Print the last lines of the cluster log (and follow it).
+    Log(logs::LogArgs),
+    /// Print the last cluster events (and follow them).
+    Events(logs::EventsArgs),
     /// Work with resource plugins (shared libraries with the keelson C ABI).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run the guided demo: a private node service, a group, a deadlocking resource, the recovery.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Subcommand, Debug)]
 enum PluginCommand {
+    /// List the plugins the node service found, with their resource types.
+    List {
+        /// Print the node service's JSON view.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load a plugin in an isolated host and run the conformance sequence on each of its types.
     Test(plugin_test::TestArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("keelson: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
-        }
-    });
-    match result {
+    match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
+        Err(e) if e.is::<output::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("keelson: {e:#}");
+            eprintln!("keelson: {}", format!("{e:#}").trim_end());
             ExitCode::from(1)
         }
+    }
+}
+
+/// Help and version go to stdout as clap renders them; a usage error becomes one line, exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        }
+        _ => {
+            eprintln!("keelson: {}; try '--help'", clap_message(&e.to_string()));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The first line of a clap error without its `error: ` prefix.
+fn clap_message(rendered: &str) -> String {
+    let first = rendered.lines().next().unwrap_or("bad arguments");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let ok = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
+    let data_dir = cli.data_dir;
+    let client = || datadir::resolve(data_dir.clone()).map(|d| Client::new(&d));
+    match cli.command {
+        Command::Node(cmd) => node::run(&datadir::resolve(data_dir.clone())?, cmd).await,
+        Command::Status { json } => {
+            ok(output::show(&client()?, R::Status, json, render::status).await)
+        }
+        Command::Group(cmd) => ok(group::run(&client()?, cmd).await),
+        Command::Resource(cmd) => ok(resource::run(&client()?, cmd).await),
+        Command::Log(args) => ok(logs::log(&client()?, args).await),
+        Command::Events(args) => ok(logs::events(&client()?, args).await),
+        Command::Plugin(PluginCommand::List { json }) => {
+            ok(output::show(&client()?, R::PluginList, json, render::plugin_list).await)
+        }
+        Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("keelson").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn data_dir_is_global() {
+        let cli = parse(&["status", "--data-dir", "/tmp/n1", "--json"]).unwrap();
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/n1")));
+        assert!(matches!(cli.command, Command::Status { json: true }));
+        let cli = parse(&["--data-dir", "/tmp/n2", "group", "list"]).unwrap();
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/n2")));
+    }
+
+    #[test]
+    fn node_start_takes_repeated_plugin_dirs() {
+        let cli = parse(&[
+            "node",
+            "start",
+            "--foreground",
+            "--plugin-dir",
+            "/a",
+            "--plugin-dir",
+            "/b",
+        ])
+        .unwrap();
+        let Command::Node(node::NodeCommand::Start(a)) = cli.command else {
+            panic!("not node start");
+        };
+        assert!(a.foreground);
+        assert_eq!(a.plugin_dirs, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(a.timeout, 15_000);
+    }
+
+    #[test]
+    fn resource_create_collects_params_and_properties() {
+        let cli = parse(&[
+            "resource",
+            "create",
+            "Disk",
+            "--type",
+            "dummy",
+            "--group",
+            "FS",
+            "--param",
+            "a=1",
+            "RestartAction=Restart",
+            "--param",
+            "b=2",
+            "DeadlockTimeout=500",
+        ])
+        .unwrap();
+        let Command::Resource(resource::ResourceCommand::Create {
+            name,
+            type_name,
+            group,
+            params,
+            properties,
+        }) = cli.command
+        else {
+            panic!("not resource create");
+        };
+        assert_eq!(
+            (name.as_str(), type_name.as_str(), group.as_str()),
+            ("Disk", "dummy", "FS")
+        );
+        assert_eq!(params, ["a=1", "b=2"]);
+        assert_eq!(properties, ["RestartAction=Restart", "DeadlockTimeout=500"]);
+    }
+
+    #[test]
+    fn resource_create_needs_type_and_group() {
+        assert!(parse(&["resource", "create", "Disk", "--group", "FS"]).is_err());
+        assert!(parse(&["resource", "create", "Disk", "--type", "dummy"]).is_err());
+    }
+
+    #[test]
+    fn wait_and_timeout_on_online_and_offline() {
+        let cli = parse(&["group", "online", "FS", "--wait", "--timeout", "500"]).unwrap();
+        let Command::Group(group::GroupCommand::Online(c)) = cli.command else {
+            panic!("not group online");
+        };
+        assert_eq!(
+            (c.name.as_str(), c.wait.wait, c.wait.timeout),
+            ("FS", true, 500)
+        );
+        let cli = parse(&["resource", "offline", "Disk"]).unwrap();
+        let Command::Resource(resource::ResourceCommand::Offline(c)) = cli.command else {
+            panic!("not resource offline");
+        };
+        assert_eq!((c.wait.wait, c.wait.timeout), (false, 60_000));
+        assert!(parse(&["resource", "online", "Disk", "--timeout", "5"]).is_err());
+    }
+
+    #[test]
+    fn group_set_needs_a_property() {
+        assert!(parse(&["group", "set", "FS"]).is_err());
+        assert!(parse(&["group", "set", "FS", "FailoverThreshold=2"]).is_ok());
+    }
+
+    #[test]
+    fn log_and_events_defaults() {
+        let cli = parse(&["log"]).unwrap();
+        let Command::Log(a) = cli.command else {
+            panic!("not log")
+        };
+        assert_eq!((a.follow, a.lines), (false, 50));
+        let cli = parse(&["events", "-f", "--json", "-n", "7"]).unwrap();
+        let Command::Events(a) = cli.command else {
+            panic!("not events")
+        };
+        assert_eq!((a.follow, a.json, a.last), (true, true, 7));
+        assert!(parse(&["log", "-n", "-3"]).is_err());
+    }
+
+    #[test]
+    fn depend_needs_on() {
+        let cli = parse(&["resource", "depend", "Share", "--on", "Disk"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Resource(resource::ResourceCommand::Depend { .. })
+        ));
+        assert!(parse(&["resource", "depend", "Share"]).is_err());
+    }
+
+    #[test]
+    fn plugin_test_still_parses() {
+        let cli = parse(&["plugin", "test", "/x.so", "--type", "dummy"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Plugin(PluginCommand::Test(_))
+        ));
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let e = parse(&["status", "--bogus"]).unwrap_err();
+        let m = clap_message(&e.to_string());
+        assert!(
+            !m.contains('\n') && m.contains("--bogus") && !m.starts_with("error:"),
+            "{m}"
+        );
     }
 }

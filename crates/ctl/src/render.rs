@@ -1,0 +1,387 @@
+//! Human-readable text for the JSON views the node service sends: aligned tables and `key: value`
+//! blocks, built from `serde_json::Value` so missing or extra fields never break the output. Also
+//! `--json` pretty-printing and event lines. Not fetching anything and not writing to stdout.
+
+use serde_json::Value;
+
+/// A field as text: strings as-is, missing/null as `-`, arrays joined with `, `.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "-".to_string(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// `--json` output: the view pretty-printed with its keys unchanged (text that is not JSON as-is).
+pub fn pretty_json(raw: &str) -> String {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| raw.to_string()),
+        Err(_) => raw.to_string(),
+    }
+}
+
+/// Columns aligned on the widest cell, two spaces apart; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(widths.len()) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut out = String::new();
+    for row in std::iter::once(&head).chain(rows) {
+        out.push_str(&line(row, &widths));
+        out.push('\n');
+    }
+    out
+}
+
+fn line(cells: &[String], widths: &[usize]) -> String {
+    let last = cells.len().min(widths.len()).saturating_sub(1);
+    let mut s = String::new();
+    for (i, cell) in cells.iter().enumerate().take(widths.len()) {
+        if i == last {
+            s.push_str(cell);
+        } else {
+            let pad = widths[i] - cell.chars().count();
+            s.push_str(cell);
+            s.push_str(&" ".repeat(pad + 2));
+        }
+    }
+    s.trim_end().to_string()
+}
+
+fn array(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn cells(v: &Value, keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| text(&v[*k])).collect()
+}
+
+/// `key: value` lines, aligned after the colon.
+fn fields(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{:<w$} {v}\n", format!("{k}:"), w = width + 1))
+        .collect()
+}
+
+/// An object's entries as indented `Name = value` lines, sorted by name; `  (none)` when empty.
+fn entries(title: &str, v: &Value) -> String {
+    let mut out = format!("{title}:\n");
+    let Some(map) = v.as_object().filter(|m| !m.is_empty()) else {
+        out.push_str("  (none)\n");
+        return out;
+    };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+    for k in keys {
+        out.push_str(&format!("  {k:<width$} = {}\n", text(&map[k])));
+    }
+    out
+}
+
+/// `resource list`: one row per resource.
+pub fn resource_list(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = array(v)
+        .iter()
+        .map(|r| cells(r, &["name", "type", "group", "state", "host_pid"]))
+        .collect();
+    table(&["NAME", "TYPE", "GROUP", "STATE", "HOST PID"], &rows)
+}
+
+/// `resource get`: identity, properties, parameters and call statistics.
+pub fn resource(v: &Value) -> String {
+    let mut pairs = vec![
+        ("name", text(&v["name"])),
+        ("type", text(&v["type"])),
+        ("group", text(&v["group"])),
+        ("state", text(&v["state"])),
+        ("owner node", text(&v["owner_node"])),
+        ("host pid", text(&v["host_pid"])),
+    ];
+    if !v["depends_on"].is_null() {
+        pairs.push(("depends on", text(&v["depends_on"])));
+    }
+    let mut out = fields(&pairs);
+    out.push_str(&entries("properties", &v["properties"]));
+    out.push_str(&entries("parameters", &v["parameters"]));
+    out.push_str(&call_stats(&v["call_stats"]));
+    out
+}
+
+fn call_stats(v: &Value) -> String {
+    let Some(map) = v.as_object().filter(|m| !m.is_empty()) else {
+        return "call stats: (none)\n".to_string();
+    };
+    let mut ops: Vec<&String> = map.keys().collect();
+    ops.sort();
+    let rows: Vec<Vec<String>> = ops
+        .into_iter()
+        .map(|op| {
+            let s = &map[op];
+            let mut row = vec![op.clone()];
+            row.extend(cells(
+                s,
+                &["count", "p50_us", "p99_us", "max_us", "last_us"],
+            ));
+            row
+        })
+        .collect();
+    let t = table(
+        &["OP", "COUNT", "P50 us", "P99 us", "MAX us", "LAST us"],
+        &rows,
+    );
+    let indented: String = t.lines().map(|l| format!("  {l}\n")).collect();
+    format!("call stats:\n{indented}")
+}
+
+/// `group list`: one row per group.
+pub fn group_list(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = array(v)
+        .iter()
+        .map(|g| cells(g, &["name", "state", "owner_node", "resources"]))
+        .collect();
+    table(&["NAME", "STATE", "OWNER", "RESOURCES"], &rows)
+}
+
+/// `group get`: identity, members and properties.
+pub fn group(v: &Value) -> String {
+    let mut out = fields(&[
+        ("name", text(&v["name"])),
+        ("state", text(&v["state"])),
+        ("owner node", text(&v["owner_node"])),
+        ("resources", text(&v["resources"])),
+    ]);
+    out.push_str(&entries("properties", &v["properties"]));
+    out
+}
+
+/// `status`: the node, each group with its resources, then the hosts.
+pub fn status(v: &Value) -> String {
+    let mut out = format!("node {}\n", text(&v["node"]));
+    let groups = array(&v["groups"]);
+    if groups.is_empty() {
+        out.push_str("\nno groups\n");
+    }
+    for g in groups {
+        out.push_str(&format!(
+            "\ngroup {}: {} (owner {})\n",
+            text(&g["name"]),
+            text(&g["state"]),
+            text(&g["owner_node"])
+        ));
+        let rows: Vec<Vec<String>> = array(&g["resources"])
+            .iter()
+            .map(|r| cells(r, &["name", "type", "state", "host_pid"]))
+            .collect();
+        if !rows.is_empty() {
+            let t = table(&["RESOURCE", "TYPE", "STATE", "HOST PID"], &rows);
+            out.extend(t.lines().map(|l| format!("  {l}\n")));
+        }
+    }
+    out.push_str(&hosts(array(&v["hosts"])));
+    out
+}
+
+fn hosts(hosts: &[Value]) -> String {
+    if hosts.is_empty() {
+        return "\nno resource hosts\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = hosts
+        .iter()
+        .map(|h| {
+            let kind = if h["separate"] == Value::Bool(true) {
+                "separate"
+            } else {
+                "shared"
+            };
+            vec![text(&h["pid"]), kind.to_string(), text(&h["resources"])]
+        })
+        .collect();
+    format!(
+        "\nresource hosts:\n{}",
+        table(&["PID", "MONITOR", "RESOURCES"], &rows)
+            .lines()
+            .map(|l| format!("  {l}\n"))
+            .collect::<String>()
+    )
+}
+
+/// `plugin list`: one row per plugin file; a plugin that failed to load shows its error.
+pub fn plugin_list(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = array(&v["plugins"])
+        .iter()
+        .map(|p| {
+            let types = match &p["error"] {
+                Value::Null => text(&p["types"]),
+                e => format!("error: {}", text(e)),
+            };
+            vec![text(&p["name"]), types, text(&p["path"])]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no plugins found\n".to_string();
+    }
+    table(&["PLUGIN", "TYPES", "PATH"], &rows)
+}
+
+/// An event line without `--json`: `TIME LEVEL ID message`; a line that is not JSON as-is.
+pub fn event_line(raw: &str) -> String {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(e) if e.is_object() => format!(
+            "{} {} {} {}",
+            text(&e["time"]),
+            text(&e["level"]),
+            text(&e["id"]),
+            text(&e["message"])
+        ),
+        _ => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_align_on_the_widest_cell() {
+        let t = table(
+            &["NAME", "STATE"],
+            &[
+                vec!["IP Address".into(), "Online".into()],
+                vec!["Disk".into(), "Failed".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "NAME        STATE\nIP Address  Online\nDisk        Failed\n"
+        );
+    }
+
+    #[test]
+    fn resource_list_tolerates_missing_fields() {
+        let v = json!([
+            {"name": "Disk", "type": "dummy", "group": "FS", "state": "Online", "host_pid": 4242},
+            {"name": "Share", "state": "Offline", "host_pid": null}
+        ]);
+        let t = resource_list(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "NAME   TYPE   GROUP  STATE    HOST PID");
+        assert_eq!(lines[1], "Disk   dummy  FS     Online   4242");
+        assert_eq!(lines[2], "Share  -      -      Offline  -");
+        assert_eq!(
+            resource_list(&json!({})),
+            "NAME  TYPE  GROUP  STATE  HOST PID\n"
+        );
+    }
+
+    #[test]
+    fn resource_view_shows_properties_parameters_and_stats() {
+        let v = json!({
+            "name": "Disk", "type": "dummy", "group": "FS", "state": "Online",
+            "owner_node": "n1", "host_pid": 77,
+            "properties": {"SeparateMonitor": true, "DeadlockTimeout": 300000},
+            "parameters": {"path": "/srv"},
+            "call_stats": {"LOOKSALIVE": {"count": 12, "p50_us": 40, "p99_us": 90, "max_us": 95, "last_us": 41}}
+        });
+        let t = resource(&v);
+        assert!(t.contains("name:       Disk\n"), "{t}");
+        assert!(t.contains("host pid:   77\n"), "{t}");
+        assert!(
+            t.contains("  DeadlockTimeout = 300000\n  SeparateMonitor = true\n"),
+            "{t}"
+        );
+        assert!(t.contains("parameters:\n  path = /srv\n"), "{t}");
+        assert!(
+            t.contains("  OP          COUNT  P50 us  P99 us  MAX us  LAST us\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  LOOKSALIVE  12     40      90      95      41\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn resource_view_of_an_almost_empty_object() {
+        let t = resource(&json!({"name": "x"}));
+        assert!(t.contains("state:      -\n"), "{t}");
+        assert!(t.contains("properties:\n  (none)\n"), "{t}");
+        assert!(t.ends_with("call stats: (none)\n"), "{t}");
+    }
+
+    #[test]
+    fn group_views() {
+        let list = json!([{"name": "FS", "state": "PartialOnline", "owner_node": "n1", "resources": ["Disk", "Share"]}]);
+        assert_eq!(
+            group_list(&list),
+            "NAME  STATE          OWNER  RESOURCES\nFS    PartialOnline  n1     Disk, Share\n"
+        );
+        let g = json!({"name": "FS", "state": "Online", "owner_node": "n1", "properties": {"FailoverThreshold": 2}, "resources": []});
+        let t = group(&g);
+        assert!(t.contains("resources:  -\n"), "{t}");
+        assert!(t.contains("properties:\n  FailoverThreshold = 2\n"), "{t}");
+    }
+
+    #[test]
+    fn status_shows_groups_resources_and_hosts() {
+        let v = json!({
+            "node": "n1",
+            "groups": [{"name": "FS", "state": "Online", "owner_node": "n1",
+                        "resources": [{"name": "Disk", "type": "dummy", "state": "Online", "host_pid": 10}]}],
+            "hosts": [{"pid": 10, "separate": false, "resources": ["Disk"]},
+                      {"pid": 11, "separate": true, "resources": ["Share"]}]
+        });
+        let t = status(&v);
+        assert!(
+            t.starts_with("node n1\n\ngroup FS: Online (owner n1)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  RESOURCE  TYPE   STATE   HOST PID\n  Disk      dummy  Online  10\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  10   shared    Disk\n  11   separate  Share\n"),
+            "{t}"
+        );
+        let empty = status(&json!({"node": "n1"}));
+        assert_eq!(empty, "node n1\n\nno groups\n\nno resource hosts\n");
+    }
+
+    #[test]
+    fn plugin_list_shows_errors_in_place_of_types() {
+        let v = json!({"plugins": [
+            {"path": "/p/libkeelson_plugin_dummy.so", "name": "dummy", "types": ["dummy"]},
+            {"path": "/p/libkeelson_plugin_bad.so", "types": [], "error": "ABI mismatch"}
+        ]});
+        let t = plugin_list(&v);
+        assert!(
+            t.contains("dummy   dummy                /p/libkeelson_plugin_dummy.so\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("-       error: ABI mismatch  /p/libkeelson_plugin_bad.so\n"),
+            "{t}"
+        );
+        assert_eq!(plugin_list(&json!({"plugins": []})), "no plugins found\n");
+    }
+
+    #[test]
+    fn event_lines_and_pretty_json() {
+        let raw = r#"{"id":1146,"time":"2024-05-01T10:00:00.123Z","level":"Error","source":"RCM","message":"boom","resource":"Share"}"#;
+        assert_eq!(event_line(raw), "2024-05-01T10:00:00.123Z Error 1146 boom");
+        assert_eq!(event_line("not json"), "not json");
+        assert_eq!(pretty_json(r#"{"a":1}"#), "{\n  \"a\": 1\n}");
+        assert_eq!(pretty_json("oops"), "oops");
+    }
+}

@@ -1,0 +1,556 @@
+//! The real `keelson` binary against a fake node service: a UnixListener on a temporary data
+//! directory's rcm.sock that answers from canned replies and records what it received. Checks the
+//! requests sent, stdout, stderr and exit codes. Not a test of keelson-rcm (the system tests are).
+
+use keelson_proto::{
+    read_frame_async, write_frame_async, ControlEnvelope, ControlReply, ControlReply as Rep,
+    ControlRequest, ControlRequest as R, CONTROL_PROTOCOL_VERSION,
+};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UnixListener;
+
+/// Longest any keelson run may take in these tests.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+type Responder = Box<dyn FnMut(&ControlRequest) -> Vec<ControlReply> + Send>;
+
+/// A temporary data directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("keelson-ctl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The fake node service: records every request, answers through the responder, and stops
+/// listening (removing its socket) after answering `NodeStop`.
+struct FakeRcm {
+    received: Arc<Mutex<Vec<ControlRequest>>>,
+}
+
+impl FakeRcm {
+    fn start(dir: &Path, responder: Responder) -> FakeRcm {
+        let socket = dir.join("rcm.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let responder = Arc::new(Mutex::new(responder));
+        let rec = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(Some(env)) = read_frame_async::<ControlEnvelope>(&mut stream).await else {
+                    continue; // a probe that only connects
+                };
+                assert_eq!(env.version, CONTROL_PROTOCOL_VERSION);
+                rec.lock().unwrap().push(env.request.clone());
+                let replies = (responder.lock().unwrap())(&env.request);
+                for reply in &replies {
+                    write_frame_async(&mut stream, reply).await.unwrap();
+                }
+                if env.request == R::NodeStop {
+                    let _ = std::fs::remove_file(&socket);
+                    return; // drops the listener
+                }
+            }
+        });
+        FakeRcm { received }
+    }
+
+    fn received(&self) -> Vec<ControlRequest> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// What one keelson run produced.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn keelson(dir: &Path, args: &[&str]) -> Run {
+    keelson_env(dir, args, &[]).await
+}
+
+async fn keelson_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelson"));
+    cmd.arg("--data-dir").arg(dir).args(args);
+    cmd.env_remove("KEELSON_DATA_DIR").env_remove("KEELSON_RCM");
+    cmd.envs(env.iter().copied()).kill_on_drop(true);
+    let out = tokio::time::timeout(RUN_LIMIT, cmd.output())
+        .await
+        .expect("keelson did not finish in time")
+        .expect("cannot run keelson");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn done(message: &str) -> Vec<ControlReply> {
+    vec![Rep::Done {
+        message: message.to_string(),
+    }]
+}
+
+fn json(text: &str) -> Vec<ControlReply> {
+    vec![Rep::Json(text.to_string())]
+}
+
+fn error(message: &str) -> Vec<ControlReply> {
+    vec![Rep::Error {
+        message: message.to_string(),
+    }]
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+const STATUS: &str = r#"{"node":"n1","groups":[{"name":"FS","state":"Online","owner_node":"n1","resources":[{"name":"Disk","type":"dummy","state":"Online","host_pid":4242}]}],"hosts":[{"pid":4242,"separate":false,"resources":["Disk"]}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_as_table_and_as_json() {
+    let dir = TempDir::new("status");
+    let fake = FakeRcm::start(&dir.0, Box::new(|_| json(STATUS)));
+    let run = keelson(&dir.0, &["status"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .starts_with("node n1\n\ngroup FS: Online (owner n1)\n"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("  Disk      dummy  Online  4242\n"),
+        "{run:?}"
+    );
+    let run = keelson(&dir.0, &["status", "--json"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let printed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::from_str::<serde_json::Value>(STATUS).unwrap()
+    );
+    assert!(
+        run.stdout.contains("\n  \"groups\": ["),
+        "pretty-printed: {run:?}"
+    );
+    assert_eq!(fake.received(), [R::Status, R::Status]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_create_and_set_send_params_and_properties() {
+    let dir = TempDir::new("create");
+    let fake = FakeRcm::start(&dir.0, Box::new(|_| done("resource 'Disk' created")));
+    let run = keelson(
+        &dir.0,
+        &[
+            "resource",
+            "create",
+            "Disk",
+            "--type",
+            "dummy",
+            "--group",
+            "FS",
+            "--param",
+            "path=/srv",
+            "RestartAction=Restart",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (Some(0), "resource 'Disk' created\n", "")
+    );
+    let run = keelson(
+        &dir.0,
+        &[
+            "resource",
+            "set",
+            "Disk",
+            "SeparateMonitor=true",
+            "--param",
+            "path=/x",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = keelson(&dir.0, &["resource", "depend", "Share", "--on", "Disk"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = keelson(&dir.0, &["group", "create", "FS", "FailoverThreshold=2"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        fake.received(),
+        [
+            R::ResourceCreate {
+                name: s("Disk"),
+                type_name: s("dummy"),
+                group: s("FS"),
+                params: vec![(s("path"), s("/srv"))],
+                properties: vec![(s("RestartAction"), s("Restart"))],
+            },
+            R::ResourceSet {
+                name: s("Disk"),
+                properties: vec![(s("SeparateMonitor"), s("true"))],
+                params: vec![(s("path"), s("/x"))],
+            },
+            R::ResourceDepend {
+                name: s("Share"),
+                on: s("Disk")
+            },
+            R::GroupCreate {
+                name: s("FS"),
+                properties: vec![(s("FailoverThreshold"), s("2"))]
+            },
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_syntax_is_one_line_and_sends_nothing() {
+    let dir = TempDir::new("syntax");
+    let fake = FakeRcm::start(&dir.0, Box::new(|_| done("should not happen")));
+    let run = keelson(&dir.0, &["resource", "set", "Disk", "DeadlockTimeout"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "keelson: bad property argument 'DeadlockTimeout': expected Prop=Value, e.g. DeadlockTimeout=5000\n"
+    );
+    let run = keelson(
+        &dir.0,
+        &[
+            "resource", "create", "D", "--type", "t", "--group", "g", "--param", "oops",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.starts_with("keelson: bad --param 'oops'") && run.stderr.lines().count() == 1,
+        "{run:?}"
+    );
+    let run = keelson(&dir.0, &["resource", "frobnicate", "D"]).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(run.stderr.starts_with("keelson: "), "{run:?}");
+    assert!(run.stdout.is_empty());
+    assert_eq!(fake.received(), []);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_reply_is_printed_and_exits_1() {
+    let dir = TempDir::new("error");
+    let fake = FakeRcm::start(
+        &dir.0,
+        Box::new(|_| error("bad value for DeadlockTimeout: 'abc' is not a number of milliseconds")),
+    );
+    let run = keelson(&dir.0, &["resource", "set", "Disk", "DeadlockTimeout=abc"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "keelson: bad value for DeadlockTimeout: 'abc' is not a number of milliseconds\n"
+    );
+    assert_eq!(fake.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_socket_means_cannot_reach() {
+    let dir = TempDir::new("nosocket");
+    let run = keelson(&dir.0, &["group", "list"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let expected = format!(
+        "keelson: cannot reach the node service at {}: No such file or directory (os error 2) (is it running? try 'keelson node start')\n",
+        dir.0.join("rcm.sock").display()
+    );
+    assert_eq!(run.stderr, expected);
+}
+
+/// Answers online/offline with Done and each ResourceGet/GroupGet with the next of `states`
+/// (repeating the last one).
+fn state_sequence(states: &'static [&'static str]) -> Responder {
+    let mut next = 0;
+    Box::new(move |req| match req {
+        R::ResourceGet { name } | R::GroupGet { name } => {
+            let state = states[next.min(states.len() - 1)];
+            next += 1;
+            json(&format!(r#"{{"name":"{name}","state":"{state}"}}"#))
+        }
+        _ => done("coming online"),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_wait_polls_until_online() {
+    let dir = TempDir::new("wait");
+    let fake = FakeRcm::start(
+        &dir.0,
+        state_sequence(&["OnlinePending", "OnlinePending", "Online"]),
+    );
+    let run = keelson(&dir.0, &["resource", "online", "Disk", "--wait"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .starts_with("coming online\nresource 'Disk' is Online (after "),
+        "{run:?}"
+    );
+    let get = R::ResourceGet { name: s("Disk") };
+    assert_eq!(
+        fake.received(),
+        [
+            R::ResourceOnline { name: s("Disk") },
+            get.clone(),
+            get.clone(),
+            get
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_wait_fails_when_the_resource_fails() {
+    let dir = TempDir::new("waitfail");
+    let _fake = FakeRcm::start(&dir.0, state_sequence(&["OnlinePending", "Failed"]));
+    let run = keelson(&dir.0, &["resource", "online", "Disk", "--wait"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "keelson: resource 'Disk' failed while coming online (state Failed; see 'keelson events')\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_wait_times_out_with_the_current_state() {
+    let dir = TempDir::new("waittimeout");
+    let fake = FakeRcm::start(&dir.0, state_sequence(&["Pending"]));
+    let run = keelson(
+        &dir.0,
+        &["group", "offline", "FS", "--wait", "--timeout", "100"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "keelson: group 'FS' did not become Offline within 100 ms (state now Pending)\n"
+    );
+    let polls = fake
+        .received()
+        .iter()
+        .filter(|r| matches!(r, R::GroupGet { .. }))
+        .count();
+    assert!(
+        (1..=10).contains(&polls),
+        "polled every 20 ms for 100 ms: {polls}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_list_views() {
+    let dir = TempDir::new("views");
+    let fake = FakeRcm::start(
+        &dir.0,
+        Box::new(|req| match req {
+            R::ResourceList => json(
+                r#"[{"name":"Disk","type":"dummy","group":"FS","state":"Online","host_pid":7}]"#,
+            ),
+            R::GroupGet { .. } => json(
+                r#"{"name":"FS","state":"Online","owner_node":"n1","properties":{},"resources":["Disk"]}"#,
+            ),
+            R::PluginList => json(
+                r#"{"plugins":[{"path":"/p/libkeelson_plugin_dummy.so","name":"dummy","types":["dummy"]}]}"#,
+            ),
+            _ => error("unexpected"),
+        }),
+    );
+    let run = keelson(&dir.0, &["resource", "list"]).await;
+    assert_eq!(
+        run.stdout, "NAME  TYPE   GROUP  STATE   HOST PID\nDisk  dummy  FS     Online  7\n",
+        "{run:?}"
+    );
+    let run = keelson(&dir.0, &["group", "get", "FS", "--json"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("\"owner_node\": \"n1\""), "{run:?}");
+    let run = keelson(&dir.0, &["plugin", "list"]).await;
+    assert_eq!(
+        run.stdout, "PLUGIN  TYPES  PATH\ndummy   dummy  /p/libkeelson_plugin_dummy.so\n",
+        "{run:?}"
+    );
+    assert_eq!(
+        fake.received(),
+        [
+            R::ResourceList,
+            R::GroupGet { name: s("FS") },
+            R::PluginList
+        ]
+    );
+}
+
+const EVENT: &str = r#"{"id":1230,"time":"2024-05-01T10:00:00.123Z","level":"Error","source":"RCM","message":"Disk crashed","resource":"Disk"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_and_events_stream_lines() {
+    let dir = TempDir::new("logs");
+    let fake = FakeRcm::start(
+        &dir.0,
+        Box::new(|req| match req {
+            R::Log { .. } => vec![
+                Rep::Line(s("1.2::line one")),
+                Rep::Line(s("1.2::line two")),
+                Rep::End,
+            ],
+            R::Events { .. } => vec![Rep::Line(s(EVENT)), Rep::End],
+            _ => error("unexpected"),
+        }),
+    );
+    let run = keelson(&dir.0, &["log"]).await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "1.2::line one\n1.2::line two\n")
+    );
+    let run = keelson(&dir.0, &["events", "-n", "5"]).await;
+    assert_eq!(
+        run.stdout, "2024-05-01T10:00:00.123Z Error 1230 Disk crashed\n",
+        "{run:?}"
+    );
+    let run = keelson(&dir.0, &["events", "--json"]).await;
+    assert_eq!(run.stdout, format!("{EVENT}\n"), "{run:?}");
+    assert_eq!(
+        fake.received(),
+        [
+            R::Log {
+                lines: 50,
+                follow: false
+            },
+            R::Events {
+                last: 5,
+                follow: false
+            },
+            R::Events {
+                last: 50,
+                follow: false
+            },
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_short_is_an_error() {
+    let dir = TempDir::new("cut");
+    let _fake = FakeRcm::start(&dir.0, Box::new(|_| vec![Rep::Line(s("only line"))]));
+    let run = keelson(&dir.0, &["log", "--follow"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "only line\n");
+    assert_eq!(
+        run.stderr,
+        "keelson: the node service closed the stream (did it stop?)\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_stop_waits_until_the_socket_is_gone() {
+    let dir = TempDir::new("stop");
+    let fake = FakeRcm::start(
+        &dir.0,
+        Box::new(|req| match req {
+            R::Status => json(r#"{"node":"n1"}"#),
+            _ => done("node service stopping"),
+        }),
+    );
+    let run = keelson(&dir.0, &["node", "stop"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "node service stopping\nnode service stopped\n");
+    assert_eq!(fake.received(), [R::Status, R::NodeStop]);
+    assert!(!dir.0.join("rcm.sock").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_start_refuses_when_a_node_already_answers() {
+    let dir = TempDir::new("already");
+    let fake = FakeRcm::start(&dir.0, Box::new(|_| json(STATUS)));
+    let script = write_script(&dir.0, "fake-rcm", "echo started >&2; exit 0");
+    let run = keelson_env(&dir.0, &["node", "start"], &[("KEELSON_RCM", &script)]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("keelson: a node service already answers at "),
+        "{run:?}"
+    );
+    assert_eq!(fake.received(), [R::Status]);
+    assert!(!dir.0.join("rcm.out").exists(), "rcm was not started");
+}
+
+fn write_script(dir: &Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_start_reports_an_rcm_that_dies_with_its_output() {
+    let dir = TempDir::new("startfail");
+    let data = dir.0.join("data");
+    let script = write_script(
+        &dir.0,
+        "fake-rcm",
+        "echo \"args: $*\"; echo 'boom: no plugins' >&2; exit 3",
+    );
+    let run = keelson_env(
+        &data,
+        &["node", "start", "--plugin-dir", "/p1"],
+        &[("KEELSON_RCM", &script)],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("keelson: keelson-rcm exited (exit status: 3) before answering"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("  boom: no plugins\n"), "{run:?}");
+    let out = std::fs::read_to_string(data.join("rcm.out")).unwrap();
+    assert!(
+        out.contains(&format!(
+            "args: --data-dir {} --plugin-dir /p1",
+            data.display()
+        )),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_start_in_the_foreground_passes_arguments_and_exit_status() {
+    let dir = TempDir::new("foreground");
+    let script = write_script(&dir.0, "fake-rcm", "echo \"args: $*\"; exit 7");
+    let args = [
+        "node",
+        "start",
+        "--foreground",
+        "--plugin-dir",
+        "/a",
+        "--plugin-dir",
+        "/b",
+    ];
+    let run = keelson_env(&dir.0, &args, &[("KEELSON_RCM", &script)]).await;
+    assert_eq!(run.code, Some(7), "{run:?}");
+    let expected = format!(
+        "args: --data-dir {} --plugin-dir /a --plugin-dir /b\n",
+        dir.0.display()
+    );
+    assert_eq!(run.stdout, expected);
+}
