@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 /// keelson: a failover-cluster resource runtime for Linux.
 #[derive(Parser, Debug)]
-#[command(name = "keelson", version, about, long_about = None)]
+#[command(name = "keelson", version, long_about = None)]
 struct Cli {
     /// Data directory of the node to talk to (else $KEELSON_DATA_DIR, else /var/lib/keelson as
     /// root, else $XDG_DATA_HOME/keelson or ~/.local/share/keelson).

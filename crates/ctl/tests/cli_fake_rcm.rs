@@ -554,3 +554,78 @@ async fn node_start_in_the_foreground_passes_arguments_and_exit_status() {
     );
     assert_eq!(run.stdout, expected);
 }
+
+/// Waits (bounded) until `path` exists.
+async fn wait_for_file(path: &Path) {
+    let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+    while !path.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_start_detaches_rcm_and_returns_once_the_socket_answers() {
+    let dir = TempDir::new("start");
+    let data = dir.0.join("data");
+    // The "rcm" records how it was started, says it is ready, and stays up; the test then plays
+    // its socket.
+    let body = r#"echo "args: $*"
+echo "session: $(cut -d' ' -f6 /proc/$$/stat) pid: $$"
+echo "stdin: $(readlink /proc/$$/fd/0)"
+echo "to stderr" >&2
+echo $$ > "$2/ready"
+exec sleep 60"#;
+    let script = write_script(&dir.0, "fake-rcm", body);
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("rcm.out"), "earlier run\n").unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelson"));
+    cmd.arg("--data-dir")
+        .arg(&data)
+        .args(["node", "start", "--plugin-dir", "/p"]);
+    cmd.env("KEELSON_RCM", &script).kill_on_drop(true);
+    let keelson = cmd.output();
+    let (run, fake) = tokio::join!(keelson, async {
+        wait_for_file(&data.join("ready")).await;
+        FakeRcm::start(&data, Box::new(|_| json(STATUS)))
+    });
+    let run = run.unwrap();
+    let pid: u32 = std::fs::read_to_string(data.join("ready"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = keelson_sys::process::kill(pid, 9);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let expected = format!(
+        "node service started (keelson-rcm pid {pid}, data directory {})\n",
+        data.display()
+    );
+    assert_eq!(stdout, expected);
+    assert!(!fake.received().is_empty() && fake.received().iter().all(|r| *r == R::Status));
+    let out = std::fs::read_to_string(data.join("rcm.out")).unwrap();
+    assert!(
+        out.starts_with("earlier run\n"),
+        "rcm.out is appended to: {out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "args: --data-dir {} --plugin-dir /p\n",
+            data.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("session: {pid} pid: {pid}\n")),
+        "setsid: {out}"
+    );
+    assert!(
+        out.contains("stdin: /dev/null\n") && out.contains("to stderr\n"),
+        "{out}"
+    );
+}
