@@ -4,7 +4,9 @@
 //! as the step that caused it; this process never loads plugin code, so it survives both.
 
 use anyhow::{bail, Context, Result};
-use keelson_host::{CallError, DeathCause, Host, HostConfig, HostDied, HostError, OpenSpec, ResourceHandle};
+use keelson_host::{
+    CallError, DeathCause, Host, HostConfig, HostDied, HostError, OpenSpec, ResourceHandle,
+};
 use keelson_types::{signal_name, Op, PluginInfo, ResourceId};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -86,7 +88,10 @@ pub async fn run(args: TestArgs) -> Result<ExitCode> {
     let info = probe(&config, &path).await?;
     let types: Vec<String> = match &args.type_name {
         Some(t) if info.types.iter().any(|x| &x.name == t) => vec![t.clone()],
-        Some(t) => bail!("plugin {path} has no resource type '{t}' (it has: {})", type_names(&info)),
+        Some(t) => bail!(
+            "plugin {path} has no resource type '{t}' (it has: {})",
+            type_names(&info)
+        ),
         None => info.types.iter().map(|t| t.name.clone()).collect(),
     };
     let deadline = Duration::from_millis(args.deadlock_timeout);
@@ -98,14 +103,24 @@ pub async fn run(args: TestArgs) -> Result<ExitCode> {
         }
         reports.push(report);
     }
-    let passed = reports.iter().all(|r| r.steps.iter().all(|s| s.result == Outcome::Pass));
-    let report = Report { plugin: info, passed, types: reports };
+    let passed = reports
+        .iter()
+        .all(|r| r.steps.iter().all(|s| s.result == Outcome::Pass));
+    let report = Report {
+        plugin: info,
+        passed,
+        types: reports,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_summary(&report);
     }
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `k=v` pairs as a JSON object of strings.
@@ -124,12 +139,18 @@ fn params_json(pairs: &[String]) -> Result<String> {
 }
 
 fn type_names(info: &PluginInfo) -> String {
-    info.types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+    info.types
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Loads the plugin in a throwaway host to learn its types.
 async fn probe(config: &HostConfig, path: &str) -> Result<PluginInfo> {
-    let (host, _events) = Host::spawn(config).await.context("cannot start keelson-rhs")?;
+    let (host, _events) = Host::spawn(config)
+        .await
+        .context("cannot start keelson-rhs")?;
     let info = host.load_plugin(path).await;
     host.shutdown().await;
     Ok(info?)
@@ -143,26 +164,45 @@ async fn test_type(
     params: &str,
     deadline: Duration,
 ) -> Result<TypeReport> {
-    let (host, _events) = Host::spawn(config).await.context("cannot start keelson-rhs")?;
+    let (host, _events) = Host::spawn(config)
+        .await
+        .context("cannot start keelson-rhs")?;
     let mut report = TypeReport {
         type_name: type_name.to_string(),
         host_pid: host.pid(),
         deadlock_timeout_ms: deadline.as_millis() as u64,
         steps: Vec::new(),
     };
-    let spec = OpenSpec::new(ResourceId(1), &format!("conformance-{type_name}"), path, type_name)
-        .params(params)
-        .deadlock_timeout(deadline);
+    let spec = OpenSpec::new(
+        ResourceId(1),
+        &format!("conformance-{type_name}"),
+        path,
+        type_name,
+    )
+    .params(params)
+    .deadlock_timeout(deadline);
     let start = Instant::now();
     let opened = host.open(spec).await;
     let open_ms = ms(start.elapsed());
     let resource = match opened {
         Ok(resource) => {
-            report.steps.push(step("open", Op::Open, Outcome::Pass, open_ms, String::new()));
+            report.steps.push(step(
+                "open",
+                Op::Open,
+                Outcome::Pass,
+                open_ms,
+                String::new(),
+            ));
             resource
         }
         Err(e) => {
-            report.steps.push(step("open", Op::Open, Outcome::Fail, open_ms, open_failure(&e, deadline)));
+            report.steps.push(step(
+                "open",
+                Op::Open,
+                Outcome::Fail,
+                open_ms,
+                open_failure(&e, deadline),
+            ));
             skip_rest(&mut report, 0, "open failed");
             return Ok(report);
         }
@@ -179,13 +219,25 @@ async fn run_sequence(resource: &ResourceHandle, report: &mut TypeReport, deadli
         let result = resource.call(*op).await;
         let elapsed = ms(start.elapsed());
         match result {
-            Ok(done) if done.status == 0 => report.steps.push(step(name, *op, Outcome::Pass, elapsed, done.message)),
+            Ok(done) if done.status == 0 => {
+                report
+                    .steps
+                    .push(step(name, *op, Outcome::Pass, elapsed, done.message))
+            }
             Ok(done) => {
                 let msg = format!("status {}: {}", done.status, done.message);
-                report.steps.push(step(name, *op, Outcome::Fail, elapsed, msg));
+                report
+                    .steps
+                    .push(step(name, *op, Outcome::Fail, elapsed, msg));
             }
             Err(e) => {
-                report.steps.push(step(name, *op, Outcome::Fail, elapsed, call_failure(&e, deadline)));
+                report.steps.push(step(
+                    name,
+                    *op,
+                    Outcome::Fail,
+                    elapsed,
+                    call_failure(&e, deadline),
+                ));
                 skip_rest(report, i + 1, "host died");
                 return;
             }
@@ -202,30 +254,62 @@ fn deadline_step(resource: &ResourceHandle, deadline: Duration) -> StepReport {
     match slowest {
         Some((op, s)) if s.max_us < limit_us => deadline_report(
             Outcome::Pass,
-            format!("every call returned within DeadlockTimeout {} ms (slowest: {} {:.2} ms)", deadline.as_millis(), op.upper(), s.max_us as f64 / 1000.0),
+            format!(
+                "every call returned within DeadlockTimeout {} ms (slowest: {} {:.2} ms)",
+                deadline.as_millis(),
+                op.upper(),
+                s.max_us as f64 / 1000.0
+            ),
         ),
         Some((op, s)) => deadline_report(
             Outcome::Fail,
-            format!("{} took {:.2} ms, over DeadlockTimeout {} ms", op.upper(), s.max_us as f64 / 1000.0, deadline.as_millis()),
+            format!(
+                "{} took {:.2} ms, over DeadlockTimeout {} ms",
+                op.upper(),
+                s.max_us as f64 / 1000.0,
+                deadline.as_millis()
+            ),
         ),
         None => deadline_report(Outcome::Skip, "no calls were made".into()),
     }
 }
 
-fn step(name: &'static str, op: Op, result: Outcome, duration_ms: f64, message: String) -> StepReport {
-    StepReport { step: name, op: Some(op.upper()), result, duration_ms, message }
+fn step(
+    name: &'static str,
+    op: Op,
+    result: Outcome,
+    duration_ms: f64,
+    message: String,
+) -> StepReport {
+    StepReport {
+        step: name,
+        op: Some(op.upper()),
+        result,
+        duration_ms,
+        message,
+    }
 }
 
 /// The closing step, which calls nothing and checks the timings of all the others.
 fn deadline_report(result: Outcome, message: String) -> StepReport {
-    StepReport { step: "deadline", op: None, result, duration_ms: 0.0, message }
+    StepReport {
+        step: "deadline",
+        op: None,
+        result,
+        duration_ms: 0.0,
+        message,
+    }
 }
 
 fn skip_rest(report: &mut TypeReport, from: usize, why: &str) {
     for (name, op) in SEQUENCE.iter().skip(from) {
-        report.steps.push(step(name, *op, Outcome::Skip, 0.0, why.to_string()));
+        report
+            .steps
+            .push(step(name, *op, Outcome::Skip, 0.0, why.to_string()));
     }
-    report.steps.push(deadline_report(Outcome::Skip, why.to_string()));
+    report
+        .steps
+        .push(deadline_report(Outcome::Skip, why.to_string()));
 }
 
 fn ms(d: Duration) -> f64 {
@@ -249,12 +333,18 @@ fn call_failure(e: &CallError, deadline: Duration) -> String {
 /// Says what happened to the host in the words a plugin author needs.
 fn death_message(died: &HostDied, deadline: Duration) -> String {
     match &died.cause {
-        DeathCause::Deadlock { op, by_watchdog, .. } => format!(
+        DeathCause::Deadlock {
+            op, by_watchdog, ..
+        } => format!(
             "hung: {} did not return within DeadlockTimeout {} ms; host {} was ended by {}",
             op.upper(),
             deadline.as_millis(),
             died.pid,
-            if *by_watchdog { "the watchdog" } else { "its deadlock monitor" }
+            if *by_watchdog {
+                "the watchdog"
+            } else {
+                "its deadlock monitor"
+            }
         ),
         DeathCause::Crash { op, signal, .. } => format!(
             "crashed: {} ({}) in {}; host {} died",
@@ -263,8 +353,12 @@ fn death_message(died: &HostDied, deadline: Duration) -> String {
             op.map(Op::upper).unwrap_or("a plugin thread"),
             died.pid
         ),
-        DeathCause::Exit { status } => format!("plugin ended the host process: exit status {status}"),
-        DeathCause::Killed { signal } => format!("host {} was killed by {}", died.pid, signal_name(*signal)),
+        DeathCause::Exit { status } => {
+            format!("plugin ended the host process: exit status {status}")
+        }
+        DeathCause::Killed { signal } => {
+            format!("host {} was killed by {}", died.pid, signal_name(*signal))
+        }
     }
 }
 
@@ -279,13 +373,24 @@ fn print_type(report: &TypeReport) {
             Outcome::Fail => "FAIL",
             Outcome::Skip => "SKIP",
         };
-        let dur = if s.result == Outcome::Skip || s.step == "deadline" { String::new() } else { format!("{:9.2} ms", s.duration_ms) };
+        let dur = if s.result == Outcome::Skip || s.step == "deadline" {
+            String::new()
+        } else {
+            format!("{:9.2} ms", s.duration_ms)
+        };
         println!("  {tag}  {:<13}{dur:>12}  {}", s.step, s.message);
     }
 }
 
 fn print_summary(report: &Report) {
-    let count = |o: Outcome| report.types.iter().flat_map(|t| &t.steps).filter(|s| s.result == o).count();
+    let count = |o: Outcome| {
+        report
+            .types
+            .iter()
+            .flat_map(|t| &t.steps)
+            .filter(|s| s.result == o)
+            .count()
+    };
     println!(
         "plugin {} ({}): {} ({} passed, {} failed, {} skipped)",
         report.plugin.name,
@@ -303,9 +408,18 @@ mod tests {
 
     #[test]
     fn params_become_a_json_object_and_bad_pairs_are_named() {
-        assert_eq!(params_json(&["a=1".into(), "b=x=y".into()]).unwrap(), r#"{"a":"1","b":"x=y"}"#);
+        assert_eq!(
+            params_json(&["a=1".into(), "b=x=y".into()]).unwrap(),
+            r#"{"a":"1","b":"x=y"}"#
+        );
         assert_eq!(params_json(&[]).unwrap(), "{}");
-        assert_eq!(params_json(&["oops".into()]).unwrap_err().to_string(), "--param 'oops': expected KEY=VALUE");
-        assert!(params_json(&["=v".into()]).unwrap_err().to_string().contains("key is empty"));
+        assert_eq!(
+            params_json(&["oops".into()]).unwrap_err().to_string(),
+            "--param 'oops': expected KEY=VALUE"
+        );
+        assert!(params_json(&["=v".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("key is empty"));
     }
 }
