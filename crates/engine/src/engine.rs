@@ -68,7 +68,11 @@ impl Engine {
             }
             return Err(e);
         }
-        let changed = || self.out.iter().any(|c| matches!(c, Command::ResourceStateChanged { .. }));
+        let changed = || {
+            self.out
+                .iter()
+                .any(|c| matches!(c, Command::ResourceStateChanged { .. }))
+        };
         let groups: Option<Vec<GroupId>> = match scope {
             Scope::All => None,
             Scope::Group(g) => Some(vec![g]),

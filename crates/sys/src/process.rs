@@ -168,8 +168,15 @@ pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
     let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After "(comm)": state is field 0, utime field 11, stime field 12.
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(std::time::Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz))
+    Ok(std::time::Duration::from_millis(
+        (ticks(11) + ticks(12)) * 1000 / hz,
+    ))
 }

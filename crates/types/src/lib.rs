@@ -8,7 +8,9 @@ mod properties;
 mod signal;
 
 pub use defaults::*;
-pub use logtime::{format_iso_time, format_log_line, format_log_time, parse_iso_time, parse_log_line_time};
+pub use logtime::{
+    format_iso_time, format_log_line, format_log_time, parse_iso_time, parse_log_line_time,
+};
 pub use op::{Op, UnknownOp};
 pub use properties::*;
 pub use signal::signal_name;
