@@ -84,9 +84,21 @@ impl ClusterLog {
             .open(&self.path)
     }
 
-    /// The last `n` lines of the current file.
+    /// The last `n` lines, reaching into rotated files (cluster.log.1, .2, …) when the current one
+    /// holds fewer.
     pub fn tail(&self, n: usize) -> std::io::Result<Vec<String>> {
-        tail_lines(&self.path, n)
+        let mut lines = tail_lines(&self.path, n)?;
+        for k in 1..=self.keep {
+            if lines.len() >= n {
+                break;
+            }
+            let Ok(mut older) = tail_lines(&rotated(&self.path, k), n - lines.len()) else {
+                break;
+            };
+            older.append(&mut lines);
+            lines = older;
+        }
+        Ok(lines)
     }
 
     /// New lines as they are written.
@@ -146,9 +158,17 @@ mod tests {
         for i in 0..20 {
             log.log(LogLevel::Info, "RCM", &format!("line {i}"));
         }
-        let tail = log.tail(3).unwrap();
-        assert_eq!(tail.len(), 3);
-        assert!(tail[2].ends_with(" INFO [RCM] line 19"), "{tail:?}");
+        let current = tail_lines(&dir.join("cluster.log"), 100).unwrap();
+        assert!(current.len() < 20, "rotation kept the current file small");
+        // The tail reaches back into rotated files, in order.
+        let tail = log.tail(8).unwrap();
+        assert_eq!(tail.len(), 8);
+        for (i, line) in tail.iter().enumerate() {
+            assert!(
+                line.ends_with(&format!(" INFO [RCM] line {}", 12 + i)),
+                "{tail:?}"
+            );
+        }
         let prefix = &tail[2][..19];
         assert_eq!(&prefix[8..9], ".");
         assert_eq!(&prefix[17..19], "::");
