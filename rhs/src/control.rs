@@ -180,13 +180,7 @@ impl Control {
 /// Answers a failed Open on the resource's own socket (as a failed OPEN call) and drops it.
 fn answer_open_error(socket: std::io::Result<UnixStream>, message: String) {
     if let Ok(mut socket) = socket {
-        let done = keelson_proto::CallDone {
-            op: keelson_types::Op::Open,
-            status: keelson_abi::KEELSON_INVALID,
-            message,
-            elapsed_ns: 0,
-        };
-        let _ =
-            keelson_proto::write_frame(&mut socket, &keelson_proto::ResourceReply::CallDone(done));
+        let reply = keelson_proto::ResourceReply::CallDone(crate::resource::refused_open(message));
+        let _ = keelson_proto::write_frame(&mut socket, &reply);
     }
 }

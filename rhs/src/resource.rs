@@ -16,6 +16,16 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The answer to an OPEN the host refuses before calling the plugin (bad type, bad parameters…).
+pub fn refused_open(message: String) -> CallDone {
+    CallDone {
+        op: Op::Open,
+        status: KEELSON_INVALID,
+        message,
+        elapsed_ns: 0,
+    }
+}
+
 /// Everything a resource thread owns.
 pub struct ResourceThread {
     pub spec: OpenResource,
@@ -75,22 +85,11 @@ impl ResourceThread {
                 self.spec.type_name,
                 known.join(", ")
             );
-            self.reply(CallDone {
-                op: Op::Open,
-                status: KEELSON_INVALID,
-                message,
-                elapsed_ns: 0,
-            });
+            self.reply(refused_open(message));
             return None;
         };
         let Ok(params) = CString::new(self.spec.params_json.clone()) else {
-            let message = "parameters contain a NUL byte".to_string();
-            self.reply(CallDone {
-                op: Op::Open,
-                status: KEELSON_INVALID,
-                message,
-                elapsed_ns: 0,
-            });
+            self.reply(refused_open("parameters contain a NUL byte".into()));
             return None;
         };
         let host = ctx.host();

@@ -5,14 +5,13 @@
 //! removes the directory (unless --keep). Not a test: it reports what happened and exits 0 only if the
 //! whole recovery was seen.
 
-use anyhow::{anyhow, bail, Context, Result};
-use keelson_proto::{
-    read_frame_async, write_frame_async, ControlEnvelope, ControlReply, ControlRequest as R,
-    CONTROL_PROTOCOL_VERSION,
-};
+use crate::client::Client;
+use crate::node;
+use anyhow::{bail, Context, Result};
+use keelson_proto::{ControlReply, ControlRequest as R};
 use keelson_types::{parse_iso_time, parse_log_line_time};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,31 +53,14 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
-/// keelson-rcm: `KEELSON_RCM`, else next to this executable, else from PATH.
-fn rcm_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEELSON_RCM") {
-        return PathBuf::from(p);
-    }
-    match std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join("keelson-rcm")))
-    {
-        Some(p) if p.is_file() => p,
-        _ => PathBuf::from("keelson-rcm"),
-    }
-}
-
 async fn start_rcm(dir: &Path) -> Result<tokio::process::Child> {
     let plugins = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let out = std::fs::File::create(dir.join("rcm.out"))?;
-    let mut cmd = std::process::Command::new(rcm_binary());
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .arg("--plugin-dir")
-        .arg(&plugins);
+    let rcm = node::rcm_binary()?;
+    let mut cmd = node::rcm_command(&rcm, dir, &[plugins]);
     cmd.stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
@@ -86,9 +68,9 @@ async fn start_rcm(dir: &Path) -> Result<tokio::process::Child> {
     keelson_sys::child::prepare(&mut cmd, vec![]);
     let child = tokio::process::Command::from(cmd)
         .spawn()
-        .with_context(|| format!("cannot start {}", rcm_binary().display()))?;
+        .with_context(|| format!("cannot start {}", rcm.display()))?;
     let start = Instant::now();
-    while ask(dir, R::Status).await.is_err() {
+    while !Client::new(dir).answers().await {
         if start.elapsed() > WAIT {
             let out = std::fs::read_to_string(dir.join("rcm.out")).unwrap_or_default();
             bail!(
@@ -103,24 +85,11 @@ async fn start_rcm(dir: &Path) -> Result<tokio::process::Child> {
 
 /// One control request; the reply (Done/Json), or the rcm's error.
 async fn ask(dir: &Path, request: R) -> Result<ControlReply> {
-    let mut stream = tokio::net::UnixStream::connect(dir.join("rcm.sock")).await?;
-    let env = ControlEnvelope {
-        version: CONTROL_PROTOCOL_VERSION,
-        request,
-    };
-    write_frame_async(&mut stream, &env).await?;
-    match read_frame_async::<ControlReply>(&mut stream).await? {
-        Some(ControlReply::Error { message }) => Err(anyhow!(message)),
-        Some(reply) => Ok(reply),
-        None => Err(anyhow!("the node service closed the connection")),
-    }
+    Client::new(dir).call(request).await
 }
 
 async fn view(dir: &Path, request: R) -> Result<Value> {
-    match ask(dir, request).await? {
-        ControlReply::Json(text) => Ok(serde_json::from_str(&text)?),
-        other => Err(anyhow!("unexpected reply {other:?}")),
-    }
+    Client::new(dir).view(request).await
 }
 
 /// Polls `cond` every 5 ms for at most WAIT.

@@ -21,46 +21,46 @@ pub fn format_log_line(
 
 /// `YYYY/MM/DD-HH:MM:SS.mmm` in UTC.
 pub fn format_log_time(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}/{m:02}/{d:02}-{:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
+    let [y, mo, d, h, mi, s, ms] = civil_parts(unix_ms);
+    format!("{y:04}/{mo:02}/{d:02}-{h:02}:{mi:02}:{s:02}.{ms:03}")
 }
 
 /// ISO 8601 UTC with milliseconds (`2026-11-25T07:37:22.123Z`), for JSON records.
 pub fn format_iso_time(unix_ms: u64) -> String {
+    let [y, mo, d, h, mi, s, ms] = civil_parts(unix_ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+}
+
+/// [year, month, day, hour, minute, second, millisecond] in UTC.
+fn civil_parts(unix_ms: u64) -> [i64; 7] {
     let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+    let (days, rem) = ((secs / 86_400) as i64, (secs % 86_400) as i64);
+    let (y, m, d) = civil_from_days(days);
+    [
+        y,
+        i64::from(m),
+        i64::from(d),
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        unix_ms % 1000
-    )
+        (unix_ms % 1000) as i64,
+    ]
 }
 
 /// Unix milliseconds of a cluster-log line's time stamp (`PID.TID::YYYY/MM/DD-HH:MM:SS.mmm …`);
 /// None when the line is not in that format.
 pub fn parse_log_line_time(line: &str) -> Option<u64> {
-    let stamp = line.get(line.find("::")? + 2..)?.get(..23)?;
-    let num = |range: std::ops::Range<usize>| stamp.get(range)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
-    let days = days_from_civil(y, mo as u32, d as u32);
-    u64::try_from(((days * 24 + h) * 60 + mi) * 60 * 1000 + s * 1000 + ms).ok()
+    parse_stamp(line.get(line.find("::")? + 2..)?.get(..23)?)
 }
 
 /// Unix milliseconds of an ISO 8601 UTC time as [`format_iso_time`] writes it.
 pub fn parse_iso_time(text: &str) -> Option<u64> {
-    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    parse_stamp(text)
+}
+
+/// Reads `YYYY?MM?DD?hh?mm?ss?mmm` (any separators, fixed positions) as Unix milliseconds.
+fn parse_stamp(stamp: &str) -> Option<u64> {
+    let num = |range: std::ops::Range<usize>| stamp.get(range)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, s, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
     let days = days_from_civil(y, mo as u32, d as u32);
