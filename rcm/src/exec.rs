@@ -6,7 +6,7 @@ use crate::core::{Core, Input, PendingOpen};
 use crate::events::EventLevel;
 use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
 use keelson_host::{Host, OpenSpec};
-use keelson_store::{Change, GroupRecord, ResourceRecord};
+use keelson_store::{Change, ResourceRecord};
 use keelson_types::{LogLevel, Op, ResourceId};
 use std::time::{Duration, Instant};
 
@@ -208,19 +208,10 @@ impl Core {
         match change {
             PersistChange::PutResource(r) => Change::PutResource(ResourceRecord {
                 params: self.params.get(&r.name).cloned().unwrap_or_default(),
-                name: r.name,
-                type_name: r.type_name,
-                group: r.group,
-                properties: r.properties,
-                depends_on: r.depends_on,
-                want_online: r.want_online,
+                ..r
             }),
             PersistChange::DeleteResource(name) => Change::DeleteResource(name),
-            PersistChange::PutGroup(g) => Change::PutGroup(GroupRecord {
-                name: g.name,
-                properties: g.properties,
-                want_online: g.want_online,
-            }),
+            PersistChange::PutGroup(g) => Change::PutGroup(g),
             PersistChange::DeleteGroup(name) => Change::DeleteGroup(name),
         }
     }

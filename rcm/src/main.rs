@@ -187,33 +187,21 @@ fn restore(
     catalogue: &catalogue::Catalogue,
     snapshot: &keelson_store::Snapshot,
 ) -> Result<(Engine, Vec<keelson_engine::Command>, Params)> {
-    let groups: Vec<keelson_engine::GroupRecord> = snapshot
-        .groups
-        .iter()
-        .map(|g| keelson_engine::GroupRecord {
-            name: g.name.clone(),
-            properties: g.properties.clone(),
-            want_online: g.want_online,
-        })
-        .collect();
+    // The plugin behind each type is re-resolved from today's catalogue.
     let resources: Vec<keelson_engine::ResourceRecord> = snapshot
         .resources
         .iter()
         .map(|r| keelson_engine::ResourceRecord {
-            name: r.name.clone(),
-            type_name: r.type_name.clone(),
             plugin: catalogue
                 .lookup(&r.type_name)
                 .map(|(p, _)| p.to_string())
                 .unwrap_or_default(),
-            group: r.group.clone(),
-            properties: r.properties.clone(),
-            depends_on: r.depends_on.clone(),
-            want_online: r.want_online,
+            ..r.clone()
         })
         .collect();
+    let groups = &snapshot.groups;
     let now = clusterlog::unix_ms();
-    let (engine, commands) = Engine::restore(now, &groups, &resources)
+    let (engine, commands) = Engine::restore(now, groups, &resources)
         .map_err(|e| anyhow::anyhow!("cluster database does not hold together: {e}"))?;
     let params = snapshot
         .resources

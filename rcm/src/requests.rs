@@ -204,6 +204,7 @@ impl Core {
                 plugin: r.plugin,
                 group: r.group,
                 properties: r.properties.non_default_map(),
+                params: Default::default(), // filled in by persist()
                 depends_on: r.depends_on,
                 want_online: r.want_online,
             };

@@ -7,7 +7,6 @@ use crate::state::{GroupState, ResourceState};
 use crate::timer::Timer;
 use keelson_types::{LogLevel, Op, ResourceId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// One effect for the shell to carry out, in the order given.
@@ -100,31 +99,7 @@ pub struct ClusterEvent {
     pub group: Option<String>,
 }
 
-/// A resource as the cluster database keeps it. Private parameters are not the engine's business:
-/// the shell keeps them beside this record.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResourceRecord {
-    pub name: String,
-    pub type_name: String,
-    pub plugin: String,
-    pub group: String,
-    /// Common properties that differ from their defaults, by PascalCase name.
-    pub properties: BTreeMap<String, String>,
-    /// Names of the resources (same group) it depends on, sorted.
-    pub depends_on: Vec<String>,
-    /// Whether the administrator wants it online.
-    pub want_online: bool,
-}
-
-/// A group as the cluster database keeps it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupRecord {
-    pub name: String,
-    /// Common properties that differ from their defaults, by PascalCase name.
-    pub properties: BTreeMap<String, String>,
-    /// Whether the administrator last brought the group online (true) or offline (false).
-    pub want_online: bool,
-}
+pub use keelson_types::{GroupRecord, ResourceRecord};
 
 /// One change to the cluster database. Puts carry the whole record (upsert).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -66,7 +66,8 @@ impl Resource {
         }
     }
 
-    /// The database record, given the names of the group and of the providers.
+    /// The database record, given the names of the group and of the providers. Private
+    /// parameters are not the engine's: the shell fills them in.
     pub fn record(&self, group: &str, depends_on: Vec<String>) -> ResourceRecord {
         ResourceRecord {
             name: self.name.clone(),
@@ -74,6 +75,7 @@ impl Resource {
             plugin: self.plugin.clone(),
             group: group.to_string(),
             properties: self.props.non_default_map(),
+            params: Default::default(),
             depends_on,
             want_online: self.want_online,
         }

@@ -193,6 +193,7 @@ fn desired_state_and_dependencies_are_persisted() {
         plugin: "dummy".into(),
         group: "g".into(),
         properties: Default::default(),
+        params: Default::default(),
         depends_on: vec!["a".into()],
         want_online: false,
     };
@@ -223,6 +224,7 @@ fn restore_brings_back_what_was_online_in_dependency_order() {
             .into_iter()
             .filter(|_| name == "b")
             .collect(),
+        params: Default::default(),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
         want_online: want,
     };

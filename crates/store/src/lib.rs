@@ -5,7 +5,6 @@
 
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources");
@@ -14,29 +13,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Bumped when the record layout changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A resource as persisted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResourceRecord {
-    pub name: String,
-    pub type_name: String,
-    pub group: String,
-    /// Common properties that differ from their defaults, by PascalCase name (e.g. SeparateMonitor).
-    pub properties: BTreeMap<String, String>,
-    /// Private parameters passed to the plugin.
-    pub params: BTreeMap<String, String>,
-    /// Names of resources (same group) this one depends on.
-    pub depends_on: Vec<String>,
-    /// Whether the administrator wants it online.
-    pub want_online: bool,
-}
-
-/// A group as persisted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupRecord {
-    pub name: String,
-    pub properties: BTreeMap<String, String>,
-    pub want_online: bool,
-}
+pub use keelson_types::{GroupRecord, ResourceRecord};
 
 /// One change to apply.
 #[derive(Clone, Debug, PartialEq, Eq)]

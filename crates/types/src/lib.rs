@@ -5,6 +5,7 @@ mod defaults;
 mod logtime;
 mod op;
 mod properties;
+mod records;
 mod signal;
 
 pub use defaults::*;
@@ -13,6 +14,7 @@ pub use logtime::{
 };
 pub use op::{Op, UnknownOp};
 pub use properties::*;
+pub use records::{GroupRecord, ResourceRecord};
 pub use signal::signal_name;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,35 @@
+//! Resources and groups as the cluster database keeps them: what the engine persists and restores
+//! from, and what crates/store writes. Plain data; not the live state (crates/engine).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A resource as persisted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    pub name: String,
+    pub type_name: String,
+    /// The plugin implementing `type_name` when the record was written (re-resolved at start).
+    #[serde(default)]
+    pub plugin: String,
+    pub group: String,
+    /// Common properties that differ from their defaults, by PascalCase name.
+    pub properties: BTreeMap<String, String>,
+    /// Private parameters passed to the plugin (kept by the node service, not the engine).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Names of the resources (same group) it depends on, sorted.
+    pub depends_on: Vec<String>,
+    /// Whether the administrator wants it online.
+    pub want_online: bool,
+}
+
+/// A group as persisted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub name: String,
+    /// Common properties that differ from their defaults, by PascalCase name.
+    pub properties: BTreeMap<String, String>,
+    /// Whether the administrator last brought the group online (true) or offline (false).
+    pub want_online: bool,
+}
