@@ -296,32 +296,6 @@ impl ResourceProperties {
         };
         Some(v)
     }
-
-    /// Every property with its value, by canonical name.
-    pub fn to_map(&self) -> BTreeMap<String, String> {
-        Self::NAMES
-            .iter()
-            .filter_map(|n| Some((n.to_string(), self.get(n)?)))
-            .collect()
-    }
-
-    /// Only the properties that differ from their defaults (what the cluster database stores).
-    pub fn non_default_map(&self) -> BTreeMap<String, String> {
-        let defaults = Self::default().to_map();
-        self.to_map()
-            .into_iter()
-            .filter(|(k, v)| defaults.get(k) != Some(v))
-            .collect()
-    }
-
-    /// Defaults overridden by `map` (as stored by `non_default_map`). The first bad entry is an error.
-    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, PropertyError> {
-        let mut props = Self::default();
-        for (k, v) in map {
-            props.set(k, v)?;
-        }
-        Ok(props)
-    }
 }
 
 /// The common properties of one group, with the WSFC defaults.
@@ -446,32 +420,6 @@ impl GroupProperties {
         } else {
             self.failover_threshold
         }
-    }
-
-    /// Every property with its value, by canonical name.
-    pub fn to_map(&self) -> BTreeMap<String, String> {
-        Self::NAMES
-            .iter()
-            .filter_map(|n| Some((n.to_string(), self.get(n)?)))
-            .collect()
-    }
-
-    /// Only the properties that differ from their defaults.
-    pub fn non_default_map(&self) -> BTreeMap<String, String> {
-        let defaults = Self::default().to_map();
-        self.to_map()
-            .into_iter()
-            .filter(|(k, v)| defaults.get(k) != Some(v))
-            .collect()
-    }
-
-    /// Defaults overridden by `map`. The first bad entry is an error.
-    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, PropertyError> {
-        let mut props = Self::default();
-        for (k, v) in map {
-            props.set(k, v)?;
-        }
-        Ok(props)
     }
 }
 
@@ -601,3 +549,41 @@ mod tests {
         assert_eq!(ResourceProperties::from_map(&p.to_map()).unwrap(), p);
     }
 }
+
+/// The map conversions both property sets share: all values, the ones that differ from the
+/// defaults (what the cluster database stores), and back.
+macro_rules! property_maps {
+    ($t:ty) => {
+        impl $t {
+            /// Every property with its value, by canonical name.
+            pub fn to_map(&self) -> BTreeMap<String, String> {
+                Self::NAMES
+                    .iter()
+                    .filter_map(|n| Some((n.to_string(), self.get(n)?)))
+                    .collect()
+            }
+
+            /// Only the properties that differ from their defaults (what the cluster database stores).
+            pub fn non_default_map(&self) -> BTreeMap<String, String> {
+                let defaults = Self::default().to_map();
+                self.to_map()
+                    .into_iter()
+                    .filter(|(k, v)| defaults.get(k) != Some(v))
+                    .collect()
+            }
+
+            /// Defaults overridden by `map` (as stored by `non_default_map`). The first bad entry is
+            /// an error.
+            pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, PropertyError> {
+                let mut props = Self::default();
+                for (k, v) in map {
+                    props.set(k, v)?;
+                }
+                Ok(props)
+            }
+        }
+    };
+}
+
+property_maps!(ResourceProperties);
+property_maps!(GroupProperties);
