@@ -10,7 +10,7 @@ use crate::clusterlog::ClusterLog;
 use crate::events::EventLog;
 use keelson_engine::{Command, Engine, Event, HostId, Timer};
 use keelson_host::{
-    CallError, CallTimings, Host, HostConfig, HostDied, HostError, HostEvent, ResourceHandle,
+    CallError, Host, HostConfig, HostDied, HostError, HostEvent, ResourceHandle, SharedTimings,
 };
 use keelson_proto::CallDone;
 use keelson_store::Store;
@@ -40,13 +40,11 @@ pub enum Input {
         resource: ResourceId,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
-        elapsed: Duration,
     },
     CallDone {
         resource: ResourceId,
         op: Op,
         result: Result<CallDone, CallError>,
-        elapsed: Duration,
     },
 }
 
@@ -78,8 +76,9 @@ pub struct Core {
     pub opening: HashMap<ResourceId, Vec<(Op, u64)>>,
     /// Private parameters by resource name (the engine does not keep them).
     pub params: HashMap<String, BTreeMap<String, String>>,
-    /// Call timings by resource (engine ids are stable across re-hosting).
-    pub timings: HashMap<ResourceId, CallTimings>,
+    /// Call timings by resource, handed to each of its host handles in turn, so they survive
+    /// re-hosting (engine ids are stable) and every call is recorded once, by the handle.
+    pub timings: HashMap<ResourceId, SharedTimings>,
     /// Calls completed since start, by entry point (for throughput figures).
     pub call_totals: BTreeMap<Op, u64>,
     timers: BTreeMap<(u64, u64), Timer>,
@@ -202,14 +201,12 @@ impl Core {
                 resource,
                 host,
                 result,
-                elapsed,
-            } => self.opened(resource, host, result, elapsed),
+            } => self.opened(resource, host, result),
             Input::CallDone {
                 resource,
                 op,
                 result,
-                elapsed,
-            } => self.call_done(resource, op, result, elapsed),
+            } => self.call_done(resource, op, result),
         }
     }
 
@@ -320,15 +317,10 @@ impl Core {
         resource: ResourceId,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
-        elapsed: Duration,
     ) {
         let waiting = self.opening.remove(&resource).unwrap_or_default();
         match result {
             Ok(handle) => {
-                self.timings
-                    .entry(resource)
-                    .or_default()
-                    .record(Op::Open, elapsed);
                 let stale = !self.hosts.contains_key(&host);
                 self.handles.insert(resource, Arc::new(handle));
                 if stale {
@@ -366,17 +358,7 @@ impl Core {
         }
     }
 
-    fn call_done(
-        &mut self,
-        resource: ResourceId,
-        op: Op,
-        result: Result<CallDone, CallError>,
-        elapsed: Duration,
-    ) {
-        self.timings
-            .entry(resource)
-            .or_default()
-            .record(op, elapsed);
+    fn call_done(&mut self, resource: ResourceId, op: Op, result: Result<CallDone, CallError>) {
         *self.call_totals.entry(op).or_default() += 1;
         match result {
             Ok(done) => {

@@ -8,7 +8,7 @@ use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
 use keelson_host::{Host, OpenSpec};
 use keelson_store::{Change, ResourceRecord};
 use keelson_types::{LogLevel, Op, ResourceId};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 impl Core {
     pub(crate) fn execute_one(&mut self, command: Command) {
@@ -108,7 +108,6 @@ impl Core {
                 resource,
                 host,
                 result,
-                elapsed: Duration::ZERO,
             });
         };
         let Some(h) = self.hosts.get(&host).cloned() else {
@@ -125,16 +124,15 @@ impl Core {
         let params_json = serde_json::to_string(&params).unwrap_or_else(|_| "{}".into());
         let spec = OpenSpec::new(resource, &open.name, path, &open.type_name)
             .params(params_json)
-            .deadlock_timeout(deadline);
+            .deadlock_timeout(deadline)
+            .timings(self.timings.entry(resource).or_default().clone());
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let start = Instant::now();
             let result = h.open(spec).await;
             let _ = tx.send(Input::Opened {
                 resource,
                 host,
                 result,
-                elapsed: start.elapsed(),
             });
         });
     }
@@ -176,7 +174,6 @@ impl Core {
         };
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let start = Instant::now();
             let result = handle
                 .call_with_deadline(op, Duration::from_millis(deadline_ms))
                 .await;
@@ -184,7 +181,6 @@ impl Core {
                 resource,
                 op,
                 result,
-                elapsed: start.elapsed(),
             });
         });
     }

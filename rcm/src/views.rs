@@ -53,7 +53,9 @@ impl Core {
             .timings
             .get(&r.id)
             .map(|t| {
-                t.summary()
+                t.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .summary()
                     .into_iter()
                     .map(|(op, s)| (op.upper().to_string(), json!(s)))
                     .collect()

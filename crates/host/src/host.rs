@@ -66,6 +66,8 @@ pub struct OpenSpec {
     pub params_json: String,
     /// Default deadline of every call on this resource (DeadlockTimeout).
     pub deadlock_timeout: Duration,
+    /// Where call timings are recorded; a fresh set per handle when None.
+    pub timings: Option<crate::resource::SharedTimings>,
 }
 
 impl OpenSpec {
@@ -77,7 +79,14 @@ impl OpenSpec {
             type_name: type_name.to_string(),
             params_json: "{}".to_string(),
             deadlock_timeout: Duration::from_millis(DEFAULT_DEADLOCK_TIMEOUT_MS),
+            timings: None,
         }
+    }
+
+    /// Records call timings into `timings` (e.g. a set that survives re-hosting the resource).
+    pub fn timings(mut self, timings: crate::resource::SharedTimings) -> OpenSpec {
+        self.timings = Some(timings);
+        self
     }
 
     pub fn params(mut self, json: impl Into<String>) -> OpenSpec {

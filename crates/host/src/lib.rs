@@ -20,5 +20,5 @@ pub use config::HostConfig;
 pub use death::{DeathCause, HostDied};
 pub use error::{CallError, HostError};
 pub use host::{Host, HostEvent, HostEvents, OpenSpec};
-pub use resource::ResourceHandle;
+pub use resource::{ResourceHandle, SharedTimings};
 pub use stats::{CallStats, CallTimings};

@@ -10,13 +10,16 @@ use keelson_proto::{
 };
 use keelson_types::{Op, ResourceId};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
 /// How long to wait for the host's death report after a resource socket closes unexpectedly.
 const DEATH_REPORT_WAIT: Duration = Duration::from_secs(3);
+
+/// Where a resource's call timings go; shared so they can outlive one handle (re-hosting).
+pub type SharedTimings = Arc<Mutex<CallTimings>>;
 
 /// The resource's socket and the bytes read from it but not yet decoded.
 struct Channel {
@@ -31,7 +34,7 @@ pub struct ResourceHandle {
     host: Host,
     deadline: Duration,
     socket: tokio::sync::Mutex<Option<Channel>>,
-    timings: Mutex<CallTimings>,
+    timings: SharedTimings,
 }
 
 impl std::fmt::Debug for ResourceHandle {
@@ -59,7 +62,7 @@ impl ResourceHandle {
                 stream: socket,
                 frames: FrameBuf::new(),
             })),
-            timings: Mutex::new(CallTimings::default()),
+            timings: spec.timings.clone().unwrap_or_default(),
         };
         let mut socket = handle.socket.lock().await;
         let channel = socket.as_mut().expect("just created");
@@ -149,29 +152,27 @@ impl ResourceHandle {
     ) -> Result<CallDone, CallError> {
         let limit = deadline + self.host.shared().watchdog_grace;
         let reply = read_frame_buffered::<ResourceReply>(&mut channel.stream, &mut channel.frames);
-        match tokio::time::timeout(limit, reply).await {
-            Ok(Ok(Some(ResourceReply::CallDone(done)))) => {
-                self.timings
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .record(op, start.elapsed());
-                if done.op != op {
-                    return Err(CallError::Protocol(format!(
-                        "asked {}, host answered {}",
-                        op.upper(),
-                        done.op.upper()
-                    )));
-                }
-                Ok(done)
-            }
+        let outcome = tokio::time::timeout(limit, reply).await;
+        // Every call sent is timed, whatever its end: a call that died with its host (a deadlock, a
+        // crash) is the one whose duration matters most.
+        let elapsed = start.elapsed();
+        self.timings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(op, elapsed);
+        match outcome {
+            Ok(Ok(Some(ResourceReply::CallDone(done)))) if done.op == op => Ok(done),
+            Ok(Ok(Some(ResourceReply::CallDone(done)))) => Err(CallError::Protocol(format!(
+                "asked {}, host answered {}",
+                op.upper(),
+                done.op.upper()
+            ))),
             Ok(Ok(None)) | Ok(Err(ProtoError::Io(_))) | Ok(Err(ProtoError::Truncated)) => {
                 Err(self.lost().await)
             }
             Ok(Err(e)) => Err(CallError::Protocol(e.to_string())),
             Err(_) => {
-                self.host
-                    .shared()
-                    .watchdog_kill(self.id, op, start.elapsed());
+                self.host.shared().watchdog_kill(self.id, op, elapsed);
                 Err(CallError::HostDied(self.host.died().await))
             }
         }
