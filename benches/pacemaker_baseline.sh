@@ -15,6 +15,8 @@ cleanup() {
   pkill corosync 2>/dev/null || true
   for _ in $(seq 1 50); do pgrep -x corosync >/dev/null || break; sleep 0.2; done
   pkill -9 -x corosync 2>/dev/null || true
+  # libqb IPC directories of the daemons we killed (none of these ran before we started them).
+  rm -rf /dev/shm/qb-* 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
