@@ -392,3 +392,48 @@ fn an_unauthorised_peer_is_refused_and_audited() {
 }
 
 use std::os::unix::process::CommandExt;
+
+#[test]
+fn separate_monitor_set_by_hand_moves_the_resource_at_its_next_online() {
+    let rcm = Rcm::start("sepmon-hand");
+    rcm.ok(R::GroupCreate {
+        name: s("g"),
+        properties: vec![],
+    });
+    dummy(&rcm, "a", "g", &[]);
+    dummy(&rcm, "b", "g", &[]);
+    rcm.ok(R::GroupOnline { name: s("g") });
+    rcm.wait_group("g", "Online", LIMIT);
+    let shared = rcm.resource("b")["host_pid"].clone();
+    assert_eq!(rcm.resource("a")["host_pid"], shared);
+
+    rcm.ok(R::ResourceSet {
+        name: s("a"),
+        properties: vec![pair("SeparateMonitor", "true")],
+        params: vec![],
+    });
+    assert_eq!(rcm.resource("a")["properties"]["SeparateMonitor"], true);
+    rcm.ok(R::ResourceOffline { name: s("a") });
+    rcm.wait_state("a", "Offline", LIMIT);
+    rcm.ok(R::ResourceOnline { name: s("a") });
+    let a = rcm.wait_resource("a", LIMIT, "Online in a host of its own", |v| {
+        v["state"] == "Online" && v["host_pid"] != shared && !v["host_pid"].is_null()
+    });
+    assert_eq!(
+        rcm.resource("b")["host_pid"],
+        shared,
+        "b stays where it was"
+    );
+    let status = rcm.ok(R::Status);
+    let own = status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["pid"] == a["host_pid"])
+        .cloned();
+    assert_eq!(
+        own.as_ref().map(|h| h["separate"].clone()),
+        Some(Value::Bool(true)),
+        "{status}"
+    );
+}
