@@ -120,14 +120,13 @@ impl Control {
             ));
         };
         let socket = UnixStream::from(fd);
-        let reply_socket = socket.try_clone();
+        if spec.resource.0 == 0 {
+            return answer_open_error(socket, "resource id 0 is reserved".into());
+        }
         let plugin = match self.registry.get_or_load(&spec.plugin_path) {
             Ok(plugin) => plugin,
-            Err(message) => return answer_open_error(reply_socket, message),
+            Err(message) => return answer_open_error(socket, message),
         };
-        if spec.resource.0 == 0 {
-            return answer_open_error(reply_socket, "resource id 0 is reserved".into());
-        }
         let thread = ResourceThread {
             spec,
             plugin,
@@ -178,9 +177,7 @@ impl Control {
 }
 
 /// Answers a failed Open on the resource's own socket (as a failed OPEN call) and drops it.
-fn answer_open_error(socket: std::io::Result<UnixStream>, message: String) {
-    if let Ok(mut socket) = socket {
-        let reply = keelson_proto::ResourceReply::CallDone(crate::resource::refused_open(message));
-        let _ = keelson_proto::write_frame(&mut socket, &reply);
-    }
+fn answer_open_error(mut socket: UnixStream, message: String) {
+    let reply = keelson_proto::ResourceReply::CallDone(crate::resource::refused_open(message));
+    let _ = keelson_proto::write_frame(&mut socket, &reply);
 }
