@@ -66,8 +66,10 @@ pub fn thread_states(pid: u32) -> Vec<char> {
     };
     tasks
         .filter_map(|t| t.ok())
-        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-        .filter_map(|stat| stat.rfind(')').and_then(|i| stat[i + 2..].chars().next()))
+        .filter_map(|t| {
+            keelson_sys::process::stat_fields(&t.path().join("stat").display().to_string()).ok()
+        })
+        .filter_map(|fields| fields.first().and_then(|state| state.chars().next()))
         .collect()
 }
 

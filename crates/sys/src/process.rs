@@ -55,16 +55,11 @@ pub fn zombie_children(pid: u32) -> io::Result<Vec<u32>> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+        let Ok(fields) = stat_fields(&format!("/proc/{child}/stat")) else {
             continue;
         };
-        // Format: pid (comm) state ppid ...; comm may contain spaces and parentheses.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let mut fields = after.split_whitespace();
-        let state = fields.next();
-        let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+        let state = fields.first().map(String::as_str);
+        let ppid = fields.get(1).and_then(|p| p.parse::<u32>().ok());
         if state == Some("Z") && ppid == Some(pid) {
             zombies.push(child);
         }
@@ -85,10 +80,21 @@ pub fn rss_bytes(pid: u32) -> io::Result<u64> {
 
 /// Whether process `pid` exists (and is not a zombie).
 pub fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)) != Some("Z"),
+    match stat_fields(&format!("/proc/{pid}/stat")) {
+        Ok(fields) => fields.first().map(String::as_str) != Some("Z"),
         Err(_) => false,
     }
+}
+
+/// The fields of a `/proc/…/stat` file after `pid (comm)`: state is field 0, ppid 1, utime 11,
+/// stime 12. The command name may contain spaces and parentheses, so it is skipped by its last ')'.
+pub fn stat_fields(path: &str) -> io::Result<Vec<String>> {
+    let stat = std::fs::read_to_string(path)?;
+    let after = stat
+        .rfind(')')
+        .and_then(|i| stat.get(i + 1..))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: no ')'")))?;
+    Ok(after.split_whitespace().map(str::to_string).collect())
 }
 
 /// Ends the process at once with `code`: no atexit handlers, no destructors, no waiting for threads
@@ -164,10 +170,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 
 /// CPU time (user + system) process `pid` has used so far, from /proc/PID/stat.
 pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After "(comm)": state is field 0, utime field 11, stime field 12.
+    let fields = stat_fields(&format!("/proc/{pid}/stat"))?;
     let ticks = |i: usize| {
         fields
             .get(i)
@@ -179,4 +182,15 @@ pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
     Ok(std::time::Duration::from_millis(
         (ticks(11) + ticks(12)) * 1000 / hz,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stat_fields_skip_the_command_name() {
+        let fields = super::stat_fields(&format!("/proc/{}/stat", std::process::id())).unwrap();
+        assert!(matches!(fields[0].as_str(), "R" | "S"), "{fields:?}");
+        assert!(fields[1].parse::<u32>().is_ok(), "ppid: {fields:?}");
+        assert!(super::stat_fields("/proc/self/no-such-file").is_err());
+    }
 }
