@@ -24,6 +24,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// How long a host whose control socket closed may take to exit before it is SIGKILLed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// Linux signal number of SIGKILL (crates/host does not call libc itself).
+const SIGKILL: i32 = 9;
 /// How long loading a plugin may take (library initialisers run in the host).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -301,7 +303,7 @@ impl Shared {
 
     pub(crate) fn kill(&self) {
         if self.death.borrow().is_none() {
-            let _ = keelson_sys::process::kill(self.pid, libc_sigkill());
+            let _ = keelson_sys::process::kill(self.pid, SIGKILL);
         }
     }
 
@@ -432,10 +434,6 @@ impl Shared {
             None => DeathCause::Exit { status: -1 },
         }
     }
-}
-
-fn libc_sigkill() -> i32 {
-    9
 }
 
 fn io_err(e: std::io::Error) -> HostError {
