@@ -253,6 +253,7 @@ fn bad_input_is_refused_with_one_clear_error_and_changes_nothing() {
                 name: s("a"),
                 properties: vec![pair("DeadlockTimeout", "abc")],
                 params: vec![],
+                unset_params: vec![],
             },
             "DeadlockTimeout=abc",
         ),
@@ -261,6 +262,7 @@ fn bad_input_is_refused_with_one_clear_error_and_changes_nothing() {
                 name: s("a"),
                 properties: vec![pair("RestartThreshold", "-1")],
                 params: vec![],
+                unset_params: vec![],
             },
             "RestartThreshold=-1",
         ),
@@ -269,6 +271,7 @@ fn bad_input_is_refused_with_one_clear_error_and_changes_nothing() {
                 name: s("a"),
                 properties: vec![pair("LooksAlivePollInterval", "10"), pair("Colour", "red")],
                 params: vec![],
+                unset_params: vec![],
             },
             "Colour",
         ),
@@ -277,6 +280,7 @@ fn bad_input_is_refused_with_one_clear_error_and_changes_nothing() {
                 name: s("a"),
                 properties: vec![pair("MonitorProcessId", "1")],
                 params: vec![],
+                unset_params: vec![],
             },
             "MonitorProcessId",
         ),
@@ -411,6 +415,7 @@ fn separate_monitor_set_by_hand_moves_the_resource_at_its_next_online() {
         name: s("a"),
         properties: vec![pair("SeparateMonitor", "true")],
         params: vec![],
+        unset_params: vec![],
     });
     assert_eq!(rcm.resource("a")["properties"]["SeparateMonitor"], true);
     rcm.ok(R::ResourceOffline { name: s("a") });

@@ -81,7 +81,8 @@ impl Core {
                 name,
                 properties,
                 params,
-            } => self.set_resource(name, properties, params)?,
+                unset_params,
+            } => self.set_resource(name, properties, params, unset_params)?,
             R::ResourceOnline { name } => {
                 self.admin(Event::OnlineResource { name: name.clone() })?;
                 done(format!("resource '{name}' coming online"))
@@ -109,6 +110,13 @@ impl Core {
                     provider: on.clone(),
                 })?;
                 done(format!("resource '{name}' now depends on '{on}'"))
+            }
+            R::ResourceUndepend { name, on } => {
+                self.admin(Event::RemoveDependency {
+                    resource: name.clone(),
+                    provider: on.clone(),
+                })?;
+                done(format!("resource '{name}' no longer depends on '{on}'"))
             }
             R::NodeStop => {
                 self.stop = true;
@@ -167,6 +175,7 @@ impl Core {
         name: String,
         properties: Assignments,
         params: Assignments,
+        unset_params: Vec<String>,
     ) -> Result<ControlReply, String> {
         let current = self
             .engine
@@ -174,8 +183,8 @@ impl Core {
             .ok_or(format!("no resource named '{name}'"))?;
         // Validate every assignment before changing anything.
         resource_properties(current.properties, &properties)?;
-        if properties.is_empty() && params.is_empty() {
-            return Err("nothing to set: give Prop=Value or --param k=v".into());
+        if properties.is_empty() && params.is_empty() && unset_params.is_empty() {
+            return Err("nothing to set: give Prop=Value, --param k=v or --unset-param k".into());
         }
         for (prop, value) in properties {
             self.admin(Event::SetResourceProperty {
@@ -184,9 +193,12 @@ impl Core {
                 value,
             })?;
         }
-        if !params.is_empty() {
+        if !params.is_empty() || !unset_params.is_empty() {
             let entry = self.params.entry(name.clone()).or_default();
             entry.extend(params);
+            for key in &unset_params {
+                entry.remove(key);
+            }
             self.persist_params(&name);
             return Ok(done(format!(
                 "resource '{name}' updated (parameters apply at its next online)"

@@ -23,19 +23,41 @@ pub fn properties(args: &[String]) -> Result<Assignments> {
     Ok(out)
 }
 
-/// Parses `--param k=v` values. A key is non-empty without whitespace; the value may be empty.
+/// Parses `--param k=v` values. A key is non-empty without whitespace; the value may be empty (an
+/// empty string is a value: a parameter is removed with `--unset-param k`).
 pub fn params(args: &[String]) -> Result<Assignments> {
     let mut out = Assignments::new();
     for arg in args {
         let Some((key, value)) = arg.split_once('=') else {
             bail!("bad --param '{arg}': expected KEY=VALUE, e.g. --param path=/srv/data");
         };
-        if key.is_empty() || key.chars().any(char::is_whitespace) {
-            bail!("bad --param '{arg}': '{key}' is not a parameter name (non-empty, no spaces)");
-        }
+        check_key(key, &format!("--param '{arg}'"))?;
         push_once(&mut out, key, value, "parameter")?;
     }
     Ok(out)
+}
+
+/// Parses `--unset-param k` values: keys as for `--param`, each once, none also being set.
+pub fn unset_params(args: &[String], set: &Assignments) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for key in args {
+        check_key(key, &format!("--unset-param '{key}'"))?;
+        if out.contains(key) {
+            bail!("parameter '{key}' is given more than once");
+        }
+        if set.iter().any(|(k, _)| k == key) {
+            bail!("parameter '{key}' is both set with --param and removed with --unset-param");
+        }
+        out.push(key.clone());
+    }
+    Ok(out)
+}
+
+fn check_key(key: &str, arg: &str) -> Result<()> {
+    if key.is_empty() || key.chars().any(char::is_whitespace) {
+        bail!("bad {arg}: '{key}' is not a parameter name (non-empty, no spaces)");
+    }
+    Ok(())
 }
 
 fn push_once(out: &mut Assignments, name: &str, value: &str, what: &str) -> Result<()> {
@@ -115,5 +137,17 @@ mod tests {
         assert!(e.starts_with("bad --param '=x'"), "{e}");
         let e = params(&v(&["a=1", "a=2"])).unwrap_err().to_string();
         assert!(e.contains("more than once"), "{e}");
+    }
+
+    #[test]
+    fn unset_params_are_keys_given_once_and_not_also_set() {
+        let set = params(&v(&["a=1"])).unwrap();
+        assert_eq!(unset_params(&v(&["b", "c"]), &set).unwrap(), v(&["b", "c"]));
+        let e = unset_params(&v(&["b", "b"]), &set).unwrap_err().to_string();
+        assert!(e.contains("'b' is given more than once"), "{e}");
+        let e = unset_params(&v(&["a"]), &set).unwrap_err().to_string();
+        assert!(e.contains("'a' is both set"), "{e}");
+        let e = unset_params(&v(&["x y"]), &set).unwrap_err().to_string();
+        assert!(e.starts_with("bad --unset-param 'x y'"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
 //! `keelson resource …`: create, set, show, list, bring online/offline (optionally waiting),
-//! inject a failure, delete and add dependencies. Each maps to one control request. Not validating
+//! inject a failure, delete, and add or remove dependencies. Each maps to one control request. Not validating
 //! types, values or dependencies: the node service refuses bad ones with an error we print.
 
 use crate::client::Client;
@@ -40,6 +40,9 @@ pub enum ResourceCommand {
         /// A private parameter to set, repeatable: --param path=/srv/data.
         #[arg(long = "param", value_name = "K=V")]
         params: Vec<String>,
+        /// A private parameter to remove, repeatable: --unset-param path.
+        #[arg(long = "unset-param", value_name = "K")]
+        unset_params: Vec<String>,
     },
     /// Show a resource: state, host, properties, parameters and call statistics.
     Get {
@@ -77,6 +80,14 @@ pub enum ResourceCommand {
         #[arg(long, value_name = "OTHER")]
         on: String,
     },
+    /// Remove a dependency added with 'keelson resource depend'.
+    Undepend {
+        /// The resource that has the dependency.
+        name: String,
+        /// The resource it no longer depends on.
+        #[arg(long, value_name = "OTHER")]
+        on: String,
+    },
 }
 
 /// Runs one `keelson resource` command.
@@ -102,7 +113,8 @@ pub async fn run(client: &Client, command: ResourceCommand) -> Result<()> {
             name,
             properties,
             params,
-        } => set(client, name, &properties, &params).await,
+            unset_params,
+        } => set(client, name, &properties, &params, &unset_params).await,
         ResourceCommand::Get { name, json } => {
             show(
                 client,
@@ -132,6 +144,9 @@ pub async fn run(client: &Client, command: ResourceCommand) -> Result<()> {
         ResourceCommand::Depend { name, on } => {
             confirm(client, R::ResourceDepend { name, on }).await
         }
+        ResourceCommand::Undepend { name, on } => {
+            confirm(client, R::ResourceUndepend { name, on }).await
+        }
     }
 }
 
@@ -140,14 +155,18 @@ async fn set(
     name: String,
     properties: &[String],
     params: &[String],
+    unset_params: &[String],
 ) -> Result<()> {
-    if properties.is_empty() && params.is_empty() {
-        bail!("nothing to set on resource '{name}': give Prop=Value arguments and/or --param K=V");
+    if properties.is_empty() && params.is_empty() && unset_params.is_empty() {
+        bail!("nothing to set on resource '{name}': give Prop=Value arguments, --param K=V and/or --unset-param K");
     }
+    let params = crate::assign::params(params)?;
+    let unset_params = crate::assign::unset_params(unset_params, &params)?;
     let request = R::ResourceSet {
         name,
         properties: crate::assign::properties(properties)?,
-        params: crate::assign::params(params)?,
+        params,
+        unset_params,
     };
     confirm(client, request).await
 }

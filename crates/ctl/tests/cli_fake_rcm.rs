@@ -209,6 +209,7 @@ async fn resource_create_and_set_send_params_and_properties() {
                 name: s("Disk"),
                 properties: vec![(s("SeparateMonitor"), s("true"))],
                 params: vec![(s("path"), s("/x"))],
+                unset_params: vec![],
             },
             R::ResourceDepend {
                 name: s("Share"),

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the control protocol; a mismatch is refused with a clear error.
-pub const CONTROL_PROTOCOL_VERSION: u32 = 1;
+pub const CONTROL_PROTOCOL_VERSION: u32 = 2;
 
 /// `Name=Value` pairs as given on the command line, in order.
 pub type Assignments = Vec<(String, String)>;
@@ -53,11 +53,13 @@ pub enum ControlRequest {
         params: Assignments,
         properties: Assignments,
     },
-    /// Common properties (PascalCase names) and private parameters.
+    /// Common properties (PascalCase names) and private parameters, set and removed in one request.
     ResourceSet {
         name: String,
         properties: Assignments,
         params: Assignments,
+        /// Private parameters to remove.
+        unset_params: Vec<String>,
     },
     ResourceGet {
         name: String,
@@ -77,6 +79,11 @@ pub enum ControlRequest {
         name: String,
     },
     ResourceDepend {
+        name: String,
+        on: String,
+    },
+    /// Remove the dependency of `name` on `on`.
+    ResourceUndepend {
         name: String,
         on: String,
     },
@@ -139,6 +146,7 @@ mod tests {
                 name: "disk".into(),
                 properties: vec![("DeadlockTimeout".into(), "200".into())],
                 params: vec![],
+                unset_params: vec![],
             },
         };
         let frame = crate::encode(&env).unwrap();
