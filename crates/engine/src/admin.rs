@@ -76,6 +76,7 @@ impl Engine {
         let id = ResourceId(self.next_resource);
         let mut r = Resource::new(id, spec.name.clone(), group, spec.type_name, spec.plugin);
         r.props = spec.properties;
+        r.params = spec.params;
         self.resources.insert(id, r);
         self.resource_names.insert(spec.name.clone(), id);
         self.groups.get_mut(&group).map(|g| g.members.insert(id));
@@ -142,6 +143,98 @@ impl Engine {
             format!("Resource '{resource}': set {name}={value}."),
         );
         Ok(())
+    }
+
+    /// Validates every assignment against copies, then applies them all (one log line each).
+    pub(crate) fn set_resource(
+        &mut self,
+        resource: &str,
+        properties: &[(String, String)],
+        params: Vec<(String, String)>,
+        unset_params: &[String],
+    ) -> Result<(), EngineError> {
+        let id = self.rid(resource)?;
+        if properties.is_empty() && params.is_empty() && unset_params.is_empty() {
+            return Err(EngineError::NothingToSet(resource.to_string()));
+        }
+        let mut props = self.res(id).props.clone();
+        for (name, value) in properties {
+            props.set(name, value)?;
+        }
+        let new_params = self.changed_params(id, &params, unset_params)?;
+        let r = self.res_mut(id);
+        r.props = props;
+        let params_changed = new_params != r.params;
+        r.params = new_params;
+        self.mark_dirty(id);
+        for (name, value) in properties {
+            self.log(
+                LogLevel::Info,
+                format!("Resource '{resource}': set {name}={value}."),
+            );
+        }
+        if !params.is_empty() || !unset_params.is_empty() {
+            // Names only: values may be secrets and never reach the log.
+            let keys: Vec<String> = params
+                .iter()
+                .map(|(k, _)| k.clone())
+                .chain(unset_params.iter().map(|k| format!("-{k}")))
+                .collect();
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "Resource '{resource}': private parameters changed ({}).",
+                    keys.join(", ")
+                ),
+            );
+        }
+        if params_changed {
+            self.reopen_for_params(id);
+        }
+        Ok(())
+    }
+
+    /// The parameters after setting `params` and removing `unset`, or why that is refused.
+    fn changed_params(
+        &self,
+        id: ResourceId,
+        params: &[(String, String)],
+        unset: &[String],
+    ) -> Result<std::collections::BTreeMap<String, String>, EngineError> {
+        let r = self.res(id);
+        let mut out = r.params.clone();
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, value) in params {
+            if !seen.insert(key.as_str()) {
+                return Err(EngineError::DuplicateParam { key: key.clone() });
+            }
+            out.insert(key.clone(), value.clone());
+        }
+        for key in unset {
+            if !seen.insert(key.as_str()) {
+                return Err(EngineError::DuplicateParam { key: key.clone() });
+            }
+            if out.remove(key).is_none() {
+                return Err(EngineError::NoSuchParam {
+                    resource: r.name.clone(),
+                    key: key.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// New parameters reach the plugin through a fresh open: at once when the resource is not up
+    /// (so a bad parameter shows now, not at the next node start), else at its next online.
+    fn reopen_for_params(&mut self, id: ResourceId) {
+        let r = self.res(id);
+        let idle = matches!(r.state, ResourceState::Offline | ResourceState::Failed);
+        if idle && r.host.is_some() {
+            self.close(id);
+            self.open(id);
+        } else if !idle {
+            self.res_mut(id).reopen = true;
+        }
     }
 
     pub(crate) fn set_group_property(

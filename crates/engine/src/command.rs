@@ -7,6 +7,7 @@ use crate::state::{GroupState, ResourceState};
 use crate::timer::Timer;
 use keelson_types::{LogLevel, Op, ResourceId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// One effect for the shell to carry out, in the order given.
@@ -28,6 +29,8 @@ pub enum Command {
         name: String,
         type_name: String,
         plugin: String,
+        /// Its private parameters, for the plugin's open.
+        params: BTreeMap<String, String>,
     },
     /// Close the resource in the host. No result is expected.
     Close { resource: ResourceId, host: HostId },

@@ -3,7 +3,7 @@
 //! Not the rules themselves: admin.rs, lifecycle.rs, health.rs, failure.rs and host_death.rs hold them.
 
 use crate::command::{ClusterEvent, Command, EventLevel, PersistChange};
-use crate::error::EngineError;
+use crate::error::{EngineError, Refusal};
 use crate::event::Event;
 use crate::group::Group;
 use crate::hosts::HostTable;
@@ -56,6 +56,46 @@ impl Engine {
     /// treated as the previous one). Returns the commands to execute, in order. An administrator
     /// request that is refused returns the error and leaves the engine exactly as it was.
     pub fn handle(&mut self, now: u64, event: Event) -> Result<Vec<Command>, EngineError> {
+        self.handle_keeping_backup(now, event).map(|(commands, _)| commands)
+    }
+
+    /// Handles an administrator event whose database changes must be durable before it counts:
+    /// `commit` gets every change in one batch (the shell writes them in one transaction). If the
+    /// event is refused, or `commit` fails, the engine is left exactly as it was and nothing is to be
+    /// done; otherwise the returned commands (without the Persist ones, already committed) are
+    /// carried out as usual.
+    pub fn handle_committed<E>(
+        &mut self,
+        now: u64,
+        event: Event,
+        commit: impl FnOnce(&[PersistChange]) -> Result<(), E>,
+    ) -> Result<Vec<Command>, Refusal<E>> {
+        let (mut commands, backup) = self
+            .handle_keeping_backup(now, event)
+            .map_err(Refusal::Engine)?;
+        let changes: Vec<PersistChange> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Persist(change) => Some(change.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = commit(&changes) {
+            if let Some(b) = backup {
+                *self = b;
+            }
+            return Err(Refusal::Storage(e));
+        }
+        commands.retain(|c| !matches!(c, Command::Persist(_)));
+        Ok(commands)
+    }
+
+    /// `handle`, also returning the engine as it was before an administrator event (for a rollback).
+    fn handle_keeping_backup(
+        &mut self,
+        now: u64,
+        event: Event,
+    ) -> Result<(Vec<Command>, Option<Engine>), EngineError> {
         let backup = event.is_admin().then(|| self.clone());
         self.now = self.now.max(now);
         // Call results and timers concern one resource, and everything they can change lives in its
@@ -91,7 +131,7 @@ impl Engine {
         }
         self.flush_persist();
         self.notify_group_changes(groups);
-        Ok(std::mem::take(&mut self.out))
+        Ok((std::mem::take(&mut self.out), backup))
     }
 
     fn dispatch(&mut self, event: Event) -> Result<(), EngineError> {
@@ -105,6 +145,12 @@ impl Engine {
                 name,
                 value,
             } => self.set_resource_property(&resource, &name, &value),
+            Event::SetResource {
+                resource,
+                properties,
+                params,
+                unset_params,
+            } => self.set_resource(&resource, &properties, params, &unset_params),
             Event::SetGroupProperty { group, name, value } => {
                 self.set_group_property(&group, &name, &value)
             }

@@ -53,6 +53,29 @@ pub enum EngineError {
     },
     #[error("cannot fail resource '{name}': it is {state}, not Online")]
     NotOnline { name: String, state: ResourceState },
+    #[error("resource '{resource}' has no parameter '{key}' to remove")]
+    NoSuchParam { resource: String, key: String },
+    #[error("parameter '{key}' is given more than once")]
+    DuplicateParam { key: String },
+    #[error("nothing to set on resource '{0}': give Prop=Value, --param k=v or --unset-param k")]
+    NothingToSet(String),
     #[error("{0}")]
     Property(#[from] PropertyError),
+}
+
+/// Why `handle_committed` changed nothing: the engine refused the event, or its changes could not
+/// be made durable.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal<E> {
+    Engine(EngineError),
+    Storage(E),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Refusal<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Engine(e) => write!(f, "{e}"),
+            Refusal::Storage(e) => write!(f, "{e}"),
+        }
+    }
 }

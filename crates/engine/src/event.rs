@@ -5,6 +5,7 @@ use crate::ids::HostId;
 use crate::timer::Timer;
 use keelson_types::{GroupProperties, Op, ResourceId, ResourceProperties};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A new resource, as the administrator describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +16,8 @@ pub struct ResourceSpec {
     /// The plugin implementing `type_name` (resolved by the shell; used in logs and event 1230).
     pub plugin: String,
     pub properties: ResourceProperties,
+    /// Private parameters for the plugin.
+    pub params: BTreeMap<String, String>,
     /// Names of resources in the same group it depends on.
     pub depends_on: Vec<String>,
 }
@@ -41,6 +44,15 @@ pub enum Event {
         resource: String,
         name: String,
         value: String,
+    },
+    /// One administrator `resource set`: common properties, private parameters set and removed,
+    /// validated as a whole and applied together or not at all. A parameter change reopens an
+    /// Offline resource at once and an Online one at its next online.
+    SetResource {
+        resource: String,
+        properties: Vec<(String, String)>,
+        params: Vec<(String, String)>,
+        unset_params: Vec<String>,
     },
     SetGroupProperty {
         group: String,

@@ -81,7 +81,7 @@ mod view;
 
 pub use command::{ClusterEvent, Command, EventLevel, GroupRecord, PersistChange, ResourceRecord};
 pub use engine::Engine;
-pub use error::EngineError;
+pub use error::{EngineError, Refusal};
 pub use event::{Event, ResourceSpec};
 pub use ids::{GroupId, HostId, TimerId};
 pub use state::{GroupState, ResourceState};

@@ -52,13 +52,16 @@ impl Engine {
         }
         r.opened_once = true;
         r.outstanding.insert(Op::Open);
+        r.reopen = false;
         let (name, type_name, plugin) = (r.name.clone(), r.type_name.clone(), r.plugin.clone());
+        let params = r.params.clone();
         self.out.push(Command::Open {
             resource: id,
             host,
             name,
             type_name,
             plugin,
+            params,
         });
     }
 
@@ -71,12 +74,13 @@ impl Engine {
         self.hosts.remove_member(host, id, &mut self.out);
     }
 
-    /// Makes sure the resource is open where it belongs now (a SeparateMonitor set by hand takes effect
-    /// here, at its next online).
+    /// Makes sure the resource is open where it belongs now, with its current parameters (a
+    /// SeparateMonitor set by hand, or parameters changed while it was up, take effect here, at its
+    /// next online).
     fn ensure_hosted(&mut self, id: ResourceId) {
         let r = self.res(id);
         if let Some(host) = r.host {
-            if self.hosts.fits(host, id, r.props.separate_monitor) {
+            if !r.reopen && self.hosts.fits(host, id, r.props.separate_monitor) {
                 return;
             }
             self.close(id);

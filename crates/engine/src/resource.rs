@@ -6,7 +6,7 @@ use crate::ids::{GroupId, HostId};
 use crate::restart::RestartHistory;
 use crate::state::ResourceState;
 use keelson_types::{Op, ResourceId, ResourceProperties};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Resource {
@@ -16,6 +16,10 @@ pub(crate) struct Resource {
     pub type_name: String,
     pub plugin: String,
     pub props: ResourceProperties,
+    /// Private parameters, the plugin's own (passed to its open as a JSON object of strings).
+    pub params: BTreeMap<String, String>,
+    /// Parameters changed while open: close and reopen before the next online.
+    pub reopen: bool,
     /// Resources (same group) this one depends on.
     pub depends_on: BTreeSet<ResourceId>,
     pub state: ResourceState,
@@ -47,6 +51,8 @@ impl Resource {
             type_name,
             plugin,
             props: ResourceProperties::default(),
+            params: BTreeMap::new(),
+            reopen: false,
             depends_on: BTreeSet::new(),
             state: ResourceState::Offline,
             want_online: false,
@@ -66,8 +72,7 @@ impl Resource {
         }
     }
 
-    /// The database record, given the names of the group and of the providers. Private
-    /// parameters are not the engine's: the shell fills them in.
+    /// The database record, given the names of the group and of the providers.
     pub fn record(&self, group: &str, depends_on: Vec<String>) -> ResourceRecord {
         ResourceRecord {
             name: self.name.clone(),
@@ -75,7 +80,7 @@ impl Resource {
             plugin: self.plugin.clone(),
             group: group.to_string(),
             properties: self.props.non_default_map(),
-            params: Default::default(),
+            params: self.params.clone(),
             depends_on,
             want_online: self.want_online,
         }

@@ -36,6 +36,7 @@ impl Engine {
                 type_name: r.type_name.clone(),
                 plugin: r.plugin.clone(),
                 properties: ResourceProperties::from_map(&r.properties)?,
+                params: r.params.clone(),
                 depends_on: Vec::new(),
             };
             out.extend(e.handle(now, Event::CreateResource(spec))?);

@@ -19,6 +19,8 @@ pub struct ResourceView {
     pub state: ResourceState,
     pub want_online: bool,
     pub properties: ResourceProperties,
+    /// Private parameters.
+    pub params: BTreeMap<String, String>,
     /// Names of the resources it depends on, sorted.
     pub depends_on: Vec<String>,
     /// The host slot it is open in.
@@ -77,6 +79,7 @@ impl Engine {
             state: r.state,
             want_online: r.want_online,
             properties: r.props.clone(),
+            params: r.params.clone(),
             depends_on,
             host: r.host,
             monitor_process_id: r.host.and_then(|h| self.hosts.get(h)?.pid),
