@@ -8,6 +8,8 @@ use crate::api::CoreRequest;
 use crate::catalogue::Catalogue;
 use crate::clusterlog::ClusterLog;
 use crate::events::EventLog;
+use crate::secrets::Secrets;
+use crate::unsaved::Unsaved;
 use keelson_engine::{Command, Engine, Event, HostId, Timer};
 use keelson_host::{
     CallError, Host, HostConfig, HostDied, HostError, HostEvent, ResourceHandle, SharedTimings,
@@ -53,6 +55,7 @@ pub struct PendingOpen {
     pub resource: ResourceId,
     pub name: String,
     pub type_name: String,
+    pub params: BTreeMap<String, String>,
 }
 
 /// Everything the core owns.
@@ -74,8 +77,11 @@ pub struct Core {
     pub handles: HashMap<ResourceId, Arc<ResourceHandle>>,
     /// Resources whose open is queued or in flight, with the calls that must wait for it (in order).
     pub opening: HashMap<ResourceId, Vec<(Op, u64)>>,
-    /// Private parameters by resource name (the engine does not keep them).
-    pub params: HashMap<String, BTreeMap<String, String>>,
+    /// Values of secret private parameters, kept out of every log line and event.
+    pub secrets: Secrets,
+    /// Database changes from internal events (not administrator requests) that could not be saved:
+    /// written again with the next change, so the database catches up once it works again.
+    pub unsaved: Unsaved,
     /// Call timings by resource, handed to each of its host handles in turn, so they survive
     /// re-hosting (engine ids are stable) and every call is recorded once, by the handle.
     pub timings: HashMap<ResourceId, SharedTimings>,
@@ -114,7 +120,8 @@ impl Core {
             pending_opens: HashMap::new(),
             handles: HashMap::new(),
             opening: HashMap::new(),
-            params: HashMap::new(),
+            secrets: Secrets::default(),
+            unsaved: Unsaved::default(),
             timings: HashMap::new(),
             call_totals: BTreeMap::new(),
             timers: BTreeMap::new(),
@@ -223,10 +230,19 @@ impl Core {
         }
     }
 
-    /// Feeds an administrator event; the error (nothing changed) goes back to the caller.
+    /// Feeds an administrator event. It counts only once its changes are durable: a refusal, or a
+    /// database that cannot save them, leaves the engine and the database as they were and the error
+    /// goes back to the caller.
     pub fn admin(&mut self, event: Event) -> Result<(), String> {
         let now = self.now();
-        let commands = self.engine.handle(now, event).map_err(|e| e.to_string())?;
+        let (store, unsaved) = (&mut self.store, &mut self.unsaved);
+        let commands = self
+            .engine
+            .handle_committed(now, event, |changes| unsaved.save_with(store, changes))
+            .map_err(|e| match e {
+                keelson_engine::Refusal::Engine(e) => e.to_string(),
+                keelson_engine::Refusal::Storage(e) => format!("{e}; nothing was changed"),
+            })?;
         self.execute(commands);
         Ok(())
     }
@@ -273,17 +289,24 @@ impl Core {
                 level,
                 message,
                 ..
-            } => self.log.log_as(pid, tid, level, "RHS", &message),
-            HostEvent::Stderr { pid, line } => {
-                self.log
-                    .log_as(pid, 0, LogLevel::Warn, "RHS", &format!("stderr: {line}"))
-            }
+            } => self
+                .log
+                .log_as(pid, tid, level, "RHS", &self.secrets.redact(&message)),
+            HostEvent::Stderr { pid, line } => self.log.log_as(
+                pid,
+                0,
+                LogLevel::Warn,
+                "RHS",
+                &self.secrets.redact(&format!("stderr: {line}")),
+            ),
             HostEvent::Refused { pid, message } => self.log.log_as(
                 pid,
                 0,
                 LogLevel::Err,
                 "RHS",
-                &format!("refused a request: {message}"),
+                &self
+                    .secrets
+                    .redact(&format!("refused a request: {message}")),
             ),
             HostEvent::Progress { .. } => {}
             HostEvent::Died(died) => self.host_died(host, died),

@@ -6,7 +6,6 @@ use crate::core::{Core, Input, PendingOpen};
 use crate::events::EventLevel;
 use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
 use keelson_host::{Host, OpenSpec};
-use keelson_store::{Change, ResourceRecord};
 use keelson_types::{LogLevel, Op, ResourceId};
 use std::time::Duration;
 
@@ -20,12 +19,14 @@ impl Core {
                 host,
                 name,
                 type_name,
+                params,
                 ..
             } => {
                 let open = PendingOpen {
                     resource,
                     name,
                     type_name,
+                    params,
                 };
                 self.handles.remove(&resource);
                 self.opening.entry(resource).or_default();
@@ -47,10 +48,13 @@ impl Core {
                 level,
                 component,
                 message,
-            } => self.log.log(level, &component, &message),
+            } => self
+                .log
+                .log(level, &component, &self.secrets.redact(&message)),
             Command::RaiseEvent(e) => {
+                let message = self.secrets.redact(&e.message).into_owned();
                 self.events
-                    .raise(e.id, event_level(e.level), e.message, e.resource, e.group);
+                    .raise(e.id, event_level(e.level), message, e.resource, e.group);
             }
             Command::ResourceStateChanged { name, from, to, .. } => self.log.log(
                 LogLevel::Info,
@@ -120,8 +124,7 @@ impl Core {
             ));
         };
         let deadline = self.deadlock_timeout(resource);
-        let params = self.params.get(&open.name).cloned().unwrap_or_default();
-        let params_json = serde_json::to_string(&params).unwrap_or_else(|_| "{}".into());
+        let params_json = serde_json::to_string(&open.params).expect("a map of strings");
         let spec = OpenSpec::new(resource, &open.name, path, &open.type_name)
             .params(params_json)
             .deadlock_timeout(deadline)
@@ -185,30 +188,18 @@ impl Core {
         });
     }
 
-    /// Saves engine changes (with the private parameters the shell keeps) in one transaction.
+    /// Saves the changes of an internal event (a host death, a timer) in one transaction. Nobody
+    /// waits for an answer: a failure is logged and the changes are kept for the next write.
     pub(crate) fn persist(&mut self, changes: Vec<PersistChange>) {
         if changes.is_empty() {
             return;
         }
-        let changes: Vec<Change> = changes.into_iter().map(|c| self.to_store(c)).collect();
-        if let Err(e) = self.store.apply(&changes) {
+        if let Err(e) = self.unsaved.save_or_keep(&mut self.store, &changes) {
             self.log.log(
                 LogLevel::Err,
                 "RCM",
-                &format!("cannot save the cluster database: {e}"),
+                &format!("{e}; kept in memory to save with the next change"),
             );
-        }
-    }
-
-    fn to_store(&self, change: PersistChange) -> Change {
-        match change {
-            PersistChange::PutResource(r) => Change::PutResource(ResourceRecord {
-                params: self.params.get(&r.name).cloned().unwrap_or_default(),
-                ..r
-            }),
-            PersistChange::DeleteResource(name) => Change::DeleteResource(name),
-            PersistChange::PutGroup(g) => Change::PutGroup(g),
-            PersistChange::DeleteGroup(name) => Change::DeleteGroup(name),
         }
     }
 }

@@ -7,18 +7,20 @@ mod audit;
 mod catalogue;
 mod clusterlog;
 mod core;
+mod datadir;
 mod events;
 mod exec;
 mod requests;
+mod secrets;
+mod unsaved;
 mod views;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use keelson_engine::Engine;
 use keelson_host::HostConfig;
-use keelson_store::Store;
+use keelson_store::{Store, StoreError};
 use keelson_types::LogLevel;
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -42,7 +44,15 @@ pub struct Args {
     /// Node name shown in status (default: the host name).
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
+    /// Repair a damaged cluster database and exit: copy cluster.redb aside, recover every record
+    /// that can still be read into a fresh database, and say what was recovered and what was lost.
+    /// The node service must be stopped.
+    #[arg(long)]
+    pub repair: bool,
 }
+
+/// Nothing rcm creates is readable by others or writable by its group: data dir 0750, files 0640.
+const UMASK: u32 = 0o027;
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -69,9 +79,9 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    keelson_sys::process::set_umask(UMASK);
     let dir = args.data_dir.clone();
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let tightened = datadir::prepare(&dir)?;
     let _lock = keelson_sys::process::lock_exclusive(&dir.join("rcm.lock")).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             anyhow::anyhow!(
@@ -82,6 +92,9 @@ async fn run(args: Args) -> Result<()> {
             anyhow::anyhow!("cannot lock {}: {e}", dir.join("rcm.lock").display())
         }
     })?;
+    if args.repair {
+        return repair(&dir);
+    }
     let fd_limit = keelson_sys::process::raise_fd_limit().unwrap_or(0);
     let log = Arc::new(clusterlog::ClusterLog::open(
         &dir,
@@ -100,6 +113,16 @@ async fn run(args: Args) -> Result<()> {
         ),
     );
 
+    if let Some(old) = tightened {
+        log.log(
+            LogLevel::Warn,
+            "RCM",
+            &format!(
+                "data directory {} was mode {old:o}: now 0750 (its files hold secrets)",
+                dir.display()
+            ),
+        );
+    }
     let host_config = HostConfig::from_env();
     let plugin_dirs = plugin_dirs(&args);
     let (catalogue, warnings) = catalogue::Catalogue::probe(&host_config, &plugin_dirs)
@@ -122,9 +145,14 @@ async fn run(args: Args) -> Result<()> {
         ),
     );
 
-    let store = Store::open(&dir.join("cluster.redb"))?;
-    let snapshot = store.load()?;
-    let (engine, commands, params) = restore(&catalogue, &snapshot)?;
+    let (store, snapshot) = match open_store(&dir) {
+        Ok(opened) => opened,
+        Err(e) => {
+            log.log(LogLevel::Err, "RCM", &format!("{e}; not starting"));
+            return Err(e.into());
+        }
+    };
+    let (engine, commands) = restore(&catalogue, &snapshot)?;
     let (tx, inputs) = mpsc::unbounded_channel();
     let node = args.node_name.clone().unwrap_or_else(hostname);
     let mut core = core::Core::new(
@@ -137,7 +165,9 @@ async fn run(args: Args) -> Result<()> {
         node,
         tx,
     );
-    core.params = params;
+    for r in &snapshot.resources {
+        core.secrets.update(&r.name, &r.params);
+    }
     core.execute(commands);
 
     let (api_tx, api_rx) = mpsc::channel(256);
@@ -179,14 +209,27 @@ fn plugin_dirs(args: &Args) -> Vec<PathBuf> {
     dirs
 }
 
-/// Private parameters by resource name.
-type Params = HashMap<String, BTreeMap<String, String>>;
+fn open_store(dir: &std::path::Path) -> Result<(Store, keelson_store::Snapshot), StoreError> {
+    let store = Store::open(&dir.join("cluster.redb"))?;
+    let snapshot = store.load()?;
+    Ok((store, snapshot))
+}
+
+/// `--repair`: the data directory is locked; repair, report, exit.
+fn repair(dir: &std::path::Path) -> Result<()> {
+    let path = dir.join("cluster.redb");
+    let report = keelson_store::repair(&path)
+        .map_err(|e| anyhow::anyhow!("cannot repair {}: {e}", path.display()))?;
+    println!("{report}");
+    println!("{} is ready: start the node service", path.display());
+    Ok(())
+}
 
 /// Rebuilds the engine from the database; returns the commands that bring back what was online.
 fn restore(
     catalogue: &catalogue::Catalogue,
     snapshot: &keelson_store::Snapshot,
-) -> Result<(Engine, Vec<keelson_engine::Command>, Params)> {
+) -> Result<(Engine, Vec<keelson_engine::Command>)> {
     // The plugin behind each type is re-resolved from today's catalogue.
     let resources: Vec<keelson_engine::ResourceRecord> = snapshot
         .resources
@@ -203,12 +246,7 @@ fn restore(
     let now = clusterlog::unix_ms();
     let (engine, commands) = Engine::restore(now, groups, &resources)
         .map_err(|e| anyhow::anyhow!("cluster database does not hold together: {e}"))?;
-    let params = snapshot
-        .resources
-        .iter()
-        .map(|r| (r.name.clone(), r.params.clone()))
-        .collect();
-    Ok((engine, commands, params))
+    Ok((engine, commands))
 }
 
 fn hostname() -> String {

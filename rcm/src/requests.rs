@@ -3,7 +3,7 @@
 //! authorisation (api.rs).
 
 use crate::core::Core;
-use keelson_engine::{Event, ResourceSpec};
+use keelson_engine::{Event, ResourceSpec, ResourceState};
 use keelson_proto::{Assignments, ControlReply, ControlRequest};
 use keelson_types::{GroupProperties, ResourceProperties};
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ impl Core {
             R::ResourceDelete { name } => {
                 let id = self.engine.resource(&name).map(|r| r.id);
                 self.admin(Event::DeleteResource { name: name.clone() })?;
-                self.params.remove(&name);
+                self.secrets.remove(&name);
                 if let Some(id) = id {
                     self.timings.remove(&id);
                 }
@@ -154,17 +154,11 @@ impl Core {
             type_name,
             plugin,
             properties,
+            params: params.clone(),
             depends_on: vec![],
         };
-        // Parameters first: the engine persists the new record, and the record carries them.
-        let previous = self.params.insert(name.clone(), params);
-        if let Err(e) = self.admin(Event::CreateResource(spec)) {
-            match previous {
-                Some(p) => self.params.insert(name, p),
-                None => self.params.remove(&name),
-            };
-            return Err(e);
-        }
+        self.admin(Event::CreateResource(spec))?;
+        self.secrets.update(&name, &params);
         Ok(done(format!(
             "resource '{name}' created in group '{group}'"
         )))
@@ -177,51 +171,27 @@ impl Core {
         params: Assignments,
         unset_params: Vec<String>,
     ) -> Result<ControlReply, String> {
-        let current = self
-            .engine
-            .resource(&name)
-            .ok_or(format!("no resource named '{name}'"))?;
-        // Validate every assignment before changing anything.
-        resource_properties(current.properties, &properties)?;
-        if properties.is_empty() && params.is_empty() && unset_params.is_empty() {
-            return Err("nothing to set: give Prop=Value, --param k=v or --unset-param k".into());
+        let params_changed = !params.is_empty() || !unset_params.is_empty();
+        self.admin(Event::SetResource {
+            resource: name.clone(),
+            properties,
+            params,
+            unset_params,
+        })?;
+        let Some(r) = self.engine.resource(&name) else {
+            return Ok(done(format!("resource '{name}' updated")));
+        };
+        self.secrets.update(&name, &r.params);
+        if !params_changed {
+            return Ok(done(format!("resource '{name}' updated")));
         }
-        for (prop, value) in properties {
-            self.admin(Event::SetResourceProperty {
-                resource: name.clone(),
-                name: prop,
-                value,
-            })?;
-        }
-        if !params.is_empty() || !unset_params.is_empty() {
-            let entry = self.params.entry(name.clone()).or_default();
-            entry.extend(params);
-            for key in &unset_params {
-                entry.remove(key);
-            }
-            self.persist_params(&name);
-            return Ok(done(format!(
-                "resource '{name}' updated (parameters apply at its next online)"
-            )));
-        }
-        Ok(done(format!("resource '{name}' updated")))
-    }
-
-    /// Re-saves a resource record after its private parameters changed.
-    fn persist_params(&mut self, name: &str) {
-        if let Some(r) = self.engine.resource(name) {
-            let record = keelson_engine::ResourceRecord {
-                name: r.name,
-                type_name: r.type_name,
-                plugin: r.plugin,
-                group: r.group,
-                properties: r.properties.non_default_map(),
-                params: Default::default(), // filled in by persist()
-                depends_on: r.depends_on,
-                want_online: r.want_online,
-            };
-            self.persist(vec![keelson_engine::PersistChange::PutResource(record)]);
-        }
+        let when = match r.state {
+            ResourceState::Offline | ResourceState::Failed => "reopened with them now",
+            _ => "they apply at its next online",
+        };
+        Ok(done(format!(
+            "resource '{name}' updated (parameters changed: {when})"
+        )))
     }
 }
 

@@ -44,11 +44,11 @@ impl Core {
             .map(|(k, v)| (k.clone(), typed(v)))
             .collect();
         properties.insert("MonitorProcessId".into(), self.host_pid(&r));
-        let parameters: Map<String, Value> = self
+        let parameters: Map<String, Value> = r
             .params
-            .get(name)
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
-            .unwrap_or_default();
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
         let call_stats: Map<String, Value> = self
             .timings
             .get(&r.id)
@@ -149,7 +149,16 @@ impl Core {
             .iter()
             .map(|(op, n)| (op.upper().to_string(), json!(n)))
             .collect();
-        json!({"node": self.node, "pid": std::process::id(), "groups": groups, "hosts": hosts, "calls_completed": totals})
+        let database = match self.store.health() {
+            None => json!({"state": "ok", "unsaved_changes": self.unsaved.len()}),
+            Some(reason) => json!({
+                "state": "unavailable",
+                "reason": reason,
+                "unsaved_changes": self.unsaved.len(),
+                "note": "changes are refused until the cluster database can be reopened",
+            }),
+        };
+        json!({"node": self.node, "pid": std::process::id(), "database": database, "groups": groups, "hosts": hosts, "calls_completed": totals})
     }
 
     pub fn plugin_view(&self) -> Value {

@@ -167,6 +167,13 @@ pub fn group(v: &Value) -> String {
 /// `status`: the node, each group with its resources, then the hosts.
 pub fn status(v: &Value) -> String {
     let mut out = format!("node {}\n", text(&v["node"]));
+    if v["database"]["state"] == "unavailable" {
+        out.push_str(&format!(
+            "DATABASE UNAVAILABLE: {} ({})\n",
+            text(&v["database"]["reason"]),
+            text(&v["database"]["note"])
+        ));
+    }
     let groups = array(&v["groups"]);
     if groups.is_empty() {
         out.push_str("\nno groups\n");

@@ -104,11 +104,5 @@ pub struct ClusterEvent {
 
 pub use keelson_types::{GroupRecord, ResourceRecord};
 
-/// One change to the cluster database. Puts carry the whole record (upsert).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PersistChange {
-    PutResource(ResourceRecord),
-    DeleteResource(String),
-    PutGroup(GroupRecord),
-    DeleteGroup(String),
-}
+/// One change to the cluster database (the one type for it, shared with crates/store).
+pub use keelson_types::RecordChange as PersistChange;

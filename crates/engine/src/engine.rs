@@ -56,7 +56,8 @@ impl Engine {
     /// treated as the previous one). Returns the commands to execute, in order. An administrator
     /// request that is refused returns the error and leaves the engine exactly as it was.
     pub fn handle(&mut self, now: u64, event: Event) -> Result<Vec<Command>, EngineError> {
-        self.handle_keeping_backup(now, event).map(|(commands, _)| commands)
+        self.handle_keeping_backup(now, event)
+            .map(|(commands, _)| commands)
     }
 
     /// Handles an administrator event whose database changes must be durable before it counts:

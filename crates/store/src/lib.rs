@@ -29,14 +29,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub use keelson_types::{GroupRecord, ResourceRecord};
 
-/// One change to apply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    PutResource(ResourceRecord),
-    DeleteResource(String),
-    PutGroup(GroupRecord),
-    DeleteGroup(String),
-}
+/// One change to apply: the engine's own change type, written as it is.
+pub use keelson_types::RecordChange as Change;
 
 /// Everything in the database.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -93,8 +87,9 @@ impl Store {
                 let db = open_existing(path).map_err(open_err)?;
                 if marker.is_none() {
                     // A data directory from before the marker existed: it holds a database now.
-                    marker::write(path, &marker::new_id())
-                        .map_err(|e| open_err(format!("cannot write {}: {e}", marker::MARKER_FILE)))?;
+                    marker::write(path, &marker::new_id()).map_err(|e| {
+                        open_err(format!("cannot write {}: {e}", marker::MARKER_FILE))
+                    })?;
                 }
                 db
             }
@@ -118,9 +113,8 @@ impl Store {
             return Ok(());
         }
         let db = self.writable()?;
-        let outcome = guarded(|| write_changes(db, changes)).unwrap_or_else(|panic| {
-            Err(format!("the database library failed: {panic}"))
-        });
+        let outcome = guarded(|| write_changes(db, changes))
+            .unwrap_or_else(|panic| Err(format!("the database library failed: {panic}")));
         outcome.map_err(|reason| {
             self.reopen();
             StoreError::Write(reason)
@@ -202,7 +196,12 @@ pub(crate) fn open_existing(path: &Path) -> Result<Database, String> {
         .map_err(|e| format!("{}; {REPAIR_HINT}", error::reason(&e)))?;
     guarded(|| db.check_integrity())
         .map_err(|p| format!("fails its integrity check ({p}); {REPAIR_HINT}"))?
-        .map_err(|e| format!("fails its integrity check ({}); {REPAIR_HINT}", error::reason(&e)))?;
+        .map_err(|e| {
+            format!(
+                "fails its integrity check ({}); {REPAIR_HINT}",
+                error::reason(&e)
+            )
+        })?;
     init_schema(&db)?;
     Ok(db)
 }
@@ -392,7 +391,10 @@ mod tests {
         drop(Store::open(&path).unwrap());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o027, 0, "cluster.redb mode {mode:o}");
-        let marker_mode = std::fs::metadata(marker::path_for(&path)).unwrap().permissions().mode();
+        let marker_mode = std::fs::metadata(marker::path_for(&path))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(marker_mode & 0o027, 0, "cluster.id mode {marker_mode:o}");
         assert!(marker::read(&path).unwrap().is_some());
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
@@ -403,11 +405,20 @@ mod tests {
         let path = temp_db("vanished");
         drop(Store::open(&path).unwrap());
         std::fs::write(&path, b"").unwrap();
-        let err = Store::open(&path).err().expect("empty must fail").to_string();
-        assert!(err.contains("is empty, but this data directory held one"), "{err}");
+        let err = Store::open(&path)
+            .err()
+            .expect("empty must fail")
+            .to_string();
+        assert!(
+            err.contains("is empty, but this data directory held one"),
+            "{err}"
+        );
         assert!(err.contains(&path.display().to_string()), "{err}");
         std::fs::remove_file(&path).unwrap();
-        let err = Store::open(&path).err().expect("missing must fail").to_string();
+        let err = Store::open(&path)
+            .err()
+            .expect("missing must fail")
+            .to_string();
         assert!(err.contains("is missing"), "{err}");
         // Nothing was created by the refusals.
         assert!(!path.exists());
@@ -450,7 +461,10 @@ mod tests {
                 Err(e) => {
                     refused += 1;
                     let e = e.to_string();
-                    assert!(e.contains(&path.display().to_string()) || e.contains("record"), "{e}");
+                    assert!(
+                        e.contains(&path.display().to_string()) || e.contains("record"),
+                        "{e}"
+                    );
                 }
             }
         }
@@ -483,8 +497,14 @@ mod tests {
         let kept = report.kept_at.clone().expect("copied aside");
         assert!(kept.exists());
         assert_eq!((report.groups, report.resources), (2, 2), "{report}");
-        assert!(report.fixes.iter().any(|f| f.contains("'lost'")), "{report}");
-        assert!(report.fixes.iter().any(|f| f.contains("'ghost'")), "{report}");
+        assert!(
+            report.fixes.iter().any(|f| f.contains("'lost'")),
+            "{report}"
+        );
+        assert!(
+            report.fixes.iter().any(|f| f.contains("'ghost'")),
+            "{report}"
+        );
         assert_eq!(marker::read(&path).unwrap(), id, "the database id is kept");
         let snap = Store::open(&path).unwrap().load().unwrap();
         assert_eq!(snap.resources.len(), 2);
@@ -495,7 +515,10 @@ mod tests {
         let report = repair(&path).unwrap();
         assert_eq!((report.groups, report.resources), (0, 0));
         assert!(!report.unreadable.is_empty(), "{report}");
-        assert_eq!(Store::open(&path).unwrap().load().unwrap(), Snapshot::default());
+        assert_eq!(
+            Store::open(&path).unwrap().load().unwrap(),
+            Snapshot::default()
+        );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

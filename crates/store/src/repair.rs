@@ -54,7 +54,8 @@ pub fn repair(path: &Path) -> Result<RepairReport, String> {
         let work = path.with_extension("redb.recovering");
         copy_durably(path, &work)?;
         snapshot = salvage(&work, &mut report.unreadable);
-        std::fs::remove_file(&work).map_err(|e| format!("cannot remove {}: {e}", work.display()))?;
+        std::fs::remove_file(&work)
+            .map_err(|e| format!("cannot remove {}: {e}", work.display()))?;
     }
     hold_together(&mut snapshot, &mut report.fixes);
     report.groups = snapshot.groups.len();
@@ -72,9 +73,12 @@ fn aside_path(path: &Path) -> PathBuf {
 }
 
 fn copy_durably(from: &Path, to: &Path) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("cannot copy {} to {}: {e}", from.display(), to.display());
+    let fail =
+        |e: std::io::Error| format!("cannot copy {} to {}: {e}", from.display(), to.display());
     std::fs::copy(from, to).map_err(fail)?;
-    std::fs::File::open(to).and_then(|f| f.sync_all()).map_err(fail)?;
+    std::fs::File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(fail)?;
     marker::sync_dir(to).map_err(fail)
 }
 
@@ -128,9 +132,10 @@ fn read_table<T: for<'de> serde::Deserialize<'de>>(
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(e)) => unreadable.push(format!("table {name} (after {} records): {e}", out.len())),
-        Err(panic) => {
-            unreadable.push(format!("table {name} (after {} records): {panic}", out.len()))
-        }
+        Err(panic) => unreadable.push(format!(
+            "table {name} (after {} records): {panic}",
+            out.len()
+        )),
     }
     out
 }

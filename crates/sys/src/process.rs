@@ -140,16 +140,25 @@ pub fn set_nonblocking(fd: i32) -> io::Result<()> {
 /// the lock lasts as long as the file stays open. `WouldBlock` means another process holds it.
 pub fn lock_exclusive(path: &std::path::Path) -> io::Result<std::fs::File> {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o640)
         .open(path)?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(file)
+}
+
+/// Sets the process's file-mode creation mask (e.g. 0o027: nothing it creates is readable by others
+/// or writable by its group) and returns the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    use nix::sys::stat::{umask, Mode};
+    umask(Mode::from_bits_truncate(mask as libc::mode_t)).bits() as u32
 }
 
 /// The effective user id of this process.

@@ -6,6 +6,7 @@ mod logtime;
 mod op;
 mod properties;
 mod records;
+mod secret;
 mod signal;
 
 pub use defaults::*;
@@ -14,7 +15,8 @@ pub use logtime::{
 };
 pub use op::{Op, UnknownOp};
 pub use properties::*;
-pub use records::{GroupRecord, ResourceRecord};
+pub use records::{GroupRecord, RecordChange, ResourceRecord};
+pub use secret::is_secret_param;
 pub use signal::signal_name;
 
 use serde::{Deserialize, Serialize};

@@ -33,3 +33,25 @@ pub struct GroupRecord {
     /// Whether the administrator last brought the group online (true) or offline (false).
     pub want_online: bool,
 }
+
+/// One change to the cluster database, as the engine emits it and the store writes it. Puts carry
+/// the whole record (upsert).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordChange {
+    PutResource(ResourceRecord),
+    DeleteResource(String),
+    PutGroup(GroupRecord),
+    DeleteGroup(String),
+}
+
+impl RecordChange {
+    /// What the change is about: (is a group, name). Two changes with one key replace each other.
+    pub fn key(&self) -> (bool, &str) {
+        match self {
+            RecordChange::PutResource(r) => (false, &r.name),
+            RecordChange::DeleteResource(n) => (false, n),
+            RecordChange::PutGroup(g) => (true, &g.name),
+            RecordChange::DeleteGroup(n) => (true, n),
+        }
+    }
+}

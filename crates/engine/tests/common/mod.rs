@@ -272,6 +272,7 @@ pub fn spec(
         type_name: "Dummy".into(),
         plugin: "dummy".into(),
         properties,
+        params: Default::default(),
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
     }
 }
