@@ -40,6 +40,8 @@ pub enum Input {
     },
     Opened {
         resource: ResourceId,
+        /// Which Open this answers: only the latest one of a resource counts.
+        seq: u64,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
     },
@@ -56,6 +58,14 @@ pub struct PendingOpen {
     pub name: String,
     pub type_name: String,
     pub params: BTreeMap<String, String>,
+    pub seq: u64,
+}
+
+/// A resource's open in flight and the calls that must wait for it (in order).
+pub struct Opening {
+    /// The Open this is; the answer of an earlier one (superseded by a close or a reopen) is stale.
+    pub seq: u64,
+    pub waiting: Vec<(Op, u64)>,
 }
 
 /// Everything the core owns.
@@ -76,7 +86,9 @@ pub struct Core {
     pub pending_opens: HashMap<HostId, Vec<PendingOpen>>,
     pub handles: HashMap<ResourceId, Arc<ResourceHandle>>,
     /// Resources whose open is queued or in flight, with the calls that must wait for it (in order).
-    pub opening: HashMap<ResourceId, Vec<(Op, u64)>>,
+    pub opening: HashMap<ResourceId, Opening>,
+    /// Numbers the Opens, so a stale answer is told from the current one.
+    pub open_seq: u64,
     /// Values of secret private parameters, kept out of every log line and event.
     pub secrets: Secrets,
     /// Database changes from internal events (not administrator requests) that could not be saved:
@@ -120,6 +132,7 @@ impl Core {
             pending_opens: HashMap::new(),
             handles: HashMap::new(),
             opening: HashMap::new(),
+            open_seq: 0,
             secrets: Secrets::default(),
             unsaved: Unsaved::default(),
             timings: HashMap::new(),
@@ -206,9 +219,10 @@ impl Core {
             Input::HostEvent { host, event } => self.host_event(host, event),
             Input::Opened {
                 resource,
+                seq,
                 host,
                 result,
-            } => self.opened(resource, host, result),
+            } => self.opened(resource, seq, host, result),
             Input::CallDone {
                 resource,
                 op,
@@ -338,10 +352,24 @@ impl Core {
     fn opened(
         &mut self,
         resource: ResourceId,
+        seq: u64,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
     ) {
-        let waiting = self.opening.remove(&resource).unwrap_or_default();
+        if self.opening.get(&resource).is_none_or(|o| o.seq != seq) {
+            // Closed or reopened while this open was in flight: nobody wants this instance.
+            if let Ok(handle) = result {
+                tokio::spawn(async move {
+                    let _ = handle.close().await;
+                });
+            }
+            return;
+        }
+        let waiting = self
+            .opening
+            .remove(&resource)
+            .map(|o| o.waiting)
+            .unwrap_or_default();
         match result {
             Ok(handle) => {
                 let stale = !self.hosts.contains_key(&host);

@@ -2,7 +2,7 @@
 //! tasks that report back to the core, timers, cluster-log lines, events and database changes. Not
 //! deciding anything: the engine did that.
 
-use crate::core::{Core, Input, PendingOpen};
+use crate::core::{Core, Input, Opening, PendingOpen};
 use crate::events::EventLevel;
 use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
 use keelson_host::{Host, OpenSpec};
@@ -22,14 +22,23 @@ impl Core {
                 params,
                 ..
             } => {
+                self.open_seq += 1;
+                let seq = self.open_seq;
                 let open = PendingOpen {
                     resource,
                     name,
                     type_name,
                     params,
+                    seq,
                 };
                 self.handles.remove(&resource);
-                self.opening.entry(resource).or_default();
+                // Calls queued behind an earlier open in flight now wait for this one.
+                let waiting = self
+                    .opening
+                    .remove(&resource)
+                    .map(|o| o.waiting)
+                    .unwrap_or_default();
+                self.opening.insert(resource, Opening { seq, waiting });
                 if self.hosts.contains_key(&host) {
                     self.start_open(host, open);
                 } else {
@@ -104,12 +113,13 @@ impl Core {
     }
 
     pub(crate) fn start_open(&mut self, host: HostId, open: PendingOpen) {
-        let resource = open.resource;
+        let (resource, seq) = (open.resource, open.seq);
         let tx = self.tx.clone();
         let fail = |message: String| {
             let result = Err(keelson_host::HostError::Plugin(message));
             let _ = tx.send(Input::Opened {
                 resource,
+                seq,
                 host,
                 result,
             });
@@ -134,6 +144,7 @@ impl Core {
             let result = h.open(spec).await;
             let _ = tx.send(Input::Opened {
                 resource,
+                seq,
                 host,
                 result,
             });
@@ -150,6 +161,8 @@ impl Core {
     }
 
     fn close(&mut self, resource: ResourceId) {
+        // An open still in flight is superseded: its instance is closed when it arrives.
+        self.opening.remove(&resource);
         if let Some(handle) = self.handles.remove(&resource) {
             tokio::spawn(async move {
                 let _ = handle.close().await;
@@ -158,8 +171,8 @@ impl Core {
     }
 
     pub(crate) fn call(&mut self, resource: ResourceId, op: Op, deadline_ms: u64) {
-        if let Some(waiting) = self.opening.get_mut(&resource) {
-            waiting.push((op, deadline_ms));
+        if let Some(opening) = self.opening.get_mut(&resource) {
+            opening.waiting.push((op, deadline_ms));
             return;
         }
         let Some(handle) = self.handles.get(&resource).cloned() else {

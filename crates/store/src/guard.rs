@@ -12,7 +12,7 @@ thread_local! {
 
 static QUIET_HOOK: Once = Once::new();
 
-/// Runs `f`; a panic in it is returned as `Err(panic message)`.
+/// Runs `f`; a panic in it is returned as `Err(panic message)`, on one line.
 pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     QUIET_HOOK.call_once(|| {
         let previous = std::panic::take_hook();
@@ -26,11 +26,12 @@ pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let result = catch_unwind(AssertUnwindSafe(f));
     GUARDED.with(|g| g.set(was));
     result.map_err(|payload| {
-        payload
+        let text = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic with a non-text payload".into())
+            .unwrap_or_else(|| "panic with a non-text payload".into());
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
     })
 }
 
@@ -45,6 +46,8 @@ mod tests {
         assert_eq!(e, "page checksum mismatch");
         let e = guarded(|| -> u32 { panic!("{} pages", 3) }).unwrap_err();
         assert_eq!(e, "3 pages");
+        let e = guarded(|| -> u32 { panic!("left: 1\n right: 17") }).unwrap_err();
+        assert_eq!(e, "left: 1 right: 17");
         assert!(!GUARDED.with(Cell::get));
     }
 }

@@ -4,7 +4,9 @@
 //! slow, default 1000), `after` (the fault fires on call N+1 of that entry point and every later one;
 //! default 0), `exit_code` (for exit, default 3) and `armed_by` (a file path: the fault fires only
 //! while that file exists, so a test can disarm a fault that must not follow the resource into its
-//! next host). Without `entry`/`fault` it is healthy. Every fault
+//! next host), and `leak_password` (a careless plugin's secret: written into its log at open and into
+//! every error it returns, so tests can prove the node service keeps secrets out of its logs and
+//! events). Without `entry`/`fault` it is healthy. Every fault
 //! is real: a hang blocks forever, a segv is a real invalid memory write, and so on. Not for
 //! production, obviously.
 
@@ -15,13 +17,14 @@ use keelson_plugin::{export_plugin, Host, Params, Resource};
 use keelson_types::Op;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const KNOWN: [&str; 6] = [
+const KNOWN: [&str; 7] = [
     "entry",
     "fault",
     "slow_ms",
     "after",
     "exit_code",
     "armed_by",
+    "leak_password",
 ];
 
 /// Calls of entry points that have no resource instance (open, validate), per process.
@@ -66,6 +69,8 @@ pub struct Chaos {
     plan: Option<Plan>,
     calls: [u64; 9],
     host: Host,
+    /// `leak_password`, echoed in logs and errors.
+    leak: Option<String>,
 }
 
 impl Chaos {
@@ -74,7 +79,10 @@ impl Chaos {
         let count = &mut self.calls[op as usize];
         *count += 1;
         let n = *count;
-        fire(self.plan.as_ref(), op, n)
+        fire(self.plan.as_ref(), op, n).map_err(|e| match &self.leak {
+            Some(secret) => format!("{e} (my password is {secret})"),
+            None => e,
+        })
     }
 }
 
@@ -113,10 +121,15 @@ impl Resource for Chaos {
             Op::Open,
             OPEN_CALLS.fetch_add(1, Ordering::SeqCst) + 1,
         )?;
+        let leak = params.str("leak_password");
+        if let Some(secret) = &leak {
+            host.info(&format!("chaos: opened; my password is {secret}"));
+        }
         Ok(Chaos {
             plan,
             calls: [0; 9],
             host,
+            leak,
         })
     }
 
