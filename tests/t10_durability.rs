@@ -420,13 +420,7 @@ fn a_parameter_change_reaches_the_plugin_and_parameters_can_be_removed() {
     rcm.wait_state("a", "Online", LIMIT);
     let done = rcm.ok(R::ResourceSet {
         name: s("a"),
-        properties: vec![s("LooksAlivePollInterval=10")]
-            .iter()
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap();
-                (k.to_string(), v.to_string())
-            })
-            .collect(),
+        properties: vec![(s("LooksAlivePollInterval"), s("10"))],
         params: vec![
             (s("fail_looks_alive"), s("true")),
             (s("fail_is_alive"), s("true")),
