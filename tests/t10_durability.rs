@@ -366,6 +366,7 @@ fn the_data_directory_and_database_are_private_and_secrets_stay_out_of_logs() {
     assert!(rcm
         .cluster_log()
         .contains("chaos: opened; my password is ***"));
+    assert_eq!(rcm.resource("leaky")["parameters"]["leak_password"], "***");
     for file in ["cluster.log", "events.jsonl", "rcm.out"] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
         assert!(!text.contains(secret), "{file} holds the secret:\n{text}");
@@ -479,4 +480,60 @@ fn a_dependency_can_be_removed_so_the_provider_can_be_deleted() {
     assert_eq!(again, "resource 'share' does not depend on 'disk'");
     rcm.ok(R::ResourceDelete { name: s("disk") });
     assert_eq!(resource_names(&rcm), ["share"]);
+}
+
+/// The CLI's way to the same: `resource set --unset-param` and `resource undepend`.
+#[test]
+fn the_cli_removes_parameters_and_dependencies() {
+    let rcm = Rcm::start("cli-unset");
+    let keelson = |args: &[&str]| {
+        let out = Command::new(artefact("keelson"))
+            .arg("--data-dir")
+            .arg(&rcm.dir)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    rcm.ok(R::GroupCreate {
+        name: s("g"),
+        properties: vec![],
+    });
+    let cmds: [&[&str]; 3] = [
+        &["resource", "create", "a", "--type", "dummy", "--group", "g"],
+        &[
+            "resource",
+            "create",
+            "b",
+            "--type",
+            "dummy",
+            "--group",
+            "g",
+            "--param",
+            "online_delay_ms=1",
+        ],
+        &["resource", "depend", "b", "--on", "a"],
+    ];
+    for args in cmds {
+        let (code, text) = keelson(args);
+        assert_eq!(code, Some(0), "{args:?}: {text}");
+    }
+    let (code, text) = keelson(&["resource", "set", "b", "--unset-param", "online_delay_ms"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("parameters changed"), "{text}");
+    assert_eq!(rcm.resource("b")["parameters"], serde_json::json!({}));
+    let (code, text) = keelson(&["resource", "set", "b", "--unset-param", "online_delay_ms"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        text.trim(),
+        "keelson: resource 'b' has no parameter 'online_delay_ms' to remove"
+    );
+    let (code, text) = keelson(&["resource", "undepend", "b", "--on", "a"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(rcm.resource("b")["depends_on"], serde_json::json!([]));
 }

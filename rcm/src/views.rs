@@ -44,10 +44,14 @@ impl Core {
             .map(|(k, v)| (k.clone(), typed(v)))
             .collect();
         properties.insert("MonitorProcessId".into(), self.host_pid(&r));
+        // Secret values are the plugin's, not the reader's: shown as *** like in the logs.
         let parameters: Map<String, Value> = r
             .params
             .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
+            .map(|(k, v)| match keelson_types::is_secret_param(k) {
+                true => (k.clone(), json!("***")),
+                false => (k.clone(), json!(v)),
+            })
             .collect();
         let call_stats: Map<String, Value> = self
             .timings
