@@ -266,9 +266,17 @@ impl Engine {
     // ---- group states ----
 
     /// The derived state of a group. A Failed member whose restart is scheduled (it is within its
-    /// RestartThreshold and only waits out RestartDelay) does not make the group Failed.
+    /// RestartThreshold and only waits out RestartDelay) does not make the group Failed. An empty
+    /// group has nothing to wait for: it is Online once brought online, else Offline.
     pub(crate) fn derive_group_state(&self, id: GroupId) -> GroupState {
         let g = &self.groups[&id];
+        if g.members.is_empty() && !g.failed_over {
+            return if g.want_online {
+                GroupState::Online
+            } else {
+                GroupState::Offline
+            };
+        }
         let members = g.members.iter().map(|r| {
             let restarting = self.timers.contains_key(&TimerKind::Restart(*r));
             (self.res(*r).state, restarting)
