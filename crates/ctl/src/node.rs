@@ -1,5 +1,6 @@
 //! `keelson node start` and `keelson node stop`: finding and launching keelson-rcm (detached, or in
-//! the foreground), waiting until its socket answers, and stopping it until it has gone. Not the
+//! the foreground with its cluster log on stderr), waiting until the rcm it started answers (a start
+//! that lost the data directory to another rcm says so), and stopping it until it has gone. Not the
 //! node service itself, and not a supervisor: nothing restarts rcm if it dies later.
 
 use crate::client::Client;
@@ -37,7 +38,7 @@ pub enum NodeCommand {
 /// Arguments of `keelson node start`.
 #[derive(Args, Debug)]
 pub struct StartArgs {
-    /// Run keelson-rcm in the foreground (logs on the terminal) and exit with its status.
+    /// Run keelson-rcm in the foreground (its cluster log echoed on stderr) and exit with its status.
     #[arg(long)]
     pub foreground: bool,
     /// A directory of plugin libraries, repeatable (default: this executable's directory if it
