@@ -33,6 +33,8 @@ pub struct Api {
     pub owner_uid: u32,
     /// The socket file's group (members are allowed).
     pub socket_gid: u32,
+    /// Told once the reply to an accepted NodeStop is written: rcm exits only after that.
+    pub stop_answered: Arc<tokio::sync::Notify>,
 }
 
 /// Binds `<dir>/rcm.sock` with mode 0660, replacing a stale socket file.
@@ -111,7 +113,7 @@ impl Api {
             self.log.log(
                 keelson_types::LogLevel::Warn,
                 "API",
-                &format!("refused {described} from uid {uid} pid {pid:?}"),
+                &format!("refused {described} from uid {uid} pid {}", shown_pid(pid)),
             );
             let _ = reply(&mut stream, ControlReply::Error { message }).await;
             return;
@@ -132,7 +134,9 @@ impl Api {
             }
             request => {
                 let mutating = request.is_mutating();
+                let stop = request == ControlRequest::NodeStop;
                 let answer = self.ask_core(request).await;
+                let stopping = stop && matches!(answer, ControlReply::Done { .. });
                 if mutating {
                     let result = match &answer {
                         ControlReply::Error { message } => format!("refused: {message}"),
@@ -142,6 +146,9 @@ impl Api {
                     self.audit.record(uid, gid, pid, &described, true, &result);
                 }
                 let _ = reply(&mut stream, answer).await;
+                if stopping {
+                    self.stop_answered.notify_one();
+                }
             }
         }
     }
@@ -157,6 +164,11 @@ impl Api {
             message: "the node service dropped the request".into(),
         })
     }
+}
+
+/// A peer's pid for the log: the number, or `unknown` when the kernel did not say.
+fn shown_pid(pid: Option<i32>) -> String {
+    pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
 }
 
 async fn reply(

@@ -8,6 +8,7 @@ mod catalogue;
 mod clusterlog;
 mod core;
 mod datadir;
+mod echo;
 mod events;
 mod exec;
 mod requests;
@@ -49,6 +50,9 @@ pub struct Args {
     /// The node service must be stopped.
     #[arg(long)]
     pub repair: bool,
+    /// Also echo the cluster log on stderr (the default when stderr is a terminal).
+    #[arg(long, env = "KEELSON_RCM_FOREGROUND")]
+    pub foreground: bool,
 }
 
 /// Nothing rcm creates is readable by others or writable by its group: data dir 0750, files 0640.
@@ -101,6 +105,9 @@ async fn run(args: Args) -> Result<()> {
         args.log_max_bytes,
         args.log_keep,
     )?);
+    if echo::wanted(args.foreground) {
+        echo::start(log.subscribe()).context("cannot start echoing the cluster log")?;
+    }
     let events = Arc::new(events::EventLog::open(&dir)?);
     let audit = Arc::new(audit::AuditLog::open(&dir)?);
     log.log(
@@ -172,7 +179,9 @@ async fn run(args: Args) -> Result<()> {
 
     let (api_tx, api_rx) = mpsc::channel(256);
     let (listener, socket_gid) = api::bind(&dir)?;
+    let stop_answered = Arc::new(tokio::sync::Notify::new());
     let api = Arc::new(api::Api {
+        stop_answered: stop_answered.clone(),
         core: api_tx.clone(),
         audit,
         log: log.clone(),
@@ -181,13 +190,15 @@ async fn run(args: Args) -> Result<()> {
         socket_gid,
     });
     tokio::spawn(api.serve(listener));
-    tokio::spawn(stop_on_signal(api_tx));
+    tokio::spawn(stop_on_signal(api_tx, stop_answered.clone()));
     log.log(
         LogLevel::Info,
         "RCM",
         &format!("node service ready on {}", dir.join("rcm.sock").display()),
     );
     core.run(inputs, api_rx).await;
+    // The NodeStop reply is written by its connection task: let it go out before exiting.
+    let _ = tokio::time::timeout(STOP_REPLY_WAIT, stop_answered.notified()).await;
     let _ = std::fs::remove_file(dir.join("rcm.sock"));
     log.log(LogLevel::Info, "RCM", "node service stopped");
     Ok(())
@@ -255,8 +266,11 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// SIGTERM or SIGINT: stop like `keelson node stop`.
-async fn stop_on_signal(core: mpsc::Sender<api::CoreRequest>) {
+/// Longest wait, after the core stopped, for the reply to `NodeStop` to be written.
+const STOP_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// SIGTERM or SIGINT: stop like `keelson node stop` (with no reply to write).
+async fn stop_on_signal(core: mpsc::Sender<api::CoreRequest>, answered: Arc<tokio::sync::Notify>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -272,4 +286,5 @@ async fn stop_on_signal(core: mpsc::Sender<api::CoreRequest>) {
     let _ = core
         .send((keelson_proto::ControlRequest::NodeStop, tx))
         .await;
+    answered.notify_one();
 }

@@ -115,10 +115,21 @@ fn usage_error(e: clap::Error) -> ExitCode {
     }
 }
 
-/// The first line of a clap error without its `error: ` prefix.
+/// A clap error as one line: its first line without the `error: ` prefix, followed by the detail
+/// clap indents right under it (which arguments are missing), joined with commas.
 fn clap_message(rendered: &str) -> String {
-    let first = rendered.lines().next().unwrap_or("bad arguments");
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or("bad arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let detail: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if detail.is_empty() {
+        first.to_string()
+    } else {
+        format!("{first} {}", detail.join(", "))
+    }
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -283,6 +294,25 @@ mod tests {
             cli.command,
             Command::Plugin(PluginCommand::Test(_))
         ));
+    }
+
+    #[test]
+    fn a_missing_argument_is_named() {
+        let e = parse(&["resource", "create", "Disk"]).unwrap_err();
+        assert_eq!(
+            clap_message(&e.to_string()),
+            "the following required arguments were not provided: --type <T>, --group <G>"
+        );
+        let e = parse(&["group", "online", "FS", "--timeout", "5"]).unwrap_err();
+        assert_eq!(
+            clap_message(&e.to_string()),
+            "the following required arguments were not provided: --wait"
+        );
+        let e = parse(&["log", "-n", "x"]).unwrap_err();
+        assert_eq!(
+            clap_message(&e.to_string()),
+            "invalid value 'x' for '--lines <N>': invalid digit found in string"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `keelson node start` and `keelson node stop`: finding and launching keelson-rcm (detached, or in
-//! the foreground), waiting until its socket answers, and stopping it until it has gone. Not the
+//! the foreground with its cluster log on stderr), waiting until the rcm it started answers (a start
+//! that lost the data directory to another rcm says so), and stopping it until it has gone. Not the
 //! node service itself, and not a supervisor: nothing restarts rcm if it dies later.
 
 use crate::client::Client;
@@ -18,6 +19,12 @@ pub const SYSTEM_PLUGIN_DIR: &str = "/usr/lib/keelson/plugins";
 const POLL: Duration = Duration::from_millis(20);
 /// How many lines of rcm.out a failed start shows.
 const TAIL_LINES: usize = 20;
+/// Tells keelson-rcm it runs in the foreground: it then echoes its cluster log on stderr.
+pub const FOREGROUND_ENV: &str = "KEELSON_RCM_FOREGROUND";
+/// What keelson-rcm says when another one holds the data directory's lock (rcm.lock).
+const LOCK_REFUSAL: &str = "another keelson-rcm is already running on";
+/// How long one readiness probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `keelson node` subcommands.
 #[derive(Subcommand, Debug)]
@@ -31,7 +38,7 @@ pub enum NodeCommand {
 /// Arguments of `keelson node start`.
 #[derive(Args, Debug)]
 pub struct StartArgs {
-    /// Run keelson-rcm in the foreground (logs on the terminal) and exit with its status.
+    /// Run keelson-rcm in the foreground (its cluster log echoed on stderr) and exit with its status.
     #[arg(long)]
     pub foreground: bool,
     /// A directory of plugin libraries, repeatable (default: this executable's directory if it
@@ -143,6 +150,8 @@ async fn start(data_dir: &Path, args: StartArgs) -> Result<ExitCode> {
     };
     let mut cmd = rcm_command(&rcm, &data_dir, &plugin_dirs);
     if args.foreground {
+        // rcm echoes its cluster log on stderr, which is this terminal.
+        cmd.env(FOREGROUND_ENV, "true");
         return foreground(&rcm, cmd).await;
     }
     let child = spawn_detached(&rcm, &mut cmd, &data_dir)?;
@@ -199,7 +208,9 @@ fn spawn_detached(rcm: &Path, cmd: &mut Command, data_dir: &Path) -> Result<Chil
         .with_context(|| format!("cannot start {}", rcm.display()))
 }
 
-/// Polls the socket until rcm answers; fails early if rcm exits, or at the deadline.
+/// Polls the socket until rcm answers; fails early if rcm exits, or at the deadline. The node that
+/// answers must be the one just started: another keelson-rcm that won the data directory's lock
+/// (a concurrent `node start`) means this start was refused, and says so.
 async fn wait_ready(
     client: &Client,
     mut child: Child,
@@ -208,10 +219,19 @@ async fn wait_ready(
 ) -> Result<()> {
     let start = Instant::now();
     loop {
-        if client.answers().await {
-            return Ok(());
+        if let Ok(Ok(status)) = tokio::time::timeout(PROBE_TIMEOUT, client.view(R::Status)).await {
+            // A node service that does not say its pid is taken for the one just started.
+            match status["pid"].as_u64() {
+                Some(pid) if pid != u64::from(child.id()) => {
+                    return Err(already_running(data_dir, Some(pid)))
+                }
+                _ => return Ok(()),
+            }
         }
         if let Some(status) = child.try_wait()? {
+            if tail_of_out(data_dir).contains(LOCK_REFUSAL) {
+                return Err(already_running(data_dir, None));
+            }
             bail!(
                 "keelson-rcm exited ({status}) before answering on {}{}",
                 client.socket().display(),
@@ -229,6 +249,18 @@ async fn wait_ready(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The error of a start that found another keelson-rcm holding the data directory.
+fn already_running(data_dir: &Path, pid: Option<u64>) -> anyhow::Error {
+    let pid = pid
+        .map(|p| format!(" (keelson-rcm pid {p})"))
+        .unwrap_or_default();
+    anyhow!(
+        "a node service is already running on {}{pid}; this one was not started (stop the other \
+         first with 'keelson node stop')",
+        data_dir.display()
+    )
 }
 
 /// `; last lines of rcm.out:` and those lines, indented, or nothing if it is empty.

@@ -240,6 +240,54 @@ pub fn plugin_list(v: &Value) -> String {
     table(&["PLUGIN", "TYPES", "PATH"], &rows)
 }
 
+/// A cluster-log line as one JSON object for `keelson log --json`: `{time, pid, tid, level,
+/// component, message, line}` (time in ISO 8601 UTC like events, pid and tid as numbers, `line` the
+/// line as written); a line not in the cluster-log format (a "lines dropped" note) is `{line}` only.
+pub fn log_line_json(raw: &str) -> String {
+    let object = match parse_log_line(raw) {
+        Some(p) => serde_json::json!({
+            "time": p.time,
+            "pid": p.pid,
+            "tid": p.tid,
+            "level": p.level,
+            "component": p.component,
+            "message": p.message,
+            "line": raw,
+        }),
+        None => serde_json::json!({ "line": raw }),
+    };
+    object.to_string()
+}
+
+/// The fields of one `PID.TID::YYYY/MM/DD-HH:MM:SS.mmm LEVEL [COMPONENT] message` line.
+struct LogLine<'a> {
+    time: String,
+    pid: u32,
+    tid: u32,
+    level: &'a str,
+    component: &'a str,
+    message: &'a str,
+}
+
+fn parse_log_line(raw: &str) -> Option<LogLine<'_>> {
+    let (ids, rest) = raw.split_once("::")?;
+    let (pid, tid) = ids.split_once('.')?;
+    let pid = u32::from_str_radix(pid, 16).ok()?;
+    let tid = u32::from_str_radix(tid, 16).ok()?;
+    let unix_ms = keelson_types::parse_log_line_time(raw)?;
+    let rest = rest.get(23..)?.strip_prefix(' ')?;
+    let (level, rest) = rest.split_once(' ')?;
+    let (component, message) = rest.strip_prefix('[')?.split_once(']')?;
+    Some(LogLine {
+        time: keelson_types::format_iso_time(unix_ms),
+        pid,
+        tid,
+        level,
+        component,
+        message: message.strip_prefix(' ').unwrap_or(message),
+    })
+}
+
 /// An event line without `--json`: `TIME LEVEL ID message`; a line that is not JSON as-is.
 pub fn event_line(raw: &str) -> String {
     match serde_json::from_str::<Value>(raw) {
@@ -381,6 +429,22 @@ mod tests {
             "{t}"
         );
         assert_eq!(plugin_list(&json!({"plugins": []})), "no plugins found\n");
+    }
+
+    #[test]
+    fn log_lines_as_json_objects() {
+        let raw = "0000758e.0000758b::2026/11/25-08:06:48.173 ERR [RHS] Resource share handling deadlock.";
+        let v: Value = serde_json::from_str(&log_line_json(raw)).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "time": "2026-11-25T08:06:48.173Z", "pid": 0x758e, "tid": 0x758b, "level": "ERR",
+                "component": "RHS", "message": "Resource share handling deadlock.", "line": raw
+            })
+        );
+        let v: Value = serde_json::from_str(&log_line_json("... 3 lines dropped ...")).unwrap();
+        assert_eq!(v, json!({"line": "... 3 lines dropped ..."}));
+        assert!(!log_line_json(raw).contains('\n'), "one line per object");
     }
 
     #[test]

@@ -630,3 +630,115 @@ exec sleep 60"#;
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_start_says_already_running_when_another_rcm_answers_in_its_place() {
+    // The started "rcm" stays up without answering; the socket is answered by a node service whose
+    // pid is not the one just started (another `node start` won the data directory's lock).
+    let dir = TempDir::new("lostrace");
+    let data = dir.0.join("data");
+    let script = write_script(&dir.0, "fake-rcm", "echo $$ > \"$2/ready\"\nexec sleep 60");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelson"));
+    cmd.arg("--data-dir").arg(&data).args(["node", "start"]);
+    cmd.env("KEELSON_RCM", &script).kill_on_drop(true);
+    let other = r#"{"node":"n1","pid":1,"groups":[],"hosts":[]}"#;
+    let (run, _fake) = tokio::join!(cmd.output(), async {
+        wait_for_file(&data.join("ready")).await;
+        FakeRcm::start(&data, Box::new(move |_| json(other)))
+    });
+    let run = run.unwrap();
+    let pid: u32 = std::fs::read_to_string(data.join("ready"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = keelson_sys::process::kill(pid, 9);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        format!(
+            "keelson: a node service is already running on {} (keelson-rcm pid 1); this one was not \
+             started (stop the other first with 'keelson node stop')\n",
+            data.display()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_start_reports_rcms_lock_refusal_as_already_running() {
+    let dir = TempDir::new("lockrefusal");
+    let data = dir.0.join("data");
+    let script = write_script(
+        &dir.0,
+        "fake-rcm",
+        "echo \"keelson-rcm: another keelson-rcm is already running on $2\" >&2; exit 1",
+    );
+    let run = keelson_env(&data, &["node", "start"], &[("KEELSON_RCM", &script)]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "keelson: a node service is already running on {}; this one was not started",
+            data.display()
+        )),
+        "{run:?}"
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_start_in_the_foreground_tells_rcm_to_echo_its_log() {
+    let dir = TempDir::new("fgenv");
+    let script = write_script(
+        &dir.0,
+        "fake-rcm",
+        "echo \"foreground=$KEELSON_RCM_FOREGROUND\"",
+    );
+    let run = keelson_env(
+        &dir.0,
+        &["node", "start", "--foreground"],
+        &[("KEELSON_RCM", &script)],
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "foreground=true\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_json_turns_each_line_into_an_object() {
+    let dir = TempDir::new("logjson");
+    let line = "000047b8.000047b9::2026/12/01-07:15:44.051 WARN [API] refused Status";
+    let fake = FakeRcm::start(
+        &dir.0,
+        Box::new(move |_| vec![Rep::Line(s(line)), Rep::End]),
+    );
+    let run = keelson(&dir.0, &["log", "--json", "-n", "3"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim_end()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"time": "2026-12-01T07:15:44.051Z", "pid": 0x47b8, "tid": 0x47b9,
+            "level": "WARN", "component": "API", "message": "refused Status", "line": line})
+    );
+    assert_eq!(
+        fake.received(),
+        [R::Log {
+            lines: 3,
+            follow: false
+        }]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_argument_is_named_on_the_one_line() {
+    let dir = TempDir::new("missing");
+    let run = keelson(&dir.0, &["resource", "create", "Disk", "--group", "FS"]).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "keelson: the following required arguments were not provided: --type <T>; try '--help'\n"
+    );
+}

@@ -312,10 +312,23 @@ impl Engine {
 
     // ---- group states ----
 
-    /// The derived state of a group.
+    /// The derived state of a group. A Failed member whose restart is scheduled (it is within its
+    /// RestartThreshold and only waits out RestartDelay) does not make the group Failed. An empty
+    /// group has nothing to wait for: it is Online once brought online, else Offline.
     pub(crate) fn derive_group_state(&self, id: GroupId) -> GroupState {
         let g = &self.groups[&id];
-        GroupState::derive(g.failed_over, g.members.iter().map(|r| self.res(*r).state))
+        if g.members.is_empty() && !g.failed_over {
+            return if g.want_online {
+                GroupState::Online
+            } else {
+                GroupState::Offline
+            };
+        }
+        let members = g.members.iter().map(|r| {
+            let restarting = self.timers.contains_key(&TimerKind::Restart(*r));
+            (self.res(*r).state, restarting)
+        });
+        GroupState::derive_members(g.failed_over, members)
     }
 
     /// How much of the node `event` can change.

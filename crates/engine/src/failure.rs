@@ -54,7 +54,7 @@ impl Engine {
                     LogLevel::Info,
                     format!(
                         "Resource '{name}' will be restarted in {} ms.",
-                        at - self.now
+                        at.saturating_sub(self.now)
                     ),
                 );
                 self.schedule(TimerKind::Restart(id), at);
@@ -64,7 +64,7 @@ impl Engine {
                     LogLevel::Warn,
                     format!(
                         "Resource '{name}' stays Failed; it will be retried in {} ms.",
-                        at - self.now
+                        at.saturating_sub(self.now)
                     ),
                 );
                 self.schedule(TimerKind::Retry(id), at);
@@ -95,7 +95,7 @@ impl Engine {
             format!(
                 "Resource '{name}' failed past its RestartThreshold; group '{group}' failed over, no other node \
                  can host it: group is Failed and will be retried in {} ms.",
-                retry_at - self.now
+                retry_at.saturating_sub(self.now)
             ),
         );
         let msg = format!(

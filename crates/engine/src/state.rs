@@ -81,30 +81,48 @@ impl GroupState {
         }
     }
 
-    /// The group state for a group whose resources are in `states`. `failed_over` is true while the
-    /// group has failed (over) and waits for its retry: it is then Failed whatever its resources do.
-    /// Otherwise: empty → Offline; any pending → Pending; all Online → Online; all Offline → Offline;
-    /// some Online → PartialOnline; none Online but some Failed → Failed.
+    /// The group state for a group whose resources are in `states` (none of them awaiting a
+    /// restart); see [`GroupState::derive_members`].
     pub fn derive(
         failed_over: bool,
         states: impl IntoIterator<Item = ResourceState>,
     ) -> GroupState {
+        GroupState::derive_members(failed_over, states.into_iter().map(|s| (s, false)))
+    }
+
+    /// The group state for a group whose members are `(state, restart_scheduled)`, where
+    /// `restart_scheduled` says a Failed member only waits out its RestartDelay (a restart within
+    /// its RestartThreshold is already decided). `failed_over` is true while the group has failed
+    /// (over) and waits for its retry: it is then Failed whatever its resources do. Otherwise:
+    /// empty → Offline; all Offline → Offline; any pending → Pending; all Online → Online; some
+    /// Online → PartialOnline; none Online and some Failed for good → Failed; none Online and the
+    /// only Failed ones about to restart → Pending (an ordinary restart is a transition, not a
+    /// failure of the group).
+    pub fn derive_members(
+        failed_over: bool,
+        members: impl IntoIterator<Item = (ResourceState, bool)>,
+    ) -> GroupState {
         if failed_over {
             return GroupState::Failed;
         }
-        let states: Vec<ResourceState> = states.into_iter().collect();
-        let all = |s: ResourceState| states.iter().all(|x| *x == s);
-        let any = |s: ResourceState| states.contains(&s);
-        if states.is_empty() || all(ResourceState::Offline) {
+        let members: Vec<(ResourceState, bool)> = members.into_iter().collect();
+        let all = |s: ResourceState| members.iter().all(|(x, _)| *x == s);
+        let any = |s: ResourceState| members.iter().any(|(x, _)| *x == s);
+        let failed_for_good = members
+            .iter()
+            .any(|(s, restarting)| *s == ResourceState::Failed && !restarting);
+        if members.is_empty() || all(ResourceState::Offline) {
             GroupState::Offline
-        } else if states.iter().any(|s| s.is_pending()) {
+        } else if members.iter().any(|(s, _)| s.is_pending()) {
             GroupState::Pending
         } else if all(ResourceState::Online) {
             GroupState::Online
         } else if any(ResourceState::Online) {
             GroupState::PartialOnline
-        } else {
+        } else if failed_for_good {
             GroupState::Failed
+        } else {
+            GroupState::Pending
         }
     }
 }
@@ -171,5 +189,26 @@ mod tests {
             GroupState::derive(true, [Online, OfflinePending]),
             GroupState::Failed
         );
+    }
+
+    #[test]
+    fn a_member_awaiting_its_restart_does_not_fail_the_group() {
+        let derive =
+            |f: bool, m: &[(ResourceState, bool)]| GroupState::derive_members(f, m.iter().copied());
+        assert_eq!(derive(false, &[(Failed, true)]), GroupState::Pending);
+        assert_eq!(
+            derive(false, &[(Failed, true), (Offline, false)]),
+            GroupState::Pending
+        );
+        assert_eq!(
+            derive(false, &[(Failed, true), (Online, false)]),
+            GroupState::PartialOnline
+        );
+        assert_eq!(
+            derive(false, &[(Failed, true), (Failed, false)]),
+            GroupState::Failed
+        );
+        assert_eq!(derive(false, &[(Failed, false)]), GroupState::Failed);
+        assert_eq!(derive(true, &[(Failed, true)]), GroupState::Failed);
     }
 }

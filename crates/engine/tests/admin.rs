@@ -306,3 +306,34 @@ fn a_refused_request_returns_no_commands_and_keeps_timers() {
     let c = sim.run(5_000);
     assert_eq!(calls_of(&c, Op::LooksAlive).len(), 1);
 }
+
+#[test]
+fn an_empty_group_is_as_its_administrator_last_asked() {
+    // Nothing in it to wait for: online reads Online at once, offline Offline, and it is announced.
+    let mut sim = Sim::new();
+    sim.group("empty");
+    assert_eq!(sim.gstate("empty"), GroupState::Offline);
+    let c = sim.ok(Event::OnlineGroup {
+        name: "empty".into(),
+    });
+    assert_eq!(sim.gstate("empty"), GroupState::Online);
+    assert_eq!(
+        group_changes(&c),
+        [(GroupState::Offline, GroupState::Online)]
+    );
+    let c = sim.ok(Event::OfflineGroup {
+        name: "empty".into(),
+    });
+    assert_eq!(sim.gstate("empty"), GroupState::Offline);
+    assert_eq!(
+        group_changes(&c),
+        [(GroupState::Online, GroupState::Offline)]
+    );
+    // Once it has members, their states decide: a new resource starts Offline.
+    sim.ok(Event::OnlineGroup {
+        name: "empty".into(),
+    });
+    sim.resource("a", "empty", ResourceProperties::default());
+    sim.settle();
+    assert_eq!(sim.gstate("empty"), GroupState::Offline);
+}

@@ -245,3 +245,99 @@ fn simulated_failure_needs_an_online_resource() {
         "cannot fail resource 'a': it is Offline, not Online"
     );
 }
+
+/// Every group state announced in `cmds`, in order.
+fn announced(cmds: &[Command]) -> Vec<GroupState> {
+    group_changes(cmds).into_iter().map(|(_, to)| to).collect()
+}
+
+#[test]
+fn an_ordinary_restart_reads_pending_not_failed() {
+    // One resource alone in its group, and a provider with a dependent: during RestartDelay neither
+    // group reads Failed (nothing there is past its threshold); both read Pending until Online again.
+    let mut sim = Sim::new();
+    sim.group("solo");
+    sim.group("pair");
+    sim.resource("only", "solo", ResourceProperties::default());
+    sim.resource("disk", "pair", ResourceProperties::default());
+    sim.resource("app", "pair", ResourceProperties::default());
+    sim.dep("app", "disk");
+    sim.ok(Event::OnlineGroup {
+        name: "solo".into(),
+    });
+    sim.ok(Event::OnlineGroup {
+        name: "pair".into(),
+    });
+    sim.settle();
+    assert_eq!(sim.gstate("solo"), GroupState::Online);
+    assert_eq!(sim.gstate("pair"), GroupState::Online);
+
+    let mut seen = announced(&sim.ok(Event::FailResource {
+        name: "only".into(),
+    }));
+    seen.extend(announced(&sim.ok(Event::FailResource {
+        name: "disk".into(),
+    })));
+    seen.extend(announced(&sim.settle()));
+    assert_eq!(sim.state("only"), ResourceState::Failed);
+    assert_eq!(sim.state("disk"), ResourceState::Failed);
+    assert_eq!(sim.state("app"), ResourceState::Offline);
+    assert_eq!(sim.gstate("solo"), GroupState::Pending);
+    assert_eq!(sim.gstate("pair"), GroupState::Pending);
+    sim.advance(499);
+    assert_eq!(sim.gstate("solo"), GroupState::Pending);
+    seen.extend(announced(&sim.run(1)));
+    assert_eq!(sim.gstate("solo"), GroupState::Online);
+    assert_eq!(sim.gstate("pair"), GroupState::Online);
+    assert!(
+        !seen.contains(&GroupState::Failed),
+        "an ordinary restart never announces Failed: {seen:?}"
+    );
+
+    // Past the threshold the group does fail (over), and reads Failed.
+    sim.ok(Event::FailResource {
+        name: "only".into(),
+    });
+    assert_eq!(sim.gstate("solo"), GroupState::Failed);
+}
+
+#[test]
+fn a_failed_resource_left_failed_still_fails_its_group() {
+    // RestartAction=Restart past its threshold: Failed until RetryPeriodOnFailure, not restarting.
+    let props = ResourceProperties {
+        restart_action: RestartAction::Restart,
+        restart_threshold: 0,
+        ..Default::default()
+    };
+    let mut sim = Sim::new();
+    sim.group("g");
+    sim.resource("a", "g", props);
+    sim.ok(Event::OnlineGroup { name: "g".into() });
+    sim.settle();
+    sim.ok(Event::FailResource { name: "a".into() });
+    assert_eq!(sim.state("a"), ResourceState::Failed);
+    assert_eq!(sim.gstate("g"), GroupState::Failed);
+}
+
+#[test]
+fn a_restart_delay_past_what_a_deadline_holds_is_refused_and_the_longest_one_reads_right() {
+    let mut sim = online_group(ResourceProperties::default());
+    let refused = sim.send(Event::SetResourceProperty {
+        resource: "spooler".into(),
+        name: "RestartDelay".into(),
+        value: u64::MAX.to_string(),
+    });
+    let e = refused.expect_err("a RestartDelay that saturates every deadline");
+    assert!(e.to_string().contains("expected at most 4294967295"), "{e}");
+    sim.set("spooler", "RestartDelay", "4294967295");
+    let c = sim.ok(Event::FailResource {
+        name: "spooler".into(),
+    });
+    assert!(
+        logs(&c)
+            .iter()
+            .any(|(_, m)| m == "Resource 'spooler' will be restarted in 4294967295 ms."),
+        "{:?}",
+        logs(&c)
+    );
+}

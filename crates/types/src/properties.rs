@@ -12,6 +12,8 @@ use std::str::FromStr;
 pub const DEFAULT_FAILOVER_PERIOD_MS: u64 = 6 * 3_600_000;
 /// `FailoverThreshold` default, WSFC's own encoding of "number of nodes minus one".
 pub const FAILOVER_THRESHOLD_NODES_MINUS_ONE: u32 = u32::MAX;
+/// How `FailoverThreshold`'s default reads (and may be written): the number of nodes minus one.
+pub const NODES_MINUS_ONE: &str = "nodes-1";
 
 /// What the node service does when a resource fails (`RestartAction`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -136,21 +138,31 @@ pub fn parse_assignment(s: &str) -> Result<(String, String), PropertyError> {
     }
 }
 
+/// Longest time a property may hold, in milliseconds: 4294967295 (about 49.7 days), WSFC's own
+/// limit (its times are DWORDs). Larger values would overflow the deadlines computed from them.
+pub const MAX_PROPERTY_MS: u64 = u32::MAX as u64;
+
 const MS: &str = "expected a number of milliseconds";
 const POSITIVE_MS: &str = "expected a positive number of milliseconds";
+const TOO_LONG_MS: &str = "expected at most 4294967295 milliseconds (about 49.7 days)";
 const COUNT: &str = "expected a non-negative integer";
 
 fn parse_ms(name: &str, value: &str) -> Result<u64, PropertyError> {
-    value
-        .parse::<u64>()
-        .map_err(|_| PropertyError::new(name, value, MS))
+    match value.parse::<u64>() {
+        Ok(v) if v > MAX_PROPERTY_MS => Err(PropertyError::new(name, value, TOO_LONG_MS)),
+        Ok(v) => Ok(v),
+        // A number too large for u64 is still a number: say it is too long.
+        Err(_) if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(PropertyError::new(name, value, TOO_LONG_MS))
+        }
+        Err(_) => Err(PropertyError::new(name, value, MS)),
+    }
 }
 
 fn parse_positive_ms(name: &str, value: &str) -> Result<u64, PropertyError> {
-    match value.parse::<u64>() {
-        Ok(0) => Err(PropertyError::new(name, value, POSITIVE_MS)),
-        Ok(v) => Ok(v),
-        Err(_) => Err(PropertyError::new(name, value, MS)),
+    match parse_ms(name, value)? {
+        0 => Err(PropertyError::new(name, value, POSITIVE_MS)),
+        v => Ok(v),
     }
 }
 
@@ -341,6 +353,16 @@ fn parse_hour(name: &str, value: &str) -> Result<Option<u32>, PropertyError> {
     }
 }
 
+/// A count, or `nodes-1` (case-insensitive) for the default; 4294967295 still means nodes-1.
+fn parse_failover_threshold(name: &str, value: &str) -> Result<u32, PropertyError> {
+    if value.eq_ignore_ascii_case(NODES_MINUS_ONE) {
+        return Ok(FAILOVER_THRESHOLD_NODES_MINUS_ONE);
+    }
+    value
+        .parse::<u32>()
+        .map_err(|_| PropertyError::new(name, value, "expected a non-negative integer or nodes-1"))
+}
+
 fn parse_owners(name: &str, value: &str) -> Result<Vec<String>, PropertyError> {
     let owners: Vec<String> = value
         .split(',')
@@ -386,7 +408,7 @@ impl GroupProperties {
             ));
         };
         match canon {
-            "FailoverThreshold" => self.failover_threshold = parse_count(name, value)?,
+            "FailoverThreshold" => self.failover_threshold = parse_failover_threshold(name, value)?,
             "FailoverPeriod" => self.failover_period_ms = parse_positive_ms(name, value)?,
             "AutoFailbackType" => self.auto_failback_type = parse_enum(name, value)?,
             "FailbackWindowStart" => self.failback_window_start = parse_hour(name, value)?,
@@ -403,7 +425,10 @@ impl GroupProperties {
                 .unwrap_or_else(|| "none".to_string())
         };
         let v = match canonical(name, &Self::NAMES)? {
-            "FailoverThreshold" => self.failover_threshold.to_string(),
+            "FailoverThreshold" => match self.failover_threshold {
+                FAILOVER_THRESHOLD_NODES_MINUS_ONE => NODES_MINUS_ONE.to_string(),
+                n => n.to_string(),
+            },
             "FailoverPeriod" => self.failover_period_ms.to_string(),
             "AutoFailbackType" => self.auto_failback_type.to_string(),
             "FailbackWindowStart" => hour(self.failback_window_start),
@@ -538,6 +563,54 @@ mod tests {
         assert_eq!(g.effective_failover_threshold(5), 2);
         assert_eq!(GroupProperties::from_map(&g.non_default_map()).unwrap(), g);
         assert!(GroupProperties::default().non_default_map().is_empty());
+    }
+
+    #[test]
+    fn times_past_what_a_deadline_can_hold_are_refused() {
+        let mut p = ResourceProperties::default();
+        let e = p.apply("RestartDelay=18446744073709551615").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "RestartDelay=18446744073709551615: expected at most 4294967295 milliseconds (about 49.7 days)"
+        );
+        let e = p
+            .apply("PendingTimeout=99999999999999999999999")
+            .unwrap_err();
+        assert!(e.reason.starts_with("expected at most"), "{e}");
+        assert!(p.apply("RetryPeriodOnFailure=4294967296").is_err());
+        assert_eq!(p, ResourceProperties::default(), "nothing changed");
+        p.apply("RestartDelay=4294967295").unwrap();
+        assert_eq!(p.restart_delay_ms, MAX_PROPERTY_MS);
+        let mut g = GroupProperties::default();
+        assert!(g.apply("FailoverPeriod=4294967296").is_err());
+    }
+
+    #[test]
+    fn failover_threshold_reads_nodes_minus_one_by_default() {
+        let g = GroupProperties::default();
+        assert_eq!(g.get("FailoverThreshold").as_deref(), Some("nodes-1"));
+        assert_eq!(g.to_map()["FailoverThreshold"], "nodes-1");
+        let mut g = GroupProperties::default();
+        g.apply("FailoverThreshold=2").unwrap();
+        assert_eq!(g.get("FailoverThreshold").as_deref(), Some("2"));
+        assert_eq!(g.non_default_map()["FailoverThreshold"], "2");
+        g.apply("FailoverThreshold=Nodes-1").unwrap();
+        assert_eq!(
+            g,
+            GroupProperties::default(),
+            "nodes-1 is the default again"
+        );
+        g.apply("FailoverThreshold=4294967295").unwrap();
+        assert_eq!(g.failover_threshold, FAILOVER_THRESHOLD_NODES_MINUS_ONE);
+        assert!(
+            g.non_default_map().is_empty(),
+            "the default is never stored"
+        );
+        let e = g.apply("FailoverThreshold=many").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "FailoverThreshold=many: expected a non-negative integer or nodes-1"
+        );
     }
 
     #[test]
