@@ -1,5 +1,6 @@
-//! `keelson-rcm`, the node service: opens the data directory (lock, cluster database, logs), probes the
-//! plugin catalogue in a throwaway host, restores what was online, and serves the control socket until
+//! `keelson-rcm`, the node service: opens the data directory (lock, cluster database, logs), starts
+//! probing the plugin catalogue (each file in a throwaway host; the catalogue fills in as probes
+//! report, nothing waits for them here), restores what was online, and serves the control socket until
 //! stopped. Wiring only: the behaviour lives in the modules it starts.
 
 mod api;
@@ -9,6 +10,7 @@ mod clusterlog;
 mod core;
 mod events;
 mod exec;
+mod probe;
 mod requests;
 mod views;
 
@@ -42,7 +44,15 @@ pub struct Args {
     /// Node name shown in status (default: the host name).
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
+    /// How long each plugin file's load may take in its probe host before the host is killed and the
+    /// file listed as hung, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_PROBE_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub probe_timeout: u64,
 }
+
+/// Default of --probe-timeout.
+const DEFAULT_PROBE_TIMEOUT_MS: u64 = 5_000;
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -101,31 +111,16 @@ async fn run(args: Args) -> Result<()> {
     );
 
     let host_config = HostConfig::from_env();
-    let plugin_dirs = plugin_dirs(&args);
-    let (catalogue, warnings) = catalogue::Catalogue::probe(&host_config, &plugin_dirs)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot probe plugins with {}",
-                host_config.rhs_path.display()
-            )
-        })?;
-    for w in warnings {
-        log.log(LogLevel::Warn, "RCM", &w);
-    }
-    log.log(
-        LogLevel::Info,
-        "RCM",
-        &format!(
-            "plugin catalogue: types {}",
-            catalogue.type_names().join(", ")
-        ),
-    );
+    let probe_timeout = std::time::Duration::from_millis(args.probe_timeout);
+    // A missing default plugin directory is no problem; a missing --plugin-dir is listed as one.
+    let explicit = !args.plugin_dirs.is_empty();
+    let catalogue = probe::initial_catalogue(&plugin_dirs(&args), explicit, probe_timeout);
+    let (tx, inputs) = mpsc::unbounded_channel();
+    probe::start(&catalogue, &host_config, &log, &tx);
 
     let store = Store::open(&dir.join("cluster.redb"))?;
     let snapshot = store.load()?;
-    let (engine, commands, params) = restore(&catalogue, &snapshot)?;
-    let (tx, inputs) = mpsc::unbounded_channel();
+    let (engine, commands, params) = restore(&snapshot)?;
     let node = args.node_name.clone().unwrap_or_else(hostname);
     let mut core = core::Core::new(
         engine,
@@ -183,25 +178,15 @@ fn plugin_dirs(args: &Args) -> Vec<PathBuf> {
 type Params = HashMap<String, BTreeMap<String, String>>;
 
 /// Rebuilds the engine from the database; returns the commands that bring back what was online.
+/// Every stored resource comes back with its stored plugin name; the file behind its type is resolved
+/// from the catalogue when it is opened (an open waits while that type is still being probed, and a
+/// type no probe provides fails the open with the reason).
 fn restore(
-    catalogue: &catalogue::Catalogue,
     snapshot: &keelson_store::Snapshot,
 ) -> Result<(Engine, Vec<keelson_engine::Command>, Params)> {
-    // The plugin behind each type is re-resolved from today's catalogue.
-    let resources: Vec<keelson_engine::ResourceRecord> = snapshot
-        .resources
-        .iter()
-        .map(|r| keelson_engine::ResourceRecord {
-            plugin: catalogue
-                .lookup(&r.type_name)
-                .map(|(p, _)| p.to_string())
-                .unwrap_or_default(),
-            ..r.clone()
-        })
-        .collect();
     let groups = &snapshot.groups;
     let now = clusterlog::unix_ms();
-    let (engine, commands) = Engine::restore(now, groups, &resources)
+    let (engine, commands) = Engine::restore(now, groups, &snapshot.resources)
         .map_err(|e| anyhow::anyhow!("cluster database does not hold together: {e}"))?;
     let params = snapshot
         .resources
