@@ -183,10 +183,7 @@ impl Catalogue {
 
     /// " (known: a, b); plugin files that cannot be used: X (hung at load), ..." for error messages.
     fn known_and_problems(&self) -> String {
-        let known = match self.type_names() {
-            names if names.is_empty() => "none".to_string(),
-            names => names.join(", "),
-        };
+        let known = self.offered();
         let problems: Vec<String> = self
             .files
             .iter()
@@ -212,6 +209,14 @@ impl Catalogue {
             .into_iter()
             .filter(|t| self.providers(t).len() == 1)
             .collect()
+    }
+
+    /// The offered types as text: "a, b", or "none".
+    fn offered(&self) -> String {
+        match self.type_names() {
+            names if names.is_empty() => "none".to_string(),
+            names => names.join(", "),
+        }
     }
 
     /// Every type some loaded file declares, sorted, once each.
@@ -292,7 +297,7 @@ impl Catalogue {
                 "plugin catalogue complete: {} files, types: {}; {unusable} with a problem (see \
                  `keelson plugin list`)",
                 self.files.len(),
-                self.type_names().join(", ")
+                self.offered()
             ),
         )
     }
