@@ -157,11 +157,7 @@ impl Catalogue {
     pub fn plugin_for_create(&self, type_name: &str) -> Result<String, String> {
         match self.resolve(type_name) {
             Resolution::Found { plugin, .. } => Ok(plugin),
-            Resolution::Pending => Err(format!(
-                "resource type '{type_name}' is not known yet: {}; try again when `keelson plugin \
-                 list` shows them done",
-                self.still_probing()
-            )),
+            Resolution::Pending => Err(self.pending_reason(type_name)),
             Resolution::Missing(_) if self.providers(type_name).len() > 1 => {
                 Err(conflict_message(type_name, &self.providers(type_name)))
             }
@@ -172,8 +168,17 @@ impl Catalogue {
         }
     }
 
+    /// Why `type_name` is not known yet, one line.
+    fn pending_reason(&self, type_name: &str) -> String {
+        format!(
+            "resource type '{type_name}' is not known yet: {}; try again when `keelson plugin list` \
+             shows them done",
+            self.still_probing()
+        )
+    }
+
     /// "plugin X is still being probed" or "plugin files still being probed: X, Y".
-    fn still_probing(&self) -> String {
+    pub fn still_probing(&self) -> String {
         let paths: Vec<&str> = self.probing().map(|f| f.path.as_str()).collect();
         match paths.as_slice() {
             [one] => format!("plugin {one} is still being probed"),
@@ -294,7 +299,7 @@ impl Catalogue {
         (
             level,
             format!(
-                "plugin catalogue complete: {} files, types: {}; {unusable} with a problem (see \
+                "plugin catalogue complete: {} file(s) looked at, types: {}; {unusable} with a problem (see \
                  `keelson plugin list`)",
                 self.files.len(),
                 self.offered()

@@ -115,9 +115,7 @@ impl Core {
         };
         let path = match self.catalogue.resolve(&open.type_name) {
             crate::catalogue::Resolution::Found { path, .. } => path,
-            crate::catalogue::Resolution::Pending => {
-                return self.catalogue.wait_for_type(host, open)
-            }
+            crate::catalogue::Resolution::Pending => return self.wait_for_catalogue(host, open),
             crate::catalogue::Resolution::Missing(message) => return fail(message),
         };
         let deadline = self.deadlock_timeout(resource);

@@ -8,7 +8,8 @@
 use crate::api::CoreRequest;
 use crate::catalogue::{Catalogue, FileState, PluginFile, ProbeReport, Resolution};
 use crate::clusterlog::ClusterLog;
-use crate::core::{Core, Input};
+use crate::core::{Core, Input, PendingOpen};
+use keelson_engine::HostId;
 use keelson_host::{Host, HostConfig, HostError, HostEvent, HostEvents};
 use keelson_proto::ControlRequest;
 use keelson_types::LogLevel;
@@ -50,6 +51,8 @@ pub fn list(dirs: &[PathBuf], explicit: bool) -> Vec<PluginFile> {
                     }
                 }
                 found.sort_by(|a, b| a.path.cmp(&b.path));
+                // A directory given twice is looked at once.
+                found.retain(|f| !out.iter().any(|o: &PluginFile| o.path == f.path));
                 out.extend(found);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
@@ -205,9 +208,11 @@ async fn probe_file(
         }
         Err(e) => FileState::Failed(e.to_string()),
     };
-    let report = report(state);
-    host.shutdown().await;
-    report
+    // The verdict does not wait for the host to exit.
+    tokio::spawn(async move {
+        host.shutdown().await;
+    });
+    report(state)
 }
 
 /// What plugin code printed or logged while being probed goes to cluster.log, marked as such.
@@ -276,6 +281,21 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// An open whose type is still being probed waits for it (released by `release_waiting`).
+    pub(crate) fn wait_for_catalogue(&mut self, host: HostId, open: PendingOpen) {
+        self.log.log(
+            LogLevel::Info,
+            "RCM",
+            &format!(
+                "Resource '{}' (type '{}') waits for the plugin catalogue: {}",
+                open.name,
+                open.type_name,
+                self.catalogue.still_probing()
+            ),
+        );
+        self.catalogue.wait_for_type(host, open);
     }
 
     /// Opens and creates whose type is no longer pending go ahead (or fail with the reason).
@@ -349,6 +369,11 @@ mod tests {
                     "D/libkeelson_plugin_c.so: not a regular file".into()
                 ),
             ]
+        );
+        assert_eq!(
+            list(&[d.clone(), d.clone()], true).len(),
+            3,
+            "a directory given twice"
         );
         std::fs::remove_dir_all(&d).unwrap();
     }
