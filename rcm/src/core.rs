@@ -50,6 +50,8 @@ pub enum Input {
         op: Op,
         result: Result<CallDone, CallError>,
     },
+    /// A plugin probe finished, or a create parked for the catalogue ran out of time (probe.rs).
+    Catalogue(crate::probe::CatalogueInput),
 }
 
 /// An Open waiting for its host to start.
@@ -211,7 +213,11 @@ impl Core {
 
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Api((request, reply)) => {
+            Input::Api(request) => {
+                // A create of a type still being probed waits for the catalogue (probe.rs).
+                let Some((request, reply)) = self.gate_on_catalogue(request) else {
+                    return;
+                };
                 let answer = self.request(request);
                 let _ = reply.send(answer);
             }
@@ -228,6 +234,7 @@ impl Core {
                 op,
                 result,
             } => self.call_done(resource, op, result),
+            Input::Catalogue(input) => self.on_catalogue(input),
         }
     }
 

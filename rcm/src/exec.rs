@@ -127,15 +127,14 @@ impl Core {
         let Some(h) = self.hosts.get(&host).cloned() else {
             return fail(format!("host slot {} is gone", host.0));
         };
-        let Some((_, path)) = self.catalogue.lookup(&open.type_name) else {
-            return fail(format!(
-                "no plugin provides resource type '{}'",
-                open.type_name
-            ));
+        let path = match self.catalogue.resolve(&open.type_name) {
+            crate::catalogue::Resolution::Found { path, .. } => path,
+            crate::catalogue::Resolution::Pending => return self.wait_for_catalogue(host, open),
+            crate::catalogue::Resolution::Missing(message) => return fail(message),
         };
         let deadline = self.deadlock_timeout(resource);
         let params_json = serde_json::to_string(&open.params).expect("a map of strings");
-        let spec = OpenSpec::new(resource, &open.name, path, &open.type_name)
+        let spec = OpenSpec::new(resource, &open.name, &path, &open.type_name)
             .params(params_json)
             .deadlock_timeout(deadline)
             .timings(self.timings.entry(resource).or_default().clone());

@@ -1,5 +1,6 @@
-//! `keelson-rcm`, the node service: opens the data directory (lock, cluster database, logs), probes the
-//! plugin catalogue in a throwaway host, restores what was online, and serves the control socket until
+//! `keelson-rcm`, the node service: opens the data directory (lock, cluster database, logs), starts
+//! probing the plugin catalogue (each file in a throwaway host; the catalogue fills in as probes
+//! report, nothing waits for them here), restores what was online, and serves the control socket until
 //! stopped. Wiring only: the behaviour lives in the modules it starts.
 
 mod api;
@@ -11,6 +12,7 @@ mod datadir;
 mod echo;
 mod events;
 mod exec;
+mod probe;
 mod requests;
 mod secrets;
 mod unsaved;
@@ -53,10 +55,18 @@ pub struct Args {
     /// Also echo the cluster log on stderr (the default when stderr is a terminal).
     #[arg(long, env = "KEELSON_RCM_FOREGROUND")]
     pub foreground: bool,
+    /// How long each plugin file's load may take in its probe host before the host is killed and the
+    /// file listed as hung, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_PROBE_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub probe_timeout: u64,
 }
 
 /// Nothing rcm creates is readable by others or writable by its group: data dir 0750, files 0640.
 const UMASK: u32 = 0o027;
+
+/// Default of --probe-timeout.
+const DEFAULT_PROBE_TIMEOUT_MS: u64 = 5_000;
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -131,26 +141,12 @@ async fn run(args: Args) -> Result<()> {
         );
     }
     let host_config = HostConfig::from_env();
-    let plugin_dirs = plugin_dirs(&args);
-    let (catalogue, warnings) = catalogue::Catalogue::probe(&host_config, &plugin_dirs)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot probe plugins with {}",
-                host_config.rhs_path.display()
-            )
-        })?;
-    for w in warnings {
-        log.log(LogLevel::Warn, "RCM", &w);
-    }
-    log.log(
-        LogLevel::Info,
-        "RCM",
-        &format!(
-            "plugin catalogue: types {}",
-            catalogue.type_names().join(", ")
-        ),
-    );
+    let probe_timeout = std::time::Duration::from_millis(args.probe_timeout);
+    // A missing default plugin directory is no problem; a missing --plugin-dir is listed as one.
+    let explicit = !args.plugin_dirs.is_empty();
+    let catalogue = probe::initial_catalogue(&plugin_dirs(&args), explicit, probe_timeout);
+    let (tx, inputs) = mpsc::unbounded_channel();
+    probe::start(&catalogue, &host_config, &log, &tx);
 
     let (store, snapshot) = match open_store(&dir) {
         Ok(opened) => opened,
@@ -159,8 +155,7 @@ async fn run(args: Args) -> Result<()> {
             return Err(e.into());
         }
     };
-    let (engine, commands) = restore(&catalogue, &snapshot)?;
-    let (tx, inputs) = mpsc::unbounded_channel();
+    let (engine, commands) = restore(&snapshot)?;
     let node = args.node_name.clone().unwrap_or_else(hostname);
     let mut core = core::Core::new(
         engine,
@@ -237,25 +232,13 @@ fn repair(dir: &std::path::Path) -> Result<()> {
 }
 
 /// Rebuilds the engine from the database; returns the commands that bring back what was online.
-fn restore(
-    catalogue: &catalogue::Catalogue,
-    snapshot: &keelson_store::Snapshot,
-) -> Result<(Engine, Vec<keelson_engine::Command>)> {
-    // The plugin behind each type is re-resolved from today's catalogue.
-    let resources: Vec<keelson_engine::ResourceRecord> = snapshot
-        .resources
-        .iter()
-        .map(|r| keelson_engine::ResourceRecord {
-            plugin: catalogue
-                .lookup(&r.type_name)
-                .map(|(p, _)| p.to_string())
-                .unwrap_or_default(),
-            ..r.clone()
-        })
-        .collect();
+/// Every stored resource comes back with its stored plugin name; the file behind its type is resolved
+/// from the catalogue when it is opened (an open waits while that type is still being probed, and a
+/// type no probe provides fails the open with the reason).
+fn restore(snapshot: &keelson_store::Snapshot) -> Result<(Engine, Vec<keelson_engine::Command>)> {
     let groups = &snapshot.groups;
     let now = clusterlog::unix_ms();
-    let (engine, commands) = Engine::restore(now, groups, &resources)
+    let (engine, commands) = Engine::restore(now, groups, &snapshot.resources)
         .map_err(|e| anyhow::anyhow!("cluster database does not hold together: {e}"))?;
     Ok((engine, commands))
 }

@@ -137,15 +137,7 @@ impl Core {
         properties: Assignments,
     ) -> Result<ControlReply, String> {
         check_name("resource", &name)?;
-        let plugin = match self.catalogue.lookup(&type_name) {
-            Some((plugin, _)) => plugin.to_string(),
-            None => {
-                let known = self.catalogue.type_names().join(", ");
-                return Err(format!(
-                    "unknown resource type '{type_name}' (known: {known})"
-                ));
-            }
-        };
+        let plugin = self.catalogue.plugin_for_create(&type_name)?;
         let properties = resource_properties(ResourceProperties::default(), &properties)?;
         let params: BTreeMap<String, String> = params.into_iter().collect();
         let spec = ResourceSpec {

@@ -165,7 +165,14 @@ impl Core {
         json!({"node": self.node, "pid": std::process::id(), "database": database, "groups": groups, "hosts": hosts, "calls_completed": totals})
     }
 
+    /// Every plugin file looked at with its status and problem, the conflicting types, and whether
+    /// every probe has reported.
     pub fn plugin_view(&self) -> Value {
-        json!({ "plugins": self.catalogue.plugins })
+        json!({
+            "complete": self.catalogue.is_complete(),
+            "probe_timeout_ms": self.catalogue.probe_timeout().as_millis() as u64,
+            "plugins": self.catalogue.entries(),
+            "conflicts": self.catalogue.conflicts(),
+        })
     }
 }

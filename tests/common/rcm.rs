@@ -241,3 +241,52 @@ pub fn request_at(socket: &Path, request: ControlRequest) -> Result<Vec<ControlR
         }
     })
 }
+
+impl Rcm {
+    /// Starts keelson-rcm on `dir` with `plugin_dir` as its only plugin directory, `args` appended
+    /// and `env` added to its environment (its hosts inherit it), and waits until it answers status.
+    pub fn start_with(
+        dir: PathBuf,
+        plugin_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Rcm {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("rcm.out"))
+            .unwrap();
+        let mut cmd = Command::new(super::artefact("keelson-rcm"));
+        cmd.arg("--data-dir")
+            .arg(&dir)
+            .arg("--plugin-dir")
+            .arg(plugin_dir)
+            .args(args)
+            .env("KEELSON_RHS", super::artefact("keelson-rhs"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let rcm = Rcm {
+            dir,
+            child: Some(cmd.spawn().expect("keelson-rcm starts")),
+            keep_dir: false,
+        };
+        let ready = super::wait_until(Duration::from_secs(20), || {
+            rcm.try_request(ControlRequest::Status).is_ok()
+        });
+        assert!(
+            ready,
+            "keelson-rcm did not answer; rcm.out:\n{}",
+            rcm.output()
+        );
+        rcm
+    }
+
+    /// The `plugin list` view.
+    pub fn plugins(&self) -> Value {
+        self.ok(ControlRequest::PluginList)
+    }
+}

@@ -1,7 +1,9 @@
-//! `keelson plugin test`: loads a plugin in a fresh keelson-rhs per resource type and runs the
-//! conformance sequence (open, validate, online, looks_alive, is_alive, offline, online again,
-//! terminate, close, deadline), reporting each step with its duration. A hang or crash is reported
-//! as the step that caused it; this process never loads plugin code, so it survives both.
+//! `keelson plugin test`: loads a plugin in a throwaway keelson-rhs (the load step, held to
+//! --deadlock-timeout like every call, so a library initialiser that never returns fails it), then
+//! runs the conformance sequence in a fresh host per resource type (open, validate, online,
+//! looks_alive, is_alive, offline, online again, terminate, close, deadline), reporting each step
+//! with its duration. A hang or crash is reported as the step that caused it; this process never
+//! loads plugin code, so it survives both.
 
 use anyhow::{bail, Context, Result};
 use keelson_host::{
@@ -61,8 +63,14 @@ struct TypeReport {
 
 #[derive(Serialize, Debug)]
 struct Report {
-    plugin: PluginInfo,
+    /// The file tested (canonical path).
+    path: String,
+    /// What the plugin offers; None when it could not be loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin: Option<PluginInfo>,
     passed: bool,
+    /// Loading the library in a throwaway host, within DeadlockTimeout.
+    load: StepReport,
     types: Vec<TypeReport>,
 }
 
@@ -85,7 +93,22 @@ pub async fn run(args: TestArgs) -> Result<ExitCode> {
         .display()
         .to_string();
     let config = HostConfig::from_env();
-    let info = probe(&config, &path).await?;
+    let deadline = Duration::from_millis(args.deadlock_timeout);
+    let (load, info) = load_step(&config, &path, deadline).await?;
+    if !args.json {
+        println!("load {path} (DeadlockTimeout {} ms)", deadline.as_millis());
+        print_step(&load);
+    }
+    let Some(info) = info else {
+        let report = Report {
+            path,
+            plugin: None,
+            passed: false,
+            load,
+            types: Vec::new(),
+        };
+        return finish(&report, args.json);
+    };
     let types: Vec<String> = match &args.type_name {
         Some(t) if info.types.iter().any(|x| &x.name == t) => vec![t.clone()],
         Some(t) => bail!(
@@ -94,7 +117,6 @@ pub async fn run(args: TestArgs) -> Result<ExitCode> {
         ),
         None => info.types.iter().map(|t| t.name.clone()).collect(),
     };
-    let deadline = Duration::from_millis(args.deadlock_timeout);
     let mut reports = Vec::new();
     for type_name in &types {
         let report = test_type(&config, &path, type_name, &params, deadline).await?;
@@ -107,16 +129,23 @@ pub async fn run(args: TestArgs) -> Result<ExitCode> {
         .iter()
         .all(|r| r.steps.iter().all(|s| s.result == Outcome::Pass));
     let report = Report {
-        plugin: info,
+        path,
+        plugin: Some(info),
         passed,
+        load,
         types: reports,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    finish(&report, args.json)
+}
+
+/// Prints the report (or its summary line after the steps) and picks the exit status.
+fn finish(report: &Report, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print_summary(&report);
+        print_summary(report);
     }
-    Ok(if passed {
+    Ok(if report.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -146,14 +175,49 @@ fn type_names(info: &PluginInfo) -> String {
         .join(", ")
 }
 
-/// Loads the plugin in a throwaway host to learn its types.
-async fn probe(config: &HostConfig, path: &str) -> Result<PluginInfo> {
+/// Loads the plugin in a throwaway host, within `deadline`, to learn its types: the load step, and
+/// what the plugin offers if it passed. Only failing to start keelson-rhs at all is an error.
+async fn load_step(
+    config: &HostConfig,
+    path: &str,
+    deadline: Duration,
+) -> Result<(StepReport, Option<PluginInfo>)> {
     let (host, _events) = Host::spawn(config)
         .await
         .context("cannot start keelson-rhs")?;
-    let info = host.load_plugin(path).await;
+    let start = Instant::now();
+    let loaded = host.load_plugin_within(path, deadline).await;
+    let elapsed = ms(start.elapsed());
     host.shutdown().await;
-    Ok(info?)
+    let load = |result, message| StepReport {
+        step: "load",
+        op: None,
+        result,
+        duration_ms: elapsed,
+        message,
+    };
+    Ok(match loaded {
+        Ok(info) => {
+            let message = format!("plugin {}, types: {}", info.name, type_names(&info));
+            (load(Outcome::Pass, message), Some(info))
+        }
+        Err(e) => (load(Outcome::Fail, load_failure(&e, deadline)), None),
+    })
+}
+
+/// Says why the library could not be loaded.
+fn load_failure(e: &HostError, deadline: Duration) -> String {
+    match e {
+        HostError::LoadHung { limit_ms, pid, .. } => format!(
+            "hung: the library did not finish loading within DeadlockTimeout {limit_ms} ms (a \
+             library initialiser never returned); host {pid} was killed"
+        ),
+        HostError::Died(died) => format!(
+            "the host died while loading the library: {}",
+            death_message(died, deadline)
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// Runs the whole sequence for one type in a fresh host.
@@ -368,33 +432,38 @@ fn print_type(report: &TypeReport) {
         report.type_name, report.host_pid, report.deadlock_timeout_ms
     );
     for s in &report.steps {
-        let tag = match s.result {
-            Outcome::Pass => "PASS",
-            Outcome::Fail => "FAIL",
-            Outcome::Skip => "SKIP",
-        };
-        let dur = if s.result == Outcome::Skip || s.step == "deadline" {
-            String::new()
-        } else {
-            format!("{:9.2} ms", s.duration_ms)
-        };
-        println!("  {tag}  {:<13}{dur:>12}  {}", s.step, s.message);
+        print_step(s);
     }
+}
+
+fn print_step(s: &StepReport) {
+    let tag = match s.result {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Skip => "SKIP",
+    };
+    let dur = if s.result == Outcome::Skip || s.step == "deadline" {
+        String::new()
+    } else {
+        format!("{:9.2} ms", s.duration_ms)
+    };
+    println!("  {tag}  {:<13}{dur:>12}  {}", s.step, s.message);
 }
 
 fn print_summary(report: &Report) {
     let count = |o: Outcome| {
-        report
-            .types
-            .iter()
-            .flat_map(|t| &t.steps)
+        std::iter::once(&report.load)
+            .chain(report.types.iter().flat_map(|t| &t.steps))
             .filter(|s| s.result == o)
             .count()
     };
+    let plugin = match &report.plugin {
+        Some(info) => format!("plugin {}", info.name),
+        None => "plugin file".to_string(),
+    };
     println!(
-        "plugin {} ({}): {} ({} passed, {} failed, {} skipped)",
-        report.plugin.name,
-        report.plugin.path,
+        "{plugin} ({}): {} ({} passed, {} failed, {} skipped)",
+        report.path,
         if report.passed { "PASS" } else { "FAIL" },
         count(Outcome::Pass),
         count(Outcome::Fail),

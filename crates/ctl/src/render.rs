@@ -222,22 +222,41 @@ fn hosts(hosts: &[Value]) -> String {
     )
 }
 
-/// `plugin list`: one row per plugin file; a plugin that failed to load shows its error.
+/// `plugin list`: one row per file looked at; in place of its types, a file that could not be used
+/// shows its problem (failed, hung at load, still being probed), and a type two files declare is
+/// marked as a conflict naming the other file. A note follows while probes are still running.
 pub fn plugin_list(v: &Value) -> String {
     let rows: Vec<Vec<String>> = array(&v["plugins"])
         .iter()
-        .map(|p| {
-            let types = match &p["error"] {
-                Value::Null => text(&p["types"]),
-                e => format!("error: {}", text(e)),
-            };
-            vec![text(&p["name"]), types, text(&p["path"])]
-        })
+        .map(|p| vec![text(&p["name"]), plugin_types(p), text(&p["path"])])
         .collect();
     if rows.is_empty() {
         return "no plugins found\n".to_string();
     }
-    table(&["PLUGIN", "TYPES", "PATH"], &rows)
+    let mut out = table(&["PLUGIN", "TYPES", "PATH"], &rows);
+    let probing = array(&v["plugins"])
+        .iter()
+        .filter(|p| p["status"] == "probing")
+        .count();
+    if v["complete"] == Value::Bool(false) {
+        out.push_str(&format!(
+            "\n{probing} plugin file(s) still being probed (each has {} ms); run again to see them\n",
+            text(&v["probe_timeout_ms"])
+        ));
+    }
+    out
+}
+
+/// The TYPES cell of one plugin file: its types, or its problem.
+fn plugin_types(p: &Value) -> String {
+    let status = p["status"].as_str().unwrap_or("");
+    match (status, &p["error"]) {
+        ("probing", _) => "probing (no answer yet)".to_string(),
+        ("hung", e) => text(e),
+        ("conflict", e) => format!("{} (conflict: {})", text(&p["types"]), text(e)),
+        (_, Value::Null) => text(&p["types"]),
+        (_, e) => format!("error: {}", text(e)),
+    }
 }
 
 /// A cluster-log line as one JSON object for `keelson log --json`: `{time, pid, tid, level,
@@ -445,6 +464,34 @@ mod tests {
         let v: Value = serde_json::from_str(&log_line_json("... 3 lines dropped ...")).unwrap();
         assert_eq!(v, json!({"line": "... 3 lines dropped ..."}));
         assert!(!log_line_json(raw).contains('\n'), "one line per object");
+    }
+
+    #[test]
+    fn plugin_list_shows_hung_probing_and_conflicting_files() {
+        let v = json!({"complete": false, "probe_timeout_ms": 500, "plugins": [
+            {"path": "/p/a.so", "status": "conflict", "name": "a", "types": ["x", "y"],
+             "conflicting_types": ["x"], "error": "type 'x' is also provided by /p/b.so"},
+            {"path": "/p/h.so", "status": "hung", "types": [], "error": "hung at load: 500 ms"},
+            {"path": "/p/l.so", "status": "probing", "types": []},
+            {"path": "/p/d.so", "status": "failed", "types": [], "error": "/p/d.so -> /x: no such file"}
+        ]});
+        let t = plugin_list(&v);
+        assert!(
+            t.contains("a       x, y (conflict: type 'x' is also provided by /p/b.so)  /p/a.so\n"),
+            "{t}"
+        );
+        assert!(t.contains("-       hung at load: 500 ms"), "{t}");
+        assert!(t.contains("-       probing (no answer yet)"), "{t}");
+        assert!(
+            t.contains("-       error: /p/d.so -> /x: no such file"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with(
+                "\n1 plugin file(s) still being probed (each has 500 ms); run again to see them\n"
+            ),
+            "{t}"
+        );
     }
 
     #[test]

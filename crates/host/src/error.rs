@@ -18,6 +18,17 @@ pub enum HostError {
     Protocol(String),
     #[error("{0}")]
     Plugin(String),
+    /// The host did not answer a LoadPlugin within its limit (a library initialiser that never
+    /// returned) and was SIGKILLed.
+    #[error(
+        "plugin {path}: hung at load: not loaded within {limit_ms} ms (a library initialiser never \
+         returned); host {pid} was killed"
+    )]
+    LoadHung {
+        path: String,
+        limit_ms: u64,
+        pid: u32,
+    },
     #[error("{0}")]
     Died(HostDied),
     #[error("resource id 0 is reserved")]

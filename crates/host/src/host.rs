@@ -197,8 +197,18 @@ impl Host {
         self.died().await
     }
 
-    /// Loads (dlopens) a plugin in the host and returns what it offers.
+    /// Loads (dlopens) a plugin in the host and returns what it offers (at most 30 s).
     pub async fn load_plugin(&self, path: &str) -> Result<PluginInfo, HostError> {
+        self.load_plugin_within(path, LOAD_TIMEOUT).await
+    }
+
+    /// Loads a plugin; if the host has not answered within `limit` (a library initialiser that never
+    /// returns), the host is SIGKILLed and the load is reported as [`HostError::LoadHung`].
+    pub async fn load_plugin_within(
+        &self,
+        path: &str,
+        limit: Duration,
+    ) -> Result<PluginInfo, HostError> {
         let req = self.inner.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.inner.shared.lock_pending().insert(req, tx);
@@ -207,16 +217,17 @@ impl Host {
             path: path.to_string(),
         })
         .await?;
-        match tokio::time::timeout(LOAD_TIMEOUT, rx).await {
+        match tokio::time::timeout(limit, rx).await {
             Ok(Ok(result)) => result.map_err(HostError::Plugin),
             Ok(Err(_)) => Err(HostError::Died(self.died().await)),
             Err(_) => {
                 self.kill();
                 let died = self.died().await;
-                Err(HostError::Plugin(format!(
-                    "plugin {path}: loading took longer than {} s; {died}",
-                    LOAD_TIMEOUT.as_secs()
-                )))
+                Err(HostError::LoadHung {
+                    path: path.to_string(),
+                    limit_ms: limit.as_millis() as u64,
+                    pid: died.pid,
+                })
             }
         }
     }
