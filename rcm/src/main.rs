@@ -9,6 +9,7 @@ mod clusterlog;
 mod core;
 mod events;
 mod exec;
+mod logfile;
 mod requests;
 mod views;
 
@@ -88,8 +89,16 @@ async fn run(args: Args) -> Result<()> {
         args.log_max_bytes,
         args.log_keep,
     )?);
-    let events = Arc::new(events::EventLog::open(&dir)?);
-    let audit = Arc::new(audit::AuditLog::open(&dir)?);
+    let events = Arc::new(events::EventLog::open(
+        &dir,
+        args.log_max_bytes,
+        args.log_keep,
+    )?);
+    let audit = Arc::new(audit::AuditLog::open(
+        &dir,
+        args.log_max_bytes,
+        args.log_keep,
+    )?);
     log.log(
         LogLevel::Info,
         "RCM",

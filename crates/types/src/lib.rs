@@ -7,6 +7,7 @@ mod op;
 mod properties;
 mod records;
 mod signal;
+mod text;
 
 pub use defaults::*;
 pub use logtime::{
@@ -16,6 +17,7 @@ pub use op::{Op, UnknownOp};
 pub use properties::*;
 pub use records::{GroupRecord, ResourceRecord};
 pub use signal::signal_name;
+pub use text::{check_name, check_param_key, escape_for_log, is_invisible, is_secret_param};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
