@@ -99,8 +99,7 @@ impl LogFile {
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 if !state.failing {
-                    // The one place left to say so when a log itself cannot be written.
-                    eprintln!("keelson-rcm: cannot write {}: {e}", self.path.display());
+                    say_on_stderr(&format!("cannot write {}: {e}", self.path.display()));
                 }
                 state.failing = true;
                 state.last_error = Some(e.to_string());
@@ -123,14 +122,10 @@ impl LogFile {
             self.rotate_locked(state);
             before = state.file.metadata()?.len();
         }
-        let written = match state.file.write(bytes) {
-            Ok(n) if n == bytes.len() => return Ok(()),
-            Ok(n) => Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short write ({n} of {} bytes)", bytes.len()),
-            )),
-            Err(e) => Err(e),
-        };
+        let written = write_whole(&mut state.file, bytes);
+        if written.is_ok() {
+            return written;
+        }
         if state.file.set_len(before).is_err() {
             state.torn_at = Some(before);
         }
@@ -151,7 +146,7 @@ impl LogFile {
             Err(e) => {
                 state.rotate_after = Some(Instant::now() + ROTATE_RETRY);
                 state.last_error = Some(format!("cannot rotate: {e}"));
-                eprintln!("keelson-rcm: cannot rotate {}: {e}", self.path.display());
+                say_on_stderr(&format!("cannot rotate {}: {e}", self.path.display()));
             }
         }
     }
@@ -233,6 +228,35 @@ impl LogFile {
             last_error: state.last_error.clone(),
         }
     }
+}
+
+/// Writes `bytes` in one write when it can; after a short write (a nearly full disk) the rest is
+/// tried once more, under the same lock, so the caller learns the real reason (ENOSPC) and either
+/// the whole line is there or the caller cuts it back.
+fn write_whole(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match file.write(&bytes[done..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing")),
+            Ok(n) if done == 0 && n < bytes.len() => done = n,
+            Ok(n) if done + n == bytes.len() => return Ok(()),
+            Ok(n) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("short write ({} of {} bytes)", done + n, bytes.len()),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The one place left to say so when a log itself cannot be written. Unlike `eprintln!`, never
+/// panics: stderr may be a file on the same full disk.
+fn say_on_stderr(message: &str) {
+    let _best_effort = writeln!(io::stderr(), "keelson-rcm: {message}");
 }
 
 /// Opens `path` for appending, creating it with [`LOG_FILE_MODE`] (never wider, whatever the umask

@@ -241,3 +241,41 @@ pub fn request_at(socket: &Path, request: ControlRequest) -> Result<Vec<ControlR
         }
     })
 }
+
+impl Rcm {
+    /// Starts keelson-rcm on `dir` with extra arguments (e.g. `--log-max-bytes 600`) and waits until
+    /// it answers.
+    pub fn start_in_with_args(dir: PathBuf, extra: &[&str]) -> Rcm {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("rcm.out"))
+            .unwrap();
+        let child = Command::new(super::artefact("keelson-rcm"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--plugin-dir")
+            .arg(super::target_dir())
+            .args(extra)
+            .env("KEELSON_RHS", super::artefact("keelson-rhs"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("keelson-rcm starts");
+        let rcm = Rcm {
+            dir,
+            child: Some(child),
+            keep_dir: false,
+        };
+        let ready = super::wait_until(Duration::from_secs(20), || {
+            rcm.try_request(ControlRequest::Status).is_ok()
+        });
+        assert!(
+            ready,
+            "keelson-rcm did not answer; rcm.out:\n{}",
+            rcm.output()
+        );
+        rcm
+    }
+}
