@@ -34,10 +34,10 @@ pub struct Args {
     /// Directory searched for libkeelson_plugin_*.so files (repeatable).
     #[arg(long = "plugin-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Rotate cluster.log when it would grow past this many bytes.
+    /// Rotate cluster.log, events.jsonl and audit.log when one would grow past this many bytes.
     #[arg(long, default_value_t = clusterlog::DEFAULT_MAX_BYTES, value_name = "BYTES")]
     pub log_max_bytes: u64,
-    /// Rotated cluster logs to keep.
+    /// Rotated files to keep of each (cluster.log.1 … .N, likewise events.jsonl and audit.log).
     #[arg(long, default_value_t = clusterlog::DEFAULT_KEEP, value_name = "N")]
     pub log_keep: u32,
     /// Node name shown in status (default: the host name).
