@@ -786,3 +786,43 @@ fn a_full_disk_refuses_what_cannot_be_audited_and_leaves_no_torn_line() {
     assert!(group_names(&rcm).contains(&s("after")));
     drop(rcm);
 }
+
+#[test]
+fn a_log_read_error_is_the_clients_error_not_silence() {
+    let rcm = Rcm::start("readerror");
+    // A rotated "file" that cannot be read (a directory): the tail must say so, not stop short.
+    std::fs::create_dir(rcm.dir.join("cluster.log.1")).unwrap();
+    std::fs::create_dir(rcm.dir.join("events.jsonl.1")).unwrap();
+    for request in [
+        R::Log {
+            lines: 10_000,
+            follow: false,
+        },
+        R::Events {
+            last: 10_000,
+            follow: false,
+        },
+    ] {
+        let shown = format!("{request:?}");
+        let replies = rcm.request(request);
+        match replies.last() {
+            Some(ControlReply::Error { message }) => {
+                assert!(
+                    message.starts_with("cannot read ") && message.contains(".1: "),
+                    "{shown}: {message}"
+                );
+                assert!(message.to_lowercase().contains("directory"), "{message}");
+            }
+            other => panic!("{shown}: the read error was hidden: {other:?}"),
+        }
+    }
+    let out = std::process::Command::new(common::artefact("keelson"))
+        .arg("--data-dir")
+        .arg(&rcm.dir)
+        .args(["log", "-n", "10000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit status says the read failed");
+    assert!(stderr.contains("cannot read cluster.log"), "{stderr}");
+}

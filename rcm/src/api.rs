@@ -340,17 +340,22 @@ fn shown(peer: Peer) -> String {
     }
 }
 
+/// An I/O error without its `(os error N)` tail: `cluster.log.1: Is a directory`.
+fn io_reason_keep_case(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
 /// An I/O error as a reason in a sentence: `no space left on device`.
 fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error") {
-        Some(at) => &text[..at],
-        None => &text,
-    };
+    let text = io_reason_keep_case(e);
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text.to_string(),
+        None => text,
     }
 }
 
@@ -379,7 +384,7 @@ async fn stream_tail(stream: &mut UnixStream, file: Arc<LogFile>, wanted: u32, f
     let end = match reader.await {
         Ok(Ok(end)) => end,
         Ok(Err(e)) => {
-            let message = format!("cannot read {name}: {e}");
+            let message = format!("cannot read {}", io_reason_keep_case(&e));
             let _gone = reply(stream, ControlReply::Error { message }).await;
             return;
         }
@@ -454,5 +459,7 @@ mod tests {
         let e = std::io::Error::from_raw_os_error(28);
         assert_eq!(io_reason(&e), "no space left on device");
         assert_eq!(io_reason(&std::io::Error::other("Odd")), "odd");
+        let named = std::io::Error::other("cluster.log.1: Is a directory (os error 21)");
+        assert_eq!(io_reason_keep_case(&named), "cluster.log.1: Is a directory");
     }
 }

@@ -18,9 +18,11 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Read size of both passes.
 const CHUNK: usize = 64 * 1024;
 
-/// A log file set as it was when opened: (file, length) newest first (current, .1, .2, …).
+/// A log file set as it was when opened, newest first (current, .1, .2, …).
 pub struct Tail {
     files: Vec<(File, u64)>,
+    /// Each file's name, for errors.
+    names: Vec<String>,
 }
 
 /// How a tail read ended.
@@ -45,7 +47,7 @@ impl Tail {
     /// Opens `path` and `path.1` … `path.keep`, stopping at the first rotated file that does not
     /// exist; any other error is returned.
     pub fn open(path: &Path, keep: u32) -> io::Result<Tail> {
-        let mut files = Vec::new();
+        let (mut files, mut names) = (Vec::new(), Vec::new());
         for k in 0..=keep {
             let name = if k == 0 {
                 path.to_path_buf()
@@ -54,15 +56,16 @@ impl Tail {
             };
             match File::open(&name) {
                 Ok(file) => {
-                    let len = file.metadata()?.len();
+                    let len = file.metadata().map_err(|e| with_name(e, &name))?.len();
                     files.push((file, len));
+                    names.push(short_name(&name));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && k > 0 => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(with_name(e, &name)),
             }
         }
-        Ok(Tail { files })
+        Ok(Tail { files, names })
     }
 
     /// Hands the last `wanted` lines (at most [`MAX_TAIL_LINES`] and [`MAX_TAIL_BYTES`]) to `emit`,
@@ -79,7 +82,8 @@ impl Tail {
             if lines >= limit || by_bytes {
                 break;
             }
-            let found = find_start(file, *len, limit - lines, MAX_TAIL_BYTES - bytes)?;
+            let found = find_start(file, *len, limit - lines, MAX_TAIL_BYTES - bytes)
+                .map_err(|e| self.named(e, i))?;
             starts.push((i, found.start));
             lines += found.lines;
             bytes += len - found.start;
@@ -92,10 +96,12 @@ impl Tail {
         let mut sent = 0usize;
         for &(i, start) in starts.iter().rev() {
             let (file, len) = &self.files[i];
-            if !emit_lines(file, start, *len, &mut |line| {
+            let more = emit_lines(file, start, *len, &mut |line| {
                 sent += 1;
                 emit(line)
-            })? {
+            })
+            .map_err(|e| self.named(e, i))?;
+            if !more {
                 break;
             }
         }
@@ -103,6 +109,12 @@ impl Tail {
             lines: sent,
             capped: lines < wanted && more_before,
         })
+    }
+}
+
+impl Tail {
+    fn named(&self, e: io::Error, i: usize) -> io::Error {
+        io::Error::new(e.kind(), format!("{}: {e}", self.names[i]))
     }
 }
 
@@ -212,7 +224,14 @@ impl LineBuf {
 }
 
 fn with_name(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    io::Error::new(e.kind(), format!("{}: {e}", short_name(path)))
+}
+
+/// The file's name without its directory (`cluster.log.1`).
+fn short_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 #[cfg(test)]
