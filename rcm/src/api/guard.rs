@@ -4,11 +4,10 @@
 //! limit on the cluster-log lines that bad traffic causes. Not authorisation or request handling
 //! (api.rs).
 
-use keelson_proto::{decode, ControlEnvelope, ProtoError, MAX_FRAME_LEN};
+use keelson_proto::{read_frame_admitted, ControlEnvelope, ProtoError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -79,53 +78,23 @@ impl Limits {
     }
 
     /// Reads one request frame of at most `max_len` bytes, drawing on the byte budget for anything
-    /// bigger than [`SMALL_FRAME`] before reading its payload; the payload buffer grows only as
-    /// bytes arrive. `Ok(None)` when the peer closes without sending anything.
+    /// bigger than [`SMALL_FRAME`] before reading its payload. `Ok(None)` when the peer closes
+    /// without sending anything.
     pub async fn read_request(
         self: &Arc<Limits>,
         stream: &mut UnixStream,
         max_len: usize,
     ) -> Result<Option<(ControlEnvelope, Option<OwnedBudget>)>, FrameError> {
-        let mut header = [0u8; 4];
-        let mut filled = 0;
-        while filled < header.len() {
-            match stream
-                .read(&mut header[filled..])
-                .await
-                .map_err(ProtoError::Io)?
-            {
-                0 if filled == 0 => return Ok(None),
-                0 => return Err(ProtoError::Truncated.into()),
-                n => filled += n,
+        read_frame_admitted(stream, |len| {
+            if len > max_len {
+                Err(FrameError::TooLargeForPeer { len, max: max_len })
+            } else if len > SMALL_FRAME {
+                self.take_budget(len).map(Some)
+            } else {
+                Ok(None)
             }
-        }
-        let len = u32::from_le_bytes(header) as usize;
-        if len > MAX_FRAME_LEN {
-            return Err(ProtoError::TooLarge {
-                len,
-                max: MAX_FRAME_LEN,
-            }
-            .into());
-        }
-        if len > max_len {
-            return Err(FrameError::TooLargeForPeer { len, max: max_len });
-        }
-        let budget = if len > SMALL_FRAME {
-            Some(self.take_budget(len)?)
-        } else {
-            None
-        };
-        let mut payload = Vec::new();
-        (&mut *stream)
-            .take(len as u64)
-            .read_to_end(&mut payload)
-            .await
-            .map_err(ProtoError::Io)?;
-        if payload.len() < len {
-            return Err(ProtoError::Truncated.into());
-        }
-        let envelope = decode::<ControlEnvelope>(&payload)?;
-        Ok(Some((envelope, budget)))
+        })
+        .await
     }
 
     fn take_budget(self: &Arc<Limits>, len: usize) -> Result<OwnedBudget, FrameError> {
