@@ -1,8 +1,8 @@
 //! What keeps the control socket's cost bounded whatever clients do: a cap on concurrent
 //! connections, a budget of request bytes buffered across all of them (a frame whose claimed length
-//! does not fit is refused before any of it is read), the budget-aware frame reader, and a rate
-//! limit on the cluster-log lines that bad traffic causes. Not authorisation or request handling
-//! (api.rs).
+//! does not fit is refused before any of it is read, through proto's `read_frame_admitted`), and a
+//! rate limit on the cluster-log lines that bad traffic causes. Not authorisation or request
+//! handling (api.rs), not framing (crates/proto).
 
 use keelson_proto::{read_frame_admitted, ControlEnvelope, ProtoError};
 use std::collections::HashMap;
