@@ -1,19 +1,29 @@
 //! The control socket `<data-dir>/rcm.sock` (mode 0660): accepts one request per connection, checks
-//! the peer with SO_PEERCRED (root, the service's own user, or the socket's group), audits every
-//! mutating request allowed or refused, streams log/event lines, and hands everything else to the
-//! core. Not the meaning of requests (core.rs).
+//! the peer (root, the service's own user, or a member of the socket's group by primary or
+//! supplementary gid, as the kernel recorded them at connect), audits every mutating request before
+//! it reaches the core (refusing it when the audit cannot be written) and again with its result,
+//! streams log/event lines read off the core thread, and hands everything else to the core. Bounded
+//! whatever clients do (guard.rs). Not the meaning of requests (core.rs).
 
-use crate::audit::AuditLog;
+mod guard;
+
+use crate::audit::{describe, AuditLog, Peer};
 use crate::clusterlog::ClusterLog;
 use crate::events::EventLog;
+use crate::logfile::tail::{MAX_TAIL_BYTES, MAX_TAIL_LINES};
+use crate::logfile::LogFile;
+use guard::{FrameError, Limits, MAX_BUFFERED_BYTES, MAX_CONNECTIONS, UNAUTHORISED_FRAME};
 use keelson_proto::{
-    read_frame_async, write_frame_async, ControlEnvelope, ControlReply, ControlRequest,
-    CONTROL_PROTOCOL_VERSION,
+    encode, write_frame_async, ControlEnvelope, ControlReply, ControlRequest,
+    CONTROL_PROTOCOL_VERSION, MAX_FRAME_LEN,
 };
+use keelson_types::LogLevel;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -22,6 +32,12 @@ pub type CoreRequest = (ControlRequest, oneshot::Sender<ControlReply>);
 
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refused connection gets to take its one-line answer.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Lines read ahead of the client by a tail reader.
+const TAIL_QUEUE: usize = 256;
+/// Encoded reply frames gathered into one write while streaming a tail.
+const STREAM_BATCH: usize = 64 * 1024;
 
 /// Everything the API needs.
 pub struct Api {
@@ -50,106 +66,263 @@ pub fn bind(dir: &Path) -> std::io::Result<(UnixListener, u32)> {
 }
 
 impl Api {
-    /// Serves connections until the listener fails.
+    /// Serves connections until the listener fails: at most [`MAX_CONNECTIONS`] at once.
     pub async fn serve(self: Arc<Api>, listener: UnixListener) {
+        let limits = Arc::new(Limits::new(MAX_CONNECTIONS, MAX_BUFFERED_BYTES));
         loop {
             match listener.accept().await {
-                Ok((stream, _)) => {
-                    tokio::spawn(self.clone().connection(stream));
-                }
+                Ok((stream, _)) => match limits.connection_slot() {
+                    Some(slot) => {
+                        let api = self.clone();
+                        let limits = limits.clone();
+                        tokio::spawn(async move {
+                            api.connection(stream, &limits).await;
+                            drop(slot);
+                        });
+                    }
+                    None => {
+                        tokio::spawn(self.clone().too_many(stream, limits.clone()));
+                    }
+                },
                 Err(e) => {
-                    self.log.log(
-                        keelson_types::LogLevel::Err,
-                        "API",
-                        &format!("accept failed: {e}"),
-                    );
+                    self.log
+                        .log(LogLevel::Err, "API", &format!("accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
     }
 
-    async fn connection(self: Arc<Api>, mut stream: UnixStream) {
-        let Ok(cred) = stream.peer_cred() else { return };
-        let (uid, gid, pid) = (cred.uid(), cred.gid(), cred.pid());
-        let envelope = match tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            read_frame_async::<ControlEnvelope>(&mut stream),
-        )
-        .await
-        {
-            Ok(Ok(Some(envelope))) => envelope,
-            Ok(Err(e)) => {
-                let _ = reply(
-                    &mut stream,
-                    ControlReply::Error {
-                        message: format!("bad request frame: {e}"),
-                    },
-                )
-                .await;
+    /// One line for a connection over the cap, then close.
+    async fn too_many(self: Arc<Api>, mut stream: UnixStream, limits: Arc<Limits>) {
+        let message = format!(
+            "too many connections: the node service serves at most {MAX_CONNECTIONS} at once; \
+             try again"
+        );
+        if let Ok(cred) = stream.peer_cred() {
+            self.noise(
+                &limits,
+                cred.uid(),
+                &format!("refused a connection: {message}"),
+            );
+        }
+        let answer = ControlReply::Error { message };
+        let _gone = tokio::time::timeout(REFUSAL_TIMEOUT, reply(&mut stream, answer)).await;
+    }
+
+    async fn connection(self: Arc<Api>, mut stream: UnixStream, limits: &Arc<Limits>) {
+        let peer = match stream.peer_cred() {
+            Ok(cred) => Peer {
+                uid: cred.uid(),
+                gid: cred.gid(),
+                pid: cred.pid(),
+            },
+            Err(e) => {
+                self.noise(limits, u32::MAX, &format!("cannot identify a peer: {e}"));
                 return;
             }
-            _ => return,
         };
-        let request = envelope.request;
-        let described = format!("{request:?}");
-        if envelope.version != CONTROL_PROTOCOL_VERSION {
-            let message = format!(
-                "client speaks control protocol {}, this node speaks {CONTROL_PROTOCOL_VERSION}",
-                envelope.version
-            );
-            let _ = reply(&mut stream, ControlReply::Error { message }).await;
-            return;
-        }
-        if !(uid == 0 || uid == self.owner_uid || gid == self.socket_gid) {
-            let message = format!(
-                "permission denied: uid {uid} is not root and not in the socket's group {}",
-                self.socket_gid
-            );
-            if request.is_mutating() {
-                let result = format!("denied: {message}");
-                self.audit.record(uid, gid, pid, &described, false, &result);
+        let authorised = self.authorised(&stream, peer);
+        let max_len = if authorised {
+            MAX_FRAME_LEN
+        } else {
+            UNAUTHORISED_FRAME
+        };
+        let read = tokio::time::timeout(REQUEST_TIMEOUT, limits.read_request(&mut stream, max_len));
+        let (envelope, budget) = match read.await {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                return self
+                    .bad_frame(&mut stream, limits, peer, authorised, e)
+                    .await
             }
-            self.log.log(
-                keelson_types::LogLevel::Warn,
-                "API",
-                &format!("refused {described} from uid {uid} pid {}", shown_pid(pid)),
-            );
-            let _ = reply(&mut stream, ControlReply::Error { message }).await;
-            return;
+            Err(_) => {
+                let what = format!("no complete request within {REQUEST_TIMEOUT:?}");
+                self.noise(limits, peer.uid, &format!("{what} from {}", shown(peer)));
+                return;
+            }
+        };
+        if envelope.version != CONTROL_PROTOCOL_VERSION {
+            return self
+                .wrong_version(&mut stream, limits, peer, &envelope)
+                .await;
+        }
+        let request = envelope.request;
+        if !authorised {
+            return self.deny(&mut stream, limits, peer, &request).await;
         }
         match request {
             ControlRequest::Log { lines, follow } => {
-                let backlog = self.log.tail(lines as usize).unwrap_or_default();
-                stream_lines(&mut stream, backlog, follow.then(|| self.log.subscribe())).await
+                drop(budget);
+                stream_tail(&mut stream, self.log.file(), lines, follow).await
             }
             ControlRequest::Events { last, follow } => {
-                let backlog = self.events.tail(last as usize).unwrap_or_default();
-                stream_lines(
-                    &mut stream,
-                    backlog,
-                    follow.then(|| self.events.subscribe()),
-                )
-                .await
+                drop(budget);
+                stream_tail(&mut stream, self.events.file(), last, follow).await
             }
-            request => {
-                let mutating = request.is_mutating();
+            request if request.is_mutating() => {
                 let stop = request == ControlRequest::NodeStop;
-                let answer = self.ask_core(request).await;
+                let answer = self.audited(peer, request).await;
+                drop(budget);
                 let stopping = stop && matches!(answer, ControlReply::Done { .. });
-                if mutating {
-                    let result = match &answer {
-                        ControlReply::Error { message } => format!("refused: {message}"),
-                        ControlReply::Done { message } => format!("done: {message}"),
-                        _ => "done".to_string(),
-                    };
-                    self.audit.record(uid, gid, pid, &described, true, &result);
-                }
-                let _ = reply(&mut stream, answer).await;
+                let _gone = reply(&mut stream, answer).await;
                 if stopping {
                     self.stop_answered.notify_one();
                 }
             }
+            request => {
+                let answer = self.ask_core(request).await;
+                drop(budget);
+                let _gone = reply(&mut stream, answer).await;
+            }
+        }
+    }
+
+    /// Root, the service's own user, or a member of the socket's group: by primary gid, or by a
+    /// supplementary group as the kernel recorded it at connect (SO_PEERGROUPS, no pid race).
+    fn authorised(&self, stream: &UnixStream, peer: Peer) -> bool {
+        if peer.uid == 0 || peer.uid == self.owner_uid || peer.gid == self.socket_gid {
+            return true;
+        }
+        match keelson_sys::peer::peer_groups(stream.as_raw_fd()) {
+            Ok(groups) => groups.contains(&self.socket_gid),
+            Err(e) => {
+                let message = format!("cannot read the groups of {}: {e}", shown(peer));
+                self.log.log(LogLevel::Warn, "API", &message);
+                false
+            }
+        }
+    }
+
+    /// A mutating request from an authorised peer: audited before it reaches the core (refused,
+    /// unchanged, when that record cannot be written), and again with its result.
+    async fn audited(&self, peer: Peer, request: ControlRequest) -> ControlReply {
+        let described = describe(&request);
+        if let Err(e) = self.audit.record(peer, &described, true, "pending") {
+            let message = format!(
+                "cannot write the audit log: {}; nothing was changed",
+                io_reason(&e)
+            );
+            self.log.log(
+                LogLevel::Err,
+                "API",
+                &format!("refused {described} from {}: {message}", shown(peer)),
+            );
+            return ControlReply::Error { message };
+        }
+        let answer = self.ask_core(request).await;
+        let result = match &answer {
+            ControlReply::Error { message } => format!("refused: {message}"),
+            ControlReply::Done { message } => format!("done: {message}"),
+            _ => "done".to_string(),
+        };
+        if let Err(e) = self.audit.record(peer, &described, true, &result) {
+            self.log.log(
+                LogLevel::Err,
+                "API",
+                &format!(
+                    "cannot write the audit record of the result of {described} from {} ({result}): {}",
+                    shown(peer),
+                    io_reason(&e)
+                ),
+            );
+        }
+        answer
+    }
+
+    /// An unauthorised peer: refused, audited when it asked for a change, logged (rate-limited).
+    async fn deny(
+        &self,
+        stream: &mut UnixStream,
+        limits: &Limits,
+        peer: Peer,
+        request: &ControlRequest,
+    ) {
+        let message = format!(
+            "permission denied: uid {} is not root and not in the socket's group {}",
+            peer.uid, self.socket_gid
+        );
+        let described = describe(request);
+        if request.is_mutating() {
+            self.audit_denial(peer, &described, &message);
+        }
+        self.noise(
+            limits,
+            peer.uid,
+            &format!("refused {described} from {}", shown(peer)),
+        );
+        let _gone = reply(stream, ControlReply::Error { message }).await;
+    }
+
+    fn audit_denial(&self, peer: Peer, described: &str, message: &str) {
+        let result = format!("denied: {message}");
+        if let Err(e) = self.audit.record(peer, described, false, &result) {
+            let line = format!(
+                "cannot write the audit record of a denied {described} from {}: {}",
+                shown(peer),
+                io_reason(&e)
+            );
+            self.log.log(LogLevel::Err, "API", &line);
+        }
+    }
+
+    /// A frame that could not be read: one Error line to the client, a rate-limited log line.
+    async fn bad_frame(
+        &self,
+        stream: &mut UnixStream,
+        limits: &Limits,
+        peer: Peer,
+        authorised: bool,
+        error: FrameError,
+    ) {
+        let message = match (&error, authorised) {
+            (FrameError::OverBudget { .. }, _) => error.to_string(),
+            (_, false) => {
+                let message = format!(
+                    "permission denied: uid {} is not root and not in the socket's group {}",
+                    peer.uid, self.socket_gid
+                );
+                self.audit_denial(peer, &format!("(unreadable request: {error})"), &message);
+                message
+            }
+            (_, true) => format!("bad request frame: {error}"),
+        };
+        self.noise(
+            limits,
+            peer.uid,
+            &format!("bad control frame from {}: {error}", shown(peer)),
+        );
+        let _gone = reply(stream, ControlReply::Error { message }).await;
+    }
+
+    async fn wrong_version(
+        &self,
+        stream: &mut UnixStream,
+        limits: &Limits,
+        peer: Peer,
+        envelope: &ControlEnvelope,
+    ) {
+        let message = format!(
+            "client speaks control protocol {}, this node speaks {CONTROL_PROTOCOL_VERSION}",
+            envelope.version
+        );
+        self.noise(
+            limits,
+            peer.uid,
+            &format!("refused a request from {}: {message}", shown(peer)),
+        );
+        let _gone = reply(stream, ControlReply::Error { message }).await;
+    }
+
+    /// A WARN line about bad traffic, at most one per uid per 10 s, with a count of the suppressed.
+    fn noise(&self, limits: &Limits, uid: u32, line: &str) {
+        if let Some(suppressed) = limits.noise.admit(uid, Instant::now()) {
+            let line = match suppressed {
+                0 => line.to_string(),
+                n => format!("{line} ({n} similar lines from uid {uid} suppressed)"),
+            };
+            self.log.log(LogLevel::Warn, "API", &line);
         }
     }
 
@@ -166,9 +339,31 @@ impl Api {
     }
 }
 
-/// A peer's pid for the log: the number, or `unknown` when the kernel did not say.
-fn shown_pid(pid: Option<i32>) -> String {
-    pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+/// `uid U gid G pid P`.
+fn shown(peer: Peer) -> String {
+    match peer.pid {
+        Some(pid) => format!("uid {} gid {} pid {pid}", peer.uid, peer.gid),
+        None => format!("uid {} gid {}", peer.uid, peer.gid),
+    }
+}
+
+/// An I/O error without its `(os error N)` tail: `cluster.log.1: Is a directory`.
+fn io_reason_keep_case(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// An I/O error as a reason in a sentence: `no space left on device`.
+fn io_reason(e: &std::io::Error) -> String {
+    let text = io_reason_keep_case(e);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 async fn reply(
@@ -178,19 +373,70 @@ async fn reply(
     write_frame_async(stream, &answer).await
 }
 
-/// Sends the backlog, then live lines while following (until the client goes away), else End.
-async fn stream_lines(
-    stream: &mut UnixStream,
-    backlog: Vec<String>,
-    live: Option<broadcast::Receiver<String>>,
-) {
-    for line in backlog {
-        if reply(stream, ControlReply::Line(line)).await.is_err() {
+/// The last `wanted` lines of a log file (read on a blocking thread, streamed as they are read,
+/// capped per request with a final line saying so), then live lines when following, else End. A read
+/// error is the client's Error reply.
+async fn stream_tail(stream: &mut UnixStream, file: Arc<LogFile>, wanted: u32, follow: bool) {
+    let name = file.name();
+    let (lines_tx, mut lines) = mpsc::channel::<String>(TAIL_QUEUE);
+    let (live_tx, live_rx) = oneshot::channel();
+    let reader = tokio::task::spawn_blocking(move || {
+        let (tail, live) = file.open_tail(follow)?;
+        let _reader_waits = live_tx.send(live);
+        tail.stream(wanted as usize, |line| lines_tx.blocking_send(line).is_ok())
+    });
+    if send_batched(stream, &mut lines).await.is_err() {
+        return; // the client went away; the reader stops at its next line
+    }
+    let end = match reader.await {
+        Ok(Ok(end)) => end,
+        Ok(Err(e)) => {
+            let message = format!("cannot read {}", io_reason_keep_case(&e));
+            let _gone = reply(stream, ControlReply::Error { message }).await;
+            return;
+        }
+        Err(e) => {
+            let message = format!("the reader of {name} failed: {e}");
+            let _gone = reply(stream, ControlReply::Error { message }).await;
+            return;
+        }
+    };
+    if end.capped {
+        let note = format!(
+            "... only the last {} lines shown: one request reads at most {MAX_TAIL_LINES} lines or \
+             {} MiB; older lines are in {name} and {name}.1 … in the data directory",
+            end.lines,
+            MAX_TAIL_BYTES >> 20
+        );
+        if reply(stream, ControlReply::Line(note)).await.is_err() {
             return;
         }
     }
+    stream_lines(stream, live_rx.await.ok().flatten()).await
+}
+
+/// Sends every line from `lines` as Line frames, gathering what is ready into one write.
+async fn send_batched(
+    stream: &mut UnixStream,
+    lines: &mut mpsc::Receiver<String>,
+) -> Result<(), keelson_proto::ProtoError> {
+    let mut out = Vec::with_capacity(STREAM_BATCH);
+    while let Some(line) = lines.recv().await {
+        out.extend_from_slice(&encode(&ControlReply::Line(line))?);
+        while out.len() < STREAM_BATCH {
+            let Ok(line) = lines.try_recv() else { break };
+            out.extend_from_slice(&encode(&ControlReply::Line(line))?);
+        }
+        stream.write_all(&out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Live lines while following (until the client goes away), else End.
+async fn stream_lines(stream: &mut UnixStream, live: Option<broadcast::Receiver<String>>) {
     let Some(mut live) = live else {
-        let _ = reply(stream, ControlReply::End).await;
+        let _gone = reply(stream, ControlReply::End).await;
         return;
     };
     loop {
@@ -208,5 +454,19 @@ async fn stream_lines(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_read_as_a_reason() {
+        let e = std::io::Error::from_raw_os_error(28);
+        assert_eq!(io_reason(&e), "no space left on device");
+        assert_eq!(io_reason(&std::io::Error::other("Odd")), "odd");
+        let named = std::io::Error::other("cluster.log.1: Is a directory (os error 21)");
+        assert_eq!(io_reason_keep_case(&named), "cluster.log.1: Is a directory");
     }
 }

@@ -2,39 +2,34 @@
 //! `PID.TID::YYYY/MM/DD-HH:MM:SS.mmm LEVEL [COMPONENT] message`, rotated by size (cluster.log.1 …
 //! .N), with a live feed for `keelson log --follow`. Not events (events.rs) or audit (audit.rs).
 
-use keelson_types::{format_log_line, LogLevel};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use tokio::sync::broadcast;
+use crate::logfile::{LogFile, WriteHealth};
+use keelson_types::{escape_for_log, format_log_line, LogLevel};
+use std::path::Path;
+use std::sync::Arc;
 
 /// Rotate when the file would grow past this many bytes.
 pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// Rotated files kept (cluster.log.1 … cluster.log.5).
 pub const DEFAULT_KEEP: u32 = 5;
+/// Lines a slow `--follow` reader may fall behind before it is told some were dropped.
+const FEED_CAPACITY: usize = 4096;
 
 /// The open cluster log.
 pub struct ClusterLog {
-    path: PathBuf,
-    max_bytes: u64,
-    keep: u32,
-    file: Mutex<(File, u64)>,
-    feed: broadcast::Sender<String>,
+    file: Arc<LogFile>,
 }
 
 impl ClusterLog {
-    /// Opens (appending) `<dir>/cluster.log`.
+    /// Opens (appending, creating 0640) `<dir>/cluster.log`.
     pub fn open(dir: &Path, max_bytes: u64, keep: u32) -> std::io::Result<ClusterLog> {
-        let path = dir.join("cluster.log");
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
         Ok(ClusterLog {
-            path,
-            max_bytes,
-            keep,
-            file: Mutex::new((file, size)),
-            feed: broadcast::channel(4096).0,
+            file: Arc::new(LogFile::open(
+                dir,
+                "cluster.log",
+                max_bytes,
+                keep,
+                FEED_CAPACITY,
+            )?),
         })
     }
 
@@ -49,68 +44,39 @@ impl ClusterLog {
         );
     }
 
-    /// Writes one line on behalf of another process/thread (an rhs's own lines).
+    /// Writes one line on behalf of another process/thread (an rhs's own lines). The one sink of
+    /// every cluster-log line: the component and message are escaped here, so no text from a
+    /// plugin, a peer or a request can end the line or forge another. Never blocks on, panics on or
+    /// returns a write error: a line that cannot be written is counted ([`ClusterLog::health`]).
     pub fn log_as(&self, pid: u32, tid: u32, level: LogLevel, component: &str, message: &str) {
-        let line = format_log_line(pid, tid, unix_ms(), level, component, message);
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.1 + line.len() as u64 + 1 > self.max_bytes && guard.1 > 0 {
-            if let Ok(fresh) = self.rotate() {
-                *guard = (fresh, 0);
-            }
-        }
-        if writeln!(guard.0, "{line}").is_ok() {
-            guard.1 += line.len() as u64 + 1;
-        }
-        drop(guard);
-        let _ = self.feed.send(line);
+        let line = format_log_line(
+            pid,
+            tid,
+            unix_ms(),
+            level,
+            &escape_for_log(component),
+            &escape_for_log(message),
+        );
+        // A failure is counted by the file and shown in status; there is nowhere else to log it.
+        let _counted = self.file.append(&line);
     }
 
-    /// cluster.log.(k) -> .(k+1), cluster.log -> .1; returns the new empty cluster.log.
-    fn rotate(&self) -> std::io::Result<File> {
-        for k in (1..self.keep).rev() {
-            let from = rotated(&self.path, k);
-            if from.exists() {
-                std::fs::rename(&from, rotated(&self.path, k + 1))?;
-            }
-        }
-        if self.keep > 0 {
-            std::fs::rename(&self.path, rotated(&self.path, 1))?;
-        } else {
-            std::fs::remove_file(&self.path)?;
-        }
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
+    /// The file, for tail reads.
+    pub fn file(&self) -> Arc<LogFile> {
+        self.file.clone()
     }
 
-    /// The last `n` lines, reaching into rotated files (cluster.log.1, .2, …) when the current one
-    /// holds fewer.
-    pub fn tail(&self, n: usize) -> std::io::Result<Vec<String>> {
-        let mut lines = tail_lines(&self.path, n)?;
-        for k in 1..=self.keep {
-            if lines.len() >= n {
-                break;
-            }
-            let Ok(mut older) = tail_lines(&rotated(&self.path, k), n - lines.len()) else {
-                break;
-            };
-            older.append(&mut lines);
-            lines = older;
-        }
-        Ok(lines)
+    /// Lines that could not be written since start.
+    #[allow(dead_code)] // for `status`: the lead shows it there
+    pub fn write_failures(&self) -> u64 {
+        self.file.write_failures()
     }
 
-    /// New lines as they are written.
-    pub fn subscribe(&self) -> broadcast::Receiver<String> {
-        self.feed.subscribe()
+    /// Write failures and the last error.
+    #[allow(dead_code)] // for `status`: the lead shows it there
+    pub fn health(&self) -> WriteHealth {
+        self.file.health()
     }
-}
-
-fn rotated(path: &Path, k: u32) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{k}"));
-    PathBuf::from(name)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -119,30 +85,6 @@ pub fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
-}
-
-/// The last `n` lines of a text file, reading only as much of its end as needed.
-pub fn tail_lines(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut chunk = 64 * 1024u64;
-    loop {
-        let start = len.saturating_sub(chunk);
-        file.seek(SeekFrom::Start(start))?;
-        let mut text = String::new();
-        Read::by_ref(&mut file)
-            .take(len - start)
-            .read_to_string(&mut text)?;
-        let mut lines: Vec<&str> = text.lines().collect();
-        if start > 0 && !lines.is_empty() {
-            lines.remove(0); // possibly cut in the middle
-        }
-        if lines.len() >= n || start == 0 {
-            let from = lines.len().saturating_sub(n);
-            return Ok(lines[from..].iter().map(|l| l.to_string()).collect());
-        }
-        chunk *= 4;
-    }
 }
 
 #[cfg(test)]
@@ -158,10 +100,14 @@ mod tests {
         for i in 0..20 {
             log.log(LogLevel::Info, "RCM", &format!("line {i}"));
         }
-        let current = tail_lines(&dir.join("cluster.log"), 100).unwrap();
+        let current: Vec<String> = std::fs::read_to_string(dir.join("cluster.log"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
         assert!(current.len() < 20, "rotation kept the current file small");
         // The tail reaches back into rotated files, in order.
-        let tail = log.tail(8).unwrap();
+        let tail = log.file().tail(8).unwrap();
         assert_eq!(tail.len(), 8);
         for (i, line) in tail.iter().enumerate() {
             assert!(
@@ -175,6 +121,28 @@ mod tests {
         assert!(dir.join("cluster.log.1").exists() && dir.join("cluster.log.2").exists());
         assert!(!dir.join("cluster.log.3").exists());
         assert!(std::fs::metadata(dir.join("cluster.log")).unwrap().len() <= 400);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn untrusted_text_cannot_forge_a_line() {
+        let dir = std::env::temp_dir().join(format!("keelson-clog-esc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = ClusterLog::open(&dir, 1 << 20, 1).unwrap();
+        log.log_as(
+            7,
+            8,
+            LogLevel::Info,
+            "RHS",
+            "open failed: '\nx'\n00000001.00000001::2026/01/01-00:00:00.000 ERR [RCM] forged\u{1b}[2J\u{202e}",
+        );
+        let text = std::fs::read_to_string(dir.join("cluster.log")).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.ends_with("\\n00000001.00000001::2026/01/01-00:00:00.000 ERR [RCM] forged\\u{1b}[2J\\u{202e}\n"),
+            "{text}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

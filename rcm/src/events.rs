@@ -1,14 +1,15 @@
 //! Cluster events, `<data-dir>/events.jsonl`: one JSON object per line with the WSFC event ids
 //! (1069, 1146, 1205, 1230, …), and a live feed for `keelson events --follow`. Not the cluster log.
 
-use crate::clusterlog::{tail_lines, unix_ms};
-use keelson_types::format_iso_time;
+use crate::clusterlog::unix_ms;
+use crate::logfile::{LogFile, WriteHealth};
+use keelson_types::{escape_for_log, format_iso_time};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use tokio::sync::broadcast;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Events a slow `--follow` reader may fall behind before it is told some were dropped.
+const FEED_CAPACITY: usize = 1024;
 
 /// Severity as the Windows event log spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,23 +36,25 @@ pub struct Event {
 
 /// The open event log.
 pub struct EventLog {
-    path: PathBuf,
-    file: Mutex<File>,
-    feed: broadcast::Sender<String>,
+    file: Arc<LogFile>,
 }
 
 impl EventLog {
-    pub fn open(dir: &Path) -> std::io::Result<EventLog> {
-        let path = dir.join("events.jsonl");
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    /// Opens (appending, creating 0640) `<dir>/events.jsonl`, rotated like the cluster log.
+    pub fn open(dir: &Path, max_bytes: u64, keep: u32) -> std::io::Result<EventLog> {
         Ok(EventLog {
-            path,
-            file: Mutex::new(file),
-            feed: broadcast::channel(1024).0,
+            file: Arc::new(LogFile::open(
+                dir,
+                "events.jsonl",
+                max_bytes,
+                keep,
+                FEED_CAPACITY,
+            )?),
         })
     }
 
-    /// Records an event now.
+    /// Records an event now. Its message is escaped (it may quote a plugin or a request). A line that
+    /// cannot be written is counted ([`EventLog::health`]); the event still reaches followers.
     pub fn raise(
         &self,
         id: u32,
@@ -65,24 +68,30 @@ impl EventLog {
             time: format_iso_time(unix_ms()),
             level,
             source: "Resource Control Manager".into(),
-            message,
+            message: escape_for_log(&message).into_owned(),
             resource,
             group,
         };
-        let line = serde_json::to_string(&event).unwrap_or_default();
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(file, "{line}");
-        drop(file);
-        let _ = self.feed.send(line);
+        let line = serde_json::to_string(&event).expect("a struct of strings always serialises");
+        // A failure is counted by the file and shown in status.
+        let _counted = self.file.append(&line);
         event
     }
 
-    /// The last `n` events as JSON lines.
-    pub fn tail(&self, n: usize) -> std::io::Result<Vec<String>> {
-        tail_lines(&self.path, n)
+    /// The file, for tail reads.
+    pub fn file(&self) -> Arc<LogFile> {
+        self.file.clone()
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<String> {
-        self.feed.subscribe()
+    /// Lines that could not be written since start.
+    #[allow(dead_code)] // for `status`: the lead shows it there
+    pub fn write_failures(&self) -> u64 {
+        self.file.write_failures()
+    }
+
+    /// Write failures and the last error.
+    #[allow(dead_code)] // for `status`: the lead shows it there
+    pub fn health(&self) -> WriteHealth {
+        self.file.health()
     }
 }

@@ -12,6 +12,7 @@ mod datadir;
 mod echo;
 mod events;
 mod exec;
+mod logfile;
 mod probe;
 mod requests;
 mod secrets;
@@ -38,10 +39,10 @@ pub struct Args {
     /// Directory searched for libkeelson_plugin_*.so files (repeatable).
     #[arg(long = "plugin-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Rotate cluster.log when it would grow past this many bytes.
+    /// Rotate cluster.log, events.jsonl and audit.log when one would grow past this many bytes.
     #[arg(long, default_value_t = clusterlog::DEFAULT_MAX_BYTES, value_name = "BYTES")]
     pub log_max_bytes: u64,
-    /// Rotated cluster logs to keep.
+    /// Rotated files to keep of each (cluster.log.1 … .N, likewise events.jsonl and audit.log).
     #[arg(long, default_value_t = clusterlog::DEFAULT_KEEP, value_name = "N")]
     pub log_keep: u32,
     /// Node name shown in status (default: the host name).
@@ -116,10 +117,22 @@ async fn run(args: Args) -> Result<()> {
         args.log_keep,
     )?);
     if echo::wanted(args.foreground) {
-        echo::start(log.subscribe()).context("cannot start echoing the cluster log")?;
+        let lines = log
+            .file()
+            .subscribe()
+            .context("the cluster log has no live feed")?;
+        echo::start(lines).context("cannot start echoing the cluster log")?;
     }
-    let events = Arc::new(events::EventLog::open(&dir)?);
-    let audit = Arc::new(audit::AuditLog::open(&dir)?);
+    let events = Arc::new(events::EventLog::open(
+        &dir,
+        args.log_max_bytes,
+        args.log_keep,
+    )?);
+    let audit = Arc::new(audit::AuditLog::open(
+        &dir,
+        args.log_max_bytes,
+        args.log_keep,
+    )?);
     log.log(
         LogLevel::Info,
         "RCM",

@@ -137,6 +137,7 @@ impl Core {
         properties: Assignments,
     ) -> Result<ControlReply, String> {
         check_name("resource", &name)?;
+        check_param_keys(params.iter().map(|(k, _)| k))?;
         let plugin = self.catalogue.plugin_for_create(&type_name)?;
         let properties = resource_properties(ResourceProperties::default(), &properties)?;
         let params: BTreeMap<String, String> = params.into_iter().collect();
@@ -163,6 +164,7 @@ impl Core {
         params: Assignments,
         unset_params: Vec<String>,
     ) -> Result<ControlReply, String> {
+        check_param_keys(params.iter().map(|(k, _)| k).chain(&unset_params))?;
         let params_changed = !params.is_empty() || !unset_params.is_empty();
         self.admin(Event::SetResource {
             resource: name.clone(),
@@ -187,17 +189,16 @@ impl Core {
     }
 }
 
-/// Names are shown in logs and quoted in messages: keep them printable and bounded.
+/// Names are shown in logs and quoted in messages: keep them printable, visible and bounded.
 fn check_name(kind: &str, name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(format!("{kind} name must be 1 to 128 characters"));
-    }
-    if name.chars().any(|c| c.is_control() || c == '\'') {
-        return Err(format!(
-            "{kind} name {name:?} contains a control character or a quote"
-        ));
-    }
-    Ok(())
+    keelson_types::check_name(kind, name)
+}
+
+/// Every private parameter key of a request, checked before anything changes (never trusting the
+/// client's own checks).
+fn check_param_keys<'a>(keys: impl IntoIterator<Item = &'a String>) -> Result<(), String> {
+    keys.into_iter()
+        .try_for_each(|key| keelson_types::check_param_key(key))
 }
 
 fn resource_properties(

@@ -243,6 +243,12 @@ pub fn request_at(socket: &Path, request: ControlRequest) -> Result<Vec<ControlR
 }
 
 impl Rcm {
+    /// Starts keelson-rcm on `dir` with extra arguments (e.g. `--log-max-bytes 600`) and waits until
+    /// it answers.
+    pub fn start_in_with_args(dir: PathBuf, extra: &[&str]) -> Rcm {
+        Rcm::start_with(dir, &super::target_dir(), extra, &[])
+    }
+
     /// Starts keelson-rcm on `dir` with `plugin_dir` as its only plugin directory, `args` appended
     /// and `env` added to its environment (its hosts inherit it), and waits until it answers status.
     pub fn start_with(

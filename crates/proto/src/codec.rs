@@ -138,6 +138,47 @@ pub async fn read_frame_async<T: DeserializeOwned>(
     decode(&payload).map(Some)
 }
 
+/// Reads one frame like [`read_frame_async`], but first shows the claimed payload length to `admit`,
+/// which may refuse it (its error is returned as is, before any payload is read) or return a ticket
+/// handed back with the message (e.g. a reservation of the memory the payload takes). The payload
+/// buffer grows only as bytes arrive, never to the claimed length up front. `Ok(None)` on a clean end
+/// of stream before the frame.
+#[cfg(feature = "tokio")]
+pub async fn read_frame_admitted<T, A, E>(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    admit: impl FnOnce(usize) -> Result<A, E>,
+) -> Result<Option<(T, A)>, E>
+where
+    T: DeserializeOwned,
+    E: From<ProtoError>,
+{
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; HEADER_LEN];
+    let mut filled = 0;
+    while filled < HEADER_LEN {
+        match r
+            .read(&mut header[filled..])
+            .await
+            .map_err(ProtoError::Io)?
+        {
+            0 if filled == 0 => return Ok(None),
+            0 => return Err(ProtoError::Truncated.into()),
+            n => filled += n,
+        }
+    }
+    let len = checked_len(header)?;
+    let ticket = admit(len)?;
+    let mut payload = Vec::new();
+    r.take(len as u64)
+        .read_to_end(&mut payload)
+        .await
+        .map_err(ProtoError::Io)?;
+    if payload.len() < len {
+        return Err(ProtoError::Truncated.into());
+    }
+    Ok(Some((decode(&payload)?, ticket)))
+}
+
 /// Reads one frame through `buf`, so a whole small frame costs one `read` (frames that arrive
 /// together are decoded without further reads). `Ok(None)` on a clean end of stream.
 #[cfg(feature = "tokio")]
@@ -287,6 +328,36 @@ mod tests {
             encode_into(&alarm, &mut [0u8; 6]),
             Err(ProtoError::BufferTooSmall)
         ));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn an_admitted_read_asks_before_reading_the_payload() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let frame = encode(&HostRequest::Shutdown).unwrap();
+        let claimed = frame.len() - 4;
+        rt.block_on(async {
+            let mut ok = &frame[..];
+            let got = read_frame_admitted::<HostRequest, _, ProtoError>(&mut ok, Ok)
+                .await
+                .unwrap();
+            assert_eq!(got, Some((HostRequest::Shutdown, claimed)));
+            let mut refused = &frame[..];
+            let err = read_frame_admitted::<HostRequest, (), _>(&mut refused, |len| {
+                Err(ProtoError::TooLarge { len, max: 0 })
+            })
+            .await
+            .unwrap_err();
+            assert!(matches!(err, ProtoError::TooLarge { max: 0, .. }));
+            assert_eq!(refused.len(), claimed, "the payload was not read");
+            let mut cut = &frame[..frame.len() - 1];
+            let err = read_frame_admitted::<HostRequest, _, ProtoError>(&mut cut, |_| Ok(()))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ProtoError::Truncated));
+        });
     }
 
     #[test]

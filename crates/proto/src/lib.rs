@@ -20,7 +20,7 @@ pub use codec::{
     decode, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError, MAX_FRAME_LEN,
 };
 #[cfg(feature = "tokio")]
-pub use codec::{read_frame_async, read_frame_buffered, write_frame_async};
+pub use codec::{read_frame_admitted, read_frame_async, read_frame_buffered, write_frame_async};
 pub use control::*;
 pub use messages::*;
 

@@ -5,4 +5,5 @@
 pub mod child;
 pub mod crash;
 pub mod fdpass;
+pub mod peer;
 pub mod process;

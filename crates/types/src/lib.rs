@@ -8,6 +8,7 @@ mod properties;
 mod records;
 mod secret;
 mod signal;
+mod text;
 
 pub use defaults::*;
 pub use logtime::{
@@ -18,6 +19,7 @@ pub use properties::*;
 pub use records::{GroupRecord, RecordChange, ResourceRecord};
 pub use secret::is_secret_param;
 pub use signal::signal_name;
+pub use text::{check_name, check_param_key, escape_for_log, is_invisible};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
