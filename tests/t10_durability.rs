@@ -206,6 +206,15 @@ fn a_full_disk_refuses_changes_loses_no_acknowledged_one_and_recovers_without_a_
     for (name, _) in &refused {
         assert!(!listed.contains(name), "refused '{name}' is in the engine");
     }
+    let status = rcm.ok(R::Status);
+    let failing = status["logs"].as_array().unwrap().iter().any(|l| {
+        l["write_failures"].as_u64().unwrap() > 0
+            && l["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("no space left on device")
+    });
+    assert!(failing, "status does not say the logs fail: {status:#}");
 
     // Space comes back: changes are accepted again, by the same node service.
     fs.resize("64m");

@@ -18,6 +18,7 @@ use keelson_proto::{
     CONTROL_PROTOCOL_VERSION, MAX_FRAME_LEN,
 };
 use keelson_types::LogLevel;
+use keelson_types::{io_reason, io_reason_keep_case};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -347,25 +348,6 @@ fn shown(peer: Peer) -> String {
     }
 }
 
-/// An I/O error without its `(os error N)` tail: `cluster.log.1: Is a directory`.
-fn io_reason_keep_case(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
-}
-
-/// An I/O error as a reason in a sentence: `no space left on device`.
-fn io_reason(e: &std::io::Error) -> String {
-    let text = io_reason_keep_case(e);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
-}
-
 async fn reply(
     stream: &mut UnixStream,
     answer: ControlReply,
@@ -454,19 +436,5 @@ async fn stream_lines(stream: &mut UnixStream, live: Option<broadcast::Receiver<
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn io_errors_read_as_a_reason() {
-        let e = std::io::Error::from_raw_os_error(28);
-        assert_eq!(io_reason(&e), "no space left on device");
-        assert_eq!(io_reason(&std::io::Error::other("Odd")), "odd");
-        let named = std::io::Error::other("cluster.log.1: Is a directory (os error 21)");
-        assert_eq!(io_reason_keep_case(&named), "cluster.log.1: Is a directory");
     }
 }

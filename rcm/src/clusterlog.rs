@@ -66,14 +66,7 @@ impl ClusterLog {
         self.file.clone()
     }
 
-    /// Lines that could not be written since start.
-    #[allow(dead_code)] // for `status`: the lead shows it there
-    pub fn write_failures(&self) -> u64 {
-        self.file.write_failures()
-    }
-
     /// Write failures and the last error.
-    #[allow(dead_code)] // for `status`: the lead shows it there
     pub fn health(&self) -> WriteHealth {
         self.file.health()
     }

@@ -5,6 +5,7 @@
 //! (views.rs).
 
 use crate::api::CoreRequest;
+use crate::audit::AuditLog;
 use crate::catalogue::Catalogue;
 use crate::clusterlog::ClusterLog;
 use crate::events::EventLog;
@@ -76,6 +77,8 @@ pub struct Core {
     pub store: Store,
     pub log: Arc<ClusterLog>,
     pub events: Arc<EventLog>,
+    /// Held by the API too; here for its write health in `status`.
+    pub audit: Arc<AuditLog>,
     pub catalogue: Catalogue,
     pub host_config: HostConfig,
     pub node: String,
@@ -114,6 +117,7 @@ impl Core {
         store: Store,
         log: Arc<ClusterLog>,
         events: Arc<EventLog>,
+        audit: Arc<AuditLog>,
         catalogue: Catalogue,
         host_config: HostConfig,
         node: String,
@@ -124,6 +128,7 @@ impl Core {
             store,
             log,
             events,
+            audit,
             catalogue,
             host_config,
             node,

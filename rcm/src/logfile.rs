@@ -102,7 +102,7 @@ impl LogFile {
                     say_on_stderr(&format!("cannot write {}: {e}", self.path.display()));
                 }
                 state.failing = true;
-                state.last_error = Some(e.to_string());
+                state.last_error = Some(keelson_types::io_reason(e));
             }
         }
         if let Some(feed) = &self.feed {
@@ -145,7 +145,7 @@ impl LogFile {
             }
             Err(e) => {
                 state.rotate_after = Some(Instant::now() + ROTATE_RETRY);
-                state.last_error = Some(format!("cannot rotate: {e}"));
+                state.last_error = Some(format!("cannot rotate: {}", keelson_types::io_reason(&e)));
                 say_on_stderr(&format!("cannot rotate {}: {e}", self.path.display()));
             }
         }

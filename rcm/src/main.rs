@@ -175,6 +175,7 @@ async fn run(args: Args) -> Result<()> {
         store,
         log.clone(),
         events.clone(),
+        audit.clone(),
         catalogue,
         host_config,
         node,

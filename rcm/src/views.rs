@@ -162,7 +162,8 @@ impl Core {
                 "note": "changes are refused until the cluster database can be reopened",
             }),
         };
-        json!({"node": self.node, "pid": std::process::id(), "database": database, "groups": groups, "hosts": hosts, "calls_completed": totals})
+        let logs = json!([self.log.health(), self.events.health(), self.audit.health()]);
+        json!({"node": self.node, "pid": std::process::id(), "database": database, "logs": logs, "groups": groups, "hosts": hosts, "calls_completed": totals})
     }
 
     /// Every plugin file looked at with its status and problem, the conflicting types, and whether

@@ -167,6 +167,16 @@ pub fn group(v: &Value) -> String {
 /// `status`: the node, each group with its resources, then the hosts.
 pub fn status(v: &Value) -> String {
     let mut out = format!("node {}\n", text(&v["node"]));
+    for log in array(&v["logs"]) {
+        if log["write_failures"].as_u64().unwrap_or(0) > 0 {
+            out.push_str(&format!(
+                "LOG WRITE FAILURES: {}: {} lines not written (last error: {})\n",
+                text(&log["file"]),
+                text(&log["write_failures"]),
+                text(&log["last_error"])
+            ));
+        }
+    }
     if v["database"]["state"] == "unavailable" {
         out.push_str(&format!(
             "DATABASE UNAVAILABLE: {} ({})\n",

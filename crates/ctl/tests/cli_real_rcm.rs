@@ -330,7 +330,7 @@ fn a_refused_peer_is_logged_with_its_pid_as_a_number() {
     let log = node.cluster_log();
     let line = log
         .lines()
-        .find(|l| l.contains("refused Status from uid 65534 pid "))
+        .find(|l| l.contains("refused Status from uid 65534 gid 65534 pid "))
         .unwrap_or_else(|| panic!("not logged:\n{log}"));
     let pid = line.rsplit(' ').next().unwrap();
     assert!(pid.parse::<u32>().is_ok(), "pid as a number: {line}");

@@ -2,6 +2,7 @@
 //! message names the file and, where there is one, what to do. Not the database itself (lib.rs).
 
 use crate::SCHEMA_VERSION;
+pub use keelson_types::io_reason;
 
 /// What went wrong with the database file.
 #[derive(Debug, thiserror::Error)]
@@ -73,28 +74,12 @@ fn redb_storage<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a redb
     None
 }
 
-/// `No space left on device (os error 28)` -> `no space left on device`.
-pub fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error") {
-        Some(at) => &text[..at],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => "unknown error".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn io_errors_read_as_plain_lower_case_reasons() {
-        let e = std::io::Error::from_raw_os_error(28);
-        assert_eq!(io_reason(&e), "no space left on device");
         let nested = redb::StorageError::Io(std::io::Error::from_raw_os_error(28));
         assert_eq!(reason(&nested), "no space left on device");
     }

@@ -5,6 +5,7 @@ mod defaults;
 mod logtime;
 mod op;
 mod properties;
+mod reason;
 mod records;
 mod secret;
 mod signal;
@@ -16,6 +17,7 @@ pub use logtime::{
 };
 pub use op::{Op, UnknownOp};
 pub use properties::*;
+pub use reason::{io_reason, io_reason_keep_case};
 pub use records::{GroupRecord, RecordChange, ResourceRecord};
 pub use secret::is_secret_param;
 pub use signal::signal_name;
