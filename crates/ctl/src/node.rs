@@ -3,6 +3,7 @@
 //! that lost the data directory to another rcm says so), and stopping it until it has gone. Not the
 //! node service itself, and not a supervisor: nothing restarts rcm if it dies later.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use crate::client::Client;
 use crate::output::emit_line;
 use anyhow::{anyhow, bail, Context, Result};
@@ -133,7 +134,11 @@ pub fn rcm_command(rcm: &Path, data_dir: &Path, plugin_dirs: &[PathBuf]) -> Comm
 async fn start(data_dir: &Path, args: StartArgs) -> Result<ExitCode> {
     let data_dir = std::path::absolute(data_dir)
         .with_context(|| format!("bad data directory {}", data_dir.display()))?;
-    std::fs::create_dir_all(&data_dir)
+    // 0750, as keelson-rcm creates it: the directory holds the cluster database and its secrets.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let client = Client::new(&data_dir);
     if client.answers().await {
@@ -198,6 +203,7 @@ fn spawn_detached(rcm: &Path, cmd: &mut Command, data_dir: &Path) -> Result<Chil
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
         .open(&out_path)
         .with_context(|| format!("cannot open {}", out_path.display()))?;
     cmd.stdin(Stdio::null())
