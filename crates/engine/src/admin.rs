@@ -114,6 +114,10 @@ impl Engine {
         }
         self.cancel_resource_timers(id);
         self.close(id);
+        let providers: Vec<ResourceId> = self.res(id).depends_on.iter().copied().collect();
+        for p in providers {
+            self.res_mut(p).dependents.remove(&id);
+        }
         let group = self.res(id).group;
         self.groups.get_mut(&group).map(|g| g.members.remove(&id));
         self.resources.remove(&id);
@@ -267,6 +271,7 @@ impl Engine {
         let (id, pid) = (self.rid(resource)?, self.rid(provider)?);
         self.check_dependency(id, pid)?;
         if self.res_mut(id).depends_on.insert(pid) {
+            self.res_mut(pid).dependents.insert(id);
             self.mark_dirty(id);
             self.log(
                 LogLevel::Info,
@@ -324,6 +329,7 @@ impl Engine {
             let (resource, provider) = (resource.to_string(), provider.to_string());
             return Err(EngineError::NoSuchDependency { resource, provider });
         }
+        self.res_mut(pid).dependents.remove(&id);
         self.mark_dirty(id);
         self.log(
             LogLevel::Info,

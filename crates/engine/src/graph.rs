@@ -60,13 +60,12 @@ pub(crate) fn dependents(resources: &Resources, id: ResourceId) -> BTreeSet<Reso
     closure(id, |r| direct_dependents(resources, r))
 }
 
-/// The resources that depend on `id` directly.
+/// The resources that depend on `id` directly (from the reverse index, not a scan).
 pub(crate) fn direct_dependents(resources: &Resources, id: ResourceId) -> Vec<ResourceId> {
     resources
-        .values()
-        .filter(|r| r.depends_on.contains(&id))
-        .map(|r| r.id)
-        .collect()
+        .get(&id)
+        .map(|r| r.dependents.iter().copied().collect())
+        .unwrap_or_default()
 }
 
 fn closure(
@@ -102,6 +101,10 @@ mod tests {
                 .unwrap()
                 .depends_on
                 .insert(ResourceId(*b));
+            m.get_mut(&ResourceId(*b))
+                .unwrap()
+                .dependents
+                .insert(ResourceId(*a));
         }
         m
     }

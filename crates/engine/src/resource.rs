@@ -22,6 +22,9 @@ pub(crate) struct Resource {
     pub reopen: bool,
     /// Resources (same group) this one depends on.
     pub depends_on: BTreeSet<ResourceId>,
+    /// The reverse: resources that depend on this one directly (kept with `depends_on`, so finding
+    /// dependents never scans the node).
+    pub dependents: BTreeSet<ResourceId>,
     pub state: ResourceState,
     /// The administrator's wish (persistent).
     pub want_online: bool,
@@ -54,6 +57,7 @@ impl Resource {
             params: BTreeMap::new(),
             reopen: false,
             depends_on: BTreeSet::new(),
+            dependents: BTreeSet::new(),
             state: ResourceState::Offline,
             want_online: false,
             host: None,

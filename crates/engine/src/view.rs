@@ -140,8 +140,19 @@ impl Engine {
     /// (b) a resource is open in at most one host, the one it records; dependencies stay in one group.
     pub fn check_invariants(&self) -> Result<(), String> {
         for r in self.resources.values() {
+            for d in &r.dependents {
+                if !self.res(*d).depends_on.contains(&r.id) {
+                    return Err(format!("'{}' lists a dependent that does not depend on it", r.name));
+                }
+            }
             for p in &r.depends_on {
                 let provider = self.res(*p);
+                if !provider.dependents.contains(&r.id) {
+                    return Err(format!(
+                        "'{}' depends on '{}', which does not list it as a dependent",
+                        r.name, provider.name
+                    ));
+                }
                 if r.state == ResourceState::Online && provider.state != ResourceState::Online {
                     return Err(format!(
                         "'{}' is Online but its provider '{}' is {}",
