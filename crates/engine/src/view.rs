@@ -142,7 +142,10 @@ impl Engine {
         for r in self.resources.values() {
             for d in &r.dependents {
                 if !self.res(*d).depends_on.contains(&r.id) {
-                    return Err(format!("'{}' lists a dependent that does not depend on it", r.name));
+                    return Err(format!(
+                        "'{}' lists a dependent that does not depend on it",
+                        r.name
+                    ));
                 }
             }
             for p in &r.depends_on {
