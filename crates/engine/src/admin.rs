@@ -54,6 +54,7 @@ impl Engine {
             });
         }
         self.groups.remove(&id);
+        self.announced.remove(&id);
         self.group_names.remove(name);
         self.dirty_groups.remove(&id);
         self.cancel(TimerKind::GroupRetry(id));
@@ -199,7 +200,7 @@ impl Engine {
     }
 
     /// The parameters after setting `params` and removing `unset`, or why that is refused.
-    fn changed_params(
+    pub(crate) fn changed_params(
         &self,
         id: ResourceId,
         params: &[(String, String)],
@@ -281,7 +282,11 @@ impl Engine {
         Ok(())
     }
 
-    fn check_dependency(&self, id: ResourceId, pid: ResourceId) -> Result<(), EngineError> {
+    pub(crate) fn check_dependency(
+        &self,
+        id: ResourceId,
+        pid: ResourceId,
+    ) -> Result<(), EngineError> {
         let (r, p) = (self.res(id), self.res(pid));
         if id == pid {
             return Err(EngineError::SelfDependency(r.name.clone()));

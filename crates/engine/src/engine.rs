@@ -35,6 +35,50 @@ pub struct Engine {
     pub(crate) announced: BTreeMap<GroupId, GroupState>,
 }
 
+/// The Persist commands taken out of `commands`, in order.
+fn take_persists(commands: &mut Vec<Command>) -> Vec<PersistChange> {
+    let mut changes = Vec::new();
+    commands.retain(|c| match c {
+        Command::Persist(change) => {
+            changes.push(change.clone());
+            false
+        }
+        _ => true,
+    });
+    changes
+}
+
+/// What an administrator event is about, by name (resolved to its group after it is applied: a
+/// group or resource it creates exists only then).
+enum AdminTarget {
+    Group(String),
+    Resource(String),
+}
+
+fn admin_target(event: &Event) -> Option<AdminTarget> {
+    use AdminTarget::{Group, Resource};
+    Some(match event {
+        Event::CreateGroup { name, .. }
+        | Event::DeleteGroup { name }
+        | Event::OnlineGroup { name }
+        | Event::OfflineGroup { name } => Group(name.clone()),
+        Event::SetGroupProperty { group, .. } => Group(group.clone()),
+        Event::CreateResource(spec) => Resource(spec.name.clone()),
+        Event::DeleteResource { name }
+        | Event::OnlineResource { name }
+        | Event::OfflineResource { name }
+        | Event::FailResource { name } => Resource(name.clone()),
+        Event::SetResourceProperty { resource, .. }
+        | Event::SetResource { resource, .. }
+        | Event::AddDependency { resource, .. }
+        | Event::RemoveDependency { resource, .. } => Resource(resource.clone()),
+        Event::CallDone { .. }
+        | Event::TimerFired { .. }
+        | Event::HostStarted { .. }
+        | Event::HostDied { .. } => return None,
+    })
+}
+
 /// How much of the node one event can change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
@@ -54,61 +98,69 @@ impl Engine {
 
     /// Handles one event at time `now` (ms, from any monotonic origin; a smaller `now` than before is
     /// treated as the previous one). Returns the commands to execute, in order. An administrator
-    /// request that is refused returns the error and leaves the engine exactly as it was.
+    /// request that is refused returns the error and leaves the engine exactly as it was: it is
+    /// validated as a whole first (`admin_changes`), without mutating or copying the engine.
     pub fn handle(&mut self, now: u64, event: Event) -> Result<Vec<Command>, EngineError> {
-        self.handle_keeping_backup(now, event)
-            .map(|(commands, _)| commands)
+        if let Some(planned) = self.admin_changes(&event) {
+            planned?;
+        }
+        Ok(self.apply(now, event))
     }
 
     /// Handles an administrator event whose database changes must be durable before it counts:
-    /// `commit` gets every change in one batch (the shell writes them in one transaction). If the
-    /// event is refused, or `commit` fails, the engine is left exactly as it was and nothing is to be
-    /// done; otherwise the returned commands (without the Persist ones, already committed) are
-    /// carried out as usual.
+    /// `commit` gets every change in one batch (the shell writes them in one transaction) before the
+    /// engine changes at all. If the event is refused, or `commit` fails, the engine is left exactly
+    /// as it was and nothing is to be done; otherwise the returned commands (without the Persist
+    /// ones, already committed) are carried out as usual. For an event that is not an
+    /// administrator's, it is applied first and what it persists is committed after.
     pub fn handle_committed<E>(
         &mut self,
         now: u64,
         event: Event,
         commit: impl FnOnce(&[PersistChange]) -> Result<(), E>,
     ) -> Result<Vec<Command>, Refusal<E>> {
-        let (mut commands, backup) = self
-            .handle_keeping_backup(now, event)
-            .map_err(Refusal::Engine)?;
-        let changes: Vec<PersistChange> = commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::Persist(change) => Some(change.clone()),
-                _ => None,
-            })
-            .collect();
-        if let Err(e) = commit(&changes) {
-            if let Some(b) = backup {
-                *self = b;
-            }
-            return Err(Refusal::Storage(e));
-        }
-        commands.retain(|c| !matches!(c, Command::Persist(_)));
+        let Some(planned) = self.admin_changes(&event) else {
+            let mut commands = self.apply(now, event);
+            let changes = take_persists(&mut commands);
+            commit(&changes).map_err(Refusal::Storage)?;
+            return Ok(commands);
+        };
+        let changes = planned.map_err(Refusal::Engine)?;
+        commit(&changes).map_err(Refusal::Storage)?;
+        let mut commands = self.apply(now, event);
+        let applied = take_persists(&mut commands);
+        debug_assert!(
+            crate::plan::same_changes(&applied, &changes),
+            "the dry run and the event disagree: planned {changes:?}, applied {applied:?}"
+        );
         Ok(commands)
     }
 
-    /// `handle`, also returning the engine as it was before an administrator event (for a rollback).
-    fn handle_keeping_backup(
-        &mut self,
-        now: u64,
-        event: Event,
-    ) -> Result<(Vec<Command>, Option<Engine>), EngineError> {
-        let backup = event.is_admin().then(|| self.clone());
+    /// Carries out an event already validated (or one that cannot be refused).
+    fn apply(&mut self, now: u64, event: Event) -> Vec<Command> {
         self.now = self.now.max(now);
         // Call results and timers concern one resource, and everything they can change lives in its
         // group (dependencies never cross groups): look at that group only, not at the whole node, and
-        // not even at it when no resource changed state (a healthy health check).
+        // not even at it when no resource changed state (a healthy health check). An administrator
+        // request changes one group too.
+        let before = self.admin_group(&event);
+        let target = admin_target(&event);
         let scope = self.scope_of(&event);
         if let Err(e) = self.dispatch(event) {
-            if let Some(b) = backup {
-                *self = b;
-            }
-            return Err(e);
+            // Validation said yes: a rule checked in admin.rs but not in plan.rs. Never silent.
+            debug_assert!(false, "a validated event was refused: {e}");
+            self.log(
+                LogLevel::Err,
+                format!("internal error: a validated request was refused: {e}"),
+            );
         }
+        let scope = match target {
+            Some(target) => match self.group_of_target(&target).or(before) {
+                Some(g) => Scope::Group(g),
+                None => Scope::Group(GroupId(0)),
+            },
+            None => scope,
+        };
         let changed = || {
             self.out
                 .iter()
@@ -132,7 +184,14 @@ impl Engine {
         }
         self.flush_persist();
         self.notify_group_changes(groups);
-        Ok((std::mem::take(&mut self.out), backup))
+        std::mem::take(&mut self.out)
+    }
+
+    fn group_of_target(&self, target: &AdminTarget) -> Option<GroupId> {
+        match target {
+            AdminTarget::Group(name) => self.gid(name).ok(),
+            AdminTarget::Resource(name) => self.rid(name).ok().map(|id| self.res(id).group),
+        }
     }
 
     fn dispatch(&mut self, event: Event) -> Result<(), EngineError> {

@@ -72,6 +72,7 @@ mod host_death;
 mod hosts;
 mod ids;
 mod lifecycle;
+mod plan;
 mod resource;
 pub mod restart;
 mod restore;

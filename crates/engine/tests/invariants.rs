@@ -1,7 +1,8 @@
 //! Property test: random sequences of administrator requests, call results (ok/fail), timer firings
 //! and host deaths never break the invariants: (a) a resource is Online only if everything it depends
 //! on is Online, (b) at most one host per resource, (c) state strings are always one of the listed
-//! ones, (d) the engine never panics.
+//! ones, (d) the engine never panics, (e) a refused administrator request changes nothing, and (f)
+//! every accepted one persists exactly what its dry run said it would.
 
 mod common;
 use common::*;
@@ -32,6 +33,8 @@ enum Action {
     AddDep(usize, usize),
     RemoveDep(usize, usize),
     SetProp(usize, usize),
+    /// `resource set` with a property (maybe a bad one) and a parameter set or removed.
+    SetResource(usize, usize, bool),
     OnlineResource(usize),
     OfflineResource(usize),
     OnlineGroup(usize),
@@ -55,6 +58,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (r(), r()).prop_map(|(a, b)| Action::AddDep(a, b)),
         1 => (r(), r()).prop_map(|(a, b)| Action::RemoveDep(a, b)),
         2 => (r(), 0..PROPS.len()).prop_map(|(r, p)| Action::SetProp(r, p)),
+        2 => (r(), 0..PROPS.len() + 1, any::<bool>()).prop_map(|(r, p, set)| Action::SetResource(r, p, set)),
         3 => r().prop_map(Action::OnlineResource),
         2 => r().prop_map(Action::OfflineResource),
         3 => g.clone().prop_map(Action::OnlineGroup),
@@ -93,6 +97,21 @@ fn apply(sim: &mut Sim, a: &Action) {
             resource: res(*r),
             name: PROPS[*p].0.into(),
             value: PROPS[*p].1.into(),
+        },
+        Action::SetResource(r, p, set) => Event::SetResource {
+            resource: res(*r),
+            properties: match PROPS.get(*p) {
+                Some((name, value)) => vec![(name.to_string(), value.to_string())],
+                None => vec![("DeadlockTimeout".into(), "abc".into())],
+            },
+            params: match set {
+                true => vec![("path".into(), format!("/srv/{p}"))],
+                false => vec![],
+            },
+            unset_params: match set {
+                true => vec![],
+                false => vec!["path".into()],
+            },
         },
         Action::OnlineResource(r) => Event::OnlineResource { name: res(*r) },
         Action::OfflineResource(r) => Event::OfflineResource { name: res(*r) },
@@ -158,8 +177,21 @@ fn apply(sim: &mut Sim, a: &Action) {
             return;
         }
     };
-    // Admin refusals are fine; Sim::send checks the engine's own invariants after every event.
-    let _ = sim.send(event);
+    // Admin refusals are fine, but change nothing at all; Sim::send checks the engine's own
+    // invariants (and that each admin event's dry run foresaw what it persisted) after every event.
+    let before = (
+        sim.engine.resources(),
+        sim.engine.groups(),
+        sim.engine.hosts(),
+    );
+    if sim.send(event).is_err() {
+        let after = (
+            sim.engine.resources(),
+            sim.engine.groups(),
+            sim.engine.hosts(),
+        );
+        assert_eq!(before, after, "a refused request changed the engine");
+    }
 }
 
 fn check(sim: &Sim) -> Result<(), TestCaseError> {

@@ -42,7 +42,17 @@ impl Sim {
 
     /// Feeds one event; records what comes back.
     pub fn send(&mut self, event: Event) -> Result<Vec<Command>, EngineError> {
+        // Every administrator event's dry run must foresee exactly what it then persists.
+        let planned = self.engine.admin_changes(&event);
         let cmds = self.engine.handle(self.now, event)?;
+        if let Some(planned) = planned {
+            let planned = planned.expect("accepted, so its dry run accepted it too");
+            assert_eq!(
+                keyed(&planned),
+                keyed(&persists(&cmds)),
+                "the dry run and the event disagree"
+            );
+        }
         self.absorb(&cmds);
         self.engine.check_invariants().expect("engine invariants");
         Ok(cmds)
@@ -330,6 +340,19 @@ pub fn timers(cmds: &[Command]) -> Vec<(u64, TimerKind)> {
 }
 
 /// Every persisted change.
+/// Changes by record (order aside).
+pub fn keyed(
+    changes: &[PersistChange],
+) -> std::collections::BTreeMap<(bool, String), PersistChange> {
+    changes
+        .iter()
+        .map(|c| {
+            let (group, name) = c.key();
+            ((group, name.to_string()), c.clone())
+        })
+        .collect()
+}
+
 pub fn persists(cmds: &[Command]) -> Vec<PersistChange> {
     cmds.iter()
         .filter_map(|c| match c {
