@@ -1,6 +1,9 @@
 //! keelson-rcm at scale, beside baselines measured in the same run:
 //! * 10,000 dummy resources in 100 groups on one node (KEELSON_SCALE_GROUPS × KEELSON_SCALE_PER_GROUP):
 //!   time to create them (each creation a durable database commit) and to bring all groups Online;
+//! * the creation rate (one durable commit each) with 1,000 and with all resources existing, against
+//!   the store's own durable commit rate measured in the same run (the cost of an administrator
+//!   request is what it touches, so the two rates should be within 20 % of each other);
 //! * rcm and host RSS, against the same rcm with nothing configured;
 //! * idle CPU at the default polling (LooksAlive every 5 s, IsAlive every 60 s), against the empty rcm;
 //! * health-check throughput with LooksAlivePollInterval lowered to 10 ms on every resource, against a
@@ -53,6 +56,7 @@ fn main() {
         created.as_secs_f64(),
         total as f64 / created.as_secs_f64()
     );
+
     println!(
         "all groups Online                : {:8.3} s  (from the first GroupOnline request)",
         online.as_secs_f64()
@@ -95,6 +99,21 @@ fn main() {
     );
     drop(rcm);
 
+    println!("\n== creation rate by size (a node of its own) ==");
+    let rcm = Node::start(&target, "rates");
+    let at_1k = rcm.create_rate(1_000, "a");
+    let at_all = rcm.create_rate(total.max(1_000 + CREATE_BATCH), "b");
+    drop(rcm);
+    let commits = store_commit_rate(CREATE_BATCH);
+    println!(
+        "create rate, 1,000 existing      : {at_1k:8.0} /s (the store's own durable commits: {commits:.0} /s)"
+    );
+    println!(
+        "create rate, {:>6} existing     : {at_all:8.0} /s ({:+.1} % against 1,000 existing; target within 20 %)",
+        total.max(1_000 + CREATE_BATCH),
+        (at_all / at_1k - 1.0) * 100.0
+    );
+
     println!("\n== throughput: LooksAlivePollInterval=10 on every resource ==");
     let rcm = Node::start(&target, "fast");
     rcm.populate(groups, per_group, &[("LooksAlivePollInterval", "10")]);
@@ -115,6 +134,34 @@ fn main() {
         1e6 / raw.mean,
         raw.p50
     );
+}
+
+/// Resources created per measured batch.
+const CREATE_BATCH: usize = 500;
+
+/// The baseline for creation: durable commits of one resource record each straight into a
+/// cluster database of its own (what a create costs at least: one fsync'd transaction).
+fn store_commit_rate(n: usize) -> f64 {
+    let dir = std::env::temp_dir().join(format!("keelson-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut store = keelson_store::Store::open(&dir.join("cluster.redb")).unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        let record = keelson_store::ResourceRecord {
+            name: format!("r{i}"),
+            type_name: "dummy".into(),
+            group: "g".into(),
+            ..Default::default()
+        };
+        store
+            .apply(&[keelson_store::Change::PutResource(record)])
+            .unwrap();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    rate
 }
 
 /// CPU used by `pids` over `window`, as a percentage of one core.
@@ -210,6 +257,42 @@ impl Node {
         }
         self.wait_all_online(groups);
         (created, start.elapsed())
+    }
+
+    /// Creates resources in a new group until `existing` exist (not timed), then times
+    /// CREATE_BATCH more; returns creates per second.
+    fn create_rate(&self, existing: usize, tag: &str) -> f64 {
+        let group = format!("rate-{tag}");
+        self.ok(R::GroupCreate {
+            name: group.clone(),
+            properties: vec![],
+        });
+        let now = self.resource_count();
+        let create = |i: usize| {
+            self.ok(R::ResourceCreate {
+                name: format!("{group}-r{i}"),
+                type_name: "dummy".into(),
+                group: group.clone(),
+                params: vec![],
+                properties: vec![],
+            })
+        };
+        for i in 0..existing.saturating_sub(now) {
+            create(i);
+        }
+        let start = Instant::now();
+        for i in 0..CREATE_BATCH {
+            create(existing + i);
+        }
+        CREATE_BATCH as f64 / start.elapsed().as_secs_f64()
+    }
+
+    fn resource_count(&self) -> usize {
+        let list = self.ok(R::ResourceList);
+        list.as_array()
+            .or_else(|| list["resources"].as_array())
+            .map(|a| a.len())
+            .unwrap_or(0)
     }
 
     fn pid(&self) -> u32 {

@@ -48,18 +48,10 @@ impl Core {
                 done(format!("group '{name}' deleted"))
             }
             R::GroupSet { name, properties } => {
-                let current = self
-                    .engine
-                    .group(&name)
-                    .ok_or(format!("no group named '{name}'"))?;
-                group_properties(current.properties, &properties)?;
-                for (prop, value) in properties {
-                    self.admin(Event::SetGroupProperty {
-                        group: name.clone(),
-                        name: prop,
-                        value,
-                    })?;
-                }
+                self.admin(Event::SetGroup {
+                    group: name.clone(),
+                    properties,
+                })?;
                 done(format!("group '{name}' updated"))
             }
             R::GroupOnline { name } => {

@@ -242,26 +242,44 @@ impl Engine {
         }
     }
 
-    pub(crate) fn set_group_property(
+    /// Validates every property against a copy, then sets them all (one log line each).
+    pub(crate) fn set_group(
         &mut self,
         group: &str,
-        name: &str,
-        value: &str,
+        properties: &[(String, String)],
     ) -> Result<(), EngineError> {
+        let props = self.group_props_after(group, properties)?;
         let id = self.gid(group)?;
         let g = self
             .groups
             .get_mut(&id)
             .expect("group id from the name table");
-        let mut props = g.props.clone();
-        props.set(name, value)?;
         g.props = props;
         self.dirty_groups.insert(id);
-        self.log(
-            LogLevel::Info,
-            format!("Group '{group}': set {name}={value}."),
-        );
+        for (name, value) in properties {
+            self.log(
+                LogLevel::Info,
+                format!("Group '{group}': set {name}={value}."),
+            );
+        }
         Ok(())
+    }
+
+    /// The group's properties with `properties` set, or why not.
+    pub(crate) fn group_props_after(
+        &self,
+        group: &str,
+        properties: &[(String, String)],
+    ) -> Result<GroupProperties, EngineError> {
+        let id = self.gid(group)?;
+        if properties.is_empty() {
+            return Err(EngineError::NothingToSetOnGroup(group.to_string()));
+        }
+        let mut props = self.groups[&id].props.clone();
+        for (name, value) in properties {
+            props.set(name, value)?;
+        }
+        Ok(props)
     }
 
     pub(crate) fn add_dependency(

@@ -62,7 +62,9 @@ fn admin_target(event: &Event) -> Option<AdminTarget> {
         | Event::DeleteGroup { name }
         | Event::OnlineGroup { name }
         | Event::OfflineGroup { name } => Group(name.clone()),
-        Event::SetGroupProperty { group, .. } => Group(group.clone()),
+        Event::SetGroupProperty { group, .. } | Event::SetGroup { group, .. } => {
+            Group(group.clone())
+        }
         Event::CreateResource(spec) => Resource(spec.name.clone()),
         Event::DeleteResource { name }
         | Event::OnlineResource { name }
@@ -212,8 +214,9 @@ impl Engine {
                 unset_params,
             } => self.set_resource(&resource, &properties, params, &unset_params),
             Event::SetGroupProperty { group, name, value } => {
-                self.set_group_property(&group, &name, &value)
+                self.set_group(&group, &[(name, value)])
             }
+            Event::SetGroup { group, properties } => self.set_group(&group, &properties),
             Event::AddDependency { resource, provider } => {
                 self.add_dependency(&resource, &provider)
             }

@@ -59,6 +59,8 @@ pub enum EngineError {
     DuplicateParam { key: String },
     #[error("nothing to set on resource '{0}': give Prop=Value, --param k=v or --unset-param k")]
     NothingToSet(String),
+    #[error("nothing to set on group '{0}': give Prop=Value")]
+    NothingToSetOnGroup(String),
     #[error("{0}")]
     Property(#[from] PropertyError),
 }

@@ -54,6 +54,11 @@ pub enum Event {
         params: Vec<(String, String)>,
         unset_params: Vec<String>,
     },
+    /// One administrator `group set`: every property validated, then all set or none.
+    SetGroup {
+        group: String,
+        properties: Vec<(String, String)>,
+    },
     SetGroupProperty {
         group: String,
         name: String,

@@ -35,8 +35,9 @@ impl Engine {
                 unset_params,
             } => self.plan_set_resource(resource, properties, params, unset_params),
             Event::SetGroupProperty { group, name, value } => {
-                self.plan_set_group(group, name, value)
+                self.plan_set_group(group, &[(name.clone(), value.clone())])
             }
+            Event::SetGroup { group, properties } => self.plan_set_group(group, properties),
             Event::AddDependency { resource, provider } => {
                 self.plan_add_dependency(resource, provider)
             }
@@ -63,7 +64,9 @@ impl Engine {
             | Event::DeleteGroup { name }
             | Event::OnlineGroup { name }
             | Event::OfflineGroup { name } => self.gid(name).ok(),
-            Event::SetGroupProperty { group, .. } => self.gid(group).ok(),
+            Event::SetGroupProperty { group, .. } | Event::SetGroup { group, .. } => {
+                self.gid(group).ok()
+            }
             Event::CreateResource(spec) => self.gid(&spec.group).ok(),
             Event::DeleteResource { name }
             | Event::OnlineResource { name }
@@ -201,14 +204,10 @@ impl Engine {
     fn plan_set_group(
         &self,
         group: &str,
-        name: &str,
-        value: &str,
+        properties: &[(String, String)],
     ) -> Result<Vec<PersistChange>, EngineError> {
-        let id = self.gid(group)?;
-        let g = &self.groups[&id];
-        let mut props = g.props.clone();
-        props.set(name, value)?;
-        let mut record = g.record();
+        let props = self.group_props_after(group, properties)?;
+        let mut record = self.groups[&self.gid(group)?].record();
         record.properties = props.non_default_map();
         Ok(vec![PersistChange::PutGroup(record)])
     }
