@@ -306,7 +306,10 @@ impl Node {
     }
 
     fn group_count(&self) -> usize {
-        self.ok(R::GroupList).as_array().map(|a| a.len()).unwrap_or(0)
+        self.ok(R::GroupList)
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0)
     }
 
     fn resource_count(&self) -> usize {

@@ -76,6 +76,7 @@ impl Core {
                 &format!("Group '{name}' state {from} -> {to}"),
             ),
             Command::Persist(change) => self.persist(vec![change]),
+            Command::ResourceDeleted { resource, name } => self.forget(resource, &name),
         }
     }
 
@@ -148,6 +149,14 @@ impl Core {
                 result,
             });
         });
+    }
+
+    /// Everything the node service kept about a deleted resource goes, here and only here.
+    fn forget(&mut self, resource: ResourceId, name: &str) {
+        self.timings.remove(&resource);
+        self.secrets.remove(name);
+        self.opening.remove(&resource);
+        self.handles.remove(&resource);
     }
 
     fn deadlock_timeout(&self, resource: ResourceId) -> Duration {

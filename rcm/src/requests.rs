@@ -88,12 +88,7 @@ impl Core {
                 done(format!("failure injected into resource '{name}'"))
             }
             R::ResourceDelete { name } => {
-                let id = self.engine.resource(&name).map(|r| r.id);
                 self.admin(Event::DeleteResource { name: name.clone() })?;
-                self.secrets.remove(&name);
-                if let Some(id) = id {
-                    self.timings.remove(&id);
-                }
                 done(format!("resource '{name}' deleted"))
             }
             R::ResourceDepend { name, on } => {

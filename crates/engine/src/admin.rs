@@ -128,6 +128,10 @@ impl Engine {
             .push(Command::Persist(PersistChange::DeleteResource(
                 name.to_string(),
             )));
+        self.out.push(Command::ResourceDeleted {
+            resource: id,
+            name: name.to_string(),
+        });
         self.log(LogLevel::Info, format!("Deleted resource '{name}'."));
         Ok(())
     }

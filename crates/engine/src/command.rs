@@ -54,6 +54,9 @@ pub enum Command {
     RaiseEvent(ClusterEvent),
     /// Save this change to the cluster database.
     Persist(PersistChange),
+    /// A resource was deleted: the shell forgets everything it kept about it (timings, secrets…),
+    /// in one place.
+    ResourceDeleted { resource: ResourceId, name: String },
     /// A resource changed state (for watchers and the API; nothing to execute).
     ResourceStateChanged {
         resource: ResourceId,
