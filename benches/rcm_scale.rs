@@ -9,7 +9,7 @@
 //! * health-check throughput with LooksAlivePollInterval lowered to 10 ms on every resource, against a
 //!   raw process-to-process Unix-socket ping-pong.
 //!
-//! Run with `scripts/bench` (release binaries). KEELSON_SCALE_HOLD_SECS=N pauses N s once everything
+//! Run with `scripts/bench` (release binaries); KEELSON_SCALE_ONLY=rates runs the creation rates alone. KEELSON_SCALE_HOLD_SECS=N pauses N s once everything
 //! is Online (before measuring), to attach a profiler to the printed rcm pid.
 
 mod common;
@@ -46,6 +46,11 @@ fn main() {
         common::profile()
     );
 
+    // KEELSON_SCALE_ONLY=rates runs the creation-rate section alone.
+    let only_rates = std::env::var("KEELSON_SCALE_ONLY").is_ok_and(|v| v == "rates");
+    if only_rates {
+        return creation_rates(&target, total);
+    }
     println!("\n== default polling (LooksAlive every 5 s, IsAlive every 60 s) ==");
     let rcm = Node::start(&target, "default");
     let empty_rss = keelson_sys::process::rss_bytes(rcm.pid()).unwrap();
@@ -99,30 +104,7 @@ fn main() {
     );
     drop(rcm);
 
-    println!("\n== creation rate by size (a node of its own) ==");
-    let rcm = Node::start(&target, "rates");
-    let big = total.max(1_000 + CREATE_BATCH);
-    // Each batch beside the store's own durable commit rate measured just before it: the machine's
-    // fsync speed varies, the ratio to it should not.
-    let base_1k = store_commit_rate(CREATE_BATCH);
-    let at_1k = rcm.create_rate(1_000);
-    rcm.create_rate(big);
-    let base_big = store_commit_rate(CREATE_BATCH);
-    let at_big = rcm.create_rate(big);
-    drop(rcm);
-    println!(
-        "create rate, 1,000 existing      : {at_1k:8.0} /s ({:.2} x the store's own durable commits, {base_1k:.0} /s)",
-        at_1k / base_1k
-    );
-    println!(
-        "create rate, {big:>6} existing     : {at_big:8.0} /s ({:.2} x the store's own durable commits, {base_big:.0} /s)",
-        at_big / base_big
-    );
-    println!(
-        "creation rate at {big} against 1,000 existing: {:+.1} % (raw), {:+.1} % (against each baseline); target within 20 %",
-        (at_big / at_1k - 1.0) * 100.0,
-        ((at_big / base_big) / (at_1k / base_1k) - 1.0) * 100.0
-    );
+    creation_rates(&target, total);
 
     println!("\n== throughput: LooksAlivePollInterval=10 on every resource ==");
     let rcm = Node::start(&target, "fast");
@@ -153,27 +135,67 @@ const RATE_GROUP: usize = 100;
 
 /// The baseline for creation: durable commits of one resource record each straight into a
 /// cluster database of its own (what a create costs at least: one fsync'd transaction).
-fn store_commit_rate(n: usize) -> f64 {
-    let dir = std::env::temp_dir().join(format!("keelson-bench-store-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut store = keelson_store::Store::open(&dir.join("cluster.redb")).unwrap();
-    let t = Instant::now();
-    for i in 0..n {
+struct Baseline {
+    dir: PathBuf,
+    store: keelson_store::Store,
+    next: usize,
+}
+
+impl Baseline {
+    fn new() -> Baseline {
+        let dir = std::env::temp_dir().join(format!("keelson-bench-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = keelson_store::Store::open(&dir.join("cluster.redb")).unwrap();
+        Baseline {
+            dir,
+            store,
+            next: 0,
+        }
+    }
+
+    /// Times one durable commit of one new record.
+    fn commit(&mut self) -> Duration {
+        self.next += 1;
         let record = keelson_store::ResourceRecord {
-            name: format!("r{i}"),
+            name: format!("r{}", self.next),
             type_name: "dummy".into(),
             group: "g".into(),
             ..Default::default()
         };
-        store
+        let t = Instant::now();
+        self.store
             .apply(&[keelson_store::Change::PutResource(record)])
             .unwrap();
+        t.elapsed()
     }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
-    rate
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The creation rate with 1,000 and with `total` resources existing, on a node of its own.
+fn creation_rates(target: &Path, total: usize) {
+    println!("\n== creation rate by size (a node of its own) ==");
+    let rcm = Node::start(target, "rates");
+    let big = total.max(1_000 + CREATE_BATCH);
+    let mut baseline = Baseline::new();
+    let (at_1k, base_1k) = rcm.create_rate(1_000, &mut baseline);
+    let (at_big, base_big) = rcm.create_rate(big, &mut baseline);
+    drop(rcm);
+    println!(
+        "create rate, 1,000 existing      : {at_1k:8.0} /s (store alone, interleaved: {base_1k:.0} /s)"
+    );
+    println!(
+        "create rate, {big:>6} existing     : {at_big:8.0} /s (store alone, interleaved: {base_big:.0} /s)"
+    );
+    println!(
+        "creation rate at {big} against 1,000 existing: {:+.1} % (target within 20 %)",
+        (at_big / at_1k - 1.0) * 100.0
+    );
 }
 
 /// CPU used by `pids` over `window`, as a percentage of one core.
@@ -272,11 +294,14 @@ impl Node {
     }
 
     /// Creates resources (in groups of RATE_GROUP, as populate does) until `existing` exist, untimed,
-    /// then times CREATE_BATCH more in fresh groups; returns creates per second.
-    fn create_rate(&self, existing: usize) -> f64 {
+    /// then CREATE_BATCH more in fresh groups, each create timed right after one durable commit
+    /// straight into `baseline` (the store alone), so both see the same moment's fsync speed.
+    /// Returns (creates per second, baseline commits per second).
+    fn create_rate(&self, existing: usize, baseline: &mut Baseline) -> (f64, f64) {
         let mut made = self.resource_count();
         let mut next_group = self.group_count();
-        let mut group_of_batch = |node: &Node, count: usize| {
+        let (mut creates, mut commits) = (Duration::ZERO, Duration::ZERO);
+        let mut group_of_batch = |node: &Node, count: usize, timed: bool| {
             let group = format!("rate-g{next_group}");
             next_group += 1;
             node.ok(R::GroupCreate {
@@ -284,25 +309,33 @@ impl Node {
                 properties: vec![],
             });
             for i in 0..count {
-                node.ok(R::ResourceCreate {
+                let request = R::ResourceCreate {
                     name: format!("{group}-r{i}"),
                     type_name: "dummy".into(),
                     group: group.clone(),
                     params: vec![],
                     properties: vec![],
-                });
+                };
+                if !timed {
+                    node.ok(request);
+                    continue;
+                }
+                commits += baseline.commit();
+                let t = Instant::now();
+                node.ok(request);
+                creates += t.elapsed();
             }
         };
         while made < existing {
             let n = RATE_GROUP.min(existing - made);
-            group_of_batch(self, n);
+            group_of_batch(self, n, false);
             made += n;
         }
-        let start = Instant::now();
         for _ in 0..CREATE_BATCH / RATE_GROUP {
-            group_of_batch(self, RATE_GROUP);
+            group_of_batch(self, RATE_GROUP, true);
         }
-        CREATE_BATCH as f64 / start.elapsed().as_secs_f64()
+        let per_s = |d: Duration| CREATE_BATCH as f64 / d.as_secs_f64();
+        (per_s(creates), per_s(commits))
     }
 
     fn group_count(&self) -> usize {
