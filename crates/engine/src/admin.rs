@@ -14,7 +14,7 @@ use crate::state::ResourceState;
 use crate::timer::TimerKind;
 use keelson_types::{GroupProperties, LogLevel, ResourceId};
 
-fn join_names(names: impl IntoIterator<Item = String>) -> String {
+pub(crate) fn join_names(names: impl IntoIterator<Item = String>) -> String {
     names
         .into_iter()
         .map(|n| format!("'{n}'"))
@@ -28,12 +28,7 @@ impl Engine {
         name: String,
         props: GroupProperties,
     ) -> Result<(), EngineError> {
-        if name.trim().is_empty() {
-            return Err(EngineError::EmptyName("group"));
-        }
-        if self.group_names.contains_key(&name) {
-            return Err(EngineError::GroupExists(name));
-        }
+        self.plan_create_group(&name, &props)?;
         self.next_group += 1;
         let id = GroupId(self.next_group);
         self.group_names.insert(name.clone(), id);
@@ -44,15 +39,8 @@ impl Engine {
     }
 
     pub(crate) fn delete_group(&mut self, name: &str) -> Result<(), EngineError> {
+        self.plan_delete_group(name)?;
         let id = self.gid(name)?;
-        let g = &self.groups[&id];
-        if !g.members.is_empty() {
-            let resources = join_names(g.members.iter().map(|r| self.res(*r).name.clone()));
-            return Err(EngineError::GroupNotEmpty {
-                group: name.to_string(),
-                resources,
-            });
-        }
         self.groups.remove(&id);
         self.announced.remove(&id);
         self.group_names.remove(name);
@@ -66,12 +54,7 @@ impl Engine {
     }
 
     pub(crate) fn create_resource(&mut self, spec: ResourceSpec) -> Result<(), EngineError> {
-        if spec.name.trim().is_empty() {
-            return Err(EngineError::EmptyName("resource"));
-        }
-        if self.resource_names.contains_key(&spec.name) {
-            return Err(EngineError::ResourceExists(spec.name));
-        }
+        self.plan_create_resource(&spec)?;
         let group = self.gid(&spec.group)?;
         self.next_resource += 1;
         let id = ResourceId(self.next_resource);
@@ -97,22 +80,8 @@ impl Engine {
     }
 
     pub(crate) fn delete_resource(&mut self, name: &str) -> Result<(), EngineError> {
+        self.plan_delete_resource(name)?;
         let id = self.rid(name)?;
-        let state = self.res(id).state;
-        if !matches!(state, ResourceState::Offline | ResourceState::Failed) {
-            return Err(EngineError::NotOffline {
-                name: name.to_string(),
-                state,
-            });
-        }
-        let dependents = graph::direct_dependents(&self.resources, id);
-        if !dependents.is_empty() {
-            let dependents = join_names(dependents.iter().map(|d| self.res(*d).name.clone()));
-            return Err(EngineError::StillDependedOn {
-                name: name.to_string(),
-                dependents,
-            });
-        }
         self.cancel_resource_timers(id);
         self.close(id);
         let providers: Vec<ResourceId> = self.res(id).depends_on.iter().copied().collect();

@@ -347,21 +347,10 @@ impl Engine {
 
     fn flush_persist(&mut self) {
         for id in std::mem::take(&mut self.dirty_resources) {
-            if let Some(r) = self.resources.get(&id) {
-                let group = self
-                    .groups
-                    .get(&r.group)
-                    .map(|g| g.name.clone())
-                    .unwrap_or_default();
-                let mut deps: Vec<String> = r
-                    .depends_on
-                    .iter()
-                    .map(|d| self.res(*d).name.clone())
-                    .collect();
-                deps.sort();
-                self.out.push(Command::Persist(PersistChange::PutResource(
-                    r.record(&group, deps),
-                )));
+            if self.resources.contains_key(&id) {
+                let record = self.record_of(id);
+                self.out
+                    .push(Command::Persist(PersistChange::PutResource(record)));
             }
         }
         for id in std::mem::take(&mut self.dirty_groups) {

@@ -80,7 +80,7 @@ impl Engine {
         }
     }
 
-    fn plan_create_group(
+    pub(crate) fn plan_create_group(
         &self,
         name: &str,
         properties: &keelson_types::GroupProperties,
@@ -98,16 +98,12 @@ impl Engine {
         })])
     }
 
-    fn plan_delete_group(&self, name: &str) -> Result<Vec<PersistChange>, EngineError> {
+    pub(crate) fn plan_delete_group(&self, name: &str) -> Result<Vec<PersistChange>, EngineError> {
         let id = self.gid(name)?;
         let g = &self.groups[&id];
         if !g.members.is_empty() {
-            let resources = g
-                .members
-                .iter()
-                .map(|r| format!("'{}'", self.res(*r).name))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let resources =
+                crate::admin::join_names(g.members.iter().map(|r| self.res(*r).name.clone()));
             return Err(EngineError::GroupNotEmpty {
                 group: name.to_string(),
                 resources,
@@ -116,7 +112,10 @@ impl Engine {
         Ok(vec![PersistChange::DeleteGroup(name.to_string())])
     }
 
-    fn plan_create_resource(&self, spec: &ResourceSpec) -> Result<Vec<PersistChange>, EngineError> {
+    pub(crate) fn plan_create_resource(
+        &self,
+        spec: &ResourceSpec,
+    ) -> Result<Vec<PersistChange>, EngineError> {
         if spec.name.trim().is_empty() {
             return Err(EngineError::EmptyName("resource"));
         }
@@ -156,7 +155,10 @@ impl Engine {
         })])
     }
 
-    fn plan_delete_resource(&self, name: &str) -> Result<Vec<PersistChange>, EngineError> {
+    pub(crate) fn plan_delete_resource(
+        &self,
+        name: &str,
+    ) -> Result<Vec<PersistChange>, EngineError> {
         let id = self.rid(name)?;
         let state = self.res(id).state;
         if !matches!(state, ResourceState::Offline | ResourceState::Failed) {
@@ -167,11 +169,8 @@ impl Engine {
         }
         let dependents = graph::direct_dependents(&self.resources, id);
         if !dependents.is_empty() {
-            let dependents = dependents
-                .iter()
-                .map(|d| format!("'{}'", self.res(*d).name))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let dependents =
+                crate::admin::join_names(dependents.iter().map(|d| self.res(*d).name.clone()));
             return Err(EngineError::StillDependedOn {
                 name: name.to_string(),
                 dependents,
