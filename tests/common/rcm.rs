@@ -37,36 +37,7 @@ impl Rcm {
 
     /// Starts keelson-rcm on `dir` (e.g. again after a kill) and waits until it answers.
     pub fn start_in(dir: PathBuf) -> Rcm {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("rcm.out"))
-            .unwrap();
-        let child = Command::new(super::artefact("keelson-rcm"))
-            .arg("--data-dir")
-            .arg(&dir)
-            .arg("--plugin-dir")
-            .arg(super::target_dir())
-            .env("KEELSON_RHS", super::artefact("keelson-rhs"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("keelson-rcm starts");
-        let rcm = Rcm {
-            dir,
-            child: Some(child),
-            keep_dir: false,
-        };
-        let ready = super::wait_until(Duration::from_secs(20), || {
-            rcm.try_request(ControlRequest::Status).is_ok()
-        });
-        assert!(
-            ready,
-            "keelson-rcm did not answer; rcm.out:\n{}",
-            rcm.output()
-        );
-        rcm
+        Rcm::start_with(dir, &super::target_dir(), &[], &[])
     }
 
     pub fn pid(&self) -> u32 {

@@ -409,14 +409,8 @@ impl Engine {
     }
 
     pub(crate) fn fail_resource(&mut self, name: &str) -> Result<(), EngineError> {
+        self.plan_fail(name)?;
         let id = self.rid(name)?;
-        let state = self.res(id).state;
-        if state != ResourceState::Online {
-            return Err(EngineError::NotOnline {
-                name: name.to_string(),
-                state,
-            });
-        }
         self.log(
             LogLevel::Info,
             format!("Simulating a failure of resource '{name}'."),

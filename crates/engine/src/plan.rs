@@ -267,7 +267,7 @@ impl Engine {
         Ok(changes)
     }
 
-    fn plan_fail(&self, name: &str) -> Result<Vec<PersistChange>, EngineError> {
+    pub(crate) fn plan_fail(&self, name: &str) -> Result<Vec<PersistChange>, EngineError> {
         let id = self.rid(name)?;
         let state = self.res(id).state;
         if state != ResourceState::Online {
