@@ -214,6 +214,7 @@ fn a_plugin_thread_crash_moves_each_of_that_plugins_resources_to_its_own_monitor
         })
         .unwrap_or_else(|| panic!("the crashed host logged its load of chaos:\n{log}"));
     let base = hex_after(loaded, "load address 0x");
+    println!("{loaded}\n{failure}");
     assert_eq!(
         pc - base,
         offset,
