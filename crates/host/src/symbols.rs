@@ -1,38 +1,72 @@
 //! Names the function at an address of a plugin file, for crash reports: reads the file's ELF64
-//! symbol table (.symtab, else .dynsym) and demangles legacy Rust names. Best effort: any problem
-//! is just no name. Not loading or running the file (plugin code never runs in rcm), and not DWARF.
+//! section headers and symbol table (.symtab, else .dynsym; nothing else, each table capped) and
+//! demangles legacy Rust names. Best effort: any problem is just no name. Not loading or running
+//! the file (plugin code never runs in rcm), and not DWARF.
 
-use std::io::Read;
+use std::os::unix::fs::FileExt;
 
-/// Larger plugin files are not read for a name.
-const MAX_FILE: u64 = 512 << 20;
+/// The most this reads of one table (section headers, symbols or their names).
+const MAX_TABLE: u64 = 64 << 20;
 const SHT_SYMTAB: u32 = 2;
 const SHT_DYNSYM: u32 = 11;
 const STT_FUNC: u8 = 2;
 
-/// The function containing ELF virtual address `addr` of the file at `path`.
+/// Byte ranges of an ELF image: a file read piecewise, or a buffer in tests.
+trait Image {
+    fn range(&self, offset: u64, len: u64) -> Option<Vec<u8>>;
+}
+
+impl Image for std::fs::File {
+    fn range(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        if len > MAX_TABLE {
+            return None;
+        }
+        let mut buf = vec![0u8; usize::try_from(len).ok()?];
+        self.read_exact_at(&mut buf, offset).ok()?;
+        Some(buf)
+    }
+}
+
+impl Image for [u8] {
+    fn range(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.get(start..end).map(<[u8]>::to_vec)
+    }
+}
+
+/// The function containing ELF virtual address `addr` of the regular file at `path`.
 pub(crate) fn symbolise(path: &str, addr: u64) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE).read_to_end(&mut bytes).ok()?;
-    symbol_at(&bytes, addr).map(|name| demangle(&name))
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    symbol_at(&file, addr).map(|name| demangle(&name))
 }
 
 /// The raw name of the function symbol whose `[value, value + size)` holds `addr`.
-fn symbol_at(elf: &[u8], addr: u64) -> Option<String> {
-    if elf.get(..6)? != b"\x7fELF\x02\x01" {
+fn symbol_at(elf: &(impl Image + ?Sized), addr: u64) -> Option<String> {
+    let header = elf.range(0, 64)?;
+    if header.get(..6)? != b"\x7fELF\x02\x01" {
         return None; // not a little-endian ELF64 file
     }
-    let shoff = u64_at(elf, 0x28)? as usize;
-    let shentsize = u16_at(elf, 0x3a)? as usize;
-    let shnum = u16_at(elf, 0x3c)? as usize;
-    let section = |i: usize| elf.get(shoff + i * shentsize..shoff + (i + 1) * shentsize);
+    let shoff = u64_at(&header, 0x28)?;
+    let shentsize = u64::from(u16_at(&header, 0x3a)?);
+    let shnum = u64::from(u16_at(&header, 0x3c)?);
+    if shentsize < 64 {
+        return None;
+    }
+    let sections = elf.range(shoff, shentsize.checked_mul(shnum)?)?;
+    let section = |i: u64| {
+        let at = usize::try_from(i * shentsize).ok()?;
+        sections.get(at..at + 64)
+    };
     let table = [SHT_SYMTAB, SHT_DYNSYM].into_iter().find_map(|kind| {
         (0..shnum).find_map(|i| section(i).filter(|s| u32_at(s, 4) == Some(kind)))
     })?;
-    let strtab = section(u32_at(table, 40)? as usize)?;
-    let symbols = slice(elf, u64_at(table, 24)?, u64_at(table, 32)?)?;
-    let strings = slice(elf, u64_at(strtab, 24)?, u64_at(strtab, 32)?)?;
+    let strtab = section(u64::from(u32_at(table, 40)?))?;
+    let symbols = elf.range(u64_at(table, 24)?, u64_at(table, 32)?)?;
+    let strings = elf.range(u64_at(strtab, 24)?, u64_at(strtab, 32)?)?;
     symbols.chunks_exact(24).find_map(|sym| {
         let (value, size) = (u64_at(sym, 8)?, u64_at(sym, 16)?);
         let is_func = sym[4] & 0xf == STT_FUNC;
@@ -43,11 +77,6 @@ fn symbol_at(elf: &[u8], addr: u64) -> Option<String> {
         let end = name.iter().position(|&b| b == 0)?;
         Some(String::from_utf8_lossy(&name[..end]).into_owned())
     })
-}
-
-fn slice(bytes: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
-    let start = usize::try_from(offset).ok()?;
-    bytes.get(start..start.checked_add(usize::try_from(len).ok()?)?)
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -143,9 +172,24 @@ mod tests {
 
     #[test]
     fn not_an_elf_file_has_no_names() {
-        assert_eq!(symbol_at(b"not an elf file at all", 0), None);
-        assert_eq!(symbol_at(b"\x7fELF\x02\x01", 0), None, "truncated header");
+        assert_eq!(
+            symbol_at(
+                &b"not an elf file at all, but long enough to hold a header: 64 bytes"[..],
+                0
+            ),
+            None
+        );
+        assert_eq!(
+            symbol_at(&b"\x7fELF\x02\x01"[..], 0),
+            None,
+            "truncated header"
+        );
         assert_eq!(symbolise("/nonexistent/plugin.so", 0), None);
+        assert_eq!(
+            symbolise("/dev/zero", 0),
+            None,
+            "not a regular file: not read"
+        );
     }
 
     /// A tiny ELF64 image: header, a symtab and its strtab, two function symbols.
@@ -189,12 +233,12 @@ mod tests {
 
     #[test]
     fn the_function_holding_an_address_is_found() {
-        let elf = tiny_elf();
-        assert_eq!(symbol_at(&elf, 0x1000).as_deref(), Some("first"));
-        assert_eq!(symbol_at(&elf, 0x100f).as_deref(), Some("first"));
-        assert_eq!(symbol_at(&elf, 0x1010).as_deref(), Some("second"));
-        assert_eq!(symbol_at(&elf, 0x102f).as_deref(), Some("second"));
-        assert_eq!(symbol_at(&elf, 0x1030), None);
-        assert_eq!(symbol_at(&elf, 0xfff), None);
+        let elf = &tiny_elf()[..];
+        assert_eq!(symbol_at(elf, 0x1000).as_deref(), Some("first"));
+        assert_eq!(symbol_at(elf, 0x100f).as_deref(), Some("first"));
+        assert_eq!(symbol_at(elf, 0x1010).as_deref(), Some("second"));
+        assert_eq!(symbol_at(elf, 0x102f).as_deref(), Some("second"));
+        assert_eq!(symbol_at(elf, 0x1030), None);
+        assert_eq!(symbol_at(elf, 0xfff), None);
     }
 }
