@@ -301,6 +301,7 @@ impl Core {
                 self.feed(Event::HostDied {
                     host,
                     offender: None,
+                    offending_plugin: None,
                     cause: e.to_string(),
                 });
             }
@@ -357,6 +358,7 @@ impl Core {
         self.feed(Event::HostDied {
             host,
             offender,
+            offending_plugin: died.cause.offending_plugin().map(str::to_string),
             cause: died.to_string(),
         });
     }

@@ -54,7 +54,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         socket,
         frames: FrameBuf::new(),
         fds: VecDeque::new(),
-        registry: Registry::default(),
+        registry: Registry::new(logger.clone()),
         monitor: monitor.clone(),
         logger,
     };

@@ -1,14 +1,23 @@
 //! Crash attribution: which resource and entry point the current thread is running, kept in a
-//! thread-local that the async-signal-safe crash handler reads, and the handler itself, which writes
-//! one pre-sized `Crashed` frame to the alarm pipe. Not the signal plumbing (crates/sys::crash).
+//! thread-local that the async-signal-safe crash handler reads; which loaded plugin's code holds the
+//! faulting instruction, from a table filled at load time; and the handler itself, which writes one
+//! pre-sized `Crashed` frame to the alarm pipe. Not the signal plumbing (crates/sys::crash).
 
-use keelson_proto::{encode_into, HostAlarm};
+use keelson_proto::{encode_into, HostAlarm, PluginCode};
+use keelson_sys::address_table::AddressTable;
+use keelson_sys::crash::Fault;
 use keelson_types::{Op, ResourceId};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Where alarms go: the alarm pipe's fd, set once at start-up.
 static ALARM_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Every loaded plugin's mapped segments, by slot (plugins.rs fills it at load; the handler reads it).
+pub static PLUGIN_CODE: AddressTable = AddressTable::new();
+
+/// Large enough for the biggest `Crashed` frame (about 60 bytes).
+const ALARM_BUF_LEN: usize = 128;
 
 thread_local! {
     /// (resource id, op as u8) of the call running on this thread; (0, 0) when idle. Const-initialised
@@ -38,14 +47,21 @@ impl Drop for CallGuard {
 }
 
 /// Runs inside the signal handler: no allocation, no locks, one `write(2)`.
-fn on_crash(signal: i32) {
+fn on_crash(fault: &Fault) {
     let (resource, op) = CURRENT.with(|c| c.get());
+    let in_plugin = PLUGIN_CODE.lookup(fault.pc).map(|hit| PluginCode {
+        slot: hit.slot,
+        offset: hit.offset as u64,
+    });
     let alarm = HostAlarm::Crashed {
         resource: (resource != 0).then_some(ResourceId(resource)),
         op: Op::from_u8(op),
-        signal,
+        signal: fault.signal,
+        pc: fault.pc as u64,
+        fault_addr: fault.addr as u64,
+        in_plugin,
     };
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; ALARM_BUF_LEN];
     if let Ok(len) = encode_into(&alarm, &mut buf) {
         keelson_sys::crash::write_raw(ALARM_FD.load(Ordering::SeqCst), &buf[..len]);
     }
@@ -53,7 +69,7 @@ fn on_crash(signal: i32) {
 
 /// Writes a non-crash alarm (the deadlock monitor's) to the alarm pipe in one write.
 pub fn raise_alarm(alarm: &HostAlarm) {
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; ALARM_BUF_LEN];
     if let Ok(len) = encode_into(alarm, &mut buf) {
         keelson_sys::crash::write_raw(ALARM_FD.load(Ordering::SeqCst), &buf[..len]);
     }

@@ -417,6 +417,9 @@ fn death_message(died: &HostDied, deadline: Duration) -> String {
             op.map(Op::upper).unwrap_or("a plugin thread"),
             died.pid
         ),
+        DeathCause::PluginCrash { .. } => {
+            format!("crashed on a thread of the plugin's own: {died}")
+        }
         DeathCause::Exit { status } => {
             format!("plugin ended the host process: exit status {status}")
         }

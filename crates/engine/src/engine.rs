@@ -248,9 +248,10 @@ impl Engine {
             Event::HostDied {
                 host,
                 offender,
+                offending_plugin,
                 cause,
             } => {
-                self.host_died(host, offender, &cause);
+                self.host_died(host, offender, offending_plugin.as_deref(), &cause);
                 Ok(())
             }
         }

@@ -111,9 +111,12 @@ pub enum Event {
     },
     /// The host of slot `host` is gone. `offender` is the resource and entry point blamed for it
     /// (crash or deadlock report), `None` when nobody is (killed from outside, failed to start…).
+    /// Without an `offender`, `offending_plugin` names the plugin whose code crashed on a thread of
+    /// its own: each of its resources in that host is an offender.
     HostDied {
         host: HostId,
         offender: Option<(ResourceId, Op)>,
+        offending_plugin: Option<String>,
         cause: String,
     },
 }

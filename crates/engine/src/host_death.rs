@@ -1,7 +1,9 @@
 //! A host process died (crash, deadlock, killed, failed to start): blame the offender by name (log
-//! lines, events 1230 and 1146), mark it SeparateMonitor persistently, re-open it in a host of its own
-//! and every innocent in a fresh default host, bring back what was Online, and run the restart policy
-//! on the offender. Not the detection (crates/host) nor the policy itself (failure.rs).
+//! lines, events 1230 and 1146) — the resource whose call it was, or every resource in that host of
+//! the plugin whose own thread crashed — mark each SeparateMonitor persistently, re-open each in a
+//! host of its own and every innocent in a fresh default host, bring back what was Online, and run
+//! the restart policy on the offenders. Not the detection (crates/host) nor the policy itself
+//! (failure.rs).
 
 use crate::command::EventLevel;
 use crate::engine::Engine;
@@ -19,15 +21,13 @@ impl Engine {
         &mut self,
         host: HostId,
         offender: Option<(ResourceId, Op)>,
+        offending_plugin: Option<&str>,
         cause: &str,
     ) {
         let Some(dead) = self.hosts.remove_dead(host) else {
             return;
         }; // unknown or already handled
         let members: Vec<ResourceId> = dead.members.iter().copied().collect();
-        let offender = offender
-            .filter(|(r, _)| dead.members.contains(r))
-            .map(|(r, _)| r);
         let pid = dead
             .pid
             .map(|p| p.to_string())
@@ -36,8 +36,9 @@ impl Engine {
             LogLevel::Warn,
             format!("Host {host} (pid {pid}) stopped unexpectedly: {cause}"),
         );
-        if let Some(o) = offender {
-            self.blame(o);
+        let offenders = self.offenders(&members, offender, offending_plugin);
+        for o in &offenders {
+            self.blame(*o);
         }
         self.raise(
             1146,
@@ -49,11 +50,13 @@ impl Engine {
         for m in &members {
             self.detach(*m);
         }
-        match offender {
-            Some(o) => self.fail(o, &format!("its host died: {cause}")),
-            None => self.fail_all_unattributed(&members, cause),
+        if offenders.is_empty() {
+            self.fail_all_unattributed(&members, cause);
         }
-        for m in members.iter().filter(|m| Some(**m) != offender) {
+        for o in &offenders {
+            self.fail(*o, &format!("its host died: {cause}"));
+        }
+        for m in members.iter().filter(|m| !offenders.contains(m)) {
             if self.res(*m).state != ResourceState::Failed {
                 self.set_state(*m, ResourceState::Offline); // reconciliation brings it back if wanted
             }
@@ -63,6 +66,41 @@ impl Engine {
                 self.open(m);
             }
         }
+    }
+
+    /// Who is to blame among the dead host's `members`: the resource whose call crashed or
+    /// deadlocked, else every member implemented by the plugin whose own thread crashed, else nobody.
+    fn offenders(
+        &mut self,
+        members: &[ResourceId],
+        offender: Option<(ResourceId, Op)>,
+        offending_plugin: Option<&str>,
+    ) -> Vec<ResourceId> {
+        if let Some((r, _)) = offender.filter(|(r, _)| members.contains(r)) {
+            return vec![r];
+        }
+        let Some(plugin) = offending_plugin else {
+            return Vec::new();
+        };
+        let blamed: Vec<ResourceId> = members
+            .iter()
+            .copied()
+            .filter(|m| self.res(*m).plugin == plugin)
+            .collect();
+        let names: Vec<String> = blamed
+            .iter()
+            .map(|m| format!("'{}'", self.res(*m).name))
+            .collect();
+        let whom = if names.is_empty() {
+            "none of its resources was in that host; nobody is blamed".to_string()
+        } else {
+            format!("blaming each of its resources there: {}", names.join(", "))
+        };
+        self.log(
+            LogLevel::Warn,
+            format!("Plugin '{plugin}' crashed on a thread of its own; {whom}."),
+        );
+        blamed
     }
 
     /// The FAILURENOTIFICATION lines, event 1230, and SeparateMonitor=true (persisted).

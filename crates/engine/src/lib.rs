@@ -22,8 +22,9 @@
 //!   - [`Command::ScheduleTimer`] → at `at`, send [`Event::TimerFired`] with the same [`Timer`]. There
 //!     is no cancel command: the engine ignores timers it no longer wants.
 //!   - A host that crashes or deadlocks → [`Event::HostDied`] with the blamed `(resource, op)` if the
-//!     host reported one (`Crashed`/`DeadlockDetected`), else `None`. Calls in flight in a dead host
-//!     must not be reported afterwards.
+//!     host reported one (`Crashed`/`DeadlockDetected`), else `None`; a crash on a plugin's own
+//!     thread names that plugin in `offending_plugin` instead. Calls in flight in a dead host must
+//!     not be reported afterwards.
 //!   - [`Command::Log`] → one cluster-log line; [`Command::RaiseEvent`] → one cluster event;
 //!     [`Command::Persist`] → one change to the database (whole records, upserts);
 //!     [`Command::ResourceStateChanged`] / [`Command::GroupStateChanged`] → notifications only.
@@ -54,8 +55,11 @@
 //!   result 4.` and `Resource 'NAME' (resource type 'T', plugin 'P') has crashed or deadlocked;
 //!   marking it to run in a separate monitor.`, raise 1230 and 1146, persist SeparateMonitor=true,
 //!   re-open the offender in a host of its own and the innocents in a fresh default host, bring back
-//!   the innocents that were Online, and apply the restart policy to the offender. Without an
-//!   offender every member that was (coming) Online is a failure. `gen(N)` counts re-opens.
+//!   the innocents that were Online, and apply the restart policy to the offender. A plugin blamed
+//!   for a crash on a thread of its own makes each of its resources in that host an offender (each
+//!   with those lines, its own 1230 and a host of its own); the other plugins' resources there are
+//!   innocents. Without an offender every member that was (coming) Online is a failure. `gen(N)`
+//!   counts re-opens.
 //! * A SeparateMonitor set by hand moves the resource at its next online.
 //! * Ids (resources, groups, hosts, timers) are counters: the same events give the same commands.
 

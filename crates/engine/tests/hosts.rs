@@ -273,12 +273,14 @@ fn stale_host_reports_are_ignored() {
     let c = sim.ok(Event::HostDied {
         host,
         offender: None,
+        offending_plugin: None,
         cause: "again".into(),
     });
     assert!(c.is_empty());
     let c = sim.ok(Event::HostDied {
         host: HostId(99),
         offender: None,
+        offending_plugin: None,
         cause: "who".into(),
     });
     assert!(c.is_empty());
@@ -360,4 +362,122 @@ fn a_failed_open_is_reopened_at_the_next_online() {
     assert_eq!(opens(&c).len(), 1);
     sim.settle();
     assert_eq!(sim.state("a"), ResourceState::Online);
+}
+
+/// A group "g" Online with "a" and "c" from plugin chaos and "b" from plugin dummy, one host.
+fn online_with_chaos() -> Sim {
+    let mut sim = Sim::new();
+    sim.group("g");
+    for (name, plugin) in [("a", "chaos"), ("b", "dummy"), ("c", "chaos")] {
+        let mut spec = spec(name, "g", ResourceProperties::default(), &[]);
+        spec.plugin = plugin.into();
+        sim.ok(Event::CreateResource(spec));
+    }
+    sim.ok(Event::OnlineGroup { name: "g".into() });
+    sim.settle();
+    sim
+}
+
+#[test]
+fn a_crash_on_a_plugins_own_thread_blames_each_of_its_resources_in_that_host() {
+    let mut sim = online_with_chaos();
+    let old = sim.host_of("a");
+    assert_eq!(sim.host_of("b"), old);
+    let c = sim.kill_host_in_plugin(old, "chaos", "SIGSEGV in plugin 'chaos''s code");
+    let l = logs(&c);
+    assert!(
+        l.contains(&(
+            LogLevel::Warn,
+            "Plugin 'chaos' crashed on a thread of its own; blaming each of its resources there: 'a', 'c'."
+                .into()
+        )),
+        "{l:?}"
+    );
+    for name in ["a", "c"] {
+        let notification =
+            format!("HandleMonitorReply: FAILURENOTIFICATION for '{name}', gen(0) result 4.");
+        assert!(l.contains(&(LogLevel::Info, notification)), "{name}: {l:?}");
+    }
+    let ev = events(&c);
+    let blamed: Vec<_> = ev
+        .iter()
+        .filter(|e| e.id == 1230)
+        .map(|e| e.resource.clone().unwrap())
+        .collect();
+    assert_eq!(blamed, ["a", "c"], "one 1230 per resource of the plugin");
+    assert_eq!(
+        ev.iter().filter(|e| e.id == 1146).count(),
+        1,
+        "one host died"
+    );
+    let saved: Vec<String> = persists(&c)
+        .into_iter()
+        .filter_map(|p| match p {
+            PersistChange::PutResource(r)
+                if r.properties.get("SeparateMonitor").map(String::as_str) == Some("true") =>
+            {
+                Some(r.name)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        saved,
+        ["a", "c"],
+        "SeparateMonitor persisted for each offender only"
+    );
+
+    // Each offender in a host of its own, the innocent in a fresh default host and Online at once.
+    let s = starts(&c);
+    assert_eq!(s.len(), 3, "{s:?}");
+    let fresh_default = s.iter().find(|(_, d)| d.is_none()).unwrap().0;
+    let own_a = s.iter().find(|(_, d)| *d == Some(sim.id("a"))).unwrap().0;
+    let own_c = s.iter().find(|(_, d)| *d == Some(sim.id("c"))).unwrap().0;
+    assert!(own_a != own_c && own_a != fresh_default && fresh_default != old);
+    assert_eq!(calls_of(&c, Op::Online), [sim.id("b")]);
+    assert_eq!(sim.state("a"), ResourceState::Failed);
+    assert_eq!(sim.state("c"), ResourceState::Failed);
+    sim.run(500);
+    for r in ["a", "b", "c"] {
+        assert_eq!(sim.state(r), ResourceState::Online, "{r}");
+    }
+    assert_eq!(sim.host_of("a"), own_a);
+    assert_eq!(sim.host_of("c"), own_c);
+    assert_eq!(sim.host_of("b"), fresh_default);
+}
+
+#[test]
+fn a_call_offender_takes_precedence_and_an_absent_plugin_blames_nobody() {
+    let mut sim = online_with_chaos();
+    let old = sim.host_of("a");
+    let c = sim.ok(Event::HostDied {
+        host: old,
+        offender: Some((sim.id("c"), Op::IsAlive)),
+        offending_plugin: Some("chaos".into()),
+        cause: "crash in ISALIVE".into(),
+    });
+    sim.live_hosts.remove(&old);
+    sim.calls.retain(|call| call.1 != old);
+    let blamed: Vec<_> = events(&c)
+        .into_iter()
+        .filter(|e| e.id == 1230)
+        .map(|e| e.resource)
+        .collect();
+    assert_eq!(blamed, [Some("c".to_string())], "the call's resource only");
+    sim.run(500);
+
+    // A plugin with no resource in the dead host: nobody is blamed, the Online ones just failed.
+    let host = sim.host_of("c"); // c's own host: no dummy resource in it
+    let b_host = sim.host_of("b");
+    let c = sim.kill_host_in_plugin(host, "dummy", "crash");
+    assert!(logs(&c).contains(&(
+        LogLevel::Warn,
+        "Plugin 'dummy' crashed on a thread of its own; none of its resources was in that host; nobody is blamed."
+            .into()
+    )));
+    assert!(!event_ids(&c).contains(&1230));
+    assert!(events(&c)
+        .iter()
+        .any(|e| e.id == 1069 && e.resource.as_deref() == Some("c")));
+    assert_eq!(sim.host_of("b"), b_host, "b's host lives on");
 }

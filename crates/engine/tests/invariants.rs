@@ -43,6 +43,8 @@ enum Action {
     Reply(usize, bool),
     FireTimer(usize),
     KillHost(usize, Option<usize>),
+    /// A host dies of a crash on a thread of the plugin every resource here comes from.
+    KillHostInPlugin(usize),
     Advance(u64),
     Settle,
 }
@@ -67,6 +69,7 @@ fn action() -> impl Strategy<Value = Action> {
         10 => (0..8usize, any::<bool>()).prop_map(|(i, ok)| Action::Reply(i, ok)),
         6 => (0..8usize).prop_map(Action::FireTimer),
         2 => (0..3usize, proptest::option::of(0..4usize)).prop_map(|(h, o)| Action::KillHost(h, o)),
+        1 => (0..3usize).prop_map(Action::KillHostInPlugin),
         2 => (0..200_000u64).prop_map(Action::Advance),
         3 => Just(Action::Settle),
     ]
@@ -165,6 +168,22 @@ fn apply(sim: &mut Sim, a: &Action) {
             Event::HostDied {
                 host,
                 offender,
+                offending_plugin: None,
+                cause: "prop".into(),
+            }
+        }
+        Action::KillHostInPlugin(h) => {
+            let hosts: Vec<HostId> = sim.live_hosts.iter().copied().collect();
+            if hosts.is_empty() {
+                return;
+            }
+            let host = hosts[h % hosts.len()];
+            sim.live_hosts.remove(&host);
+            sim.calls.retain(|c| c.1 != host);
+            Event::HostDied {
+                host,
+                offender: None,
+                offending_plugin: Some("dummy".into()),
                 cause: "prop".into(),
             }
         }

@@ -33,6 +33,19 @@ pub enum DeathCause {
         op: Option<Op>,
         signal: i32,
     },
+    /// Plugin code raised a fatal signal on a thread that was not running a call (a thread the
+    /// plugin made itself): blamed on the plugin whose code holds the faulting instruction `pc`,
+    /// `offset` bytes past its load address (the ELF address in `path`, named `symbol` when the
+    /// file's symbol table says). `fault_addr` is the memory it touched (SIGSEGV/SIGBUS, else 0).
+    PluginCrash {
+        plugin: String,
+        path: String,
+        signal: i32,
+        pc: u64,
+        offset: u64,
+        fault_addr: u64,
+        symbol: Option<String>,
+    },
     /// The host exited by itself.
     Exit { status: i32 },
     /// The host was killed by a signal it did not report (SIGKILL from `Host::kill` or outside).
@@ -49,6 +62,14 @@ impl DeathCause {
                 op,
                 ..
             } => Some((*r, *op)),
+            _ => None,
+        }
+    }
+
+    /// The plugin to blame as a whole (its code crashed on a thread of its own), if any.
+    pub fn offending_plugin(&self) -> Option<&str> {
+        match self {
+            DeathCause::PluginCrash { plugin, .. } => Some(plugin),
             _ => None,
         }
     }
@@ -86,6 +107,31 @@ impl fmt::Display for HostDied {
                     .map(|n| format!("'{n}'"))
                     .unwrap_or_else(|| "(unknown)".into())
             ),
+            DeathCause::PluginCrash {
+                plugin,
+                path,
+                signal,
+                pc,
+                offset,
+                fault_addr,
+                symbol,
+            } => {
+                let file = path.rsplit('/').next().unwrap_or(path);
+                write!(
+                    f,
+                    "host {pid} crashed with {} in plugin '{plugin}''s code on a thread of its own, at \
+                     {pc:#x} ({file}+{offset:#x}{})",
+                    signal_name(*signal),
+                    symbol
+                        .as_deref()
+                        .map(|s| format!(", in {s}"))
+                        .unwrap_or_default()
+                )?;
+                if *fault_addr != 0 {
+                    write!(f, " accessing {fault_addr:#x}")?;
+                }
+                Ok(())
+            }
             DeathCause::Exit { status } => write!(f, "host {pid} exited with status {status}"),
             DeathCause::Killed { signal } => {
                 write!(f, "host {pid} was killed by {}", signal_name(*signal))

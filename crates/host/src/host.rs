@@ -2,6 +2,7 @@
 //! the supervisor task that forwards log lines and, when the process ends, reaps it and works out
 //! why it died. Not per-resource calls (resource.rs) and not restart policy.
 
+use crate::blame::PluginSlots;
 use crate::config::HostConfig;
 use crate::death::{DeathCause, HostDied};
 use crate::error::HostError;
@@ -111,6 +112,8 @@ pub(crate) struct Shared {
     names: Mutex<HashMap<ResourceId, String>>,
     /// Set just before rcm's watchdog SIGKILLs the host, so the death is blamed on that call.
     watchdog: Mutex<Option<DeathCause>>,
+    /// The plugins the host reported loading, by code slot (to blame a crash on a plugin thread).
+    plugins: Mutex<PluginSlots>,
     events: mpsc::UnboundedSender<HostEvent>,
 }
 
@@ -152,6 +155,7 @@ impl Host {
             pending: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             watchdog: Mutex::new(None),
+            plugins: Mutex::new(PluginSlots::default()),
             events: events_tx,
         });
         if let Some(stderr) = child.stderr.take() {
@@ -380,6 +384,11 @@ impl Shared {
                 progress,
             }),
             HostReply::Refused { message } => self.emit(HostEvent::Refused { pid, message }),
+            HostReply::PluginMapped(mapping) => self
+                .plugins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(mapping),
             HostReply::Hello(_) => self.emit(HostEvent::Refused {
                 pid,
                 message: "unexpected second Hello".into(),
@@ -412,18 +421,16 @@ impl Shared {
                         by_watchdog: false,
                     };
                 }
-                HostAlarm::Crashed {
-                    resource,
-                    op,
-                    signal,
-                } => {
-                    let name = resource.and_then(|r| self.name_of(r));
-                    return DeathCause::Crash {
-                        resource,
-                        name,
-                        op,
-                        signal,
-                    };
+                crashed @ HostAlarm::Crashed { .. } => {
+                    let plugins = self.plugins.lock().unwrap_or_else(|p| p.into_inner());
+                    let names = |r| self.name_of(r);
+                    return crate::blame::crash_cause(
+                        &crashed,
+                        names,
+                        &plugins,
+                        crate::symbols::symbolise,
+                    )
+                    .expect("a Crashed alarm is a crash");
                 }
             }
         }

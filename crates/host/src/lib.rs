@@ -9,12 +9,14 @@
 //! let done = res.call(Op::LooksAlive).await?;
 //! ```
 
+mod blame;
 mod config;
 mod death;
 mod error;
 mod host;
 mod resource;
 mod stats;
+mod symbols;
 
 pub use config::HostConfig;
 pub use death::{DeathCause, HostDied};

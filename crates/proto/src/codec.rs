@@ -319,6 +319,12 @@ mod tests {
             resource: Some(ResourceId(u64::MAX)),
             op: Some(Op::LooksAlive),
             signal: 11,
+            pc: u64::MAX,
+            fault_addr: u64::MAX,
+            in_plugin: Some(crate::PluginCode {
+                slot: u32::MAX,
+                offset: u64::MAX,
+            }),
         };
         let mut buf = [0u8; 64];
         let n = encode_into(&alarm, &mut buf).unwrap();

@@ -24,5 +24,6 @@ pub use codec::{read_frame_admitted, read_frame_async, read_frame_buffered, writ
 pub use control::*;
 pub use messages::*;
 
-/// Version of this protocol; both sides send it in [`Hello`] and refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this protocol; both sides send it in [`Hello`] and refuse a mismatch. 2: crash alarms
+/// carry the faulting addresses and plugin, and hosts report `PluginMapped`.
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -61,6 +61,21 @@ pub enum HostReply {
     Progress { resource: ResourceId, progress: u32 },
     /// A request the rhs could not decode or act on; the connection stays usable.
     Refused { message: String },
+    /// A plugin was loaded and its code recorded in the host's address table at `slot`: a later
+    /// `HostAlarm::Crashed` names that slot when plugin code faulted. Sent before the plugin's types
+    /// are offered, so it always precedes any alarm that names it.
+    PluginMapped(PluginMapping),
+}
+
+/// Which plugin file a slot of the host's code address table stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginMapping {
+    pub slot: u32,
+    /// The plugin's own name (its descriptor's `plugin_name`).
+    pub name: String,
+    pub path: String,
+    /// Its load bias: an address in its code minus `base` is the ELF address in the file.
+    pub base: u64,
 }
 
 /// rcm -> rhs on a resource's own socket.
@@ -101,10 +116,23 @@ pub enum HostAlarm {
         elapsed_ns: u64,
     },
     /// Plugin code raised a fatal signal. `resource`/`op` are the call running on the faulting
-    /// thread, or None when the fault hit a thread that was not running a call.
+    /// thread, or None when the fault hit a thread that was not running a call. `pc` is the faulting
+    /// instruction, `fault_addr` the memory address it touched (SIGSEGV/SIGBUS, else 0), and
+    /// `in_plugin` the loaded plugin whose code holds `pc`, if any.
     Crashed {
         resource: Option<ResourceId>,
         op: Option<Op>,
         signal: i32,
+        pc: u64,
+        fault_addr: u64,
+        in_plugin: Option<PluginCode>,
     },
+}
+
+/// An instruction address inside a loaded plugin: its slot (see [`PluginMapping`]) and the address
+/// relative to the plugin's load bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginCode {
+    pub slot: u32,
+    pub offset: u64,
 }

@@ -204,6 +204,12 @@ fn host_replies() -> Vec<HostReply> {
         HostReply::Refused {
             message: s("unknown request"),
         },
+        HostReply::PluginMapped(PluginMapping {
+            slot: 3,
+            name: s("chaos"),
+            path: s("/p/libkeelson_plugin_chaos.so"),
+            base: 0x7f00_0000_0000,
+        }),
     ]
 }
 
@@ -237,6 +243,20 @@ fn alarms() -> Vec<HostAlarm> {
             resource: None,
             op: Some(Op::Terminate),
             signal: 11,
+            pc: 0,
+            fault_addr: 0,
+            in_plugin: None,
+        },
+        HostAlarm::Crashed {
+            resource: None,
+            op: None,
+            signal: 11,
+            pc: 0x7f00_1234_5678,
+            fault_addr: 0x10,
+            in_plugin: Some(PluginCode {
+                slot: 3,
+                offset: 0x1_2345,
+            }),
         },
     ]
 }

@@ -1,7 +1,8 @@
 //! Fatal-signal handling for processes that run foreign code: an alternate signal stack per thread
 //! and a handler for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT that calls one async-signal-safe
-//! callback and then lets the process die of the same signal. Not what the callback reports: the
-//! caller (rhs) decides that.
+//! callback with the signal, the faulting instruction address (from the ucontext) and the faulting
+//! data address, and then lets the process die of the same signal. Not what the callback reports:
+//! the caller (rhs) decides that.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,9 +22,19 @@ const ALT_STACK_SIZE: usize = 64 * 1024;
 /// The callback, stored as a plain fn pointer (0 = none) so the handler can read it lock-free.
 static CALLBACK: AtomicUsize = AtomicUsize::new(0);
 
+/// What the kernel says about one fatal signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub signal: i32,
+    /// The instruction that faulted (the program counter of the interrupted context); 0 if unknown.
+    pub pc: usize,
+    /// The memory address that faulted (`si_addr`, meaningful for SIGSEGV and SIGBUS); 0 otherwise.
+    pub addr: usize,
+}
+
 /// Installs `on_crash` for every fatal signal. `on_crash` runs on the faulting thread, on its
 /// alternate stack, and must be async-signal-safe: no allocation, no locks, only raw syscalls.
-pub fn install_handler(on_crash: fn(signal: i32)) -> io::Result<()> {
+pub fn install_handler(on_crash: fn(&Fault)) -> io::Result<()> {
     CALLBACK.store(on_crash as usize, Ordering::SeqCst);
     for sig in FATAL_SIGNALS {
         // SAFETY: a zeroed sigaction is valid; we fill handler, flags and mask before use.
@@ -40,18 +51,58 @@ pub fn install_handler(on_crash: fn(signal: i32)) -> io::Result<()> {
     Ok(())
 }
 
-extern "C" fn handler(signal: i32, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+extern "C" fn handler(signal: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let raw = CALLBACK.load(Ordering::SeqCst);
     if raw != 0 {
-        // SAFETY: `raw` was stored from a `fn(i32)` in install_handler and fn pointers round-trip
-        // through usize on every supported target.
-        let callback: fn(i32) = unsafe { std::mem::transmute::<usize, fn(i32)>(raw) };
-        callback(signal);
+        let fault = Fault {
+            signal,
+            pc: faulting_pc(ctx),
+            addr: faulting_addr(signal, info),
+        };
+        // SAFETY: `raw` was stored from a `fn(&Fault)` in install_handler and fn pointers
+        // round-trip through usize on every supported target.
+        let callback: fn(&Fault) = unsafe { std::mem::transmute::<usize, fn(&Fault)>(raw) };
+        callback(&fault);
     }
     // SA_RESETHAND restored the default action. A hardware fault re-executes and dies with it on
     // return; a raised signal (abort) is re-raised here and delivered once this handler returns.
     // SAFETY: raise is async-signal-safe.
     unsafe { libc::raise(signal) };
+}
+
+/// The interrupted context's program counter: REG_RIP on x86_64, `pc` on aarch64, 0 elsewhere.
+fn faulting_pc(ctx: *mut libc::c_void) -> usize {
+    if ctx.is_null() {
+        return 0;
+    }
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        // SAFETY: with SA_SIGINFO the kernel passes a valid ucontext_t as the third argument.
+        let uc = unsafe { &*ctx.cast::<libc::ucontext_t>() };
+        uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize
+    }
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    {
+        // SAFETY: with SA_SIGINFO the kernel passes a valid ucontext_t as the third argument.
+        let uc = unsafe { &*ctx.cast::<libc::ucontext_t>() };
+        uc.uc_mcontext.pc as usize
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        0
+    }
+}
+
+/// `si_addr` for the signals where it names the faulting memory; 0 for the others.
+fn faulting_addr(signal: i32, info: *mut libc::siginfo_t) -> usize {
+    if info.is_null() || !matches!(signal, libc::SIGSEGV | libc::SIGBUS) {
+        return 0;
+    }
+    // SAFETY: with SA_SIGINFO `info` is valid, and si_addr is set for SIGSEGV and SIGBUS.
+    unsafe { (*info).si_addr() as usize }
 }
 
 /// An alternate signal stack for the current thread; the stack is freed when this is dropped.

@@ -1,7 +1,8 @@
 //! The faults chaos can inject, each a real one: a hang blocks the calling thread forever, `segv`
-//! writes to an unmapped address, `bus` reads a mapping whose file was truncated, `ill` executes an
-//! undefined instruction, `fpe` divides by zero in hardware, `abort` aborts, `exit` exits. Not the
-//! choice of when to fire (lib.rs).
+//! writes to an unmapped address, `segv_thread` starts a thread of the plugin's own that does so a
+//! little later (the call itself returns fine), `bus` reads a mapping whose file was truncated, `ill`
+//! executes an undefined instruction, `fpe` divides by zero in hardware, `abort` aborts, `exit`
+//! exits. Not the choice of when to fire (lib.rs).
 
 use keelson_plugin::Params;
 use keelson_types::Op;
@@ -12,6 +13,8 @@ use std::time::Duration;
 pub enum Fault {
     Hang,
     Segv,
+    /// A thread of the plugin's own writes to an unmapped address after this delay.
+    SegvThread(Duration),
     Bus,
     Ill,
     Fpe,
@@ -28,6 +31,7 @@ impl Fault {
         Ok(match name {
             "hang" => Fault::Hang,
             "segv" => Fault::Segv,
+            "segv_thread" => Fault::SegvThread(Duration::from_millis(params.u64_or("thread_delay_ms", 100)?)),
             "bus" => Fault::Bus,
             "ill" => Fault::Ill,
             "fpe" => Fault::Fpe,
@@ -38,7 +42,7 @@ impl Fault {
             "error" => Fault::Error,
             other => {
                 return Err(format!(
-                    "parameter fault={other:?}: expected one of hang, segv, bus, ill, fpe, abort, panic, exit, slow, error"
+                    "parameter fault={other:?}: expected one of hang, segv, segv_thread, bus, ill, fpe, abort, panic, exit, slow, error"
                 ))
             }
         })
@@ -49,6 +53,7 @@ impl Fault {
         match self {
             Fault::Hang => hang(),
             Fault::Segv => segv(),
+            Fault::SegvThread(delay) => segv_thread(delay),
             Fault::Bus => bus(),
             Fault::Ill => ill(),
             Fault::Fpe => fpe(),
@@ -75,6 +80,39 @@ fn segv() -> ! {
     let target = std::hint::black_box(0x10usize) as *mut u8;
     // SAFETY: deliberately unsound: this plugin exists to crash its host with SIGSEGV.
     unsafe { std::ptr::write_volatile(target, 1) };
+    unreachable!("the write above faults")
+}
+
+/// Starts a thread that nobody calls into (no call of the host runs on it) and that segfaults in
+/// this plugin's own code once `delay` has passed; the entry point itself succeeds.
+fn segv_thread(delay: Duration) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("chaos-crasher".into())
+        .spawn(move || {
+            std::thread::sleep(delay);
+            segv_here()
+        })
+        .map(|_| ())
+        .map_err(|e| format!("chaos: cannot start the crashing thread: {e}"))
+}
+
+/// A write to the never-mapped first page by an instruction in this function itself (not in a
+/// library routine), so the faulting instruction address lies in this plugin's code.
+#[inline(never)]
+fn segv_here() -> ! {
+    let target = std::hint::black_box(0x10usize);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: deliberately unsound: this plugin exists to crash its host with SIGSEGV.
+    unsafe {
+        std::arch::asm!("mov byte ptr [{0}], 1", in(reg) target)
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: deliberately unsound: this plugin exists to crash its host with SIGSEGV.
+    unsafe {
+        std::arch::asm!("strb wzr, [{0}]", in(reg) target)
+    };
+    // SAFETY: deliberately unsound, as above, on other architectures.
+    unsafe { std::ptr::write_volatile(target as *mut u8, 1) };
     unreachable!("the write above faults")
 }
 

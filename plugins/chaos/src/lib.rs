@@ -1,13 +1,14 @@
 //! The `chaos` resource type: misbehaves on command so tests can prove isolation. Parameters: `entry`
 //! (which entry point misbehaves: open, online, offline, looks_alive, is_alive, terminate, close,
-//! validate), `fault` (hang, segv, bus, ill, fpe, abort, panic, exit, slow, error), `slow_ms` (for
-//! slow, default 1000), `after` (the fault fires on call N+1 of that entry point and every later one;
-//! default 0), `exit_code` (for exit, default 3) and `armed_by` (a file path: the fault fires only
-//! while that file exists, so a test can disarm a fault that must not follow the resource into its
-//! next host), and `leak_password` (a careless plugin's secret: written into its log at open and into
-//! every error it returns, so tests can prove the node service keeps secrets out of its logs and
-//! events). Without `entry`/`fault` it is healthy. Every fault
-//! is real: a hang blocks forever, a segv is a real invalid memory write, and so on. Not for
+//! validate), `fault` (hang, segv, segv_thread, bus, ill, fpe, abort, panic, exit, slow, error),
+//! `slow_ms` (for slow, default 1000), `thread_delay_ms` (for segv_thread: how long after the call
+//! the plugin's own thread segfaults, default 100), `after` (the fault fires on call N+1 of that
+//! entry point and every later one; default 0), `exit_code` (for exit, default 3) and `armed_by` (a
+//! file path: the fault fires only while that file exists, so a test can disarm a fault that must
+//! not follow the resource into its next host), and `leak_password` (a careless plugin's secret:
+//! written into its log at open and into every error it returns, so tests can prove the node
+//! service keeps secrets out of its logs and events). Without `entry`/`fault` it is healthy. Every
+//! fault is real: a hang blocks forever, a segv is a real invalid memory write, and so on. Not for
 //! production, obviously.
 
 mod fault;
@@ -17,10 +18,11 @@ use keelson_plugin::{export_plugin, Host, Params, Resource};
 use keelson_types::Op;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const KNOWN: [&str; 7] = [
+const KNOWN: [&str; 8] = [
     "entry",
     "fault",
     "slow_ms",
+    "thread_delay_ms",
     "after",
     "exit_code",
     "armed_by",

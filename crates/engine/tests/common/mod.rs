@@ -265,6 +265,19 @@ impl Sim {
         self.ok(Event::HostDied {
             host,
             offender,
+            offending_plugin: None,
+            cause: cause.into(),
+        })
+    }
+
+    /// The host `host` died of a crash in `plugin`'s code on a thread of its own.
+    pub fn kill_host_in_plugin(&mut self, host: HostId, plugin: &str, cause: &str) -> Vec<Command> {
+        self.live_hosts.remove(&host);
+        self.calls.retain(|c| c.1 != host);
+        self.ok(Event::HostDied {
+            host,
+            offender: None,
+            offending_plugin: Some(plugin.into()),
             cause: cause.into(),
         })
     }
