@@ -275,3 +275,127 @@ fn conflict(c: Conflict) -> view::Conflict {
         type_name: c.type_name,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keelson_engine::{GroupId, GroupState, HostId, ResourceState};
+    use keelson_types::{GroupProperties, ResourceId, ResourceProperties};
+
+    fn share(monitor_process_id: Option<u32>) -> ResourceView {
+        ResourceView {
+            id: ResourceId(3),
+            name: "Share".into(),
+            group: "FS".into(),
+            type_name: "dummy".into(),
+            plugin: "dummy".into(),
+            state: ResourceState::OnlinePending,
+            want_online: true,
+            properties: ResourceProperties::default(),
+            params: [("path", "/srv"), ("api_token", "t0p"), ("Password", "p")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            depends_on: vec!["Disk".into()],
+            host: Some(HostId(1)),
+            monitor_process_id,
+            gen: 0,
+            outstanding: vec![],
+        }
+    }
+
+    #[test]
+    fn a_resource_shows_typed_properties_its_host_and_no_secret() {
+        let stats = BTreeMap::from([(
+            Op::LooksAlive,
+            CallStats {
+                count: 2,
+                p50_us: 5,
+                p99_us: 9,
+                max_us: 9,
+                last_us: 5,
+            },
+        )]);
+        let v = resource(&share(Some(77)), "n1", &stats);
+        assert_eq!(v.state, "OnlinePending");
+        assert_eq!((v.host_pid, v.owner_node.as_str()), (Some(77), "n1"));
+        assert_eq!(v.properties["MonitorProcessId"], PropertyValue::Number(77));
+        assert_eq!(v.properties["SeparateMonitor"], PropertyValue::Flag(false));
+        assert!(matches!(
+            v.properties["DeadlockTimeout"],
+            PropertyValue::Number(_)
+        ));
+        assert!(matches!(
+            v.properties["RestartAction"],
+            PropertyValue::Text(_)
+        ));
+        let params: Vec<(&str, &str)> = v
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            params,
+            [("Password", "***"), ("api_token", "***"), ("path", "/srv")]
+        );
+        assert_eq!(v.call_stats["LOOKSALIVE"].p99_us, 9);
+        let hostless = resource(&share(None), "n1", &BTreeMap::new());
+        assert_eq!(
+            hostless.properties["MonitorProcessId"],
+            PropertyValue::Unset
+        );
+        assert_eq!(hostless.host_pid, None);
+    }
+
+    #[test]
+    fn groups_show_failover_threshold_as_text_and_their_members() {
+        let g = GroupView {
+            id: GroupId(1),
+            name: "FS".into(),
+            state: GroupState::PartialOnline,
+            want_online: true,
+            properties: GroupProperties::default(),
+            resources: vec!["Share".into()],
+        };
+        let v = group(&g, "n1");
+        assert_eq!(
+            v.properties["FailoverThreshold"],
+            PropertyValue::Text("nodes-1".into())
+        );
+        assert_eq!(v.state, "PartialOnline");
+        let other = ResourceView {
+            group: "Web".into(),
+            ..share(None)
+        };
+        let s = status_group(&g, &[share(Some(9)), other], "n1");
+        assert_eq!(s.resources.len(), 1, "only the group's own resources");
+        assert_eq!(s.resources[0].host_pid, Some(9));
+    }
+
+    #[test]
+    fn the_database_says_why_it_is_unavailable() {
+        let ok = database(None, 0);
+        assert_eq!(
+            (ok.state, ok.reason, ok.note),
+            (view::DatabaseState::Ok, None, None)
+        );
+        let down = database(Some("disk full"), 3);
+        assert_eq!(down.state, view::DatabaseState::Unavailable);
+        assert_eq!(down.reason.as_deref(), Some("disk full"));
+        assert_eq!(down.unsaved_changes, 3);
+        assert!(down.note.is_some());
+    }
+
+    #[test]
+    fn a_host_names_the_resources_it_knows() {
+        let h = HostView {
+            id: HostId(2),
+            pid: Some(11),
+            dedicated_to: Some(ResourceId(3)),
+            resources: vec![ResourceId(3), ResourceId(99)],
+        };
+        let v = host(&h, |id| (id == ResourceId(3)).then(|| "Share".to_string()));
+        assert_eq!((v.pid, v.separate), (Some(11), true));
+        assert_eq!(v.resources, ["Share"]);
+    }
+}
