@@ -14,10 +14,8 @@
 
 mod common;
 
-use keelson_proto::{
-    read_frame_async, write_frame_async, ControlEnvelope, ControlReply, ControlRequest as R,
-    CONTROL_PROTOCOL_VERSION,
-};
+use keelson_client::{Client, ClientError};
+use keelson_proto::{ControlReply, ControlRequest as R};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -357,23 +355,9 @@ impl Node {
         self.child.id()
     }
 
-    fn ask(&self, request: R) -> Result<ControlReply, String> {
-        self.rt.block_on(async {
-            let mut s = tokio::net::UnixStream::connect(self.dir.join("rcm.sock"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let env = ControlEnvelope {
-                version: CONTROL_PROTOCOL_VERSION,
-                request,
-            };
-            write_frame_async(&mut s, &env)
-                .await
-                .map_err(|e| e.to_string())?;
-            read_frame_async(&mut s)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "closed".to_string())
-        })
+    fn ask(&self, request: R) -> Result<ControlReply, ClientError> {
+        self.rt
+            .block_on(Client::for_data_dir(&self.dir).call(request))
     }
 
     fn ok(&self, request: R) -> Value {

@@ -10,8 +10,7 @@ mod common;
 
 use common::rcm::{request_at, Rcm};
 use keelson_proto::{
-    encode, read_frame, ControlEnvelope, ControlReply, ControlRequest as R,
-    CONTROL_PROTOCOL_VERSION, MAX_FRAME_LEN,
+    encode, read_frame, ControlEnvelope, ControlReply, ControlRequest as R, MAX_FRAME_LEN,
 };
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -543,7 +542,7 @@ fn raw_frames_cannot_forge_log_lines_or_smuggle_invisible_names() {
     ];
     for (request, expect) in bad_requests {
         let shown = format!("{request:?}");
-        let replies = raw_exchange(&socket, &envelope(CONTROL_PROTOCOL_VERSION, request));
+        let replies = request_at(&socket, request).unwrap();
         let message = match replies.as_slice() {
             [ControlReply::Error { message }] => message.clone(),
             other => panic!("{shown} was not refused: {other:?}"),

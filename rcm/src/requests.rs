@@ -3,6 +3,7 @@
 //! authorisation (api.rs).
 
 use crate::core::Core;
+use crate::views::json_reply;
 use keelson_engine::{Event, ResourceSpec, ResourceState};
 use keelson_proto::{Assignments, ControlReply, ControlRequest};
 use keelson_types::{GroupProperties, ResourceProperties};
@@ -28,12 +29,12 @@ impl Core {
     fn try_request(&mut self, request: ControlRequest) -> Result<ControlReply, String> {
         use ControlRequest as R;
         Ok(match request {
-            R::Status => ControlReply::Json(self.status_view().to_string()),
-            R::PluginList => ControlReply::Json(self.plugin_view().to_string()),
-            R::GroupList => ControlReply::Json(self.group_list_view().to_string()),
-            R::GroupGet { name } => ControlReply::Json(self.group_view(&name)?.to_string()),
-            R::ResourceList => ControlReply::Json(self.resource_list_view().to_string()),
-            R::ResourceGet { name } => ControlReply::Json(self.resource_view(&name)?.to_string()),
+            R::Status => json_reply(&self.status_view())?,
+            R::PluginList => json_reply(&self.plugin_view())?,
+            R::GroupList => json_reply(&self.group_list_view())?,
+            R::GroupGet { name } => json_reply(&self.group_view(&name)?)?,
+            R::ResourceList => json_reply(&self.resource_list_view())?,
+            R::ResourceGet { name } => json_reply(&self.resource_view(&name)?)?,
             R::GroupCreate { name, properties } => {
                 check_name("group", &name)?;
                 let properties = group_properties(GroupProperties::default(), &properties)?;

@@ -1,179 +1,401 @@
-//! JSON views for the control API: status, resources, groups, hosts, plugins. Property values are
-//! rendered as JSON numbers and booleans where they are ones. Not the CLI's tables (crates/ctl).
+//! The control API's views (status, resources, groups, hosts, plugins) as the wire structs of
+//! `keelson_proto::view`, and their JSON reply. Each view is one `Core` method that reads the facts
+//! (engine, timings, store, logs, catalogue) and one pure function that shapes them, so where a
+//! fact comes from can change without touching its shape. Not the CLI's tables (crates/ctl) and
+//! not the JSON's shape (pinned in crates/proto).
 
+use crate::catalogue::{Conflict, PluginEntry};
 use crate::core::Core;
-use keelson_engine::{GroupView, ResourceView};
-use serde_json::{json, Map, Value};
+use crate::logfile::WriteHealth;
+use keelson_engine::{GroupView, HostView, ResourceView};
+use keelson_host::CallStats;
+use keelson_proto::view::{self, PropertyValue};
+use keelson_proto::ControlReply;
+use keelson_types::Op;
+use serde::Serialize;
+use std::collections::BTreeMap;
 
-/// "5000" -> 5000, "true" -> true, anything else stays text.
-fn typed(value: &str) -> Value {
-    if let Ok(n) = value.parse::<u64>() {
-        return json!(n);
-    }
-    match value {
-        "true" => json!(true),
-        "false" => json!(false),
-        _ => json!(value),
-    }
+/// A view as the JSON reply that carries it.
+pub fn json_reply<T: Serialize>(view: &T) -> Result<ControlReply, String> {
+    serde_json::to_string(view)
+        .map(ControlReply::Json)
+        .map_err(|e| format!("cannot encode the view: {e}"))
 }
 
 impl Core {
-    fn host_pid(&self, r: &ResourceView) -> Value {
-        r.monitor_process_id.map(Value::from).unwrap_or(Value::Null)
-    }
-
-    fn resource_summary(&self, r: &ResourceView) -> Value {
-        json!({
-            "name": r.name,
-            "type": r.type_name,
-            "group": r.group,
-            "state": r.state.to_string(),
-            "host_pid": self.host_pid(r),
-        })
-    }
-
-    pub fn resource_view(&self, name: &str) -> Result<Value, String> {
+    /// `resource get`.
+    pub fn resource_view(&self, name: &str) -> Result<view::Resource, String> {
         let r = self
             .engine
             .resource(name)
             .ok_or(format!("no resource named '{name}'"))?;
-        let mut properties: Map<String, Value> = r
-            .properties
-            .to_map()
-            .iter()
-            .map(|(k, v)| (k.clone(), typed(v)))
-            .collect();
-        properties.insert("MonitorProcessId".into(), self.host_pid(&r));
-        // Secret values are the plugin's, not the reader's: shown as *** like in the logs.
-        let parameters: Map<String, Value> = r
-            .params
-            .iter()
-            .map(|(k, v)| match keelson_types::is_secret_param(k) {
-                true => (k.clone(), json!("***")),
-                false => (k.clone(), json!(v)),
-            })
-            .collect();
-        let call_stats: Map<String, Value> = self
+        let stats = self
             .timings
             .get(&r.id)
-            .map(|t| {
-                t.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .summary()
-                    .into_iter()
-                    .map(|(op, s)| (op.upper().to_string(), json!(s)))
-                    .collect()
-            })
+            .map(|t| t.lock().unwrap_or_else(|p| p.into_inner()).summary())
             .unwrap_or_default();
-        Ok(json!({
-            "name": r.name,
-            "type": r.type_name,
-            "plugin": r.plugin,
-            "group": r.group,
-            "state": r.state.to_string(),
-            "owner_node": self.node,
-            "host_pid": self.host_pid(&r),
-            "depends_on": r.depends_on,
-            "properties": properties,
-            "parameters": parameters,
-            "call_stats": call_stats,
-        }))
+        Ok(resource(&r, &self.node, &stats))
     }
 
-    pub fn resource_list_view(&self) -> Value {
-        Value::Array(
-            self.engine
-                .resources()
-                .iter()
-                .map(|r| self.resource_summary(r))
-                .collect(),
-        )
+    /// `resource list`.
+    pub fn resource_list_view(&self) -> Vec<view::ResourceSummary> {
+        self.engine
+            .resources()
+            .iter()
+            .map(resource_summary)
+            .collect()
     }
 
-    fn group_summary(&self, g: &GroupView) -> Value {
-        json!({ "name": g.name, "state": g.state.to_string(), "owner_node": self.node, "resources": g.resources })
-    }
-
-    pub fn group_view(&self, name: &str) -> Result<Value, String> {
+    /// `group get`.
+    pub fn group_view(&self, name: &str) -> Result<view::Group, String> {
         let g = self
             .engine
             .group(name)
             .ok_or(format!("no group named '{name}'"))?;
-        let properties: Map<String, Value> = g
-            .properties
-            .to_map()
+        Ok(group(&g, &self.node))
+    }
+
+    /// `group list`.
+    pub fn group_list_view(&self) -> Vec<view::GroupSummary> {
+        let node = &self.node;
+        self.engine
+            .groups()
             .iter()
-            .map(|(k, v)| (k.clone(), typed(v)))
-            .collect();
-        let mut view = self.group_summary(&g);
-        view["properties"] = Value::Object(properties);
-        Ok(view)
+            .map(|g| group_summary(g, node))
+            .collect()
     }
 
-    pub fn group_list_view(&self) -> Value {
-        Value::Array(
-            self.engine
-                .groups()
-                .iter()
-                .map(|g| self.group_summary(g))
-                .collect(),
-        )
-    }
-
-    pub fn status_view(&self) -> Value {
+    /// `status`.
+    pub fn status_view(&self) -> view::Status {
         let resources = self.engine.resources();
-        let groups: Vec<Value> = self
+        let groups = self
             .engine
             .groups()
             .iter()
-            .map(|g| {
-                let members: Vec<Value> = resources
-                    .iter()
-                    .filter(|r| r.group == g.name)
-                    .map(|r| json!({"name": r.name, "type": r.type_name, "state": r.state.to_string(), "host_pid": self.host_pid(r)}))
-                    .collect();
-                json!({"name": g.name, "state": g.state.to_string(), "owner_node": self.node, "resources": members})
-            })
+            .map(|g| status_group(g, &resources, &self.node))
             .collect();
-        let hosts: Vec<Value> = self
+        let hosts = self
             .engine
             .hosts()
             .iter()
-            .map(|h| {
-                let names: Vec<String> = h
-                    .resources
-                    .iter()
-                    .filter_map(|id| self.engine.resource_by_id(*id).map(|r| r.name))
-                    .collect();
-                json!({"pid": h.pid, "separate": h.dedicated_to.is_some(), "resources": names})
-            })
+            .map(|h| host(h, |id| self.engine.resource_by_id(id).map(|r| r.name)))
             .collect();
-        let totals: Map<String, Value> = self
-            .call_totals
-            .iter()
-            .map(|(op, n)| (op.upper().to_string(), json!(n)))
-            .collect();
-        let database = match self.store.health() {
-            None => json!({"state": "ok", "unsaved_changes": self.unsaved.len()}),
-            Some(reason) => json!({
-                "state": "unavailable",
-                "reason": reason,
-                "unsaved_changes": self.unsaved.len(),
-                "note": "changes are refused until the cluster database can be reopened",
-            }),
-        };
-        let logs = json!([self.log.health(), self.events.health(), self.audit.health()]);
-        json!({"node": self.node, "pid": std::process::id(), "database": database, "logs": logs, "groups": groups, "hosts": hosts, "calls_completed": totals})
+        view::Status {
+            calls_completed: by_op(&self.call_totals, |n| *n),
+            database: database(self.store.health(), self.unsaved.len()),
+            groups,
+            hosts,
+            logs: [self.log.health(), self.events.health(), self.audit.health()]
+                .into_iter()
+                .map(log_health)
+                .collect(),
+            node: self.node.clone(),
+            pid: std::process::id(),
+        }
     }
 
-    /// Every plugin file looked at with its status and problem, the conflicting types, and whether
-    /// every probe has reported.
-    pub fn plugin_view(&self) -> Value {
-        json!({
-            "complete": self.catalogue.is_complete(),
-            "probe_timeout_ms": self.catalogue.probe_timeout().as_millis() as u64,
-            "plugins": self.catalogue.entries(),
-            "conflicts": self.catalogue.conflicts(),
+    /// `plugin list`: every plugin file looked at with its status and problem, the conflicting
+    /// types, and whether every probe has reported.
+    pub fn plugin_view(&self) -> view::PluginList {
+        view::PluginList {
+            complete: self.catalogue.is_complete(),
+            conflicts: self
+                .catalogue
+                .conflicts()
+                .into_iter()
+                .map(conflict)
+                .collect(),
+            plugins: self
+                .catalogue
+                .entries()
+                .into_iter()
+                .map(plugin_file)
+                .collect(),
+            probe_timeout_ms: self.catalogue.probe_timeout().as_millis() as u64,
+        }
+    }
+}
+
+/// Per-op values keyed by the op's upper-case name (`LOOKSALIVE`).
+fn by_op<T, U>(values: &BTreeMap<Op, T>, shape: impl Fn(&T) -> U) -> BTreeMap<String, U> {
+    values
+        .iter()
+        .map(|(op, v)| (op.upper().to_string(), shape(v)))
+        .collect()
+}
+
+/// Property texts as view values: numbers and booleans where they are ones.
+fn properties(map: BTreeMap<String, String>) -> view::Properties {
+    map.into_iter()
+        .map(|(k, v)| (k, PropertyValue::from_text(&v)))
+        .collect()
+}
+
+fn resource(r: &ResourceView, node: &str, stats: &BTreeMap<Op, CallStats>) -> view::Resource {
+    let mut properties = properties(r.properties.to_map());
+    properties.insert(
+        "MonitorProcessId".into(),
+        PropertyValue::from_number(r.monitor_process_id),
+    );
+    // Secret values are the plugin's, not the reader's: shown as *** like in the logs.
+    let parameters = r
+        .params
+        .iter()
+        .map(|(k, v)| match keelson_types::is_secret_param(k) {
+            true => (k.clone(), "***".to_string()),
+            false => (k.clone(), v.clone()),
         })
+        .collect();
+    view::Resource {
+        call_stats: by_op(stats, call_stats),
+        depends_on: r.depends_on.clone(),
+        group: r.group.clone(),
+        host_pid: r.monitor_process_id,
+        name: r.name.clone(),
+        owner_node: node.to_string(),
+        parameters,
+        plugin: r.plugin.clone(),
+        properties,
+        state: r.state.to_string(),
+        type_name: r.type_name.clone(),
+    }
+}
+
+fn call_stats(s: &CallStats) -> view::CallStats {
+    view::CallStats {
+        count: s.count,
+        last_us: s.last_us,
+        max_us: s.max_us,
+        p50_us: s.p50_us,
+        p99_us: s.p99_us,
+    }
+}
+
+fn resource_summary(r: &ResourceView) -> view::ResourceSummary {
+    view::ResourceSummary {
+        group: r.group.clone(),
+        host_pid: r.monitor_process_id,
+        name: r.name.clone(),
+        state: r.state.to_string(),
+        type_name: r.type_name.clone(),
+    }
+}
+
+fn group(g: &GroupView, node: &str) -> view::Group {
+    view::Group {
+        name: g.name.clone(),
+        owner_node: node.to_string(),
+        properties: properties(g.properties.to_map()),
+        resources: g.resources.clone(),
+        state: g.state.to_string(),
+    }
+}
+
+fn group_summary(g: &GroupView, node: &str) -> view::GroupSummary {
+    view::GroupSummary {
+        name: g.name.clone(),
+        owner_node: node.to_string(),
+        resources: g.resources.clone(),
+        state: g.state.to_string(),
+    }
+}
+
+/// A group with its members, out of every resource.
+fn status_group(g: &GroupView, resources: &[ResourceView], node: &str) -> view::StatusGroup {
+    let members = resources
+        .iter()
+        .filter(|r| r.group == g.name)
+        .map(|r| view::Member {
+            host_pid: r.monitor_process_id,
+            name: r.name.clone(),
+            state: r.state.to_string(),
+            type_name: r.type_name.clone(),
+        })
+        .collect();
+    view::StatusGroup {
+        name: g.name.clone(),
+        owner_node: node.to_string(),
+        resources: members,
+        state: g.state.to_string(),
+    }
+}
+
+/// A host with the names of its resources (`name_of` finds them; ones it does not know are left
+/// out).
+fn host(h: &HostView, name_of: impl Fn(keelson_types::ResourceId) -> Option<String>) -> view::Host {
+    view::Host {
+        pid: h.pid,
+        resources: h.resources.iter().filter_map(|id| name_of(*id)).collect(),
+        separate: h.dedicated_to.is_some(),
+    }
+}
+
+/// The database from its store's health: `None` when it is usable, else why it is not.
+fn database(unusable: Option<&str>, unsaved_changes: usize) -> view::Database {
+    let unsaved_changes = unsaved_changes as u64;
+    match unusable {
+        None => view::Database {
+            note: None,
+            reason: None,
+            state: view::DatabaseState::Ok,
+            unsaved_changes,
+        },
+        Some(reason) => view::Database {
+            note: Some("changes are refused until the cluster database can be reopened".into()),
+            reason: Some(reason.to_string()),
+            state: view::DatabaseState::Unavailable,
+            unsaved_changes,
+        },
+    }
+}
+
+fn log_health(h: WriteHealth) -> view::LogHealth {
+    view::LogHealth {
+        file: h.file,
+        last_error: h.last_error,
+        write_failures: h.write_failures,
+    }
+}
+
+fn plugin_file(e: PluginEntry) -> view::PluginFile {
+    view::PluginFile {
+        conflicting_types: e.conflicting_types,
+        error: e.error,
+        name: e.name,
+        path: e.path,
+        probe_ms: e.probe_ms,
+        status: e.status.to_string(),
+        types: e.types,
+    }
+}
+
+fn conflict(c: Conflict) -> view::Conflict {
+    view::Conflict {
+        files: c.files,
+        type_name: c.type_name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keelson_engine::{GroupId, GroupState, HostId, ResourceState};
+    use keelson_types::{GroupProperties, ResourceId, ResourceProperties};
+
+    fn share(monitor_process_id: Option<u32>) -> ResourceView {
+        ResourceView {
+            id: ResourceId(3),
+            name: "Share".into(),
+            group: "FS".into(),
+            type_name: "dummy".into(),
+            plugin: "dummy".into(),
+            state: ResourceState::OnlinePending,
+            want_online: true,
+            properties: ResourceProperties::default(),
+            params: [("path", "/srv"), ("api_token", "t0p"), ("Password", "p")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            depends_on: vec!["Disk".into()],
+            host: Some(HostId(1)),
+            monitor_process_id,
+            gen: 0,
+            outstanding: vec![],
+        }
+    }
+
+    #[test]
+    fn a_resource_shows_typed_properties_its_host_and_no_secret() {
+        let stats = BTreeMap::from([(
+            Op::LooksAlive,
+            CallStats {
+                count: 2,
+                p50_us: 5,
+                p99_us: 9,
+                max_us: 9,
+                last_us: 5,
+            },
+        )]);
+        let v = resource(&share(Some(77)), "n1", &stats);
+        assert_eq!(v.state, "OnlinePending");
+        assert_eq!((v.host_pid, v.owner_node.as_str()), (Some(77), "n1"));
+        assert_eq!(v.properties["MonitorProcessId"], PropertyValue::Number(77));
+        assert_eq!(v.properties["SeparateMonitor"], PropertyValue::Flag(false));
+        assert!(matches!(
+            v.properties["DeadlockTimeout"],
+            PropertyValue::Number(_)
+        ));
+        assert!(matches!(
+            v.properties["RestartAction"],
+            PropertyValue::Text(_)
+        ));
+        let params: Vec<(&str, &str)> = v
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            params,
+            [("Password", "***"), ("api_token", "***"), ("path", "/srv")]
+        );
+        assert_eq!(v.call_stats["LOOKSALIVE"].p99_us, 9);
+        let hostless = resource(&share(None), "n1", &BTreeMap::new());
+        assert_eq!(
+            hostless.properties["MonitorProcessId"],
+            PropertyValue::Unset
+        );
+        assert_eq!(hostless.host_pid, None);
+    }
+
+    #[test]
+    fn groups_show_failover_threshold_as_text_and_their_members() {
+        let g = GroupView {
+            id: GroupId(1),
+            name: "FS".into(),
+            state: GroupState::PartialOnline,
+            want_online: true,
+            properties: GroupProperties::default(),
+            resources: vec!["Share".into()],
+        };
+        let v = group(&g, "n1");
+        assert_eq!(
+            v.properties["FailoverThreshold"],
+            PropertyValue::Text("nodes-1".into())
+        );
+        assert_eq!(v.state, "PartialOnline");
+        let other = ResourceView {
+            group: "Web".into(),
+            ..share(None)
+        };
+        let s = status_group(&g, &[share(Some(9)), other], "n1");
+        assert_eq!(s.resources.len(), 1, "only the group's own resources");
+        assert_eq!(s.resources[0].host_pid, Some(9));
+    }
+
+    #[test]
+    fn the_database_says_why_it_is_unavailable() {
+        let ok = database(None, 0);
+        assert_eq!(
+            (ok.state, ok.reason, ok.note),
+            (view::DatabaseState::Ok, None, None)
+        );
+        let down = database(Some("disk full"), 3);
+        assert_eq!(down.state, view::DatabaseState::Unavailable);
+        assert_eq!(down.reason.as_deref(), Some("disk full"));
+        assert_eq!(down.unsaved_changes, 3);
+        assert!(down.note.is_some());
+    }
+
+    #[test]
+    fn a_host_names_the_resources_it_knows() {
+        let h = HostView {
+            id: HostId(2),
+            pid: Some(11),
+            dedicated_to: Some(ResourceId(3)),
+            resources: vec![ResourceId(3), ResourceId(99)],
+        };
+        let v = host(&h, |id| (id == ResourceId(3)).then(|| "Share".to_string()));
+        assert_eq!((v.pid, v.separate), (Some(11), true));
+        assert_eq!(v.resources, ["Share"]);
     }
 }

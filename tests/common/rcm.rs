@@ -2,10 +2,8 @@
 //! a small typed client for its control socket, and bounded waits on resource and group states. Not
 //! the CLI (tests that are about the CLI run the real `keelson` binary).
 
-use keelson_proto::{
-    read_frame_async, write_frame_async, ControlEnvelope, ControlReply, ControlRequest,
-    CONTROL_PROTOCOL_VERSION,
-};
+use keelson_client::Client;
+use keelson_proto::{ControlReply, ControlRequest};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -173,44 +171,16 @@ impl Drop for Rcm {
     }
 }
 
-/// One request over the control socket, on a private single-threaded runtime.
+/// One request over the control socket (the shared client, crates/client), on a private
+/// single-threaded runtime: every reply, each within 30 s.
 pub fn request_at(socket: &Path, request: ControlRequest) -> Result<Vec<ControlReply>, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let mut stream = tokio::net::UnixStream::connect(socket)
-            .await
-            .map_err(|e| e.to_string())?;
-        let env = ControlEnvelope {
-            version: CONTROL_PROTOCOL_VERSION,
-            request,
-        };
-        write_frame_async(&mut stream, &env)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut replies = Vec::new();
-        loop {
-            match tokio::time::timeout(
-                Duration::from_secs(30),
-                read_frame_async::<ControlReply>(&mut stream),
-            )
-            .await
-            {
-                Ok(Ok(Some(reply))) => {
-                    let last = !matches!(reply, ControlReply::Line(_));
-                    replies.push(reply);
-                    if last {
-                        return Ok(replies);
-                    }
-                }
-                Ok(Ok(None)) => return Ok(replies),
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err("no answer within 30 s".into()),
-            }
-        }
-    })
+    let client = Client::new(socket).with_reply_timeout(Duration::from_secs(30));
+    rt.block_on(client.replies(request))
+        .map_err(|e| e.to_string())
 }
 
 impl Rcm {

@@ -8,6 +8,7 @@
 use crate::client::Client;
 use crate::node;
 use anyhow::{bail, Context, Result};
+use keelson_proto::view::{self, PropertyValue, Status};
 use keelson_proto::{ControlReply, ControlRequest as R};
 use keelson_types::{parse_iso_time, parse_log_line_time};
 use serde_json::Value;
@@ -88,8 +89,10 @@ async fn ask(dir: &Path, request: R) -> Result<ControlReply> {
     Client::new(dir).call(request).await
 }
 
-async fn view(dir: &Path, request: R) -> Result<Value> {
-    Client::new(dir).view(request).await
+async fn resource(dir: &Path, name: &str) -> Result<view::Resource> {
+    Client::new(dir)
+        .view(R::ResourceGet { name: s(name) })
+        .await
 }
 
 /// Polls `cond` every 5 ms for at most WAIT.
@@ -191,7 +194,7 @@ async fn scenario(dir: &Path, args: &DemoArgs) -> Result<()> {
         Ok(group_state(dir).await? == "Online")
     })
     .await?;
-    let first_host = view(dir, R::ResourceGet { name: s("Disk") }).await?["host_pid"].clone();
+    let first_host = resource(dir, "Disk").await?.host_pid;
 
     let armed = unix_ms();
     std::fs::write(&arm, b"")?;
@@ -200,17 +203,17 @@ async fn scenario(dir: &Path, args: &DemoArgs) -> Result<()> {
     })
     .await?;
     std::fs::remove_file(&arm)?; // the File Share is healthy again in its own host
-    wait_for("the recovery", async || recovered(dir, &first_host).await).await?;
+    wait_for("the recovery", async || recovered(dir, first_host).await).await?;
 
     print_timeline(dir, t0, armed, args.deadlock_timeout)?;
     print_hosts(dir).await
 }
 
 async fn group_state(dir: &Path) -> Result<String> {
-    Ok(view(dir, R::GroupGet { name: s(GROUP) }).await?["state"]
-        .as_str()
-        .unwrap_or("")
-        .to_string())
+    let group: view::Group = Client::new(dir)
+        .view(R::GroupGet { name: s(GROUP) })
+        .await?;
+    Ok(group.state)
 }
 
 fn log_text(dir: &Path) -> String {
@@ -218,17 +221,15 @@ fn log_text(dir: &Path) -> String {
 }
 
 /// Everyone Online again, the offender separately monitored in a host of its own.
-async fn recovered(dir: &Path, first_host: &Value) -> Result<bool> {
-    let share = view(dir, R::ResourceGet { name: s(OFFENDER) }).await?;
-    if share["state"] != "Online" || share["properties"]["SeparateMonitor"] != true {
+async fn recovered(dir: &Path, first_host: Option<u32>) -> Result<bool> {
+    let share = resource(dir, OFFENDER).await?;
+    let separate = share.properties.get("SeparateMonitor") == Some(&PropertyValue::Flag(true));
+    if share.state != "Online" || !separate {
         return Ok(false);
     }
     for name in INNOCENTS {
-        let r = view(dir, R::ResourceGet { name: s(name) }).await?;
-        if r["state"] != "Online"
-            || r["host_pid"] == *first_host
-            || r["host_pid"] == share["host_pid"]
-        {
+        let r = resource(dir, name).await?;
+        if r.state != "Online" || r.host_pid == first_host || r.host_pid == share.host_pid {
             return Ok(false);
         }
     }
@@ -320,26 +321,38 @@ fn print_timeline(dir: &Path, t0: u64, armed: u64, deadline: u64) -> Result<()> 
 }
 
 async fn print_hosts(dir: &Path) -> Result<()> {
-    let status = view(dir, R::Status).await?;
+    let status: Status = Client::new(dir).view(R::Status).await?;
     println!("\nhosts now:");
-    for h in status["hosts"].as_array().cloned().unwrap_or_default() {
-        let names: Vec<&str> = h["resources"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let kind = if h["separate"] == true {
+    for h in &status.hosts {
+        let kind = if h.separate {
             "separate monitor"
         } else {
             "default host"
         };
-        println!("  pid {:<8} {kind:<17} {}", h["pid"], names.join(", "));
+        let pid = h.pid.map_or_else(|| "null".to_string(), |p| p.to_string());
+        println!("  pid {pid:<8} {kind:<17} {}", h.resources.join(", "));
     }
-    let share = view(dir, R::ResourceGet { name: s(OFFENDER) }).await?;
+    let share = resource(dir, OFFENDER).await?;
+    let property = |name: &str| {
+        share
+            .properties
+            .get(name)
+            .map_or_else(|| "null".to_string(), shown)
+    };
     println!(
         "\n'{OFFENDER}': SeparateMonitor={} MonitorProcessId={}; group '{GROUP}' is {}",
-        share["properties"]["SeparateMonitor"],
-        share["properties"]["MonitorProcessId"],
+        property("SeparateMonitor"),
+        property("MonitorProcessId"),
         group_state(dir).await?
     );
     Ok(())
+}
+
+/// A property as the demo always printed it: as JSON (`true`, `4242`, `null`, `"text"`).
+fn shown(value: &PropertyValue) -> String {
+    match value {
+        PropertyValue::Unset => "null".to_string(),
+        PropertyValue::Text(t) => Value::from(t.as_str()).to_string(),
+        other => other.to_string(),
+    }
 }

@@ -7,6 +7,7 @@ use crate::output::{confirm, emit_line, show};
 use crate::wait::{self, Kind, Target};
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use keelson_proto::view::GroupSummary;
 use keelson_proto::ControlRequest as R;
 use std::time::Duration;
 
@@ -121,7 +122,8 @@ pub async fn run(client: &Client, command: GroupCommand) -> Result<()> {
             show(client, R::GroupGet { name }, json, crate::render::group).await
         }
         GroupCommand::List { json } => {
-            show(client, R::GroupList, json, crate::render::group_list).await
+            let render = |v: &Vec<GroupSummary>| crate::render::group_list(v);
+            show(client, R::GroupList, json, render).await
         }
         GroupCommand::Set { name, properties } => {
             let properties = crate::assign::properties(&properties)?;

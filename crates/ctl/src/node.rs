@@ -7,6 +7,7 @@ use crate::client::Client;
 use crate::output::emit_line;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
+use keelson_proto::view::Status;
 use keelson_proto::ControlRequest as R;
 use std::ffi::OsString;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -225,12 +226,12 @@ async fn wait_ready(
 ) -> Result<()> {
     let start = Instant::now();
     loop {
-        if let Ok(Ok(status)) = tokio::time::timeout(PROBE_TIMEOUT, client.view(R::Status)).await {
-            // A node service that does not say its pid is taken for the one just started.
-            match status["pid"].as_u64() {
-                Some(pid) if pid != u64::from(child.id()) => {
-                    return Err(already_running(data_dir, Some(pid)))
-                }
+        let probe = tokio::time::timeout(PROBE_TIMEOUT, client.view::<Status>(R::Status)).await;
+        if let Ok(Ok(status)) = probe {
+            // A node service that does not say its pid (0) is taken for the one just started.
+            match status.pid {
+                0 => return Ok(()),
+                pid if pid != child.id() => return Err(already_running(data_dir, Some(pid))),
                 _ => return Ok(()),
             }
         }
@@ -258,7 +259,7 @@ async fn wait_ready(
 }
 
 /// The error of a start that found another keelson-rcm holding the data directory.
-fn already_running(data_dir: &Path, pid: Option<u64>) -> anyhow::Error {
+fn already_running(data_dir: &Path, pid: Option<u32>) -> anyhow::Error {
     let pid = pid
         .map(|p| format!(" (keelson-rcm pid {p})"))
         .unwrap_or_default();
@@ -284,8 +285,8 @@ fn tail_of_out(data_dir: &Path) -> String {
 
 async fn stop(data_dir: &Path, args: StopArgs) -> Result<()> {
     let client = Client::new(data_dir);
-    let status = client.view(R::Status).await?;
-    let pid = status["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+    let status: Status = client.view(R::Status).await?;
+    let pid = Some(status.pid).filter(|&p| p != 0);
     let message = client.done(R::NodeStop).await?;
     emit_line(&message)?;
     let limit = Duration::from_millis(args.timeout);

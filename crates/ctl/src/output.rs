@@ -4,8 +4,9 @@
 
 use crate::client::Client;
 use anyhow::{Context, Result};
+use keelson_client::ClientError;
 use keelson_proto::ControlRequest;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use std::io::Write;
 
 /// The reader of stdout went away; main ends the command quietly with success.
@@ -34,19 +35,20 @@ pub fn emit_line(text: &str) -> Result<()> {
     emit(&format!("{text}\n"))
 }
 
-/// Fetches a view and prints it: pretty JSON with `--json`, else through `render`.
-pub async fn show(
+/// Fetches a view and prints it: with `--json`, the JSON rcm sent, pretty-printed with its keys in
+/// order (fields a newer node service adds included); else parsed as `T` (one of
+/// `keelson_proto::view`) and rendered through `render`.
+pub async fn show<T: DeserializeOwned>(
     client: &Client,
     request: ControlRequest,
     json: bool,
-    render: fn(&Value) -> String,
+    render: impl FnOnce(&T) -> String,
 ) -> Result<()> {
     let raw = client.json_text(request).await?;
     if json {
         return emit_line(&crate::render::pretty_json(&raw));
     }
-    let view: Value =
-        serde_json::from_str(&raw).context("the node service sent a view that is not JSON")?;
+    let view: T = serde_json::from_str(&raw).map_err(ClientError::of_view)?;
     emit(&render(&view))
 }
 

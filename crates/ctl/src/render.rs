@@ -1,8 +1,15 @@
-//! Human-readable text for the JSON views the node service sends: aligned tables and `key: value`
-//! blocks, built from `serde_json::Value` so missing or extra fields never break the output. Also
-//! `--json` pretty-printing and event lines. Not fetching anything and not writing to stdout.
+//! Human-readable text for the views the node service sends (the structs of
+//! `keelson_proto::view`): aligned tables and `key: value` blocks, with `-` for what a view leaves
+//! empty. Also `--json` pretty-printing and log and event lines. Not fetching anything and not
+//! writing to stdout.
 
+use keelson_proto::view::{
+    self, DatabaseState, Group, GroupSummary, PluginFile, PluginList, Resource, ResourceSummary,
+    Status,
+};
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Display;
 
 /// A field as text: strings as-is, missing/null as `-`, arrays joined with `, `.
 pub fn text(v: &Value) -> String {
@@ -13,6 +20,27 @@ pub fn text(v: &Value) -> String {
         Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
+}
+
+/// A name or a state: `-` when the view left it empty.
+fn word(s: &str) -> String {
+    match s {
+        "" => "-".to_string(),
+        s => s.to_string(),
+    }
+}
+
+/// A list of names joined with `, `; `-` when empty.
+fn names(items: &[String]) -> String {
+    match items {
+        [] => "-".to_string(),
+        items => items.join(", "),
+    }
+}
+
+/// A value that may be absent (a host pid, an error): `-` when it is.
+fn maybe(v: Option<impl Display>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 /// `--json` output: the view pretty-printed with its keys unchanged (text that is not JSON as-is).
@@ -55,12 +83,9 @@ fn line(cells: &[String], widths: &[usize]) -> String {
     s.trim_end().to_string()
 }
 
-fn array(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
-fn cells(v: &Value, keys: &[&str]) -> Vec<String> {
-    keys.iter().map(|k| text(&v[*k])).collect()
+/// A table indented by two spaces.
+fn indented(table: &str) -> String {
+    table.lines().map(|l| format!("  {l}\n")).collect()
 }
 
 /// `key: value` lines, aligned after the colon.
@@ -72,200 +97,202 @@ fn fields(pairs: &[(&str, String)]) -> String {
         .collect()
 }
 
-/// An object's entries as indented `Name = value` lines, sorted by name; `  (none)` when empty.
-fn entries(title: &str, v: &Value) -> String {
+/// A map's entries as indented `Name = value` lines, sorted by name; `  (none)` when empty.
+fn entries(title: &str, map: &BTreeMap<String, impl Display>) -> String {
     let mut out = format!("{title}:\n");
-    let Some(map) = v.as_object().filter(|m| !m.is_empty()) else {
+    if map.is_empty() {
         out.push_str("  (none)\n");
         return out;
-    };
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort();
-    let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
-    for k in keys {
-        out.push_str(&format!("  {k:<width$} = {}\n", text(&map[k])));
+    }
+    let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (k, v) in map {
+        out.push_str(&format!("  {k:<width$} = {v}\n"));
     }
     out
 }
 
 /// `resource list`: one row per resource.
-pub fn resource_list(v: &Value) -> String {
-    let rows: Vec<Vec<String>> = array(v)
+pub fn resource_list(rows: &[ResourceSummary]) -> String {
+    let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| cells(r, &["name", "type", "group", "state", "host_pid"]))
+        .map(|r| {
+            vec![
+                word(&r.name),
+                word(&r.type_name),
+                word(&r.group),
+                word(&r.state),
+                maybe(r.host_pid),
+            ]
+        })
         .collect();
     table(&["NAME", "TYPE", "GROUP", "STATE", "HOST PID"], &rows)
 }
 
 /// `resource get`: identity, properties, parameters and call statistics.
-pub fn resource(v: &Value) -> String {
-    let mut pairs = vec![
-        ("name", text(&v["name"])),
-        ("type", text(&v["type"])),
-        ("group", text(&v["group"])),
-        ("state", text(&v["state"])),
-        ("owner node", text(&v["owner_node"])),
-        ("host pid", text(&v["host_pid"])),
-    ];
-    if !v["depends_on"].is_null() {
-        pairs.push(("depends on", text(&v["depends_on"])));
-    }
-    let mut out = fields(&pairs);
-    out.push_str(&entries("properties", &v["properties"]));
-    out.push_str(&entries("parameters", &v["parameters"]));
-    out.push_str(&call_stats(&v["call_stats"]));
+pub fn resource(r: &Resource) -> String {
+    let mut out = fields(&[
+        ("name", word(&r.name)),
+        ("type", word(&r.type_name)),
+        ("group", word(&r.group)),
+        ("state", word(&r.state)),
+        ("owner node", word(&r.owner_node)),
+        ("host pid", maybe(r.host_pid)),
+        ("depends on", names(&r.depends_on)),
+    ]);
+    out.push_str(&entries("properties", &r.properties));
+    out.push_str(&entries("parameters", &r.parameters));
+    out.push_str(&call_stats(&r.call_stats));
     out
 }
 
-fn call_stats(v: &Value) -> String {
-    let Some(map) = v.as_object().filter(|m| !m.is_empty()) else {
+fn call_stats(stats: &BTreeMap<String, view::CallStats>) -> String {
+    if stats.is_empty() {
         return "call stats: (none)\n".to_string();
-    };
-    let mut ops: Vec<&String> = map.keys().collect();
-    ops.sort();
-    let rows: Vec<Vec<String>> = ops
-        .into_iter()
-        .map(|op| {
-            let s = &map[op];
-            let mut row = vec![op.clone()];
-            row.extend(cells(
-                s,
-                &["count", "p50_us", "p99_us", "max_us", "last_us"],
-            ));
-            row
+    }
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .map(|(op, s)| {
+            let numbers = [s.count, s.p50_us, s.p99_us, s.max_us, s.last_us];
+            std::iter::once(op.clone())
+                .chain(numbers.iter().map(u64::to_string))
+                .collect()
         })
         .collect();
     let t = table(
         &["OP", "COUNT", "P50 us", "P99 us", "MAX us", "LAST us"],
         &rows,
     );
-    let indented: String = t.lines().map(|l| format!("  {l}\n")).collect();
-    format!("call stats:\n{indented}")
+    format!("call stats:\n{}", indented(&t))
 }
 
 /// `group list`: one row per group.
-pub fn group_list(v: &Value) -> String {
-    let rows: Vec<Vec<String>> = array(v)
+pub fn group_list(rows: &[GroupSummary]) -> String {
+    let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|g| cells(g, &["name", "state", "owner_node", "resources"]))
+        .map(|g| {
+            vec![
+                word(&g.name),
+                word(&g.state),
+                word(&g.owner_node),
+                names(&g.resources),
+            ]
+        })
         .collect();
     table(&["NAME", "STATE", "OWNER", "RESOURCES"], &rows)
 }
 
 /// `group get`: identity, members and properties.
-pub fn group(v: &Value) -> String {
+pub fn group(g: &Group) -> String {
     let mut out = fields(&[
-        ("name", text(&v["name"])),
-        ("state", text(&v["state"])),
-        ("owner node", text(&v["owner_node"])),
-        ("resources", text(&v["resources"])),
+        ("name", word(&g.name)),
+        ("state", word(&g.state)),
+        ("owner node", word(&g.owner_node)),
+        ("resources", names(&g.resources)),
     ]);
-    out.push_str(&entries("properties", &v["properties"]));
+    out.push_str(&entries("properties", &g.properties));
     out
 }
 
-/// `status`: the node, each group with its resources, then the hosts.
-pub fn status(v: &Value) -> String {
-    let mut out = format!("node {}\n", text(&v["node"]));
-    for log in array(&v["logs"]) {
-        if log["write_failures"].as_u64().unwrap_or(0) > 0 {
-            out.push_str(&format!(
-                "LOG WRITE FAILURES: {}: {} lines not written (last error: {})\n",
-                text(&log["file"]),
-                text(&log["write_failures"]),
-                text(&log["last_error"])
-            ));
-        }
+/// `status`: the node, what is failing (log writes, the database), each group with its resources,
+/// then the hosts.
+pub fn status(v: &Status) -> String {
+    let mut out = format!("node {}\n", word(&v.node));
+    for log in v.logs.iter().filter(|l| l.write_failures > 0) {
+        out.push_str(&format!(
+            "LOG WRITE FAILURES: {}: {} lines not written (last error: {})\n",
+            word(&log.file),
+            log.write_failures,
+            maybe(log.last_error.as_ref())
+        ));
     }
-    if v["database"]["state"] == "unavailable" {
+    if v.database.state == DatabaseState::Unavailable {
         out.push_str(&format!(
             "DATABASE UNAVAILABLE: {} ({})\n",
-            text(&v["database"]["reason"]),
-            text(&v["database"]["note"])
+            maybe(v.database.reason.as_ref()),
+            maybe(v.database.note.as_ref())
         ));
     }
-    let groups = array(&v["groups"]);
-    if groups.is_empty() {
+    if v.groups.is_empty() {
         out.push_str("\nno groups\n");
     }
-    for g in groups {
+    for g in &v.groups {
         out.push_str(&format!(
             "\ngroup {}: {} (owner {})\n",
-            text(&g["name"]),
-            text(&g["state"]),
-            text(&g["owner_node"])
+            word(&g.name),
+            word(&g.state),
+            word(&g.owner_node)
         ));
-        let rows: Vec<Vec<String>> = array(&g["resources"])
+        let rows: Vec<Vec<String>> = g
+            .resources
             .iter()
-            .map(|r| cells(r, &["name", "type", "state", "host_pid"]))
+            .map(|r| {
+                vec![
+                    word(&r.name),
+                    word(&r.type_name),
+                    word(&r.state),
+                    maybe(r.host_pid),
+                ]
+            })
             .collect();
         if !rows.is_empty() {
-            let t = table(&["RESOURCE", "TYPE", "STATE", "HOST PID"], &rows);
-            out.extend(t.lines().map(|l| format!("  {l}\n")));
+            out.push_str(&indented(&table(
+                &["RESOURCE", "TYPE", "STATE", "HOST PID"],
+                &rows,
+            )));
         }
     }
-    out.push_str(&hosts(array(&v["hosts"])));
+    out.push_str(&hosts(&v.hosts));
     out
 }
 
-fn hosts(hosts: &[Value]) -> String {
+fn hosts(hosts: &[view::Host]) -> String {
     if hosts.is_empty() {
         return "\nno resource hosts\n".to_string();
     }
     let rows: Vec<Vec<String>> = hosts
         .iter()
         .map(|h| {
-            let kind = if h["separate"] == Value::Bool(true) {
-                "separate"
-            } else {
-                "shared"
-            };
-            vec![text(&h["pid"]), kind.to_string(), text(&h["resources"])]
+            let kind = if h.separate { "separate" } else { "shared" };
+            vec![maybe(h.pid), kind.to_string(), names(&h.resources)]
         })
         .collect();
     format!(
         "\nresource hosts:\n{}",
-        table(&["PID", "MONITOR", "RESOURCES"], &rows)
-            .lines()
-            .map(|l| format!("  {l}\n"))
-            .collect::<String>()
+        indented(&table(&["PID", "MONITOR", "RESOURCES"], &rows))
     )
 }
 
 /// `plugin list`: one row per file looked at; in place of its types, a file that could not be used
 /// shows its problem (failed, hung at load, still being probed), and a type two files declare is
 /// marked as a conflict naming the other file. A note follows while probes are still running.
-pub fn plugin_list(v: &Value) -> String {
-    let rows: Vec<Vec<String>> = array(&v["plugins"])
+pub fn plugin_list(v: &PluginList) -> String {
+    let rows: Vec<Vec<String>> = v
+        .plugins
         .iter()
-        .map(|p| vec![text(&p["name"]), plugin_types(p), text(&p["path"])])
+        .map(|p| vec![maybe(p.name.as_ref()), plugin_types(p), word(&p.path)])
         .collect();
     if rows.is_empty() {
         return "no plugins found\n".to_string();
     }
     let mut out = table(&["PLUGIN", "TYPES", "PATH"], &rows);
-    let probing = array(&v["plugins"])
-        .iter()
-        .filter(|p| p["status"] == "probing")
-        .count();
-    if v["complete"] == Value::Bool(false) {
+    let probing = v.plugins.iter().filter(|p| p.status == "probing").count();
+    if !v.complete {
         out.push_str(&format!(
             "\n{probing} plugin file(s) still being probed (each has {} ms); run again to see them\n",
-            text(&v["probe_timeout_ms"])
+            v.probe_timeout_ms
         ));
     }
     out
 }
 
 /// The TYPES cell of one plugin file: its types, or its problem.
-fn plugin_types(p: &Value) -> String {
-    let status = p["status"].as_str().unwrap_or("");
-    match (status, &p["error"]) {
+fn plugin_types(p: &PluginFile) -> String {
+    match (p.status.as_str(), &p.error) {
         ("probing", _) => "probing (no answer yet)".to_string(),
-        ("hung", e) => text(e),
-        ("conflict", e) => format!("{} (conflict: {})", text(&p["types"]), text(e)),
-        (_, Value::Null) => text(&p["types"]),
-        (_, e) => format!("error: {}", text(e)),
+        ("hung", e) => maybe(e.as_ref()),
+        ("conflict", e) => format!("{} (conflict: {})", names(&p.types), maybe(e.as_ref())),
+        (_, None) => names(&p.types),
+        (_, Some(e)) => format!("error: {e}"),
     }
 }
 
@@ -336,6 +363,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A view as the CLI reads it from the node service's JSON.
+    fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("the JSON is a view")
+    }
+
     #[test]
     fn tables_align_on_the_widest_cell() {
         let t = table(
@@ -357,15 +389,12 @@ mod tests {
             {"name": "Disk", "type": "dummy", "group": "FS", "state": "Online", "host_pid": 4242},
             {"name": "Share", "state": "Offline", "host_pid": null}
         ]);
-        let t = resource_list(&v);
+        let t = resource_list(&from::<Vec<ResourceSummary>>(v));
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "NAME   TYPE   GROUP  STATE    HOST PID");
         assert_eq!(lines[1], "Disk   dummy  FS     Online   4242");
         assert_eq!(lines[2], "Share  -      -      Offline  -");
-        assert_eq!(
-            resource_list(&json!({})),
-            "NAME  TYPE  GROUP  STATE  HOST PID\n"
-        );
+        assert_eq!(resource_list(&[]), "NAME  TYPE  GROUP  STATE  HOST PID\n");
     }
 
     #[test]
@@ -377,7 +406,7 @@ mod tests {
             "parameters": {"path": "/srv"},
             "call_stats": {"LOOKSALIVE": {"count": 12, "p50_us": 40, "p99_us": 90, "max_us": 95, "last_us": 41}}
         });
-        let t = resource(&v);
+        let t = resource(&from(v));
         assert!(t.contains("name:       Disk\n"), "{t}");
         assert!(t.contains("host pid:   77\n"), "{t}");
         assert!(
@@ -397,7 +426,7 @@ mod tests {
 
     #[test]
     fn resource_view_of_an_almost_empty_object() {
-        let t = resource(&json!({"name": "x"}));
+        let t = resource(&from(json!({"name": "x"})));
         assert!(t.contains("state:      -\n"), "{t}");
         assert!(t.contains("properties:\n  (none)\n"), "{t}");
         assert!(t.ends_with("call stats: (none)\n"), "{t}");
@@ -407,11 +436,11 @@ mod tests {
     fn group_views() {
         let list = json!([{"name": "FS", "state": "PartialOnline", "owner_node": "n1", "resources": ["Disk", "Share"]}]);
         assert_eq!(
-            group_list(&list),
+            group_list(&from::<Vec<GroupSummary>>(list)),
             "NAME  STATE          OWNER  RESOURCES\nFS    PartialOnline  n1     Disk, Share\n"
         );
         let g = json!({"name": "FS", "state": "Online", "owner_node": "n1", "properties": {"FailoverThreshold": 2}, "resources": []});
-        let t = group(&g);
+        let t = group(&from(g));
         assert!(t.contains("resources:  -\n"), "{t}");
         assert!(t.contains("properties:\n  FailoverThreshold = 2\n"), "{t}");
     }
@@ -425,7 +454,7 @@ mod tests {
             "hosts": [{"pid": 10, "separate": false, "resources": ["Disk"]},
                       {"pid": 11, "separate": true, "resources": ["Share"]}]
         });
-        let t = status(&v);
+        let t = status(&from(v));
         assert!(
             t.starts_with("node n1\n\ngroup FS: Online (owner n1)\n"),
             "{t}"
@@ -438,7 +467,7 @@ mod tests {
             t.contains("  10   shared    Disk\n  11   separate  Share\n"),
             "{t}"
         );
-        let empty = status(&json!({"node": "n1"}));
+        let empty = status(&from(json!({"node": "n1"})));
         assert_eq!(empty, "node n1\n\nno groups\n\nno resource hosts\n");
     }
 
@@ -448,7 +477,7 @@ mod tests {
             {"path": "/p/libkeelson_plugin_dummy.so", "name": "dummy", "types": ["dummy"]},
             {"path": "/p/libkeelson_plugin_bad.so", "types": [], "error": "ABI mismatch"}
         ]});
-        let t = plugin_list(&v);
+        let t = plugin_list(&from(v));
         assert!(
             t.contains("dummy   dummy                /p/libkeelson_plugin_dummy.so\n"),
             "{t}"
@@ -457,7 +486,10 @@ mod tests {
             t.contains("-       error: ABI mismatch  /p/libkeelson_plugin_bad.so\n"),
             "{t}"
         );
-        assert_eq!(plugin_list(&json!({"plugins": []})), "no plugins found\n");
+        assert_eq!(
+            plugin_list(&from(json!({"plugins": []}))),
+            "no plugins found\n"
+        );
     }
 
     #[test]
@@ -485,7 +517,7 @@ mod tests {
             {"path": "/p/l.so", "status": "probing", "types": []},
             {"path": "/p/d.so", "status": "failed", "types": [], "error": "/p/d.so -> /x: no such file"}
         ]});
-        let t = plugin_list(&v);
+        let t = plugin_list(&from(v));
         assert!(
             t.contains("a       x, y (conflict: type 'x' is also provided by /p/b.so)  /p/a.so\n"),
             "{t}"

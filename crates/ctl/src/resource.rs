@@ -8,6 +8,7 @@ use crate::output::{confirm, show};
 use crate::wait::{Kind, Target};
 use anyhow::{bail, Result};
 use clap::Subcommand;
+use keelson_proto::view::ResourceSummary;
 use keelson_proto::ControlRequest as R;
 
 /// `keelson resource` subcommands.
@@ -125,7 +126,8 @@ pub async fn run(client: &Client, command: ResourceCommand) -> Result<()> {
             .await
         }
         ResourceCommand::List { json } => {
-            show(client, R::ResourceList, json, crate::render::resource_list).await
+            let render = |v: &Vec<ResourceSummary>| crate::render::resource_list(v);
+            show(client, R::ResourceList, json, render).await
         }
         ResourceCommand::Online(c) => {
             let request = R::ResourceOnline {

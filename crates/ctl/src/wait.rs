@@ -4,6 +4,7 @@
 
 use crate::client::Client;
 use anyhow::{bail, Result};
+use keelson_proto::view::{Group, Resource};
 use keelson_proto::ControlRequest;
 use std::time::{Duration, Instant};
 
@@ -34,12 +35,23 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn request(self, name: &str) -> ControlRequest {
+    /// The state its view shows now (`unknown` if the view does not say).
+    async fn state(self, client: &Client, name: &str) -> Result<String> {
         let name = name.to_string();
-        match self {
-            Kind::Resource => ControlRequest::ResourceGet { name },
-            Kind::Group => ControlRequest::GroupGet { name },
-        }
+        let state = match self {
+            Kind::Resource => {
+                let view: Resource = client.view(ControlRequest::ResourceGet { name }).await?;
+                view.state
+            }
+            Kind::Group => {
+                let view: Group = client.view(ControlRequest::GroupGet { name }).await?;
+                view.state
+            }
+        };
+        Ok(match state.as_str() {
+            "" => "unknown".to_string(),
+            _ => state,
+        })
     }
 
     pub fn noun(self) -> &'static str {
@@ -78,8 +90,7 @@ pub async fn until(
 ) -> Result<Duration> {
     let start = Instant::now();
     loop {
-        let view = client.view(kind.request(name)).await?;
-        let state = view["state"].as_str().unwrap_or("unknown").to_string();
+        let state = kind.state(client, name).await?;
         match judge(&state, target) {
             Verdict::Reached => return Ok(start.elapsed()),
             Verdict::Failed => bail!(

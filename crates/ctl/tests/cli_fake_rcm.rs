@@ -742,3 +742,67 @@ async fn a_missing_argument_is_named_on_the_one_line() {
         "keelson: the following required arguments were not provided: --type <T>; try '--help'\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_the_view_as_sent_pretty_printed_and_text_reads_the_typed_view() {
+    use keelson_proto::view::{Group, PropertyValue};
+    let view = Group {
+        name: s("FS"),
+        owner_node: s("n1"),
+        properties: [
+            (s("FailoverThreshold"), PropertyValue::Text(s("nodes-1"))),
+            (s("AutoFailbackType"), PropertyValue::Number(0)),
+        ]
+        .into_iter()
+        .collect(),
+        resources: vec![s("Disk")],
+        state: s("Online"),
+    };
+    // A field this keelson does not know is printed by --json and ignored by the table.
+    let sent = serde_json::to_string(&view)
+        .unwrap()
+        .replacen('{', r#"{"zz_added_later":true,"#, 1);
+    let dir = TempDir::new("typedjson");
+    let _fake = FakeRcm::start(&dir.0, Box::new(move |_| json(&sent)));
+    let run = keelson(&dir.0, &["group", "get", "FS", "--json"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        concat!(
+            "{\n",
+            "  \"name\": \"FS\",\n",
+            "  \"owner_node\": \"n1\",\n",
+            "  \"properties\": {\n",
+            "    \"AutoFailbackType\": 0,\n",
+            "    \"FailoverThreshold\": \"nodes-1\"\n",
+            "  },\n",
+            "  \"resources\": [\n",
+            "    \"Disk\"\n",
+            "  ],\n",
+            "  \"state\": \"Online\",\n",
+            "  \"zz_added_later\": true\n",
+            "}\n"
+        )
+    );
+    let run = keelson(&dir.0, &["group", "get", "FS"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "name:       FS\nstate:      Online\nowner node: n1\nresources:  Disk\nproperties:\n  AutoFailbackType  = 0\n  FailoverThreshold = nodes-1\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_that_does_not_fit_is_one_clear_error() {
+    let dir = TempDir::new("badview");
+    let _fake = FakeRcm::start(&dir.0, Box::new(|_| json(r#"{"name":"FS","resources":7}"#)));
+    let run = keelson(&dir.0, &["group", "get", "FS"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "keelson: the node service sent a view that this keelson cannot read: invalid type"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+}

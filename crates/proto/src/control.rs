@@ -1,7 +1,7 @@
 //! The keelson <-> rcm control protocol on `<data-dir>/rcm.sock`: one [`ControlEnvelope`] per
 //! connection (carrying the protocol version), answered by one or more [`ControlReply`] frames.
-//! Views (status, resource, group, lists) travel as JSON text because the CLI prints JSON and
-//! tables from them; commands are typed enum variants. Not authorisation or audit (rcm does that).
+//! Views (status, resource, group, lists: the structs of [`crate::view`]) travel as JSON text
+//! because the CLI prints JSON and tables from them; commands are typed enum variants. Not authorisation or audit (rcm does that).
 
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +122,7 @@ impl ControlRequest {
 /// which get `Line`s and, unless following, `End`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlReply {
-    /// A view, as JSON text.
+    /// A view (one of [`crate::view`]), as JSON text.
     Json(String),
     /// A change was accepted; the message says what it did.
     Done { message: String },

@@ -2,7 +2,8 @@
 //! frame codec every process uses. Not transport: sockets, fd passing and timeouts belong to rhs and
 //! crates/host.
 //!
-//! The control protocol between the `keelson` CLI and rcm is in [`ControlEnvelope`].
+//! The control protocol between the `keelson` CLI and rcm is in [`ControlEnvelope`]; the views it
+//! carries are the structs of [`view`]. Its client is crates/client.
 //!
 //! Channels between rcm (host side) and one rhs process:
 //! * control socket (bidirectional): [`HostRequest`] down, [`HostReply`] up; starts with [`Hello`]
@@ -15,6 +16,7 @@
 mod codec;
 mod control;
 mod messages;
+pub mod view;
 
 pub use codec::{
     decode, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError, MAX_FRAME_LEN,
