@@ -19,7 +19,6 @@ use keelson_proto::{
 };
 use keelson_types::LogLevel;
 use keelson_types::{io_reason, io_reason_keep_case};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -186,7 +185,7 @@ impl Api {
         if peer.uid == 0 || peer.uid == self.owner_uid || peer.gid == self.socket_gid {
             return true;
         }
-        match keelson_sys::peer::peer_groups(stream.as_raw_fd()) {
+        match keelson_sys::peer::peer_groups(stream) {
             Ok(groups) => groups.contains(&self.socket_gid),
             Err(e) => {
                 let message = format!("cannot read the groups of {}: {e}", shown(peer));

@@ -2,6 +2,7 @@
 //! probing the plugin catalogue (each file in a throwaway host; the catalogue fills in as probes
 //! report, nothing waits for them here), restores what was online, and serves the control socket until
 //! stopped. Wiring only: the behaviour lives in the modules it starts.
+#![forbid(unsafe_code)]
 
 mod api;
 mod audit;

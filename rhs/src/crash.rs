@@ -5,10 +5,12 @@
 use keelson_proto::{encode_into, HostAlarm};
 use keelson_types::{Op, ResourceId};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
 
-/// Where alarms go: the alarm pipe's fd, set once at start-up.
-static ALARM_FD: AtomicI32 = AtomicI32::new(-1);
+/// Where alarms go: the alarm pipe, set once at start-up and open until the process dies. Reading a
+/// set `OnceLock` is one atomic load, so the crash handler may do it.
+static ALARM: OnceLock<OwnedFd> = OnceLock::new();
 
 thread_local! {
     /// (resource id, op as u8) of the call running on this thread; (0, 0) when idle. Const-initialised
@@ -16,9 +18,11 @@ thread_local! {
     static CURRENT: Cell<(u64, u8)> = const { Cell::new((0, 0)) };
 }
 
-/// Installs the fatal-signal handler that reports crashes on `alarm_fd`.
-pub fn install(alarm_fd: i32) -> std::io::Result<()> {
-    ALARM_FD.store(alarm_fd, Ordering::SeqCst);
+/// Installs the fatal-signal handler that reports crashes on `alarm`.
+pub fn install(alarm: OwnedFd) -> std::io::Result<()> {
+    ALARM
+        .set(alarm)
+        .map_err(|_| std::io::Error::other("the crash handler is already installed"))?;
     keelson_sys::crash::install_handler(on_crash)
 }
 
@@ -38,16 +42,16 @@ impl Drop for CallGuard {
 }
 
 /// Runs inside the signal handler: no allocation, no locks, one `write(2)`.
-fn on_crash(signal: i32) {
+fn on_crash(signal: keelson_sys::Signal) {
     let (resource, op) = CURRENT.with(|c| c.get());
     let alarm = HostAlarm::Crashed {
         resource: (resource != 0).then_some(ResourceId(resource)),
         op: Op::from_u8(op),
-        signal,
+        signal: signal as i32,
     };
     let mut buf = [0u8; 64];
     if let Ok(len) = encode_into(&alarm, &mut buf) {
-        keelson_sys::crash::write_raw(ALARM_FD.load(Ordering::SeqCst), &buf[..len]);
+        write_alarm(&buf[..len]);
     }
 }
 
@@ -55,6 +59,13 @@ fn on_crash(signal: i32) {
 pub fn raise_alarm(alarm: &HostAlarm) {
     let mut buf = [0u8; 64];
     if let Ok(len) = encode_into(alarm, &mut buf) {
-        keelson_sys::crash::write_raw(ALARM_FD.load(Ordering::SeqCst), &buf[..len]);
+        write_alarm(&buf[..len]);
+    }
+}
+
+/// One raw write of an encoded alarm; nothing happens before `install`. Async-signal-safe.
+fn write_alarm(frame: &[u8]) {
+    if let Some(alarm) = ALARM.get() {
+        keelson_sys::crash::write_raw(alarm.as_fd(), frame);
     }
 }

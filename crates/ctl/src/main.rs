@@ -1,5 +1,6 @@
 //! `keelson`, the command line. Parses arguments with clap and hands each command to its module;
 //! every error ends as one line `keelson: …` on stderr and a non-zero exit. Not any command's logic.
+#![forbid(unsafe_code)]
 
 mod assign;
 mod client;

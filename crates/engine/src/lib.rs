@@ -58,6 +58,7 @@
 //!   offender every member that was (coming) Online is a failure. `gen(N)` counts re-opens.
 //! * A SeparateMonitor set by hand moves the resource at its next online.
 //! * Ids (resources, groups, hosts, timers) are counters: the same events give the same commands.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod command;

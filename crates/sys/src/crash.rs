@@ -3,16 +3,18 @@
 //! callback and then lets the process die of the same signal. Not what the callback reports: the
 //! caller (rhs) decides that.
 
+use nix::sys::signal::Signal;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The signals treated as a crash of plugin code.
-pub const FATAL_SIGNALS: [i32; 5] = [
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGILL,
-    libc::SIGFPE,
-    libc::SIGABRT,
+pub const FATAL_SIGNALS: [Signal; 5] = [
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGILL,
+    Signal::SIGFPE,
+    Signal::SIGABRT,
 ];
 
 /// Size of each thread's alternate signal stack.
@@ -23,7 +25,7 @@ static CALLBACK: AtomicUsize = AtomicUsize::new(0);
 
 /// Installs `on_crash` for every fatal signal. `on_crash` runs on the faulting thread, on its
 /// alternate stack, and must be async-signal-safe: no allocation, no locks, only raw syscalls.
-pub fn install_handler(on_crash: fn(signal: i32)) -> io::Result<()> {
+pub fn install_handler(on_crash: fn(signal: Signal)) -> io::Result<()> {
     CALLBACK.store(on_crash as usize, Ordering::SeqCst);
     for sig in FATAL_SIGNALS {
         // SAFETY: a zeroed sigaction is valid; we fill handler, flags and mask before use.
@@ -33,7 +35,7 @@ pub fn install_handler(on_crash: fn(signal: i32)) -> io::Result<()> {
         // SAFETY: sa_mask is a valid sigset_t owned by `action`.
         unsafe { libc::sigemptyset(&mut action.sa_mask) };
         // SAFETY: installing a handler for a valid signal number with a valid action struct.
-        if unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) } != 0 {
+        if unsafe { libc::sigaction(sig as libc::c_int, &action, std::ptr::null_mut()) } != 0 {
             return Err(io::Error::last_os_error());
         }
     }
@@ -42,11 +44,12 @@ pub fn install_handler(on_crash: fn(signal: i32)) -> io::Result<()> {
 
 extern "C" fn handler(signal: i32, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     let raw = CALLBACK.load(Ordering::SeqCst);
-    if raw != 0 {
-        // SAFETY: `raw` was stored from a `fn(i32)` in install_handler and fn pointers round-trip
-        // through usize on every supported target.
-        let callback: fn(i32) = unsafe { std::mem::transmute::<usize, fn(i32)>(raw) };
-        callback(signal);
+    // Signal::try_from is a plain match: async-signal-safe.
+    if let (true, Ok(typed)) = (raw != 0, Signal::try_from(signal)) {
+        // SAFETY: `raw` was stored from a `fn(Signal)` in install_handler and fn pointers
+        // round-trip through usize on every supported target.
+        let callback: fn(Signal) = unsafe { std::mem::transmute::<usize, fn(Signal)>(raw) };
+        callback(typed);
     }
     // SA_RESETHAND restored the default action. A hardware fault re-executes and dies with it on
     // return; a raised signal (abort) is re-raised here and delivered once this handler returns.
@@ -114,7 +117,8 @@ impl Drop for AltStack {
 }
 
 /// Writes all of `bytes` to `fd` with raw `write(2)`, retrying on EINTR. Async-signal-safe.
-pub fn write_raw(fd: i32, bytes: &[u8]) -> bool {
+pub fn write_raw(fd: BorrowedFd<'_>, bytes: &[u8]) -> bool {
+    let fd = fd.as_raw_fd();
     let mut off = 0;
     while off < bytes.len() {
         // SAFETY: the slice is valid for reads of its remaining length.
