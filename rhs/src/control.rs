@@ -48,7 +48,7 @@ pub fn run(opts: Options) -> Result<(), String> {
 
     let socket = UnixStream::from(control);
     let writer = ControlWriter::new(socket.try_clone().map_err(|e| e.to_string())?);
-    let logger = Logger::new(writer, opts.log_stderr);
+    let logger = Logger::new(writer, opts.log_stderr)?;
     let monitor = Monitor::new(logger.clone());
     let mut control = Control {
         socket,
