@@ -10,8 +10,10 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Serialised writer for the control socket, shared by every thread of the host.
 #[derive(Clone)]
@@ -77,18 +79,36 @@ pub fn event(resource: Option<ResourceId>, level: LogLevel, message: &str) {
 }
 
 /// The tracing layer of a host: every event, at every level (rcm filters), goes up the control
-/// socket as one `Log` frame with the emitting thread's id and the event's `resource` field, and
-/// with --log-stderr also to stderr in cluster-log format. Spans are for other layers: a line's
-/// format has no place for them.
+/// socket as one `Log` frame with the emitting thread's id and the resource it concerns: the event's
+/// `resource` field, else that of the innermost span that has one (each resource thread runs in a
+/// `resource` span); with --log-stderr also to stderr in cluster-log format.
 pub struct ControlLayer {
     control: ControlWriter,
     stderr: bool,
 }
 
-impl<S: Subscriber> Layer<S> for ControlLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+/// A span's `resource` field, kept in the span's extensions for the events inside it.
+struct SpanResource(u64);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ControlLayer {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = EventFields::default();
+        attrs.record(&mut fields);
+        if let (Some(resource), Some(span)) = (fields.resource, ctx.span(id)) {
+            span.extensions_mut().insert(SpanResource(resource));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = EventFields::default();
         event.record(&mut fields);
+        if fields.resource.is_none() {
+            fields.resource = ctx.event_scope(event).and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|span| span.extensions().get::<SpanResource>().map(|r| r.0))
+            });
+        }
         let level = log_level(*event.metadata().level());
         let tid = keelson_sys::process::gettid();
         if self.stderr {
@@ -176,20 +196,29 @@ mod tests {
     fn every_event_becomes_a_log_frame_with_its_resource_and_level() {
         let tid = keelson_sys::process::gettid();
         let got = frames(|| {
-            let _call = tracing::info_span!("call", resource = 7u64, op = "ONLINE").entered();
+            tracing::info!("before any resource");
+            let _thread = tracing::info_span!("resource", resource = 7u64, name = "web").entered();
+            let _call = tracing::debug_span!("call", op = "ONLINE").entered();
             event(Some(ResourceId(7)), LogLevel::Err, "boom");
             tracing::debug!("fine detail {}", 1);
             tracing::trace!(resource = 9u64, "finer");
         });
         let expected = vec![
             HostReply::Log {
+                resource: None,
+                level: LogLevel::Info,
+                tid,
+                message: "before any resource".into(),
+            },
+            HostReply::Log {
                 resource: Some(ResourceId(7)),
                 level: LogLevel::Err,
                 tid,
                 message: "boom".into(),
             },
+            // No resource field of its own: the enclosing resource span's.
             HostReply::Log {
-                resource: None,
+                resource: Some(ResourceId(7)),
                 level: LogLevel::Dbg,
                 tid,
                 message: "fine detail 1".into(),
