@@ -11,7 +11,9 @@ use keelson_proto::ControlRequest;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Where tracing-journald sends its datagrams (fixed by systemd).
 const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
@@ -107,7 +109,7 @@ fn a_bad_filter_is_refused_and_nothing_is_written() {
 
 /// The fields of one journald native-protocol datagram: `KEY=value\n`, or `KEY\n`, a 64-bit
 /// little-endian length, the value and `\n`.
-fn journal_fields(mut datagram: &[u8]) -> Vec<(String, String)> {
+fn journal_fields(mut datagram: &[u8]) -> Entry {
     let mut fields = Vec::new();
     while let Some(end) = datagram.iter().position(|&b| b == b'\n') {
         let line = &datagram[..end];
@@ -139,25 +141,68 @@ fn journal_fields(mut datagram: &[u8]) -> Vec<(String, String)> {
     fields
 }
 
-/// Receives datagrams on a stand-in journal socket until one whose MESSAGE starts with `message`.
-fn journal_entry(
-    socket: &UnixDatagram,
-    message: &str,
-) -> Result<Vec<(String, String)>, Vec<String>> {
-    let mut seen = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    for _ in 0..1000 {
-        let Ok(n) = socket.recv(&mut buf) else { break };
-        let fields = journal_fields(&buf[..n]);
-        if fields
-            .iter()
-            .any(|(k, v)| k == "MESSAGE" && v.starts_with(message))
-        {
-            return Ok(fields);
+/// One journal entry: its fields in the order sent.
+type Entry = Vec<(String, String)>;
+
+/// A stand-in journal: a thread drains the socket (a journal that stops reading would stall its
+/// senders, as the real one would) and keeps every datagram's fields.
+struct Journal {
+    entries: Arc<Mutex<Vec<Entry>>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Journal {
+    fn listen(socket: UnixDatagram) -> Journal {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let (entries, stop) = (
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (kept, stopped) = (entries.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !stopped.load(Ordering::SeqCst) && Instant::now() < deadline {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    kept.lock().unwrap().push(journal_fields(&buf[..n]));
+                }
+            }
+        });
+        Journal {
+            entries,
+            stop,
+            reader: Some(reader),
         }
-        seen.push(format!("{fields:?}"));
     }
-    Err(seen)
+
+    /// The first entry whose MESSAGE starts with `message`, waiting up to 10 s for it.
+    fn entry(&self, message: &str) -> Option<Entry> {
+        let find = || {
+            self.entries
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|f| {
+                    f.iter()
+                        .any(|(k, v)| k == "MESSAGE" && v.starts_with(message))
+                })
+                .cloned()
+        };
+        common::wait_until(Duration::from_secs(10), || find().is_some());
+        find()
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+    }
 }
 
 #[test]
@@ -211,20 +256,19 @@ fn journald_is_used_when_asked_or_under_systemd() {
         eprintln!("skipped the journal stand-in: {e} (needs root)");
         return;
     }
-    let socket = UnixDatagram::bind(JOURNAL_SOCKET).expect("bind the stand-in journal");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let journal = Journal::listen(UnixDatagram::bind(JOURNAL_SOCKET).expect("bind the journal"));
     let rcm = Rcm::start_in_with_args(Rcm::new_dir("trace-journal"), &["--journald"]);
     rcm.ok(ControlRequest::Status);
-    let ready = journal_entry(&socket, "node service ready on ");
+    let ready = journal.entry("node service ready on ");
+    let seen = format!("{:#?}", journal.entries.lock().unwrap());
     let log = rcm.cluster_log();
     drop(rcm);
+    drop(journal);
     std::fs::remove_file(JOURNAL_SOCKET).unwrap();
     if made_dir {
         let _ = std::fs::remove_dir_all("/run/systemd");
     }
-    let fields = ready.unwrap_or_else(|seen| panic!("no ready line in the journal: {seen:#?}"));
+    let fields = ready.unwrap_or_else(|| panic!("no ready line in the journal: {seen}"));
     let field = |key: &str| {
         fields
             .iter()
