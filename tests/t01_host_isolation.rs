@@ -283,7 +283,7 @@ async fn rcm_watchdog_kills_a_host_that_stops_answering() {
     let (host, _events) = Host::spawn(&config).await.unwrap();
     let res = host.open(dummy(1, "frozen")).await.unwrap();
     // A stopped process answers nothing, not even its own deadlock monitor.
-    keelson_sys::process::kill(host.pid(), libc::SIGSTOP).unwrap();
+    keelson_sys::process::kill(host.pid(), keelson_sys::Signal::SIGSTOP).unwrap();
     // kill() returns before every thread has stopped; wait until they all have.
     let pid = host.pid();
     assert!(

@@ -35,7 +35,8 @@ pub fn summarize(mut us: Vec<f64>) -> Summary {
 
 /// The echo side of the raw baseline: a separate process echoing fixed-size messages on fd 3.
 pub fn echo_child() {
-    let fd = keelson_sys::process::adopt_fd(3).expect("echo child needs fd 3");
+    // SAFETY: fd 3 is the socket raw_ping_pong placed there (child::prepare); nothing else owns it.
+    let fd = unsafe { keelson_sys::process::adopt_fd(3) }.expect("echo child needs fd 3");
     let mut sock = UnixStream::from(fd);
     let mut buf = [0u8; PING_LEN];
     for _ in 0..ECHO_LIMIT {

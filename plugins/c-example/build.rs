@@ -1,6 +1,7 @@
 //! Compiles the plain-C plugin and the no-symbol library into shared objects with the C compiler cc
 //! finds (a Rust cdylib would not export symbols of linked C code), into OUT_DIR, and copies them
 //! next to the Rust plugins in target/<profile>/ so users find them there too.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -17,9 +17,7 @@ use keelson_proto::{
     encode, write_frame_async, ControlEnvelope, ControlReply, ControlRequest,
     CONTROL_PROTOCOL_VERSION, MAX_FRAME_LEN,
 };
-use keelson_types::LogLevel;
 use keelson_types::{io_reason, io_reason_keep_case};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::Instrument;
 
 /// A request for the core and where its answer goes.
 pub type CoreRequest = (ControlRequest, oneshot::Sender<ControlReply>);
@@ -52,6 +51,44 @@ pub struct Api {
     pub socket_gid: u32,
     /// Told once the reply to an accepted NodeStop is written: rcm exits only after that.
     pub stop_answered: Arc<tokio::sync::Notify>,
+}
+
+/// The span of one control request: its kind, the peer, and the resource and group it names.
+fn request_span(peer: Peer, request: &ControlRequest) -> tracing::Span {
+    let described = describe(request);
+    let kind = described.split(' ').next().unwrap_or_default();
+    let (resource, group) = subject(request);
+    tracing::info_span!(
+        "request",
+        request = kind,
+        peer_uid = peer.uid,
+        peer_pid = peer.pid,
+        resource,
+        group
+    )
+}
+
+/// The resource and the group a request names, if any.
+fn subject(request: &ControlRequest) -> (Option<&str>, Option<&str>) {
+    use ControlRequest as R;
+    match request {
+        R::ResourceCreate { name, group, .. } => (Some(name), Some(group)),
+        R::ResourceSet { name, .. }
+        | R::ResourceGet { name }
+        | R::ResourceOnline { name, .. }
+        | R::ResourceOffline { name, .. }
+        | R::ResourceFail { name, .. }
+        | R::ResourceDelete { name, .. }
+        | R::ResourceDepend { name, .. }
+        | R::ResourceUndepend { name, .. } => (Some(name), None),
+        R::GroupCreate { name, .. }
+        | R::GroupSet { name, .. }
+        | R::GroupDelete { name }
+        | R::GroupOnline { name }
+        | R::GroupOffline { name }
+        | R::GroupGet { name } => (None, Some(name)),
+        _ => (None, None),
+    }
 }
 
 /// Binds `<dir>/rcm.sock` with mode 0660, replacing a stale socket file.
@@ -86,8 +123,7 @@ impl Api {
                     }
                 },
                 Err(e) => {
-                    self.log
-                        .log(LogLevel::Err, "API", &format!("accept failed: {e}"));
+                    tracing::error!(component = "API", "accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -153,6 +189,21 @@ impl Api {
         if !authorised {
             return self.deny(&mut stream, limits, peer, &request).await;
         }
+        let span = request_span(peer, &request);
+        async move { self.answer(stream, peer, request, budget).await }
+            .instrument(span)
+            .await
+    }
+
+    /// Answers an authorised request (inside its span).
+    async fn answer(
+        &self,
+        mut stream: UnixStream,
+        peer: Peer,
+        request: ControlRequest,
+        budget: Option<guard::OwnedBudget>,
+    ) {
+        tracing::debug!(component = "API", "request from {}", shown(peer));
         match request {
             ControlRequest::Log { lines, follow } => {
                 drop(budget);
@@ -186,11 +237,14 @@ impl Api {
         if peer.uid == 0 || peer.uid == self.owner_uid || peer.gid == self.socket_gid {
             return true;
         }
-        match keelson_sys::peer::peer_groups(stream.as_raw_fd()) {
+        match keelson_sys::peer::peer_groups(stream) {
             Ok(groups) => groups.contains(&self.socket_gid),
             Err(e) => {
-                let message = format!("cannot read the groups of {}: {e}", shown(peer));
-                self.log.log(LogLevel::Warn, "API", &message);
+                tracing::warn!(
+                    component = "API",
+                    "cannot read the groups of {}: {e}",
+                    shown(peer)
+                );
                 false
             }
         }
@@ -205,10 +259,10 @@ impl Api {
                 "cannot write the audit log: {}; nothing was changed",
                 io_reason(&e)
             );
-            self.log.log(
-                LogLevel::Err,
-                "API",
-                &format!("refused {described} from {}: {message}", shown(peer)),
+            tracing::error!(
+                component = "API",
+                "refused {described} from {}: {message}",
+                shown(peer)
             );
             return ControlReply::Error { message };
         }
@@ -219,14 +273,11 @@ impl Api {
             _ => "done".to_string(),
         };
         if let Err(e) = self.audit.record(peer, &described, true, &result) {
-            self.log.log(
-                LogLevel::Err,
-                "API",
-                &format!(
-                    "cannot write the audit record of the result of {described} from {} ({result}): {}",
-                    shown(peer),
-                    io_reason(&e)
-                ),
+            tracing::error!(
+                component = "API",
+                "cannot write the audit record of the result of {described} from {} ({result}): {}",
+                shown(peer),
+                io_reason(&e)
             );
         }
         answer
@@ -259,12 +310,12 @@ impl Api {
     fn audit_denial(&self, peer: Peer, described: &str, message: &str) {
         let result = format!("denied: {message}");
         if let Err(e) = self.audit.record(peer, described, false, &result) {
-            let line = format!(
+            tracing::error!(
+                component = "API",
                 "cannot write the audit record of a denied {described} from {}: {}",
                 shown(peer),
                 io_reason(&e)
             );
-            self.log.log(LogLevel::Err, "API", &line);
         }
     }
 
@@ -323,7 +374,7 @@ impl Api {
                 0 => line.to_string(),
                 n => format!("{line} ({n} similar lines from uid {uid} suppressed)"),
             };
-            self.log.log(LogLevel::Warn, "API", &line);
+            tracing::warn!(component = "API", "{line}");
         }
     }
 

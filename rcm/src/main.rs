@@ -2,6 +2,7 @@
 //! probing the plugin catalogue (each file in a throwaway host; the catalogue fills in as probes
 //! report, nothing waits for them here), restores what was online, and serves the control socket until
 //! stopped. Wiring only: the behaviour lives in the modules it starts.
+#![forbid(unsafe_code)]
 
 mod api;
 mod audit;
@@ -21,10 +22,10 @@ mod views;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use clusterlog::subscriber::{Journald, Plan};
 use keelson_engine::Engine;
 use keelson_host::HostConfig;
 use keelson_store::{Store, StoreError};
-use keelson_types::LogLevel;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -53,6 +54,14 @@ pub struct Args {
     /// The node service must be stopped.
     #[arg(long)]
     pub repair: bool,
+    /// Which diagnostics reach cluster.log (and the journal), RUST_LOG-style: `debug`,
+    /// `keelson_rcm::api=debug`, `warn,keelson_rcm=info`. Everything not named is at INFO and above.
+    #[arg(long, env = "RUST_LOG", default_value = "", value_name = "FILTER")]
+    pub log_filter: String,
+    /// Also send diagnostics to the systemd journal (the default when systemd connected stdout or
+    /// stderr to the journal, JOURNAL_STREAM); refuses to start if the journal cannot be reached.
+    #[arg(long)]
+    pub journald: bool,
     /// Also echo the cluster log on stderr (the default when stderr is a terminal).
     #[arg(long, env = "KEELSON_RCM_FOREGROUND")]
     pub foreground: bool,
@@ -94,6 +103,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let journald = Journald::choose(args.journald, std::env::var_os("JOURNAL_STREAM").as_deref());
+    let diagnostics = Plan::new(&args.log_filter, journald).map_err(anyhow::Error::msg)?;
     keelson_sys::process::set_umask(UMASK);
     let dir = args.data_dir.clone();
     let tightened = datadir::prepare(&dir)?;
@@ -116,6 +127,10 @@ async fn run(args: Args) -> Result<()> {
         args.log_max_bytes,
         args.log_keep,
     )?);
+    let journald_note = diagnostics.note.clone();
+    diagnostics
+        .install(log.layer())
+        .map_err(anyhow::Error::msg)?;
     if echo::wanted(args.foreground) {
         let lines = log
             .file()
@@ -133,24 +148,19 @@ async fn run(args: Args) -> Result<()> {
         args.log_max_bytes,
         args.log_keep,
     )?);
-    log.log(
-        LogLevel::Info,
-        "RCM",
-        &format!(
-            "node service starting: pid {}, data dir {}, open-file limit {fd_limit}",
-            std::process::id(),
-            dir.display()
-        ),
+    tracing::info!(
+        "node service starting: pid {}, data dir {}, open-file limit {fd_limit}",
+        std::process::id(),
+        dir.display()
     );
+    if let Some(note) = journald_note {
+        tracing::warn!("{note}");
+    }
 
     if let Some(old) = tightened {
-        log.log(
-            LogLevel::Warn,
-            "RCM",
-            &format!(
-                "data directory {} was mode {old:o}: now 0750 (its files hold secrets)",
-                dir.display()
-            ),
+        tracing::warn!(
+            "data directory {} was mode {old:o}: now 0750 (its files hold secrets)",
+            dir.display()
         );
     }
     let host_config = HostConfig::from_env();
@@ -159,12 +169,12 @@ async fn run(args: Args) -> Result<()> {
     let explicit = !args.plugin_dirs.is_empty();
     let catalogue = probe::initial_catalogue(&plugin_dirs(&args), explicit, probe_timeout);
     let (tx, inputs) = mpsc::unbounded_channel();
-    probe::start(&catalogue, &host_config, &log, &tx);
+    probe::start(&catalogue, &host_config, &tx);
 
     let (store, snapshot) = match open_store(&dir) {
         Ok(opened) => opened,
         Err(e) => {
-            log.log(LogLevel::Err, "RCM", &format!("{e}; not starting"));
+            tracing::error!("{e}; not starting");
             return Err(e.into());
         }
     };
@@ -200,16 +210,12 @@ async fn run(args: Args) -> Result<()> {
     });
     tokio::spawn(api.serve(listener));
     tokio::spawn(stop_on_signal(api_tx, stop_answered.clone()));
-    log.log(
-        LogLevel::Info,
-        "RCM",
-        &format!("node service ready on {}", dir.join("rcm.sock").display()),
-    );
+    tracing::info!("node service ready on {}", dir.join("rcm.sock").display());
     core.run(inputs, api_rx).await;
     // The NodeStop reply is written by its connection task: let it go out before exiting.
     let _ = tokio::time::timeout(STOP_REPLY_WAIT, stop_answered.notified()).await;
     let _ = std::fs::remove_file(dir.join("rcm.sock"));
-    log.log(LogLevel::Info, "RCM", "node service stopped");
+    tracing::info!("node service stopped");
     Ok(())
 }
 

@@ -7,16 +7,16 @@
 
 use crate::api::CoreRequest;
 use crate::catalogue::{Catalogue, FileState, PluginFile, ProbeReport, Resolution};
-use crate::clusterlog::ClusterLog;
 use crate::core::{Core, Input, PendingOpen};
+use crate::event_at;
 use keelson_engine::HostId;
 use keelson_host::{Host, HostConfig, HostError, HostEvent, HostEvents};
 use keelson_proto::ControlRequest;
-use keelson_types::LogLevel;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
+use tracing::Instrument;
 
 /// Probes running at once (each is one short-lived host process).
 const CONCURRENT_PROBES: usize = 8;
@@ -103,25 +103,16 @@ fn looked_at(path: &Path) -> PluginFile {
 
 /// Logs what is about to be probed and starts a probe per file; their results reach the core as they
 /// come (as `Input::Catalogue`), never awaited.
-pub fn start(
-    catalogue: &Catalogue,
-    config: &HostConfig,
-    log: &Arc<ClusterLog>,
-    tx: &mpsc::UnboundedSender<Input>,
-) {
+pub fn start(catalogue: &Catalogue, config: &HostConfig, tx: &mpsc::UnboundedSender<Input>) {
     let files = catalogue.files();
     let probing = files
         .iter()
         .filter(|f| matches!(f.state, FileState::Probing))
         .count();
-    log.log(
-        LogLevel::Info,
-        "RCM",
-        &format!(
-            "plugin catalogue: probing {probing} of {} files looked at, each within {} ms",
-            files.len(),
-            catalogue.probe_timeout().as_millis()
-        ),
+    tracing::info!(
+        "plugin catalogue: probing {probing} of {} files looked at, each within {} ms",
+        files.len(),
+        catalogue.probe_timeout().as_millis()
     );
     for file in files
         .iter()
@@ -130,23 +121,13 @@ pub fn start(
         let FileState::Failed(e) = &file.state else {
             continue;
         };
-        log.log(
-            LogLevel::Err,
-            "RCM",
-            &format!("plugin file {} cannot be used: {e}", file.path),
-        );
+        tracing::error!("plugin file {} cannot be used: {e}", file.path);
     }
     if catalogue.is_complete() {
         let (level, line) = catalogue.complete_line();
-        log.log(level, "RCM", &line);
+        event_at!(level, "{line}");
     }
-    spawn_probes(
-        files,
-        config.clone(),
-        catalogue.probe_timeout(),
-        log.clone(),
-        tx.clone(),
-    );
+    spawn_probes(files, config.clone(), catalogue.probe_timeout(), tx.clone());
 }
 
 /// Starts probing every `Probing` file; each result arrives on `tx` as `Input::Catalogue`.
@@ -154,7 +135,6 @@ fn spawn_probes(
     files: &[PluginFile],
     config: HostConfig,
     limit: Duration,
-    log: Arc<ClusterLog>,
     tx: mpsc::UnboundedSender<Input>,
 ) {
     let slots = Arc::new(Semaphore::new(CONCURRENT_PROBES));
@@ -162,30 +142,22 @@ fn spawn_probes(
         .iter()
         .filter(|f| matches!(f.state, FileState::Probing))
     {
-        let (path, config, log, tx, slots) = (
-            file.path.clone(),
-            config.clone(),
-            log.clone(),
-            tx.clone(),
-            slots.clone(),
-        );
-        tokio::spawn(async move {
+        let (path, config, tx, slots) =
+            (file.path.clone(), config.clone(), tx.clone(), slots.clone());
+        let span = tracing::info_span!("probe", file = %path);
+        let probe = async move {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
-            let report = probe_file(&config, &path, limit, &log).await;
+            let report = probe_file(&config, &path, limit).await;
             let _ = tx.send(Input::Catalogue(CatalogueInput::Probed(report)));
-        });
+        };
+        tokio::spawn(probe.instrument(span));
     }
 }
 
 /// Loads one file in a fresh host; the load gets `limit`, after which the host is killed.
-async fn probe_file(
-    config: &HostConfig,
-    path: &str,
-    limit: Duration,
-    log: &Arc<ClusterLog>,
-) -> ProbeReport {
+async fn probe_file(config: &HostConfig, path: &str, limit: Duration) -> ProbeReport {
     let start = Instant::now();
     let report = |state| ProbeReport {
         path: path.to_string(),
@@ -196,7 +168,8 @@ async fn probe_file(
         Ok(spawned) => spawned,
         Err(e) => return report(FileState::Failed(format!("cannot start a probe host: {e}"))),
     };
-    tokio::spawn(forward_probe_output(events, path.to_string(), log.clone()));
+    let output = forward_probe_output(events, path.to_string());
+    tokio::spawn(output.in_current_span());
     let state = match host.load_plugin_within(path, limit).await {
         Ok(info) => FileState::Loaded(info),
         Err(HostError::LoadHung { limit_ms, pid, .. }) => FileState::Hung(format!(
@@ -216,7 +189,7 @@ async fn probe_file(
 }
 
 /// What plugin code printed or logged while being probed goes to cluster.log, marked as such.
-async fn forward_probe_output(mut events: HostEvents, path: String, log: Arc<ClusterLog>) {
+async fn forward_probe_output(mut events: HostEvents, path: String) {
     while let Some(event) = events.recv().await {
         match event {
             HostEvent::Log {
@@ -225,19 +198,18 @@ async fn forward_probe_output(mut events: HostEvents, path: String, log: Arc<Clu
                 level,
                 message,
                 ..
-            } => log.log_as(
+            } => event_at!(
+                level,
                 pid,
                 tid,
-                level,
-                "RHS",
-                &format!("probe of {path}: {message}"),
+                component = "RHS",
+                "probe of {path}: {message}"
             ),
-            HostEvent::Stderr { pid, line } => log.log_as(
+            HostEvent::Stderr { pid, line } => tracing::warn!(
                 pid,
-                0,
-                LogLevel::Warn,
-                "RHS",
-                &format!("probe of {path}: stderr: {line}"),
+                tid = 0u32,
+                component = "RHS",
+                "probe of {path}: stderr: {line}"
             ),
             HostEvent::Died(_) => return,
             HostEvent::Refused { .. } | HostEvent::Progress { .. } => {}
@@ -271,7 +243,7 @@ impl Core {
         match input {
             CatalogueInput::Probed(report) => {
                 for (level, line) in self.catalogue.record(report) {
-                    self.log.log(level, "RCM", &line);
+                    event_at!(level, "{line}");
                 }
                 self.release_waiting();
             }
@@ -285,15 +257,12 @@ impl Core {
 
     /// An open whose type is still being probed waits for it (released by `release_waiting`).
     pub(crate) fn wait_for_catalogue(&mut self, host: HostId, open: PendingOpen) {
-        self.log.log(
-            LogLevel::Info,
-            "RCM",
-            &format!(
-                "Resource '{}' (type '{}') waits for the plugin catalogue: {}",
-                open.name,
-                open.type_name,
-                self.catalogue.still_probing()
-            ),
+        tracing::info!(
+            resource = %open.name,
+            "Resource '{}' (type '{}') waits for the plugin catalogue: {}",
+            open.name,
+            open.type_name,
+            self.catalogue.still_probing()
         );
         self.catalogue.wait_for_type(host, open);
     }

@@ -38,8 +38,7 @@ unsafe extern "C" fn host_log(ctx: *mut c_void, level: u32, msg: *const c_char) 
         // SAFETY: the ABI requires a NUL-terminated string valid for the call.
         let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
         let message = format!("[{}] {}", ctx.name, text);
-        ctx.logger
-            .log(Some(ctx.resource), LogLevel::from_abi(level), message);
+        crate::log::event(Some(ctx.resource), LogLevel::from_abi(level), &message);
     }));
 }
 

@@ -12,7 +12,7 @@ use keelson_proto::{
 };
 use keelson_types::LogLevel;
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
@@ -29,26 +29,26 @@ struct Control {
 
 /// Runs the host until the parent closes the control socket or asks for shutdown.
 pub fn run(opts: Options) -> Result<(), String> {
-    let control = keelson_sys::process::adopt_fd(opts.control_fd).map_err(|e| {
+    // SAFETY: fds 3 and 4 are inherited from rcm (child::prepare) and nothing else here owns them.
+    let control = unsafe { keelson_sys::process::adopt_fd(opts.control_fd) }.map_err(|e| {
         format!(
             "no control socket on fd {} ({e}); keelson-rhs is started by keelson-rcm",
             opts.control_fd
         )
     })?;
-    let alarm = keelson_sys::process::adopt_fd(opts.alarm_fd)
+    // SAFETY: as above.
+    let alarm = unsafe { keelson_sys::process::adopt_fd(opts.alarm_fd) }
         .map_err(|e| format!("no alarm pipe on fd {} ({e})", opts.alarm_fd))?;
     let _ = keelson_sys::process::raise_fd_limit();
     if !opts.core_dumps {
         let _ = keelson_sys::process::disable_core_dumps();
     }
-    crate::crash::install(alarm.as_raw_fd())
-        .map_err(|e| format!("cannot install crash handler: {e}"))?;
-    std::mem::forget(alarm); // written by the crash handler until the process dies
+    crate::crash::install(alarm).map_err(|e| format!("cannot install crash handler: {e}"))?;
     let _main_alt_stack = keelson_sys::crash::AltStack::install();
 
     let socket = UnixStream::from(control);
     let writer = ControlWriter::new(socket.try_clone().map_err(|e| e.to_string())?);
-    let logger = Logger::new(writer, opts.log_stderr);
+    let logger = Logger::new(writer, opts.log_stderr)?;
     let monitor = Monitor::new(logger.clone());
     let mut control = Control {
         socket,
@@ -161,7 +161,7 @@ impl Control {
                 Err(e) => return Err(e.to_string()),
             }
             let mut buf = [0u8; 16 * 1024];
-            let (n, fds) = keelson_sys::fdpass::recv_with_fds(self.socket.as_raw_fd(), &mut buf)
+            let (n, fds) = keelson_sys::fdpass::recv_with_fds(&self.socket, &mut buf)
                 .map_err(|e| format!("control socket: {e}"))?;
             if n == 0 {
                 return if self.frames.has_partial() {

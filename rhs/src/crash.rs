@@ -8,10 +8,12 @@ use keelson_sys::address_table::AddressTable;
 use keelson_sys::crash::Fault;
 use keelson_types::{Op, ResourceId};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
 
-/// Where alarms go: the alarm pipe's fd, set once at start-up.
-static ALARM_FD: AtomicI32 = AtomicI32::new(-1);
+/// Where alarms go: the alarm pipe, set once at start-up and open until the process dies. Reading a
+/// set `OnceLock` is one atomic load, so the crash handler may do it.
+static ALARM: OnceLock<OwnedFd> = OnceLock::new();
 
 /// Every loaded plugin's mapped segments, by slot (plugins.rs fills it at load; the handler reads it).
 pub static PLUGIN_CODE: AddressTable = AddressTable::new();
@@ -25,9 +27,11 @@ thread_local! {
     static CURRENT: Cell<(u64, u8)> = const { Cell::new((0, 0)) };
 }
 
-/// Installs the fatal-signal handler that reports crashes on `alarm_fd`.
-pub fn install(alarm_fd: i32) -> std::io::Result<()> {
-    ALARM_FD.store(alarm_fd, Ordering::SeqCst);
+/// Installs the fatal-signal handler that reports crashes on `alarm`.
+pub fn install(alarm: OwnedFd) -> std::io::Result<()> {
+    ALARM
+        .set(alarm)
+        .map_err(|_| std::io::Error::other("the crash handler is already installed"))?;
     keelson_sys::crash::install_handler(on_crash)
 }
 
@@ -63,7 +67,7 @@ fn on_crash(fault: &Fault) {
     };
     let mut buf = [0u8; ALARM_BUF_LEN];
     if let Ok(len) = encode_into(&alarm, &mut buf) {
-        keelson_sys::crash::write_raw(ALARM_FD.load(Ordering::SeqCst), &buf[..len]);
+        write_alarm(&buf[..len]);
     }
 }
 
@@ -71,6 +75,13 @@ fn on_crash(fault: &Fault) {
 pub fn raise_alarm(alarm: &HostAlarm) {
     let mut buf = [0u8; ALARM_BUF_LEN];
     if let Ok(len) = encode_into(alarm, &mut buf) {
-        keelson_sys::crash::write_raw(ALARM_FD.load(Ordering::SeqCst), &buf[..len]);
+        write_alarm(&buf[..len]);
+    }
+}
+
+/// One raw write of an encoded alarm; nothing happens before `install`. Async-signal-safe.
+fn write_alarm(frame: &[u8]) {
+    if let Some(alarm) = ALARM.get() {
+        keelson_sys::crash::write_raw(alarm.as_fd(), frame);
     }
 }

@@ -1,12 +1,19 @@
-//! The rhs's log: every line goes up the control socket as a `Log` frame (rcm writes it to the
-//! cluster log with this process's pid and the writing thread's id) and, with --log-stderr, to stderr
-//! in cluster-log format. Not the cluster log file itself: that is rcm's.
+//! The rhs's log: `tracing` events (never from a signal handler: crash.rs writes raw frames) go up
+//! the control socket as `Log` frames through [`ControlLayer`] (rcm filters them and writes them to
+//! the cluster log with this process's pid and the writing thread's id) and, with --log-stderr, to
+//! stderr in cluster-log format. Not the cluster log file itself: that is rcm's.
 
 use keelson_proto::{encode, HostReply};
 use keelson_types::{format_log_line, LogLevel, ResourceId};
+use std::fmt::Debug;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Serialised writer for the control socket, shared by every thread of the host.
 #[derive(Clone)]
@@ -29,38 +36,130 @@ impl ControlWriter {
     }
 }
 
-/// Log sink for the whole process.
+/// The process's log: a thin handle over `tracing` (the [`ControlLayer`] installed by `new` turns
+/// every event into a `Log` frame) plus the control writer the rest of the host sends replies with.
 #[derive(Clone)]
 pub struct Logger {
     control: ControlWriter,
-    stderr: bool,
 }
 
 impl Logger {
-    pub fn new(control: ControlWriter, stderr: bool) -> Logger {
-        Logger { control, stderr }
+    /// Makes a [`ControlLayer`] over `control` this process's tracing subscriber (`stderr`: also echo
+    /// each line there) and returns the handle. Called once, at start-up; should a subscriber already
+    /// be installed, that one stays and the error says so.
+    pub fn new(control: ControlWriter, stderr: bool) -> Result<Logger, String> {
+        let layer = ControlLayer {
+            control: control.clone(),
+            stderr,
+        };
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+        Ok(Logger { control })
     }
 
-    /// Logs one line under component RHS.
+    /// A `tracing` event about `resource` (kept for call sites not yet written as tracing macros).
     pub fn log(&self, resource: Option<ResourceId>, level: LogLevel, message: String) {
-        let tid = keelson_sys::process::gettid();
-        if self.stderr {
-            let pid = keelson_sys::process::getpid();
-            eprintln!(
-                "{}",
-                format_log_line(pid, tid, unix_ms(), level, "RHS", &message)
-            );
-        }
-        self.control.send(&HostReply::Log {
-            resource,
-            level,
-            tid,
-            message,
-        });
+        event(resource, level, &message);
     }
 
     pub fn control(&self) -> &ControlWriter {
         &self.control
+    }
+}
+
+/// A `tracing` event at a run-time `level`, with the resource it concerns as field `resource`.
+pub fn event(resource: Option<ResourceId>, level: LogLevel, message: &str) {
+    let resource = resource.map(|r| r.0);
+    match level {
+        LogLevel::Err => tracing::error!(resource, "{message}"),
+        LogLevel::Warn => tracing::warn!(resource, "{message}"),
+        LogLevel::Info => tracing::info!(resource, "{message}"),
+        LogLevel::Dbg => tracing::debug!(resource, "{message}"),
+    }
+}
+
+/// The tracing layer of a host: every event, at every level (rcm filters), goes up the control
+/// socket as one `Log` frame with the emitting thread's id and the resource it concerns: the event's
+/// `resource` field, else that of the innermost span that has one (each resource thread runs in a
+/// `resource` span); with --log-stderr also to stderr in cluster-log format.
+pub struct ControlLayer {
+    control: ControlWriter,
+    stderr: bool,
+}
+
+/// A span's `resource` field, kept in the span's extensions for the events inside it.
+struct SpanResource(u64);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ControlLayer {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = EventFields::default();
+        attrs.record(&mut fields);
+        if let (Some(resource), Some(span)) = (fields.resource, ctx.span(id)) {
+            span.extensions_mut().insert(SpanResource(resource));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        if fields.resource.is_none() {
+            fields.resource = ctx.event_scope(event).and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|span| span.extensions().get::<SpanResource>().map(|r| r.0))
+            });
+        }
+        let level = log_level(*event.metadata().level());
+        let tid = keelson_sys::process::gettid();
+        if self.stderr {
+            let pid = keelson_sys::process::getpid();
+            let line = format_log_line(pid, tid, unix_ms(), level, "RHS", &fields.message);
+            eprintln!("{line}");
+        }
+        self.control.send(&HostReply::Log {
+            resource: fields.resource.map(ResourceId),
+            level,
+            tid,
+            message: fields.message,
+        });
+    }
+}
+
+/// The cluster-log level of a tracing level: TRACE and DEBUG are both DBG.
+fn log_level(level: Level) -> LogLevel {
+    match level {
+        Level::ERROR => LogLevel::Err,
+        Level::WARN => LogLevel::Warn,
+        Level::INFO => LogLevel::Info,
+        _ => LogLevel::Dbg,
+    }
+}
+
+/// The fields of an event that a `Log` frame carries.
+#[derive(Default)]
+struct EventFields {
+    message: String,
+    resource: Option<u64>,
+}
+
+impl Visit for EventFields {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "resource" {
+            self.resource = Some(value);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        if field.name() == "message" {
+            // A format string's arguments: their Debug is their Display.
+            self.message = format!("{value:?}");
+        }
     }
 }
 
@@ -70,4 +169,67 @@ fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keelson_proto::read_frame;
+
+    /// The frames a layer over one end of a socketpair sends for what `emit` logs.
+    fn frames(emit: impl FnOnce()) -> Vec<HostReply> {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let layer = ControlLayer {
+            control: ControlWriter::new(ours),
+            stderr: false,
+        };
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+        let mut reader = std::io::BufReader::new(theirs);
+        let mut out = Vec::new();
+        while let Ok(Some(frame)) = read_frame::<HostReply>(&mut reader) {
+            out.push(frame);
+        }
+        out
+    }
+
+    #[test]
+    fn every_event_becomes_a_log_frame_with_its_resource_and_level() {
+        let tid = keelson_sys::process::gettid();
+        let got = frames(|| {
+            tracing::info!("before any resource");
+            let _thread = tracing::info_span!("resource", resource = 7u64, name = "web").entered();
+            let _call = tracing::debug_span!("call", op = "ONLINE").entered();
+            event(Some(ResourceId(7)), LogLevel::Err, "boom");
+            tracing::debug!("fine detail {}", 1);
+            tracing::trace!(resource = 9u64, "finer");
+        });
+        let expected = vec![
+            HostReply::Log {
+                resource: None,
+                level: LogLevel::Info,
+                tid,
+                message: "before any resource".into(),
+            },
+            HostReply::Log {
+                resource: Some(ResourceId(7)),
+                level: LogLevel::Err,
+                tid,
+                message: "boom".into(),
+            },
+            // No resource field of its own: the enclosing resource span's.
+            HostReply::Log {
+                resource: Some(ResourceId(7)),
+                level: LogLevel::Dbg,
+                tid,
+                message: "fine detail 1".into(),
+            },
+            HostReply::Log {
+                resource: Some(ResourceId(9)),
+                level: LogLevel::Dbg,
+                tid,
+                message: "finer".into(),
+            },
+        ];
+        assert_eq!(format!("{got:?}"), format!("{expected:?}"));
+    }
 }

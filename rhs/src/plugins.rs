@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn a_loaded_plugin_owns_its_code_addresses_and_nothing_else() {
         let (ours, theirs) = UnixStream::pair().unwrap();
-        let registry = Registry::new(Logger::new(ControlWriter::new(ours), false));
+        let registry = Registry::new(Logger::new(ControlWriter::new(ours), false).unwrap());
         let path = chaos_path();
         let plugin = registry.get_or_load(&path).unwrap();
         let code = plugin.code.as_ref().expect("code ranges found");

@@ -1,10 +1,12 @@
 //! `keelson`, the command line. Parses arguments with clap and hands each command to its module;
 //! every error ends as one line `keelson: …` on stderr and a non-zero exit. Not any command's logic.
+#![forbid(unsafe_code)]
 
 mod assign;
 mod client;
 mod datadir;
 mod demo;
+mod diagnostics;
 mod group;
 mod logs;
 mod node;
@@ -20,6 +22,7 @@ use client::Client;
 use keelson_proto::ControlRequest as R;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing::Instrument;
 
 /// keelson: a failover-cluster resource runtime for Linux.
 #[derive(Parser, Debug)]
@@ -78,6 +81,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if let Err(e) = diagnostics::install(&std::env::var("RUST_LOG").unwrap_or_default()) {
+        eprintln!("keelson: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -133,6 +140,34 @@ fn clap_message(rendered: &str) -> String {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let span = tracing::info_span!("command", command = cli.command.name());
+    let started = std::time::Instant::now();
+    let result = run(cli).instrument(span.clone()).await;
+    span.in_scope(|| match &result {
+        Ok(code) => tracing::debug!(elapsed = ?started.elapsed(), "finished: {code:?}"),
+        Err(e) => tracing::debug!(elapsed = ?started.elapsed(), "failed: {e:#}"),
+    });
+    result
+}
+
+impl Command {
+    /// The command's name as typed (the first word after `keelson`), for diagnostics.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Node(_) => "node",
+            Command::Status { .. } => "status",
+            Command::Group(_) => "group",
+            Command::Resource(_) => "resource",
+            Command::Log(_) => "log",
+            Command::Events(_) => "events",
+            Command::Plugin(_) => "plugin",
+            Command::Demo(_) => "demo",
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    tracing::debug!(data_dir = ?cli.data_dir, "dispatching");
     let ok = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     let data_dir = cli.data_dir;
     let client = || datadir::resolve(data_dir.clone()).map(|d| Client::new(&d));

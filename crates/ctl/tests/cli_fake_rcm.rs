@@ -600,7 +600,7 @@ exec sleep 60"#;
         .trim()
         .parse()
         .unwrap();
-    let _ = keelson_sys::process::kill(pid, 9);
+    let _ = keelson_sys::process::kill(pid, keelson_sys::Signal::SIGKILL);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(0), "{run:?}");
     let expected = format!(
@@ -653,7 +653,7 @@ async fn node_start_says_already_running_when_another_rcm_answers_in_its_place()
         .trim()
         .parse()
         .unwrap();
-    let _ = keelson_sys::process::kill(pid, 9);
+    let _ = keelson_sys::process::kill(pid, keelson_sys::Signal::SIGKILL);
     assert_eq!(run.status.code(), Some(1), "{run:?}");
     assert!(run.stdout.is_empty(), "{run:?}");
     assert_eq!(

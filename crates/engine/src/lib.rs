@@ -62,6 +62,7 @@
 //!   counts re-opens.
 //! * A SeparateMonitor set by hand moves the resource at its next online.
 //! * Ids (resources, groups, hosts, timers) are counters: the same events give the same commands.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod command;

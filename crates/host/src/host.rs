@@ -14,7 +14,7 @@ use keelson_proto::{
 use keelson_types::{LogLevel, Op, PluginInfo, ResourceId, DEFAULT_DEADLOCK_TIMEOUT_MS};
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// How long a host whose control socket closed may take to exit before it is SIGKILLed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-/// Linux signal number of SIGKILL (crates/host does not call libc itself).
-const SIGKILL: i32 = 9;
+/// The signal that ends a host at once.
+const SIGKILL: keelson_sys::Signal = keelson_sys::Signal::SIGKILL;
 /// How long loading a plugin may take (library initialisers run in the host).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -281,11 +281,11 @@ impl Host {
     ) -> Result<(), HostError> {
         let frame = encode(request).map_err(|e| HostError::Protocol(e.to_string()))?;
         let mut writer = self.inner.writer.lock().await;
-        let raw = writer.as_ref().as_raw_fd();
+        let sock = writer.as_ref().as_fd();
         let sent = writer
             .as_ref()
             .async_io(tokio::io::Interest::WRITABLE, || {
-                keelson_sys::fdpass::send_with_fd(raw, &frame, fd)
+                keelson_sys::fdpass::send_with_fd(sock, &frame, fd)
             })
             .await;
         let result = match sent {
@@ -487,7 +487,7 @@ fn start_process(
     let child = cmd.spawn().map_err(spawn_err)?;
     drop(cmd); // closes this process's copies of the child's ends
     parent.set_nonblocking(true).map_err(spawn_err)?;
-    keelson_sys::process::set_nonblocking(alarm_r.as_raw_fd()).map_err(spawn_err)?;
+    keelson_sys::process::set_nonblocking(&alarm_r).map_err(spawn_err)?;
     let control = tokio::net::UnixStream::from_std(parent).map_err(spawn_err)?;
     Ok((child, control, alarm_r))
 }

@@ -8,6 +8,7 @@
 //! let res = host.open(OpenSpec::new(ResourceId(1), "web", plugin_path, "dummy")).await?;
 //! let done = res.call(Op::LooksAlive).await?;
 //! ```
+#![forbid(unsafe_code)]
 
 mod blame;
 mod config;

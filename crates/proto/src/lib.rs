@@ -12,6 +12,7 @@
 //!   [`ResourceReply`] up; strictly one call at a time, so no request ids are needed.
 //! * alarm pipe (rhs -> host only): [`HostAlarm`] frames written by the deadlock monitor and the
 //!   async-signal-safe crash handler, each a single `write` below `PIPE_BUF`, so never interleaved.
+#![forbid(unsafe_code)]
 
 mod codec;
 mod control;

@@ -5,6 +5,7 @@
 //! be, changes are refused. A missing or empty file in a data directory that has held a database is
 //! an error, never a silent new cluster. Records are plain serde structs stored as JSON so the file
 //! can be inspected and migrated. Not state machines (crates/engine) and not replication.
+#![forbid(unsafe_code)]
 
 mod error;
 mod guard;

@@ -4,16 +4,18 @@
 //! data address, and then lets the process die of the same signal. Not what the callback reports:
 //! the caller (rhs) decides that.
 
+use nix::sys::signal::Signal;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The signals treated as a crash of plugin code.
-pub const FATAL_SIGNALS: [i32; 5] = [
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGILL,
-    libc::SIGFPE,
-    libc::SIGABRT,
+pub const FATAL_SIGNALS: [Signal; 5] = [
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGILL,
+    Signal::SIGFPE,
+    Signal::SIGABRT,
 ];
 
 /// Size of each thread's alternate signal stack.
@@ -44,7 +46,7 @@ pub fn install_handler(on_crash: fn(&Fault)) -> io::Result<()> {
         // SAFETY: sa_mask is a valid sigset_t owned by `action`.
         unsafe { libc::sigemptyset(&mut action.sa_mask) };
         // SAFETY: installing a handler for a valid signal number with a valid action struct.
-        if unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) } != 0 {
+        if unsafe { libc::sigaction(sig as libc::c_int, &action, std::ptr::null_mut()) } != 0 {
             return Err(io::Error::last_os_error());
         }
     }
@@ -165,7 +167,8 @@ impl Drop for AltStack {
 }
 
 /// Writes all of `bytes` to `fd` with raw `write(2)`, retrying on EINTR. Async-signal-safe.
-pub fn write_raw(fd: i32, bytes: &[u8]) -> bool {
+pub fn write_raw(fd: BorrowedFd<'_>, bytes: &[u8]) -> bool {
+    let fd = fd.as_raw_fd();
     let mut off = 0;
     while off < bytes.len() {
         // SAFETY: the slice is valid for reads of its remaining length.

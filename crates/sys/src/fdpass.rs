@@ -3,11 +3,12 @@
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Sends `bytes` with `fd` attached to their first byte. Returns how many bytes were sent; the caller
 /// sends any rest with plain writes. Non-blocking sockets may return `WouldBlock` (nothing sent).
-pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<usize> {
+pub fn send_with_fd(sock: impl AsFd, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let sock = sock.as_fd().as_raw_fd();
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(bytes)];
@@ -22,7 +23,8 @@ pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result
 
 /// Receives bytes into `buf` and any file descriptors sent with them (close-on-exec). `Ok((0, _))`
 /// is end of stream.
-pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+pub fn recv_with_fds(sock: impl AsFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let sock = sock.as_fd().as_raw_fd();
     let mut space = nix::cmsg_space!([RawFd; 8]);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = loop {
@@ -66,10 +68,10 @@ mod tests {
     fn an_fd_crosses_a_socket_and_still_works() {
         let (a, b) = UnixStream::pair().unwrap();
         let (mut x, y) = UnixStream::pair().unwrap();
-        assert_eq!(send_with_fd(a.as_raw_fd(), b"hello", y.as_fd()).unwrap(), 5);
+        assert_eq!(send_with_fd(&a, b"hello", y.as_fd()).unwrap(), 5);
         drop(y);
         let mut buf = [0u8; 16];
-        let (n, mut fds) = recv_with_fds(b.as_raw_fd(), &mut buf).unwrap();
+        let (n, mut fds) = recv_with_fds(&b, &mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello");
         assert_eq!(fds.len(), 1);
         let mut y2 = UnixStream::from(fds.pop().unwrap());

@@ -10,3 +10,6 @@ pub mod fdpass;
 pub mod loaded_object;
 pub mod peer;
 pub mod process;
+
+/// The signal type every signal-taking function here uses (nix's, so callers need no nix of their own).
+pub use nix::sys::signal::Signal;

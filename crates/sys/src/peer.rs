@@ -3,7 +3,7 @@
 //! the peer exiting and its pid being reused. Not the decision who may connect (rcm's api.rs).
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 /// `SO_PEERGROUPS` (Linux 4.13+). Its value is 59 on every architecture keelson builds for (x86_64,
 /// aarch64, arm, riscv, powerpc, mips); only sparc (61) and parisc differ.
@@ -15,10 +15,11 @@ const SO_PEERGROUPS: libc::c_int = 61;
 /// Supplementary groups are at most NGROUPS_MAX (65536) entries.
 const MAX_GROUPS: usize = 65536;
 
-/// The supplementary group ids of the process that connected socket `fd`, as they were when it
+/// The supplementary group ids of the process that connected `socket`, as they were when it
 /// called `connect` (the primary gid comes from SO_PEERCRED). Grows its buffer while the kernel says
 /// ERANGE, up to NGROUPS_MAX.
-pub fn peer_groups(fd: RawFd) -> io::Result<Vec<u32>> {
+pub fn peer_groups(socket: impl AsFd) -> io::Result<Vec<u32>> {
+    let fd = socket.as_fd().as_raw_fd();
     let mut capacity = 64usize;
     loop {
         let mut groups = vec![0 as libc::gid_t; capacity];
@@ -50,7 +51,6 @@ pub fn peer_groups(fd: RawFd) -> io::Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_socketpair_peer_has_this_process_groups() {
@@ -60,7 +60,7 @@ mod tests {
             .into_iter()
             .map(|g| g.as_raw())
             .collect();
-        let mut theirs = peer_groups(a.as_raw_fd()).unwrap();
+        let mut theirs = peer_groups(&a).unwrap();
         ours.sort_unstable();
         theirs.sort_unstable();
         assert_eq!(theirs, ours);
@@ -69,6 +69,6 @@ mod tests {
     #[test]
     fn a_socket_that_is_not_connected_is_an_error() {
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        assert!(peer_groups(file.as_raw_fd()).is_err());
+        assert!(peer_groups(&file).is_err());
     }
 }

@@ -4,11 +4,11 @@
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Sends `signal` to process `pid`. A process that is already gone is not an error.
-pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
-    let sig = Signal::try_from(signal).map_err(io::Error::from)?;
-    match nix::sys::signal::kill(Pid::from_raw(pid as i32), sig) {
+pub fn kill(pid: u32, signal: Signal) -> io::Result<()> {
+    match nix::sys::signal::kill(Pid::from_raw(pid as i32), signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -105,32 +105,43 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Sets close-on-exec on `fd` so processes a plugin starts do not inherit it.
-pub fn set_cloexec(fd: i32) -> io::Result<()> {
-    // SAFETY: fcntl on an fd number; an invalid fd gives EBADF, reported as an error.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+pub fn set_cloexec(fd: impl AsFd) -> io::Result<()> {
+    add_fd_flag(
+        fd.as_fd().as_raw_fd(),
+        libc::F_GETFD,
+        libc::F_SETFD,
+        libc::FD_CLOEXEC,
+    )
 }
 
-/// Takes ownership of an inherited descriptor number (e.g. fd 3 from the parent).
+/// Takes ownership of an inherited descriptor number (e.g. fd 3 from the parent), setting
+/// close-on-exec on it. Fails if `fd` is not open.
 ///
-/// Fails if `fd` is not open. The caller must not own `fd` anywhere else.
-pub fn adopt_fd(fd: i32) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    set_cloexec(fd)?;
-    // SAFETY: `fd` is open (fcntl succeeded) and, per the contract, owned by nobody else.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+/// # Safety
+///
+/// Nothing else in this process may own or close `fd`: the returned `OwnedFd` closes it on drop.
+pub unsafe fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    add_fd_flag(fd, libc::F_GETFD, libc::F_SETFD, libc::FD_CLOEXEC)?;
+    // SAFETY: `fd` is open (fcntl succeeded) and, per this function's contract, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Puts `fd` in non-blocking mode.
-pub fn set_nonblocking(fd: i32) -> io::Result<()> {
-    // SAFETY: fcntl on an fd number; an invalid fd gives EBADF, reported as an error.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    add_fd_flag(
+        fd.as_fd().as_raw_fd(),
+        libc::F_GETFL,
+        libc::F_SETFL,
+        libc::O_NONBLOCK,
+    )
+}
+
+/// Reads one of `fd`'s flag words with `get` and writes it back with `flag` added with `set`.
+fn add_fd_flag(fd: RawFd, get: libc::c_int, set: libc::c_int, flag: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl on an fd number with a flag-word command; an invalid fd gives EBADF, reported.
+    let flags = unsafe { libc::fcntl(fd, get) };
     // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+    if flags < 0 || unsafe { libc::fcntl(fd, set, flags | flag) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -139,7 +150,6 @@ pub fn set_nonblocking(fd: i32) -> io::Result<()> {
 /// Takes an exclusive, non-blocking `flock` on `path` (created if missing) and returns the open file;
 /// the lock lasts as long as the file stays open. `WouldBlock` means another process holds it.
 pub fn lock_exclusive(path: &std::path::Path) -> io::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -201,5 +211,29 @@ mod tests {
         assert!(matches!(fields[0].as_str(), "R" | "S"), "{fields:?}");
         assert!(fields[1].parse::<u32>().is_ok(), "ppid: {fields:?}");
         assert!(super::stat_fields("/proc/self/no-such-file").is_err());
+    }
+
+    #[test]
+    fn typed_fd_flags_are_set_and_adopting_a_closed_fd_fails() {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        super::set_nonblocking(&a).unwrap();
+        let flags = nix::fcntl::fcntl(a.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert_ne!(flags & libc::O_NONBLOCK, 0);
+        let raw = b.into_raw_fd();
+        // SAFETY: `raw` was just released by `b`; nothing else owns it.
+        let adopted = unsafe { super::adopt_fd(raw) }.unwrap();
+        assert_eq!(adopted.as_raw_fd(), raw);
+        drop(adopted);
+        // SAFETY: `raw` is closed now, so adopting it must fail and owns nothing.
+        assert!(unsafe { super::adopt_fd(raw) }.is_err());
+    }
+
+    #[test]
+    fn killing_a_process_that_is_gone_is_not_an_error() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        super::kill(pid, super::Signal::SIGKILL).unwrap();
     }
 }

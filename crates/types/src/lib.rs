@@ -1,5 +1,6 @@
 //! Plain types shared by every keelson crate: resource ids, plugin entry points (`Op`), log levels,
 //! signal names and the WSFC property defaults. No I/O, no clock, no policy: just vocabulary.
+#![forbid(unsafe_code)]
 
 mod defaults;
 mod logtime;

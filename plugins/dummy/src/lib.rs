@@ -2,6 +2,7 @@
 //! Parameters: `online_delay_ms`, `offline_delay_ms` (time spent inside online/offline) and
 //! `fail_looks_alive` / `fail_is_alive` (make that check fail, for policy tests). Not a model of any
 //! real resource: health checks cost nothing and allocate nothing.
+#![forbid(unsafe_code)]
 
 use keelson_plugin::{export_plugin, Host, Params, Resource};
 use std::time::Duration;

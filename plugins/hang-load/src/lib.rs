@@ -3,6 +3,8 @@
 //! can hang a load on purpose and release it by removing the file. With the variable unset (or the
 //! file absent) it loads at once and offers `hang_load`, a resource type that does nothing and is
 //! always healthy. Not for production plugin directories.
+// Not forbid: the `.init_array` entry below needs `link_section`, which the lint counts as unsafe.
+#![deny(unsafe_code)]
 
 use keelson_plugin::{export_plugin, Host, Params, Resource};
 use std::time::Duration;
@@ -27,6 +29,7 @@ extern "C" fn hold_while_file_exists() {
 /// Registered in `.init_array`, so the dynamic loader runs it inside `dlopen`, as a C
 /// `__attribute__((constructor))` would be.
 #[used]
+#[allow(unsafe_code)] // the one exception: a constructor entry the loader calls with no arguments
 #[link_section = ".init_array"]
 static HOLD_AT_LOAD: extern "C" fn() = hold_while_file_exists;
 
