@@ -5,5 +5,6 @@
 pub mod child;
 pub mod crash;
 pub mod fdpass;
+pub mod netns;
 pub mod peer;
 pub mod process;
