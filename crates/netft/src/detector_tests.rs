@@ -777,3 +777,35 @@ fn send_failures_are_counted_and_logged_once_a_minute_per_peer() {
         .collect();
     assert_eq!(lines, vec!["WARN [NETFT] Failed to send heartbeat from 192.0.2.1:~3343~ to 192.0.2.2:~3343~: Network is unreachable (os error 101) (1 send failures so far; logged at most once a minute per peer)"]);
 }
+
+#[test]
+fn a_shell_that_wakes_only_at_next_deadline_detects_a_silent_peer_within_the_bound() {
+    let mut h = Harness::new(config(
+        two_nodes(),
+        NetftSettings::test_only_override(100, 3).unwrap(),
+    ));
+    h.at(0, Event::Tick);
+    for t in (100..=1000).step_by(100) {
+        while let Some(deadline) = h.det.next_deadline_ms().filter(|d| *d < t) {
+            h.at(deadline, Event::Tick);
+        }
+        h.at(t, Event::Tick);
+        h.b_sends(B1, A1);
+        h.b_sends(B2, A2);
+    }
+    // B falls silent after 1000; only deadline wake-ups from here on, bounded in count.
+    for _ in 0..100 {
+        if h.state(A1, B1) == RouteState::Down {
+            break;
+        }
+        let deadline = h.det.next_deadline_ms().unwrap();
+        h.at(deadline, Event::Tick);
+    }
+    assert_eq!(h.state(A1, B1), RouteState::Down);
+    assert_eq!(
+        h.now,
+        1000 + 3 * 100 + 50,
+        "Delay x Threshold + half a Delay after the last heartbeat"
+    );
+    assert_eq!(h.det.node_state(NodeId(2)), Some(NodeState::Down));
+}

@@ -1,6 +1,7 @@
 //! The only keelson crate that calls nix/libc directly: passing file descriptors over Unix sockets,
 //! preparing a child process (fd layout, parent-death signal), fatal-signal handlers on an alternate
-//! stack, and small process queries. Not policy: callers decide what to do with each primitive.
+//! stack, entering a network namespace, and small process queries. Not policy: callers decide what
+//! to do with each primitive.
 
 pub mod child;
 pub mod crash;
