@@ -49,6 +49,8 @@ pub enum Event {
     Link { adapter: String, carrier: bool },
     /// Netlink: a local address appeared or went away.
     Address { addr: IpAddr, present: bool },
+    /// The cluster-wide timing settings changed (`keelson cluster set SameSubnetDelay=...`).
+    Settings(NetftSettings),
     /// The shell could not send a heartbeat.
     SendFailed {
         local: IpAddr,
@@ -220,6 +222,7 @@ impl Detector {
             Event::Datagram { local, from, bytes } => self.on_datagram(now_ms, local, from, &bytes),
             Event::Link { adapter, carrier } => self.on_link(now_ms, &adapter, carrier),
             Event::Address { addr, present } => self.on_address(now_ms, addr, present),
+            Event::Settings(settings) => self.on_settings(now_ms, settings),
             Event::SendFailed {
                 local,
                 remote,
@@ -517,6 +520,31 @@ impl Detector {
             if self.routes[&key].state != RouteState::Down {
                 self.mark_down(key, format!("its local interface {} {what}", spec.adapter));
             }
+        }
+    }
+
+    /// New timing applies from now: each route's miss count restarts under the new Delay.
+    fn on_settings(&mut self, now_ms: u64, settings: NetftSettings) {
+        let mut changed = Vec::new();
+        for route in self.routes.values_mut() {
+            let (delay, threshold) = settings.timing(route.spec.same_subnet);
+            let (delay, threshold) = (u64::from(delay), u64::from(threshold));
+            if (delay, threshold) == (route.delay_ms, route.threshold) {
+                continue;
+            }
+            route.delay_ms = delay;
+            route.threshold = threshold;
+            route.last_good_ms = route.last_good_ms.max(now_ms.saturating_sub(delay));
+            route.next_send_ms = route.next_send_ms.min(now_ms + delay);
+            changed.push((route.spec.key, delay, threshold));
+        }
+        for (key, delay, threshold) in changed {
+            let message = format!(
+                "Route from {} to {} now uses Delay {delay} ms and Threshold {threshold}",
+                endpoint(key.local, self.port),
+                endpoint(key.remote, self.port)
+            );
+            self.log(LogLevel::Info, "NETFT", message);
         }
     }
 

@@ -809,3 +809,26 @@ fn a_shell_that_wakes_only_at_next_deadline_detects_a_silent_peer_within_the_bou
     );
     assert_eq!(h.det.node_state(NodeId(2)), Some(NodeState::Down));
 }
+
+#[test]
+fn new_settings_apply_to_every_route_from_now_on() {
+    let mut h = Harness::two_nodes();
+    h.b_alive_until(3000);
+    h.clear();
+    let mut settings = NetftSettings::default();
+    settings.set("SameSubnetDelay", 250).unwrap();
+    settings.set("SameSubnetThreshold", 3).unwrap();
+    h.at(3000, Event::Settings(settings));
+    assert_eq!(
+        h.logs()[0],
+        "INFO [NETFT] Route from 192.0.2.1:~3343~ to 192.0.2.2:~3343~ now uses Delay 250 ms and Threshold 3"
+    );
+    h.clear();
+    // Silence from 3000 is detected after 3 x 250 + 125 ms.
+    h.tick_to(3874);
+    assert_eq!(h.state(A1, B1), RouteState::Up);
+    let net1 = sends(&h.actions).iter().filter(|s| s.0 == ip(A1)).count();
+    assert_eq!(net1, 3, "at 3250, 3500 and 3750: every 250 ms now");
+    h.tick_to(3875);
+    assert_eq!(h.state(A1, B1), RouteState::Down);
+}

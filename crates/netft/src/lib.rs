@@ -26,5 +26,5 @@ pub use action::{Action, EventLevel, NetftEvent, NetworkState, NodeState, RouteS
 pub use detector::{Counters, Detector, DetectorConfig, Event, RouteStatus, DEFAULT_PORT};
 pub use packet::{ClusterKey, Heartbeat, PacketError};
 pub use settings::{NetftSettings, SettingsError};
-pub use shell::{NetftSink, Shell, ShellError};
+pub use shell::{NetftSink, NetftStatus, Shell, ShellError, StatusHandle};
 pub use topology::{InterfaceSpec, NetworkSpec, NodeId, NodeSpec, RouteKey, Topology};

@@ -12,12 +12,16 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::MulticastGroup;
 use std::io;
 use std::net::IpAddr;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Subscribes, reports the current state of every link and address into `events`, then keeps
-/// reporting changes from a task of its own until `events` is closed. Must run inside a tokio
+/// How long the initial dump of links and addresses may take.
+const DUMP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Subscribes, returns the current state of every link and address as events, and from a task of
+/// its own reports every later change into `events` until it is closed. Must run inside a tokio
 /// runtime; the netlink socket belongs to the calling thread's network namespace.
-pub async fn watch(events: mpsc::Sender<Event>) -> io::Result<()> {
+pub async fn watch(events: mpsc::Sender<Event>) -> io::Result<Vec<Event>> {
     let groups = [
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
@@ -26,6 +30,20 @@ pub async fn watch(events: mpsc::Sender<Event>) -> io::Result<()> {
     let (connection, handle, messages) = rtnetlink::new_multicast_connection(&groups)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open rtnetlink socket: {e}")))?;
     tokio::spawn(connection);
+    let initial = tokio::time::timeout(DUMP_TIMEOUT, dump(&handle))
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("rtnetlink dump did not finish within {DUMP_TIMEOUT:?}"),
+            )
+        })??;
+    tokio::spawn(forward(messages, events, handle));
+    Ok(initial)
+}
+
+/// The current state of every link and address, as events.
+async fn dump(handle: &rtnetlink::Handle) -> io::Result<Vec<Event>> {
     let mut initial = Vec::new();
     let mut links = handle.link().get().execute();
     while let Some(link) = links.try_next().await.map_err(dump_error("links"))? {
@@ -39,13 +57,7 @@ pub async fn watch(events: mpsc::Sender<Event>) -> io::Result<()> {
     {
         initial.extend(address_event(&address, true));
     }
-    for event in initial {
-        if events.send(event).await.is_err() {
-            return Ok(());
-        }
-    }
-    tokio::spawn(forward(messages, events, handle));
-    Ok(())
+    Ok(initial)
 }
 
 fn dump_error(what: &'static str) -> impl Fn(rtnetlink::Error) -> io::Error {

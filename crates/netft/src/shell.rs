@@ -5,7 +5,7 @@
 //! Not policy: every decision is the detector's.
 
 use crate::action::{Action, NetftEvent, NodeState, RouteState};
-use crate::detector::{Detector, DetectorConfig, Event};
+use crate::detector::{Counters, Detector, DetectorConfig, Event, RouteStatus};
 use crate::netlink;
 use crate::socket::HeartbeatSocket;
 use crate::topology::{NodeId, RouteKey};
@@ -13,7 +13,7 @@ use keelson_types::LogLevel;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -30,6 +30,30 @@ pub trait NetftSink {
     fn node_state(&mut self, node: NodeId, state: NodeState);
     /// A peer's incarnation became known or went up (it restarted).
     fn node_incarnation(&mut self, node: NodeId, incarnation: u64);
+}
+
+/// What `keelson network list` shows, as of `taken_at` (refreshed every heartbeat interval and on
+/// every state change).
+#[derive(Debug, Clone)]
+pub struct NetftStatus {
+    pub taken_at: Instant,
+    pub routes: Vec<RouteStatus>,
+    pub counters: Counters,
+}
+
+/// A shared view of a running shell's latest `NetftStatus`.
+#[derive(Debug, Clone)]
+pub struct StatusHandle(Arc<Mutex<NetftStatus>>);
+
+impl StatusHandle {
+    /// The latest status.
+    pub fn get(&self) -> NetftStatus {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, status: NetftStatus) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
 }
 
 /// Why the shell could not start or stopped.
@@ -61,6 +85,7 @@ pub struct Shell<S: NetftSink> {
     sink: S,
     base: Instant,
     inputs: mpsc::Receiver<Input>,
+    status: StatusHandle,
     /// Kept so the queue stays open even when no task holds a sender.
     _inputs_tx: mpsc::Sender<Input>,
 }
@@ -79,7 +104,7 @@ impl<S: NetftSink> Shell<S> {
             sockets.insert(iface.addr, Arc::new(socket));
         }
         let (events_tx, events_rx) = mpsc::channel(QUEUE);
-        netlink::watch(events_tx)
+        let initial = netlink::watch(events_tx)
             .await
             .map_err(ShellError::Netlink)?;
         tokio::spawn(forward_events(events_rx, tx.clone()));
@@ -88,16 +113,39 @@ impl<S: NetftSink> Shell<S> {
         }
         let base = Instant::now();
         let (detector, actions) = Detector::new(config, 0);
+        let status = StatusHandle(Arc::new(Mutex::new(NetftStatus {
+            taken_at: base,
+            routes: detector.routes(0),
+            counters: detector.counters(),
+        })));
         let mut shell = Shell {
             detector,
             sockets,
             sink,
             base,
             inputs,
+            status,
             _inputs_tx: tx,
         };
         shell.perform(actions);
+        for event in initial {
+            shell.step(event);
+        }
         Ok(shell)
+    }
+
+    /// A handle on the running shell's status, for `keelson network list`.
+    pub fn status(&self) -> StatusHandle {
+        self.status.clone()
+    }
+
+    fn publish_status(&self) {
+        let now = self.now_ms();
+        self.status.set(NetftStatus {
+            taken_at: Instant::now(),
+            routes: self.detector.routes(now),
+            counters: self.detector.counters(),
+        });
     }
 
     fn now_ms(&self) -> u64 {
@@ -129,6 +177,7 @@ impl<S: NetftSink> Shell<S> {
 
     /// Feeds one event and everything it causes (failed sends come back as events).
     fn step(&mut self, event: Event) {
+        let mut publish = event == Event::Tick;
         let mut pending = VecDeque::from([event]);
         let mut handled = 0;
         while let Some(event) = pending.pop_front() {
@@ -138,7 +187,13 @@ impl<S: NetftSink> Shell<S> {
             }
             let now = self.now_ms();
             let actions = self.detector.handle(now, event);
+            publish |= actions
+                .iter()
+                .any(|a| matches!(a, Action::RouteState { .. } | Action::NodeState { .. }));
             pending.extend(self.perform(actions));
+        }
+        if publish {
+            self.publish_status();
         }
     }
 

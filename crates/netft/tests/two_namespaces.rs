@@ -7,7 +7,7 @@
 
 use keelson_netft::{
     ClusterKey, DetectorConfig, InterfaceSpec, NetftEvent, NetftSettings, NetftSink, NetworkSpec,
-    NodeId, NodeSpec, NodeState, RouteKey, RouteState, Shell, Topology,
+    NodeId, NodeSpec, NodeState, RouteKey, RouteState, Shell, StatusHandle, Topology,
 };
 use keelson_types::LogLevel;
 use std::net::IpAddr;
@@ -49,13 +49,14 @@ struct Namespaces {
 }
 
 impl Namespaces {
-    fn create() -> Namespaces {
+    /// `tag` keeps the names of tests running in parallel apart.
+    fn create(tag: char) -> Namespaces {
         let pid = std::process::id();
         let ns = Namespaces {
-            a: format!("knft{pid}a"),
-            b: format!("knft{pid}b"),
-            dev_a: format!("kn{pid}a"),
-            dev_b: format!("kn{pid}b"),
+            a: format!("knft{pid}{tag}a"),
+            b: format!("knft{pid}{tag}b"),
+            dev_a: format!("kn{pid}{tag}a"),
+            dev_b: format!("kn{pid}{tag}b"),
         };
         ip(&["netns", "add", &ns.a]);
         ip(&["netns", "add", &ns.b]);
@@ -162,15 +163,17 @@ impl NetftSink for ChannelSink {
 
 /// One shell running on a thread of its own, inside a namespace, on a current-thread runtime.
 struct Node {
+    status: StatusHandle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
 impl Node {
-    fn spawn(ns: &str, name: &'static str, local: u32, tx: mpsc::Sender<Seen>) -> Node {
-        let path = Namespaces::path(ns);
+    fn spawn(ns: &Namespaces, name: &'static str, local: u32, tx: mpsc::Sender<Seen>) -> Node {
+        let path = Namespaces::path(if local == 1 { &ns.a } else { &ns.b });
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let config = config(local);
+        let config = config(ns, local);
+        let (status_tx, status_rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             keelson_sys::netns::enter_netns(&path).map_err(|e| e.to_string())?;
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -182,13 +185,26 @@ impl Node {
                 let shell = Shell::start(config, sink)
                     .await
                     .map_err(|e| e.to_string())?;
+                status_tx.send(shell.status()).map_err(|e| e.to_string())?;
                 tokio::select! {
                     result = shell.run() => result.map_err(|e| e.to_string()),
                     _ = stopped => Ok(()),
                 }
             })
         });
+        let status = match status_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(status) => status,
+            // The thread ended: it says why.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("shell {name} did not start: {:?}", thread.join())
+            }
+            // Still starting: leave the thread be (joining could hang the test).
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("shell {name} did not start within 10 s")
+            }
+        };
         Node {
+            status,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -244,7 +260,7 @@ fn ip_addr(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn config(local: u32) -> DetectorConfig {
+fn config(ns: &Namespaces, local: u32) -> DetectorConfig {
     let node = |id, name: &str, addr: &str, adapter: String| NodeSpec {
         id: NodeId(id),
         name: name.into(),
@@ -255,12 +271,11 @@ fn config(local: u32) -> DetectorConfig {
             network: "net1".into(),
         }],
     };
-    let pid = std::process::id();
     let topology = Topology::new(
         NodeId(local),
         vec![
-            node(1, "A", A_ADDR, format!("kn{pid}a")),
-            node(2, "B", B_ADDR, format!("kn{pid}b")),
+            node(1, "A", A_ADDR, ns.dev_a.clone()),
+            node(2, "B", B_ADDR, ns.dev_b.clone()),
         ],
         vec![NetworkSpec {
             name: "net1".into(),
@@ -324,24 +339,62 @@ fn logged(node: &'static str, needle: String) -> impl Fn(&Seen) -> bool {
     move |s| s.node == node && matches!(&s.what, What::Log(line) if line.contains(&needle))
 }
 
+/// Whether the test can run; without root it fails in CI and skips (saying why) elsewhere.
+fn have_root() -> bool {
+    if keelson_sys::process::geteuid() == 0 {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "this test needs root to create network namespaces, and CI=true makes that a failure"
+    );
+    eprintln!("skipping: needs root to create network namespaces");
+    false
+}
+
 #[test]
-fn two_shells_in_two_namespaces_detect_link_down_link_up_and_a_dead_peer() {
-    if keelson_sys::process::geteuid() != 0 {
-        assert!(
-            !in_ci(),
-            "this test needs root to create network namespaces, and CI=true makes that a failure"
-        );
-        eprintln!("skipping: needs root to create network namespaces");
+fn a_link_already_down_at_start_is_known_from_the_netlink_dump() {
+    if !have_root() {
         return;
     }
-    let ns = Namespaces::create();
+    let ns = Namespaces::create('y');
+    ip(&["-n", &ns.a, "link", "set", &ns.dev_a, "down"]);
     let (tx, rx) = mpsc::channel();
     let mut obs = Observer {
         rx,
         seen: Vec::new(),
     };
-    let mut a = Node::spawn(&ns.a, "A", 1, tx.clone());
-    let mut b = Node::spawn(&ns.b, "B", 2, tx);
+    let mut a = Node::spawn(&ns, "A", 1, tx);
+    let down = obs.wait_for(
+        Duration::from_secs(2),
+        "A's route down",
+        route_is("A", A_ADDR, B_ADDR, RouteState::Down),
+    );
+    assert!(
+        obs.seen.iter().take_while(|s| s.at <= down.at).any(|s| matches!(&s.what, What::Log(l) if l.contains("is down: its local interface") && l.contains("lost carrier"))),
+        "the dump, not missed heartbeats, took it down: {:#?}",
+        obs.seen
+    );
+    obs.wait_for(Duration::ZERO, "A's 1127", |s| {
+        s.node == "A" && matches!(s.what, What::Event(1127))
+    });
+    a.kill();
+    drop(ns);
+}
+
+#[test]
+fn two_shells_in_two_namespaces_detect_link_down_link_up_and_a_dead_peer() {
+    if !have_root() {
+        return;
+    }
+    let ns = Namespaces::create('x');
+    let (tx, rx) = mpsc::channel();
+    let mut obs = Observer {
+        rx,
+        seen: Vec::new(),
+    };
+    let mut a = Node::spawn(&ns, "A", 1, tx.clone());
+    let mut b = Node::spawn(&ns, "B", 2, tx);
     let window = Duration::from_millis(DELAY_MS * THRESHOLD);
 
     // Both see each other's route Up, with the seed's log lines.
@@ -385,6 +438,26 @@ fn two_shells_in_two_namespaces_detect_link_down_link_up_and_a_dead_peer() {
             "A",
             format!("Dropped datagram from {B_ADDR}:~40000~ to {A_ADDR}:~{PORT}~"),
         ),
+    );
+    // A's counters show all three (the status is refreshed every Delay).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let counters = loop {
+        let c = a.status.get().counters;
+        if c.forged + c.malformed >= 3 || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(
+        (counters.forged, counters.malformed),
+        (1, 2),
+        "{counters:?}"
+    );
+    let route = a.status.get().routes[0].clone();
+    assert_eq!(route.state, RouteState::Up);
+    assert!(
+        route.received > 0 && route.last_heard_age_ms.is_some(),
+        "{route:?}"
     );
     let drops = obs
         .seen
