@@ -43,6 +43,8 @@ pub enum Input {
         resource: ResourceId,
         /// Which Open this answers: only the latest one of a resource counts.
         seq: u64,
+        /// That Open's deadline, for closing an instance nobody wants any more.
+        deadline_ms: u64,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
     },
@@ -62,6 +64,8 @@ pub struct PendingOpen {
     pub type_name: String,
     pub params: BTreeMap<String, String>,
     pub seq: u64,
+    /// Deadline of the OPEN call, as the engine decided it.
+    pub deadline_ms: u64,
 }
 
 /// A resource's open in flight and the calls that must wait for it (in order).
@@ -94,6 +98,9 @@ pub struct Core {
     pub opening: HashMap<ResourceId, Opening>,
     /// Numbers the Opens, so a stale answer is told from the current one.
     pub open_seq: u64,
+    /// Opens in flight that a Close superseded, by seq: the deadline that Close carried, for
+    /// closing the instance when its answer arrives.
+    pub superseded: HashMap<u64, u64>,
     /// Values of secret private parameters, kept out of every log line and event.
     pub secrets: Secrets,
     /// Database changes from internal events (not administrator requests) that could not be saved:
@@ -140,6 +147,7 @@ impl Core {
             handles: HashMap::new(),
             opening: HashMap::new(),
             open_seq: 0,
+            superseded: HashMap::new(),
             secrets: Secrets::default(),
             unsaved: Unsaved::default(),
             timings: HashMap::new(),
@@ -231,9 +239,13 @@ impl Core {
             Input::Opened {
                 resource,
                 seq,
+                deadline_ms,
                 host,
                 result,
-            } => self.opened(resource, seq, host, result),
+            } => {
+                let close_ms = self.superseded.remove(&seq).unwrap_or(deadline_ms);
+                self.opened(resource, seq, close_ms, host, result)
+            }
             Input::CallDone {
                 resource,
                 op,
@@ -296,7 +308,7 @@ impl Core {
                 );
                 // The opens waiting for this host, and the calls behind them, will not happen.
                 for open in self.pending_opens.remove(&host).unwrap_or_default() {
-                    self.opening.remove(&open.resource);
+                    self.forget_open(&open);
                 }
                 self.feed(Event::HostDied {
                     host,
@@ -361,10 +373,25 @@ impl Core {
         });
     }
 
+    /// An open that will never be answered: forget it (and the Close that superseded it).
+    pub(crate) fn forget_open(&mut self, open: &PendingOpen) {
+        self.superseded.remove(&open.seq);
+        if self
+            .opening
+            .get(&open.resource)
+            .is_some_and(|o| o.seq == open.seq)
+        {
+            self.opening.remove(&open.resource);
+        }
+    }
+
+    /// The answer to an Open: `close_ms` is the deadline to close the instance with if nobody wants
+    /// it any more (that of the Close that superseded it, else that of its own Open).
     fn opened(
         &mut self,
         resource: ResourceId,
         seq: u64,
+        close_ms: u64,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
     ) {
@@ -372,7 +399,7 @@ impl Core {
             // Closed or reopened while this open was in flight: nobody wants this instance.
             if let Ok(handle) = result {
                 tokio::spawn(async move {
-                    let _ = handle.close().await;
+                    let _ = handle.close(Duration::from_millis(close_ms)).await;
                 });
             }
             return;

@@ -20,6 +20,7 @@ impl Core {
                 name,
                 type_name,
                 params,
+                deadline_ms,
                 ..
             } => {
                 self.open_seq += 1;
@@ -30,6 +31,7 @@ impl Core {
                     type_name,
                     params,
                     seq,
+                    deadline_ms,
                 };
                 self.handles.remove(&resource);
                 // Calls queued behind an earlier open in flight now wait for this one.
@@ -45,7 +47,11 @@ impl Core {
                     self.pending_opens.entry(host).or_default().push(open);
                 }
             }
-            Command::Close { resource, .. } => self.close(resource),
+            Command::Close {
+                resource,
+                deadline_ms,
+                ..
+            } => self.close(resource, deadline_ms),
             Command::Call {
                 resource,
                 op,
@@ -108,18 +114,19 @@ impl Core {
             });
         }
         for open in self.pending_opens.remove(&host).unwrap_or_default() {
-            self.opening.remove(&open.resource);
+            self.forget_open(&open);
         }
     }
 
     pub(crate) fn start_open(&mut self, host: HostId, open: PendingOpen) {
-        let (resource, seq) = (open.resource, open.seq);
+        let (resource, seq, deadline_ms) = (open.resource, open.seq, open.deadline_ms);
         let tx = self.tx.clone();
         let fail = |message: String| {
             let result = Err(keelson_host::HostError::Plugin(message));
             let _ = tx.send(Input::Opened {
                 resource,
                 seq,
+                deadline_ms,
                 host,
                 result,
             });
@@ -132,7 +139,7 @@ impl Core {
             crate::catalogue::Resolution::Pending => return self.wait_for_catalogue(host, open),
             crate::catalogue::Resolution::Missing(message) => return fail(message),
         };
-        let deadline = self.deadlock_timeout(resource);
+        let deadline = Duration::from_millis(deadline_ms);
         let params_json = serde_json::to_string(&open.params).expect("a map of strings");
         let spec = OpenSpec::new(resource, &open.name, &path, &open.type_name)
             .params(params_json)
@@ -144,27 +151,24 @@ impl Core {
             let _ = tx.send(Input::Opened {
                 resource,
                 seq,
+                deadline_ms,
                 host,
                 result,
             });
         });
     }
 
-    fn deadlock_timeout(&self, resource: ResourceId) -> Duration {
-        let ms = self
-            .engine
-            .resource_by_id(resource)
-            .map(|r| r.properties.deadlock_timeout_ms)
-            .unwrap_or(keelson_types::DEFAULT_DEADLOCK_TIMEOUT_MS);
-        Duration::from_millis(ms)
-    }
-
-    fn close(&mut self, resource: ResourceId) {
-        // An open still in flight is superseded: its instance is closed when it arrives.
-        self.opening.remove(&resource);
+    /// Closes the resource within `deadline_ms`, the engine's deadline for this Close.
+    fn close(&mut self, resource: ResourceId, deadline_ms: u64) {
+        // An open still in flight is superseded: its instance is closed, within this Close's
+        // deadline, when it arrives.
+        if let Some(opening) = self.opening.remove(&resource) {
+            self.superseded.insert(opening.seq, deadline_ms);
+        }
         if let Some(handle) = self.handles.remove(&resource) {
+            let deadline = Duration::from_millis(deadline_ms);
             tokio::spawn(async move {
-                let _ = handle.close().await;
+                let _ = handle.close(deadline).await;
             });
         }
     }

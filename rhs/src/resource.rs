@@ -123,10 +123,11 @@ impl ResourceThread {
         // Buffered, so a request costs one read(2) instead of two (header, then payload). It reads
         // through a borrow: a dup per resource would double the host's descriptors.
         let mut reader = std::io::BufReader::with_capacity(512, &self.socket);
+        let mut last_deadline_ms = self.spec.deadline_ms;
         loop {
             let request = match read_frame::<ResourceRequest>(&mut reader) {
                 Ok(Some(request)) => request,
-                Ok(None) => return self.close(slot, live, false),
+                Ok(None) => return self.close(slot, live, last_deadline_ms, false),
                 Err(e) => {
                     self.logger.log(
                         Some(self.spec.resource),
@@ -136,16 +137,19 @@ impl ResourceThread {
                             self.spec.name
                         ),
                     );
-                    return self.close(slot, live, false);
+                    return self.close(slot, live, last_deadline_ms, false);
                 }
             };
             let ResourceRequest::Call { op, deadline_ms } = request;
+            // A close without a request (the parent dropped the socket) gets the latest deadline
+            // the parent sent; an asked-for close gets its own.
+            last_deadline_ms = deadline_ms;
             if op == Op::Close {
-                return self.close(slot, live, true);
+                return self.close(slot, live, deadline_ms, true);
             }
             let done = self.call(slot, live, op, deadline_ms);
             if !self.reply(done) {
-                return self.close(slot, live, false);
+                return self.close(slot, live, last_deadline_ms, false);
             }
         }
     }
@@ -196,11 +200,11 @@ impl ResourceThread {
         })
     }
 
-    /// Runs CLOSE (timed like any call) and, if asked, answers it.
-    fn close(&self, slot: &CallSlot, live: &mut Live, answer: bool) {
+    /// Runs CLOSE (timed like any call, within `deadline_ms`) and, if asked, answers it.
+    fn close(&self, slot: &CallSlot, live: &mut Live, deadline_ms: u64, answer: bool) {
         let close = live.table.close.expect("checked at load");
         let handle = std::mem::replace(&mut live.handle, std::ptr::null_mut());
-        let done = self.timed(slot, Op::Close, self.spec.deadline_ms, |_, _| {
+        let done = self.timed(slot, Op::Close, deadline_ms, |_, _| {
             // SAFETY: the handle came from this resource's open and is not used after close.
             unsafe { close(handle) };
             KEELSON_OK

@@ -31,11 +31,19 @@ pub enum Command {
         plugin: String,
         /// Its private parameters, for the plugin's open.
         params: BTreeMap<String, String>,
+        /// Deadline of the OPEN call (the resource's DeadlockTimeout now).
+        deadline_ms: u64,
     },
-    /// Close the resource in the host. No result is expected.
-    Close { resource: ResourceId, host: HostId },
+    /// Close the resource in the host, with the deadline of its CLOSE call (the resource's
+    /// DeadlockTimeout now, not the one it had when it was opened). No result is expected.
+    Close {
+        resource: ResourceId,
+        host: HostId,
+        deadline_ms: u64,
+    },
     /// Call an entry point with a deadline (PendingTimeout for Online/Offline, DeadlockTimeout for
-    /// the others). Report `Event::CallDone` when it returns.
+    /// the others, TERMINATE included: it is an ordinary call on the resource's socket). Report
+    /// `Event::CallDone` when it returns.
     Call {
         resource: ResourceId,
         host: HostId,

@@ -55,6 +55,7 @@ impl Engine {
         r.reopen = false;
         let (name, type_name, plugin) = (r.name.clone(), r.type_name.clone(), r.plugin.clone());
         let params = r.params.clone();
+        let deadline_ms = r.deadline_for(Op::Open);
         self.out.push(Command::Open {
             resource: id,
             host,
@@ -62,6 +63,7 @@ impl Engine {
             type_name,
             plugin,
             params,
+            deadline_ms,
         });
     }
 
@@ -70,7 +72,12 @@ impl Engine {
         let r = self.res_mut(id);
         r.outstanding.remove(&Op::Open);
         let Some(host) = r.host.take() else { return };
-        self.out.push(Command::Close { resource: id, host });
+        let deadline_ms = r.deadline_for(Op::Close);
+        self.out.push(Command::Close {
+            resource: id,
+            host,
+            deadline_ms,
+        });
         self.hosts.remove_member(host, id, &mut self.out);
     }
 

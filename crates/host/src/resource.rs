@@ -94,12 +94,13 @@ impl ResourceHandle {
         &self.host
     }
 
-    /// The default deadline of a call (the resource's DeadlockTimeout).
+    /// The deadline the resource was opened with, which [`ResourceHandle::call`] uses.
     pub fn deadline(&self) -> Duration {
         self.deadline
     }
 
-    /// Calls `op` with the resource's DeadlockTimeout.
+    /// Calls `op` with the deadline the resource was opened with: for callers whose deadline never
+    /// changes (`keelson plugin test`, tests). rcm passes the engine's with `call_with_deadline`.
     pub async fn call(&self, op: Op) -> Result<CallDone, CallError> {
         self.call_with_deadline(op, self.deadline).await
     }
@@ -129,9 +130,11 @@ impl ResourceHandle {
         done
     }
 
-    /// Closes the resource (runs CLOSE); the handle refuses calls afterwards.
-    pub async fn close(&self) -> Result<CallDone, CallError> {
-        self.call(Op::Close).await
+    /// Closes the resource (runs CLOSE within `deadline`, which the caller decides now: the
+    /// resource's DeadlockTimeout may have changed since it was opened); the handle refuses calls
+    /// afterwards.
+    pub async fn close(&self, deadline: Duration) -> Result<CallDone, CallError> {
+        self.call_with_deadline(Op::Close, deadline).await
     }
 
     /// Timings of every entry point called so far (round trip as seen from here).
