@@ -17,7 +17,7 @@ use keelson_host::{
 };
 use keelson_proto::CallDone;
 use keelson_store::Store;
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{HealthPlan, LogLevel, Op, ResourceId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,11 +68,19 @@ pub struct PendingOpen {
     pub deadline_ms: u64,
 }
 
-/// A resource's open in flight and the calls that must wait for it (in order).
+/// A request that waits for a resource's open in flight.
+pub enum Queued {
+    /// A call of `op` with its deadline (ms).
+    Call(Op, u64),
+    /// A health plan for its host to poll by (None: stop).
+    Poll(Option<HealthPlan>),
+}
+
+/// A resource's open in flight and the requests that must wait for it (in order).
 pub struct Opening {
     /// The Open this is; the answer of an earlier one (superseded by a close or a reopen) is stale.
     pub seq: u64,
-    pub waiting: Vec<(Op, u64)>,
+    pub waiting: Vec<Queued>,
 }
 
 /// Everything the core owns.
@@ -347,11 +355,65 @@ impl Core {
                     .redact(&format!("refused a request: {message}")),
             ),
             HostEvent::Progress { .. } => {}
+            HostEvent::HealthFailed {
+                pid,
+                resource,
+                op,
+                message,
+            } => {
+                if self.hosts_resource(pid, resource) {
+                    self.feed(Event::HealthFailed {
+                        resource,
+                        op,
+                        message,
+                    });
+                }
+            }
+            HostEvent::CallStats { pid, stats } => self.host_stats(pid, stats),
             HostEvent::Died(died) => self.host_died(host, died),
         }
     }
 
+    /// True when host `pid` holds the resource's current instance (a report from an earlier one is
+    /// stale).
+    fn hosts_resource(&self, pid: u32, resource: ResourceId) -> bool {
+        self.handles
+            .get(&resource)
+            .is_some_and(|h| h.host().pid() == pid)
+    }
+
+    /// The host's summaries of the checks it ran by itself: into the resources' timings and the
+    /// node's totals.
+    fn host_stats(&mut self, pid: u32, stats: Vec<keelson_proto::ResourceCallStats>) {
+        for entry in stats {
+            if !self.hosts_resource(pid, entry.resource) {
+                continue;
+            }
+            let Some(timings) = self.timings.get(&entry.resource) else {
+                continue;
+            };
+            let new = timings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .report(entry.op, entry.stats);
+            *self.call_totals.entry(entry.op).or_default() += new;
+        }
+    }
+
     fn host_died(&mut self, host: HostId, died: HostDied) {
+        // The call that took the host down counts, even though nobody could time it (a deadlock's
+        // duration is known).
+        if let Some((resource, Some(op))) = died.cause.offender() {
+            if let Some(timings) = self.timings.get(&resource) {
+                let mut timings = timings.lock().unwrap_or_else(|p| p.into_inner());
+                match &died.cause {
+                    keelson_host::DeathCause::Deadlock { elapsed, .. } => {
+                        timings.record(op, *elapsed)
+                    }
+                    _ => timings.record_lost(op),
+                }
+            }
+        }
         self.hosts.remove(&host);
         self.handles.retain(|_, h| h.host().pid() != died.pid);
         if self.retiring.remove(&host) {
@@ -422,8 +484,11 @@ impl Core {
                     ok: true,
                     message: String::new(),
                 });
-                for (op, deadline_ms) in waiting {
-                    self.call(resource, op, deadline_ms);
+                for queued in waiting {
+                    match queued {
+                        Queued::Call(op, deadline_ms) => self.call(resource, op, deadline_ms),
+                        Queued::Poll(plan) => self.set_polling(resource, plan),
+                    }
                 }
             }
             // A host death is reported on its own; the open failed, and so do the calls behind it.
@@ -435,7 +500,11 @@ impl Core {
                     ok: false,
                     message: message.clone(),
                 });
-                for (op, _) in waiting {
+                let calls = waiting.into_iter().filter_map(|q| match q {
+                    Queued::Call(op, _) => Some(op),
+                    Queued::Poll(_) => None,
+                });
+                for op in calls {
                     let message = format!("{} not sent: open failed: {message}", op.upper());
                     self.feed(Event::CallDone {
                         resource,

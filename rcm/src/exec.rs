@@ -2,11 +2,11 @@
 //! tasks that report back to the core, timers, cluster-log lines, events and database changes. Not
 //! deciding anything: the engine did that.
 
-use crate::core::{Core, Input, Opening, PendingOpen};
+use crate::core::{Core, Input, Opening, PendingOpen, Queued};
 use crate::events::EventLevel;
 use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
-use keelson_host::{Host, OpenSpec};
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_host::{CallError, Host, OpenSpec};
+use keelson_types::{HealthPlan, LogLevel, Op, ResourceId};
 use std::time::Duration;
 
 impl Core {
@@ -58,6 +58,7 @@ impl Core {
                 deadline_ms,
                 ..
             } => self.call(resource, op, deadline_ms),
+            Command::Poll { resource, plan, .. } => self.set_polling(resource, plan),
             Command::ScheduleTimer { at, timer } => self.schedule(at, timer),
             Command::Log {
                 level,
@@ -175,7 +176,7 @@ impl Core {
 
     pub(crate) fn call(&mut self, resource: ResourceId, op: Op, deadline_ms: u64) {
         if let Some(opening) = self.opening.get_mut(&resource) {
-            opening.waiting.push((op, deadline_ms));
+            opening.waiting.push(Queued::Call(op, deadline_ms));
             return;
         }
         let Some(handle) = self.handles.get(&resource).cloned() else {
@@ -201,6 +202,33 @@ impl Core {
                 op,
                 result,
             });
+        });
+    }
+
+    /// Hands the resource's host its health plan (None: stop polling), in order with its calls.
+    pub(crate) fn set_polling(&mut self, resource: ResourceId, plan: Option<HealthPlan>) {
+        if let Some(opening) = self.opening.get_mut(&resource) {
+            opening.waiting.push(Queued::Poll(plan));
+            return;
+        }
+        // Not open: nothing polls it, and its next open starts without a plan.
+        let Some(handle) = self.handles.get(&resource).cloned() else {
+            return;
+        };
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            match handle.set_polling(plan).await {
+                // A host that died or a resource closed meanwhile is reported on its own.
+                Ok(()) | Err(CallError::HostDied(_)) | Err(CallError::Closed) => {}
+                Err(e) => log.log(
+                    LogLevel::Err,
+                    "RCM",
+                    &format!(
+                        "resource '{}': cannot hand its health plan to its host: {e}",
+                        handle.name()
+                    ),
+                ),
+            }
         });
     }
 

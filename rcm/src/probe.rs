@@ -240,7 +240,10 @@ async fn forward_probe_output(mut events: HostEvents, path: String, log: Arc<Clu
                 &format!("probe of {path}: stderr: {line}"),
             ),
             HostEvent::Died(_) => return,
-            HostEvent::Refused { .. } | HostEvent::Progress { .. } => {}
+            HostEvent::Refused { .. }
+            | HostEvent::Progress { .. }
+            | HostEvent::HealthFailed { .. }
+            | HostEvent::CallStats { .. } => {}
         }
     }
 }

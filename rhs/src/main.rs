@@ -10,7 +10,9 @@ mod crash;
 mod log;
 mod monitor;
 mod plugins;
+mod polling;
 mod resource;
+mod stats;
 
 use std::process::ExitCode;
 

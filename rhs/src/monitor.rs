@@ -85,6 +85,11 @@ impl Monitor {
         slot.started_ns.store(0, Ordering::Release);
     }
 
+    /// Milliseconds since the monitor started (the host's monotonic clock for health polling).
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64 + 1
     }

@@ -5,7 +5,7 @@
 use crate::ids::{GroupId, HostId};
 use crate::state::{GroupState, ResourceState};
 use crate::timer::Timer;
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{HealthPlan, LogLevel, Op, ResourceId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,6 +49,14 @@ pub enum Command {
         host: HostId,
         op: Op,
         deadline_ms: u64,
+    },
+    /// Poll the resource's health in its host by `plan` (sent when it comes Online and whenever its
+    /// poll intervals or DeadlockTimeout change while Online), or stop polling (None: it left
+    /// Online). Report a failed check as `Event::HealthFailed`; nothing else comes back.
+    Poll {
+        resource: ResourceId,
+        host: HostId,
+        plan: Option<HealthPlan>,
     },
     /// Feed `Event::TimerFired { timer }` back once the clock reaches `at` (ms).
     ScheduleTimer { at: u64, timer: Timer },

@@ -175,6 +175,14 @@ impl Engine {
                 self.call_done(resource, op, ok, &message);
                 Ok(())
             }
+            Event::HealthFailed {
+                resource,
+                op,
+                message,
+            } => {
+                self.health_failed(resource, op, &message);
+                Ok(())
+            }
             Event::TimerFired { timer } => {
                 self.timer_fired(timer);
                 Ok(())
@@ -281,6 +289,7 @@ impl Engine {
 
     pub(crate) fn mark_dirty(&mut self, id: ResourceId) {
         self.dirty_resources.insert(id);
+        self.refresh_health_plan(id);
     }
 
     fn flush_persist(&mut self) {
@@ -334,13 +343,9 @@ impl Engine {
     /// How much of the node `event` can change.
     fn scope_of(&self, event: &Event) -> Scope {
         let resource = match event {
-            Event::CallDone { resource, .. } => *resource,
+            Event::CallDone { resource, .. } | Event::HealthFailed { resource, .. } => *resource,
             Event::TimerFired { timer } => match timer.kind {
-                TimerKind::LooksAlive(r)
-                | TimerKind::IsAlive(r)
-                | TimerKind::PendingTimeout(r)
-                | TimerKind::Restart(r)
-                | TimerKind::Retry(r) => r,
+                TimerKind::PendingTimeout(r) | TimerKind::Restart(r) | TimerKind::Retry(r) => r,
                 TimerKind::GroupRetry(g) => return Scope::Group(g),
             },
             _ => return Scope::All,

@@ -31,8 +31,7 @@ impl Engine {
             to,
         });
         if from == ResourceState::Online {
-            self.cancel(TimerKind::LooksAlive(id));
-            self.cancel(TimerKind::IsAlive(id));
+            self.stop_health(id);
             for d in graph::direct_dependents(&self.resources, id) {
                 if self.res(d).state == ResourceState::Online {
                     self.start_offline(d);
@@ -217,8 +216,6 @@ impl Engine {
     /// Forgets every live timer of the resource.
     pub(crate) fn cancel_resource_timers(&mut self, id: ResourceId) {
         for kind in [
-            TimerKind::LooksAlive(id),
-            TimerKind::IsAlive(id),
             TimerKind::PendingTimeout(id),
             TimerKind::Restart(id),
             TimerKind::Retry(id),

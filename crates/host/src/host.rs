@@ -50,6 +50,18 @@ pub enum HostEvent {
     Stderr { pid: u32, line: String },
     /// The host refused a request.
     Refused { pid: u32, message: String },
+    /// A health check the host ran by itself failed (it runs IsAlive at once after a LooksAlive).
+    HealthFailed {
+        pid: u32,
+        resource: ResourceId,
+        op: Op,
+        message: String,
+    },
+    /// Summaries of the health checks the host ran by itself, each since that resource's open.
+    CallStats {
+        pid: u32,
+        stats: Vec<keelson_proto::ResourceCallStats>,
+    },
     /// The host is gone; sent once, last.
     Died(HostDied),
 }
@@ -380,6 +392,18 @@ impl Shared {
                 progress,
             }),
             HostReply::Refused { message } => self.emit(HostEvent::Refused { pid, message }),
+            HostReply::HealthFailed {
+                resource,
+                op,
+                message,
+                ..
+            } => self.emit(HostEvent::HealthFailed {
+                pid,
+                resource,
+                op,
+                message,
+            }),
+            HostReply::CallStats { stats } => self.emit(HostEvent::CallStats { pid, stats }),
             HostReply::Hello(_) => self.emit(HostEvent::Refused {
                 pid,
                 message: "unexpected second Hello".into(),

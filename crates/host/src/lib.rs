@@ -14,11 +14,10 @@ mod death;
 mod error;
 mod host;
 mod resource;
-mod stats;
 
 pub use config::HostConfig;
 pub use death::{DeathCause, HostDied};
 pub use error::{CallError, HostError};
 pub use host::{Host, HostEvent, HostEvents, OpenSpec};
+pub use keelson_types::{CallStats, CallTimings};
 pub use resource::{ResourceHandle, SharedTimings};
-pub use stats::{CallStats, CallTimings};

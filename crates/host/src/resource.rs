@@ -4,10 +4,10 @@
 
 use crate::error::{CallError, HostError};
 use crate::host::{Host, OpenSpec};
-use crate::stats::{CallStats, CallTimings};
 use keelson_proto::{
     encode, read_frame_buffered, CallDone, FrameBuf, ProtoError, ResourceReply, ResourceRequest,
 };
+use keelson_types::{CallStats, CallTimings, HealthPlan};
 use keelson_types::{Op, ResourceId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -71,7 +71,10 @@ impl ResourceHandle {
             .await;
         drop(socket);
         match done {
-            Ok(done) if done.status == 0 => Ok(handle),
+            Ok(done) if done.status == 0 => {
+                handle.lock_timings().begin_instance();
+                Ok(handle)
+            }
             Ok(done) => Err(HostError::Plugin(format!(
                 "resource '{}': open failed (status {}): {}",
                 spec.name, done.status, done.message
@@ -130,6 +133,21 @@ impl ResourceHandle {
         done
     }
 
+    /// Asks the host to poll the resource's health by `plan` on its own thread (None: stop), in
+    /// order with the calls sent before and after. No answer comes: failures arrive as
+    /// `HostEvent::HealthFailed`, statistics as `HostEvent::CallStats`.
+    pub async fn set_polling(&self, plan: Option<HealthPlan>) -> Result<(), CallError> {
+        let mut socket = self.socket.lock().await;
+        let channel = socket.as_mut().ok_or(CallError::Closed)?;
+        let frame = encode(&ResourceRequest::Poll { plan })
+            .map_err(|e| CallError::Protocol(e.to_string()))?;
+        if channel.stream.write_all(&frame).await.is_err() {
+            *socket = None;
+            return Err(self.lost().await);
+        }
+        Ok(())
+    }
+
     /// Closes the resource (runs CLOSE within `deadline`, which the caller decides now: the
     /// resource's DeadlockTimeout may have changed since it was opened); the handle refuses calls
     /// afterwards.
@@ -137,12 +155,19 @@ impl ResourceHandle {
         self.call_with_deadline(Op::Close, deadline).await
     }
 
-    /// Timings of every entry point called so far (round trip as seen from here).
+    /// Timings of every entry point called so far (round trip as seen from here; the health
+    /// checks the host ran by itself as it reported them).
     pub fn call_stats(&self) -> BTreeMap<Op, CallStats> {
-        self.timings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .summary()
+        self.lock_timings().summary()
+    }
+
+    /// Where this resource's timings are kept (shared with the caller that gave them at open).
+    pub fn timings(&self) -> &SharedTimings {
+        &self.timings
+    }
+
+    fn lock_timings(&self) -> std::sync::MutexGuard<'_, CallTimings> {
+        self.timings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads the answer to `op`, enforcing the watchdog.
@@ -159,10 +184,7 @@ impl ResourceHandle {
         // Every call sent is timed, whatever its end: a call that died with its host (a deadlock, a
         // crash) is the one whose duration matters most.
         let elapsed = start.elapsed();
-        self.timings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(op, elapsed);
+        self.lock_timings().record(op, elapsed);
         match outcome {
             Ok(Ok(Some(ResourceReply::CallDone(done)))) if done.op == op => Ok(done),
             Ok(Ok(Some(ResourceReply::CallDone(done)))) => Err(CallError::Protocol(format!(
