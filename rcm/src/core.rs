@@ -379,7 +379,7 @@ impl Core {
     fn hosts_resource(&self, pid: u32, resource: ResourceId) -> bool {
         self.handles
             .get(&resource)
-            .is_some_and(|h| h.host().pid() == pid)
+            .is_some_and(|h| h.host_pid() == pid)
     }
 
     /// The host's summaries of the checks it ran by itself: into the resources' timings and the
@@ -415,7 +415,7 @@ impl Core {
             }
         }
         self.hosts.remove(&host);
-        self.handles.retain(|_, h| h.host().pid() != died.pid);
+        self.handles.retain(|_, h| h.host_pid() != died.pid);
         if self.retiring.remove(&host) {
             return;
         }

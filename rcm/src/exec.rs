@@ -109,7 +109,7 @@ impl Core {
         if let Some(h) = self.hosts.remove(&host) {
             self.retiring.insert(host);
             let pid = h.pid();
-            self.handles.retain(|_, handle| handle.host().pid() != pid);
+            self.handles.retain(|_, handle| handle.host_pid() != pid);
             tokio::spawn(async move {
                 h.shutdown().await;
             });

@@ -9,15 +9,24 @@
 //! let done = res.call(Op::LooksAlive).await?;
 //! ```
 
+mod classify;
 mod config;
 mod death;
 mod error;
+mod event;
 mod host;
+mod link;
 mod resource;
+mod shared;
+mod spawn;
+mod spec;
+mod supervisor;
 
 pub use config::HostConfig;
 pub use death::{DeathCause, HostDied};
 pub use error::{CallError, HostError};
-pub use host::{Host, HostEvent, HostEvents, OpenSpec};
+pub use event::{HostEvent, HostEvents};
+pub use host::Host;
 pub use keelson_types::{CallStats, CallTimings};
 pub use resource::{ResourceHandle, SharedTimings};
+pub use spec::OpenSpec;

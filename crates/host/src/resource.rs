@@ -1,9 +1,10 @@
 //! One open resource as rcm sees it: its own socket to its call thread in the host, calls with a
-//! deadline and rcm's watchdog behind it, and the resource's call timings. Not the host process
-//! (host.rs).
+//! deadline and rcm's watchdog behind it, its health plan, and the resource's call timings. Not the
+//! host process (host.rs, spawn.rs, supervisor.rs).
 
 use crate::error::{CallError, HostError};
-use crate::host::{Host, OpenSpec};
+use crate::link::Link;
+use crate::spec::OpenSpec;
 use keelson_proto::{
     encode, read_frame_buffered, CallDone, FrameBuf, ProtoError, ResourceReply, ResourceRequest,
 };
@@ -31,7 +32,8 @@ struct Channel {
 pub struct ResourceHandle {
     id: ResourceId,
     name: String,
-    host: Host,
+    /// The host's control link: keeps the host alive while this handle lives.
+    link: Arc<Link>,
     deadline: Duration,
     socket: tokio::sync::Mutex<Option<Channel>>,
     timings: SharedTimings,
@@ -49,14 +51,14 @@ impl std::fmt::Debug for ResourceHandle {
 impl ResourceHandle {
     /// Waits for the OPEN answer on a freshly passed socket.
     pub(crate) async fn open(
-        host: Host,
+        link: Arc<Link>,
         spec: &OpenSpec,
         socket: UnixStream,
     ) -> Result<ResourceHandle, HostError> {
         let handle = ResourceHandle {
             id: spec.resource,
             name: spec.name.clone(),
-            host,
+            link,
             deadline: spec.deadlock_timeout,
             socket: tokio::sync::Mutex::new(Some(Channel {
                 stream: socket,
@@ -92,9 +94,9 @@ impl ResourceHandle {
         &self.name
     }
 
-    /// The host this resource runs in.
-    pub fn host(&self) -> &Host {
-        &self.host
+    /// The process id of the host this resource runs in.
+    pub fn host_pid(&self) -> u32 {
+        self.link.shared.pid
     }
 
     /// The deadline the resource was opened with, which [`ResourceHandle::call`] uses.
@@ -178,7 +180,7 @@ impl ResourceHandle {
         deadline: Duration,
         start: Instant,
     ) -> Result<CallDone, CallError> {
-        let limit = deadline + self.host.shared().watchdog_grace;
+        let limit = deadline + self.link.shared.watchdog_grace;
         let reply = read_frame_buffered::<ResourceReply>(&mut channel.stream, &mut channel.frames);
         let outcome = tokio::time::timeout(limit, reply).await;
         // Every call sent is timed, whatever its end: a call that died with its host (a deadlock, a
@@ -197,15 +199,15 @@ impl ResourceHandle {
             }
             Ok(Err(e)) => Err(CallError::Protocol(e.to_string())),
             Err(_) => {
-                self.host.shared().watchdog_kill(self.id, op, elapsed);
-                Err(CallError::HostDied(self.host.died().await))
+                self.link.shared.watchdog_kill(self.id, op, elapsed);
+                Err(CallError::HostDied(self.link.shared.died().await))
             }
         }
     }
 
     /// The resource's socket closed: the host died (report it) or dropped just this resource.
     async fn lost(&self) -> CallError {
-        match self.host.shared().died_within(DEATH_REPORT_WAIT).await {
+        match self.link.shared.died_within(DEATH_REPORT_WAIT).await {
             Some(died) => CallError::HostDied(died),
             None => CallError::Closed,
         }
