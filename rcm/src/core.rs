@@ -13,7 +13,8 @@ use crate::secrets::Secrets;
 use crate::unsaved::Unsaved;
 use keelson_engine::{Command, Engine, Event, HostId, Timer};
 use keelson_host::{
-    CallError, Host, HostConfig, HostDied, HostError, HostEvent, ResourceHandle, SharedTimings,
+    CallError, Host, HostConfig, HostDied, HostError, HostEvent, OpenFate, ResourceHandle,
+    Sequencer, SharedTimings,
 };
 use keelson_proto::CallDone;
 use keelson_store::Store;
@@ -76,13 +77,6 @@ pub enum Queued {
     Poll(Option<HealthPlan>),
 }
 
-/// A resource's open in flight and the requests that must wait for it (in order).
-pub struct Opening {
-    /// The Open this is; the answer of an earlier one (superseded by a close or a reopen) is stale.
-    pub seq: u64,
-    pub waiting: Vec<Queued>,
-}
-
 /// Everything the core owns.
 pub struct Core {
     pub engine: Engine,
@@ -102,13 +96,9 @@ pub struct Core {
     pub retiring: HashSet<HostId>,
     pub pending_opens: HashMap<HostId, Vec<PendingOpen>>,
     pub handles: HashMap<ResourceId, Arc<ResourceHandle>>,
-    /// Resources whose open is queued or in flight, with the calls that must wait for it (in order).
-    pub opening: HashMap<ResourceId, Opening>,
-    /// Numbers the Opens, so a stale answer is told from the current one.
-    pub open_seq: u64,
-    /// Opens in flight that a Close superseded, by seq: the deadline that Close carried, for
-    /// closing the instance when its answer arrives.
-    pub superseded: HashMap<u64, u64>,
+    /// Per resource: its open in flight (numbered, so a superseded one's answer is told apart) and
+    /// the requests that wait for it, in order.
+    pub sequencer: Sequencer<Queued>,
     /// Values of secret private parameters, kept out of every log line and event.
     pub secrets: Secrets,
     /// Database changes from internal events (not administrator requests) that could not be saved:
@@ -153,9 +143,7 @@ impl Core {
             retiring: HashSet::new(),
             pending_opens: HashMap::new(),
             handles: HashMap::new(),
-            opening: HashMap::new(),
-            open_seq: 0,
-            superseded: HashMap::new(),
+            sequencer: Sequencer::default(),
             secrets: Secrets::default(),
             unsaved: Unsaved::default(),
             timings: HashMap::new(),
@@ -250,10 +238,7 @@ impl Core {
                 deadline_ms,
                 host,
                 result,
-            } => {
-                let close_ms = self.superseded.remove(&seq).unwrap_or(deadline_ms);
-                self.opened(resource, seq, close_ms, host, result)
-            }
+            } => self.opened(resource, seq, deadline_ms, host, result),
             Input::CallDone {
                 resource,
                 op,
@@ -437,40 +422,31 @@ impl Core {
 
     /// An open that will never be answered: forget it (and the Close that superseded it).
     pub(crate) fn forget_open(&mut self, open: &PendingOpen) {
-        self.superseded.remove(&open.seq);
-        if self
-            .opening
-            .get(&open.resource)
-            .is_some_and(|o| o.seq == open.seq)
-        {
-            self.opening.remove(&open.resource);
-        }
+        self.sequencer.forget(open.resource, open.seq);
     }
 
-    /// The answer to an Open: `close_ms` is the deadline to close the instance with if nobody wants
-    /// it any more (that of the Close that superseded it, else that of its own Open).
+    /// The answer to Open number `seq` (made with `deadline_ms`).
     fn opened(
         &mut self,
         resource: ResourceId,
         seq: u64,
-        close_ms: u64,
+        deadline_ms: u64,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
     ) {
-        if self.opening.get(&resource).is_none_or(|o| o.seq != seq) {
+        let waiting = match self.sequencer.opened(resource, seq, deadline_ms) {
+            OpenFate::Current(waiting) => waiting,
             // Closed or reopened while this open was in flight: nobody wants this instance.
-            if let Ok(handle) = result {
-                tokio::spawn(async move {
-                    let _ = handle.close(Duration::from_millis(close_ms)).await;
-                });
+            OpenFate::Stale { close_deadline_ms } => {
+                if let Ok(handle) = result {
+                    let deadline = Duration::from_millis(close_deadline_ms);
+                    tokio::spawn(async move {
+                        let _ = handle.close(deadline).await;
+                    });
+                }
+                return;
             }
-            return;
-        }
-        let waiting = self
-            .opening
-            .remove(&resource)
-            .map(|o| o.waiting)
-            .unwrap_or_default();
+        };
         match result {
             Ok(handle) => {
                 let stale = !self.hosts.contains_key(&host);

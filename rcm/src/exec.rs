@@ -2,7 +2,7 @@
 //! tasks that report back to the core, timers, cluster-log lines, events and database changes. Not
 //! deciding anything: the engine did that.
 
-use crate::core::{Core, Input, Opening, PendingOpen, Queued};
+use crate::core::{Core, Input, PendingOpen, Queued};
 use crate::events::EventLevel;
 use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
 use keelson_host::{CallError, Host, OpenSpec};
@@ -23,8 +23,8 @@ impl Core {
                 deadline_ms,
                 ..
             } => {
-                self.open_seq += 1;
-                let seq = self.open_seq;
+                // Calls queued behind an earlier open in flight now wait for this one.
+                let seq = self.sequencer.begin_open(resource);
                 let open = PendingOpen {
                     resource,
                     name,
@@ -34,13 +34,6 @@ impl Core {
                     deadline_ms,
                 };
                 self.handles.remove(&resource);
-                // Calls queued behind an earlier open in flight now wait for this one.
-                let waiting = self
-                    .opening
-                    .remove(&resource)
-                    .map(|o| o.waiting)
-                    .unwrap_or_default();
-                self.opening.insert(resource, Opening { seq, waiting });
                 if self.hosts.contains_key(&host) {
                     self.start_open(host, open);
                 } else {
@@ -163,9 +156,7 @@ impl Core {
     fn close(&mut self, resource: ResourceId, deadline_ms: u64) {
         // An open still in flight is superseded: its instance is closed, within this Close's
         // deadline, when it arrives.
-        if let Some(opening) = self.opening.remove(&resource) {
-            self.superseded.insert(opening.seq, deadline_ms);
-        }
+        self.sequencer.close(resource, deadline_ms);
         if let Some(handle) = self.handles.remove(&resource) {
             let deadline = Duration::from_millis(deadline_ms);
             tokio::spawn(async move {
@@ -175,9 +166,12 @@ impl Core {
     }
 
     pub(crate) fn call(&mut self, resource: ResourceId, op: Op, deadline_ms: u64) {
-        if let Some(opening) = self.opening.get_mut(&resource) {
-            opening.waiting.push(Queued::Call(op, deadline_ms));
-            return;
+        if self
+            .sequencer
+            .request(resource, Queued::Call(op, deadline_ms))
+            .is_none()
+        {
+            return; // waits for the open in flight
         }
         let Some(handle) = self.handles.get(&resource).cloned() else {
             let message = format!(
@@ -207,9 +201,12 @@ impl Core {
 
     /// Hands the resource's host its health plan (None: stop polling), in order with its calls.
     pub(crate) fn set_polling(&mut self, resource: ResourceId, plan: Option<HealthPlan>) {
-        if let Some(opening) = self.opening.get_mut(&resource) {
-            opening.waiting.push(Queued::Poll(plan));
-            return;
+        if self
+            .sequencer
+            .request(resource, Queued::Poll(plan))
+            .is_none()
+        {
+            return; // waits for the open in flight
         }
         // Not open: nothing polls it, and its next open starts without a plan.
         let Some(handle) = self.handles.get(&resource).cloned() else {

@@ -12,6 +12,7 @@ mod monitor;
 mod plugins;
 mod polling;
 mod resource;
+mod scan;
 mod stats;
 
 use std::process::ExitCode;
