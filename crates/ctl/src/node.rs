@@ -3,13 +3,13 @@
 //! that lost the data directory to another rcm says so), and stopping it until it has gone. Not the
 //! node service itself, and not a supervisor: nothing restarts rcm if it dies later.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use crate::client::Client;
 use crate::output::emit_line;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use keelson_proto::ControlRequest as R;
 use std::ffi::OsString;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
