@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Percentiles are computed over at most this many recent calls per entry point.
+/// Percentiles are computed over at most this many recent calls per entry point, by default.
 const WINDOW: usize = 1024;
 
 /// Summary of one entry point's calls, in microseconds.
@@ -31,11 +31,11 @@ struct Samples {
 }
 
 impl Samples {
-    fn record(&mut self, us: u64) {
-        if self.ring.len() < WINDOW {
+    fn record(&mut self, us: u64, window: usize) {
+        if self.ring.len() < window {
             self.ring.push(us);
         } else {
-            self.ring[(self.count % WINDOW as u64) as usize] = us;
+            self.ring[(self.count % window as u64) as usize] = us;
         }
         self.count += 1;
         self.max_us = self.max_us.max(us);
@@ -73,18 +73,40 @@ struct Reported {
 }
 
 /// Timings of one resource, by entry point.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CallTimings {
     by_op: BTreeMap<Op, Samples>,
     reported: BTreeMap<Op, Reported>,
+    /// How many recent calls per entry point the percentiles cover.
+    window: usize,
+}
+
+impl Default for CallTimings {
+    fn default() -> Self {
+        CallTimings::with_window(WINDOW)
+    }
 }
 
 impl CallTimings {
+    /// Timings whose percentiles cover the last `window` calls of each entry point (at least 1).
+    pub fn with_window(window: usize) -> CallTimings {
+        CallTimings {
+            by_op: BTreeMap::new(),
+            reported: BTreeMap::new(),
+            window: window.max(1),
+        }
+    }
+
     pub fn record(&mut self, op: Op, elapsed: Duration) {
         self.by_op
             .entry(op)
             .or_default()
-            .record(elapsed.as_micros() as u64);
+            .record(elapsed.as_micros() as u64, self.window);
+    }
+
+    /// Count, max and last (µs) of the calls of `op` timed here: cheap, no percentiles.
+    pub fn counters(&self, op: Op) -> Option<(u64, u64, u64)> {
+        self.by_op.get(&op).map(|s| (s.count, s.max_us, s.last_us))
     }
 
     /// The host's summary of the calls of `op` it made by itself since this instance was opened.
@@ -155,6 +177,13 @@ mod tests {
         let s = t.summary()[&Op::LooksAlive];
         assert_eq!((s.p50_us, s.p99_us, s.max_us), (7, 7, 100));
         assert!(!t.summary().contains_key(&Op::IsAlive));
+        // A smaller window forgets sooner.
+        let mut t = CallTimings::with_window(4);
+        for us in [100, 1, 1, 1, 1] {
+            t.record(Op::IsAlive, Duration::from_micros(us));
+        }
+        let s = t.summary()[&Op::IsAlive];
+        assert_eq!((s.count, s.p99_us, s.max_us), (5, 1, 100));
     }
 
     #[test]
