@@ -20,6 +20,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Waits for the next health check are rounded up to this many ms (a jiffy at HZ=250).
+const WAIT_GRAIN_MS: u64 = 4;
+
 /// The answer to an OPEN the host refuses before calling the plugin (bad type, bad parameters…).
 pub fn refused_open(message: String) -> CallDone {
     CallDone {
@@ -164,9 +167,15 @@ impl ResourceThread {
                 }
                 continue;
             }
-            let wait = health
-                .next_due()
-                .map(|due| Duration::from_millis(due.saturating_sub(now).max(1)));
+            // Rounded up to the kernel's timer granularity: never early, and the same timeout from
+            // one check to the next, so the socket option is seldom set again.
+            let wait = health.next_due().map(|due| {
+                Duration::from_millis(
+                    due.saturating_sub(now)
+                        .max(1)
+                        .next_multiple_of(WAIT_GRAIN_MS),
+                )
+            });
             if wait != timeout {
                 if let Err(e) = self.socket.set_read_timeout(wait) {
                     return self.bad_frame(slot, live, last_deadline_ms, &e.to_string());
