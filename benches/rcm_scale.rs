@@ -5,7 +5,9 @@
 //!   the store's own durable commit rate measured in the same run (the cost of an administrator
 //!   request is what it touches, so the two rates should be within 20 % of each other);
 //! * rcm and host RSS, against the same rcm with nothing configured;
-//! * idle CPU at the default polling (LooksAlive every 5 s, IsAlive every 60 s), against the empty rcm;
+//! * idle CPU at the default polling (LooksAlive every 5 s, IsAlive every 60 s), against the empty rcm
+//!   and against a supervisor that polls every resource itself over its socket (the design before
+//!   health polling moved into the host), both in the same run;
 //! * health-check throughput with LooksAlivePollInterval lowered to 10 ms on every resource, against a
 //!   raw process-to-process Unix-socket ping-pong.
 //!
@@ -34,6 +36,9 @@ fn env_or(name: &str, default: usize) -> usize {
 fn main() {
     if common::is_echo_child() {
         return common::echo_child();
+    }
+    if let Some(n) = std::env::var_os(SUPERVISOR_POLL_CHILD) {
+        return supervisor_poll_child(n.to_string_lossy().parse().expect("a count"));
     }
     let groups = env_or("KEELSON_SCALE_GROUPS", 100);
     let per_group = env_or("KEELSON_SCALE_PER_GROUP", 100);
@@ -90,17 +95,23 @@ fn main() {
     let rcm_cpu = cpu_share(&[rcm.pid()], IDLE_WINDOW);
     let host_cpu = cpu_share(&hosts, IDLE_WINDOW);
     let rate = (rcm.looks_alive_total() - before) as f64 / t.elapsed().as_secs_f64();
-    println!("idle CPU, rcm                    : {:8.2} % of one core (empty rcm: {:.2} %; target < 2 %)", rcm_cpu, empty_cpu);
+    drop(rcm);
+    let (old_supervisor_cpu, old_host_cpu) = supervisor_polling_baseline(total);
+    println!("idle CPU, rcm                    : {:8.2} % of one core (empty rcm: {:.2} %; target < 0.5 %)", rcm_cpu, empty_cpu);
     println!(
-        "idle CPU, hosts                  : {:8.2} % of one core",
+        "idle CPU, hosts                  : {:8.2} % of one core (target < 2 %)",
         host_cpu
+    );
+    println!(
+        "  baseline, same run: the supervisor polling every resource itself, one round trip per \
+         check (the design before host-side polling): supervisor {old_supervisor_cpu:.2} %, host \
+         {old_host_cpu:.2} % of one core"
     );
     println!(
         "health checks meanwhile          : {:8.0} LOOKSALIVE/s (expected {:.0}/s)",
         rate,
         total as f64 / 5.0
     );
-    drop(rcm);
 
     creation_rates(&target, total);
 
@@ -194,6 +205,82 @@ fn creation_rates(target: &Path, total: usize) {
         "creation rate at {big} against 1,000 existing: {:+.1} % (target within 20 %)",
         (at_big / at_1k - 1.0) * 100.0
     );
+}
+
+/// Set in the child that plays the supervisor of the baseline: how many resources it polls.
+const SUPERVISOR_POLL_CHILD: &str = "KEELSON_SCALE_SUPERVISOR_POLL";
+
+/// Today's figures in the same run: a child process that polls `total` dummy resources in one host
+/// the way rcm did before polling moved into the host (LooksAlive every 5 s and IsAlive every 60 s
+/// per resource, each one round trip over the resource's socket, on one thread). Returns the CPU
+/// of that supervisor and of its host, each in % of one core, over IDLE_WINDOW.
+fn supervisor_polling_baseline(total: usize) -> (f64, f64) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(SUPERVISOR_POLL_CHILD, total.to_string())
+        .env("KEELSON_RHS", common::target_dir().join("keelson-rhs"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let host: u32 = line
+        .trim()
+        .strip_prefix("polling, host ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("baseline child said {line:?}"));
+    // Let every resource's checks get going (the first ones are spread over one interval).
+    std::thread::sleep(Duration::from_secs(6));
+    let supervisor = cpu_share(&[child.id()], IDLE_WINDOW);
+    let host_cpu = cpu_share(&[host], IDLE_WINDOW);
+    let _ = child.kill();
+    let _ = child.wait();
+    (supervisor, host_cpu)
+}
+
+/// The baseline's child: opens the resources, says which host, polls until killed.
+fn supervisor_poll_child(total: usize) {
+    use keelson_host::{Host, HostConfig, OpenSpec};
+    use keelson_types::{Op, ResourceId};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let plugin = common::target_dir().join("libkeelson_plugin_dummy.so");
+        let plugin = plugin.to_string_lossy().to_string();
+        let (host, _events) = Host::spawn(&HostConfig::from_env()).await.unwrap();
+        let mut handles = Vec::new();
+        for id in 1..=total as u64 {
+            let spec = OpenSpec::new(ResourceId(id), &format!("r{id}"), &plugin, "dummy");
+            handles.push(std::sync::Arc::new(host.open(spec).await.unwrap()));
+        }
+        println!("polling, host {}", host.pid());
+        let start = tokio::time::Instant::now();
+        for (i, res) in handles.into_iter().enumerate() {
+            // Spread over one LooksAlive interval, as resources come Online over time.
+            let offset = Duration::from_millis((i as u64 * 5_000) / total as u64);
+            tokio::spawn(async move {
+                let mut looks = tokio::time::interval_at(start + offset, Duration::from_secs(5));
+                let mut is = tokio::time::interval_at(
+                    start + offset + Duration::from_secs(60),
+                    Duration::from_secs(60),
+                );
+                loop {
+                    let op = tokio::select! {
+                        _ = looks.tick() => Op::LooksAlive,
+                        _ = is.tick() => Op::IsAlive,
+                    };
+                    assert_eq!(res.call(op).await.unwrap().status, 0);
+                }
+            });
+        }
+        std::future::pending::<()>().await
+    });
 }
 
 /// CPU used by `pids` over `window`, as a percentage of one core.

@@ -553,6 +553,7 @@ mod tests {
             type_name: t.into(),
             params: Default::default(),
             seq: id,
+            deadline_ms: 300_000,
         };
         c.wait_for_type(HostId(1), open(1, "a"));
         c.wait_for_type(HostId(1), open(2, "b"));

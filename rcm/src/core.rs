@@ -13,11 +13,12 @@ use crate::secrets::Secrets;
 use crate::unsaved::Unsaved;
 use keelson_engine::{Command, Engine, Event, HostId, Timer};
 use keelson_host::{
-    CallError, Host, HostConfig, HostDied, HostError, HostEvent, ResourceHandle, SharedTimings,
+    CallError, Host, HostConfig, HostDied, HostError, HostEvent, OpenFate, ResourceHandle,
+    Sequencer, SharedTimings,
 };
 use keelson_proto::CallDone;
 use keelson_store::Store;
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{HealthPlan, LogLevel, Op, ResourceId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,8 @@ pub enum Input {
         resource: ResourceId,
         /// Which Open this answers: only the latest one of a resource counts.
         seq: u64,
+        /// That Open's deadline, for closing an instance nobody wants any more.
+        deadline_ms: u64,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
     },
@@ -62,13 +65,16 @@ pub struct PendingOpen {
     pub type_name: String,
     pub params: BTreeMap<String, String>,
     pub seq: u64,
+    /// Deadline of the OPEN call, as the engine decided it.
+    pub deadline_ms: u64,
 }
 
-/// A resource's open in flight and the calls that must wait for it (in order).
-pub struct Opening {
-    /// The Open this is; the answer of an earlier one (superseded by a close or a reopen) is stale.
-    pub seq: u64,
-    pub waiting: Vec<(Op, u64)>,
+/// A request that waits for a resource's open in flight.
+pub enum Queued {
+    /// A call of `op` with its deadline (ms).
+    Call(Op, u64),
+    /// A health plan for its host to poll by (None: stop).
+    Poll(Option<HealthPlan>),
 }
 
 /// Everything the core owns.
@@ -90,10 +96,9 @@ pub struct Core {
     pub retiring: HashSet<HostId>,
     pub pending_opens: HashMap<HostId, Vec<PendingOpen>>,
     pub handles: HashMap<ResourceId, Arc<ResourceHandle>>,
-    /// Resources whose open is queued or in flight, with the calls that must wait for it (in order).
-    pub opening: HashMap<ResourceId, Opening>,
-    /// Numbers the Opens, so a stale answer is told from the current one.
-    pub open_seq: u64,
+    /// Per resource: its open in flight (numbered, so a superseded one's answer is told apart) and
+    /// the requests that wait for it, in order.
+    pub sequencer: Sequencer<Queued>,
     /// Values of secret private parameters, kept out of every log line and event.
     pub secrets: Secrets,
     /// Database changes from internal events (not administrator requests) that could not be saved:
@@ -138,8 +143,7 @@ impl Core {
             retiring: HashSet::new(),
             pending_opens: HashMap::new(),
             handles: HashMap::new(),
-            opening: HashMap::new(),
-            open_seq: 0,
+            sequencer: Sequencer::default(),
             secrets: Secrets::default(),
             unsaved: Unsaved::default(),
             timings: HashMap::new(),
@@ -231,9 +235,10 @@ impl Core {
             Input::Opened {
                 resource,
                 seq,
+                deadline_ms,
                 host,
                 result,
-            } => self.opened(resource, seq, host, result),
+            } => self.opened(resource, seq, deadline_ms, host, result),
             Input::CallDone {
                 resource,
                 op,
@@ -296,7 +301,7 @@ impl Core {
                 );
                 // The opens waiting for this host, and the calls behind them, will not happen.
                 for open in self.pending_opens.remove(&host).unwrap_or_default() {
-                    self.opening.remove(&open.resource);
+                    self.forget_open(&open);
                 }
                 self.feed(Event::HostDied {
                     host,
@@ -336,13 +341,67 @@ impl Core {
                     .redact(&format!("refused a request: {message}")),
             ),
             HostEvent::Progress { .. } => {}
+            HostEvent::HealthFailed {
+                pid,
+                resource,
+                op,
+                message,
+            } => {
+                if self.hosts_resource(pid, resource) {
+                    self.feed(Event::HealthFailed {
+                        resource,
+                        op,
+                        message,
+                    });
+                }
+            }
+            HostEvent::CallStats { pid, stats } => self.host_stats(pid, stats),
             HostEvent::Died(died) => self.host_died(host, died),
         }
     }
 
+    /// True when host `pid` holds the resource's current instance (a report from an earlier one is
+    /// stale).
+    fn hosts_resource(&self, pid: u32, resource: ResourceId) -> bool {
+        self.handles
+            .get(&resource)
+            .is_some_and(|h| h.host_pid() == pid)
+    }
+
+    /// The host's summaries of the checks it ran by itself: into the resources' timings and the
+    /// node's totals.
+    fn host_stats(&mut self, pid: u32, stats: Vec<keelson_proto::ResourceCallStats>) {
+        for entry in stats {
+            if !self.hosts_resource(pid, entry.resource) {
+                continue;
+            }
+            let Some(timings) = self.timings.get(&entry.resource) else {
+                continue;
+            };
+            let new = timings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .report(entry.op, entry.stats);
+            *self.call_totals.entry(entry.op).or_default() += new;
+        }
+    }
+
     fn host_died(&mut self, host: HostId, died: HostDied) {
+        // The call that took the host down counts, even though nobody could time it (a deadlock's
+        // duration is known).
+        if let Some((resource, Some(op))) = died.cause.offender() {
+            if let Some(timings) = self.timings.get(&resource) {
+                let mut timings = timings.lock().unwrap_or_else(|p| p.into_inner());
+                match &died.cause {
+                    keelson_host::DeathCause::Deadlock { elapsed, .. } => {
+                        timings.record(op, *elapsed)
+                    }
+                    _ => timings.record_lost(op),
+                }
+            }
+        }
         self.hosts.remove(&host);
-        self.handles.retain(|_, h| h.host().pid() != died.pid);
+        self.handles.retain(|_, h| h.host_pid() != died.pid);
         if self.retiring.remove(&host) {
             return;
         }
@@ -363,27 +422,33 @@ impl Core {
         });
     }
 
+    /// An open that will never be answered: forget it (and the Close that superseded it).
+    pub(crate) fn forget_open(&mut self, open: &PendingOpen) {
+        self.sequencer.forget(open.resource, open.seq);
+    }
+
+    /// The answer to Open number `seq` (made with `deadline_ms`).
     fn opened(
         &mut self,
         resource: ResourceId,
         seq: u64,
+        deadline_ms: u64,
         host: HostId,
         result: Result<ResourceHandle, HostError>,
     ) {
-        if self.opening.get(&resource).is_none_or(|o| o.seq != seq) {
+        let waiting = match self.sequencer.opened(resource, seq, deadline_ms) {
+            OpenFate::Current(waiting) => waiting,
             // Closed or reopened while this open was in flight: nobody wants this instance.
-            if let Ok(handle) = result {
-                tokio::spawn(async move {
-                    let _ = handle.close().await;
-                });
+            OpenFate::Stale { close_deadline_ms } => {
+                if let Ok(handle) = result {
+                    let deadline = Duration::from_millis(close_deadline_ms);
+                    tokio::spawn(async move {
+                        let _ = handle.close(deadline).await;
+                    });
+                }
+                return;
             }
-            return;
-        }
-        let waiting = self
-            .opening
-            .remove(&resource)
-            .map(|o| o.waiting)
-            .unwrap_or_default();
+        };
         match result {
             Ok(handle) => {
                 let stale = !self.hosts.contains_key(&host);
@@ -397,8 +462,11 @@ impl Core {
                     ok: true,
                     message: String::new(),
                 });
-                for (op, deadline_ms) in waiting {
-                    self.call(resource, op, deadline_ms);
+                for queued in waiting {
+                    match queued {
+                        Queued::Call(op, deadline_ms) => self.call(resource, op, deadline_ms),
+                        Queued::Poll(plan) => self.set_polling(resource, plan),
+                    }
                 }
             }
             // A host death is reported on its own; the open failed, and so do the calls behind it.
@@ -410,7 +478,11 @@ impl Core {
                     ok: false,
                     message: message.clone(),
                 });
-                for (op, _) in waiting {
+                let calls = waiting.into_iter().filter_map(|q| match q {
+                    Queued::Call(op, _) => Some(op),
+                    Queued::Poll(_) => None,
+                });
+                for op in calls {
                     let message = format!("{} not sent: open failed: {message}", op.upper());
                     self.feed(Event::CallDone {
                         resource,

@@ -2,11 +2,11 @@
 //! tasks that report back to the core, timers, cluster-log lines, events and database changes. Not
 //! deciding anything: the engine did that.
 
-use crate::core::{Core, Input, Opening, PendingOpen};
+use crate::core::{Core, Input, PendingOpen, Queued};
 use crate::events::EventLevel;
 use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
-use keelson_host::{Host, OpenSpec};
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_host::{CallError, Host, OpenSpec};
+use keelson_types::{HealthPlan, LogLevel, Op, ResourceId};
 use std::time::Duration;
 
 impl Core {
@@ -20,38 +20,38 @@ impl Core {
                 name,
                 type_name,
                 params,
+                deadline_ms,
                 ..
             } => {
-                self.open_seq += 1;
-                let seq = self.open_seq;
+                // Calls queued behind an earlier open in flight now wait for this one.
+                let seq = self.sequencer.begin_open(resource);
                 let open = PendingOpen {
                     resource,
                     name,
                     type_name,
                     params,
                     seq,
+                    deadline_ms,
                 };
                 self.handles.remove(&resource);
-                // Calls queued behind an earlier open in flight now wait for this one.
-                let waiting = self
-                    .opening
-                    .remove(&resource)
-                    .map(|o| o.waiting)
-                    .unwrap_or_default();
-                self.opening.insert(resource, Opening { seq, waiting });
                 if self.hosts.contains_key(&host) {
                     self.start_open(host, open);
                 } else {
                     self.pending_opens.entry(host).or_default().push(open);
                 }
             }
-            Command::Close { resource, .. } => self.close(resource),
+            Command::Close {
+                resource,
+                deadline_ms,
+                ..
+            } => self.close(resource, deadline_ms),
             Command::Call {
                 resource,
                 op,
                 deadline_ms,
                 ..
             } => self.call(resource, op, deadline_ms),
+            Command::Poll { resource, plan, .. } => self.set_polling(resource, plan),
             Command::ScheduleTimer { at, timer } => self.schedule(at, timer),
             Command::Log {
                 level,
@@ -103,24 +103,25 @@ impl Core {
         if let Some(h) = self.hosts.remove(&host) {
             self.retiring.insert(host);
             let pid = h.pid();
-            self.handles.retain(|_, handle| handle.host().pid() != pid);
+            self.handles.retain(|_, handle| handle.host_pid() != pid);
             tokio::spawn(async move {
                 h.shutdown().await;
             });
         }
         for open in self.pending_opens.remove(&host).unwrap_or_default() {
-            self.opening.remove(&open.resource);
+            self.forget_open(&open);
         }
     }
 
     pub(crate) fn start_open(&mut self, host: HostId, open: PendingOpen) {
-        let (resource, seq) = (open.resource, open.seq);
+        let (resource, seq, deadline_ms) = (open.resource, open.seq, open.deadline_ms);
         let tx = self.tx.clone();
         let fail = |message: String| {
             let result = Err(keelson_host::HostError::Plugin(message));
             let _ = tx.send(Input::Opened {
                 resource,
                 seq,
+                deadline_ms,
                 host,
                 result,
             });
@@ -133,7 +134,7 @@ impl Core {
             crate::catalogue::Resolution::Pending => return self.wait_for_catalogue(host, open),
             crate::catalogue::Resolution::Missing(message) => return fail(message),
         };
-        let deadline = self.deadlock_timeout(resource);
+        let deadline = Duration::from_millis(deadline_ms);
         let params_json = serde_json::to_string(&open.params).expect("a map of strings");
         let spec = OpenSpec::new(resource, &open.name, &path, &open.type_name)
             .params(params_json)
@@ -145,6 +146,7 @@ impl Core {
             let _ = tx.send(Input::Opened {
                 resource,
                 seq,
+                deadline_ms,
                 host,
                 result,
             });
@@ -155,33 +157,29 @@ impl Core {
     fn forget(&mut self, resource: ResourceId, name: &str) {
         self.timings.remove(&resource);
         self.secrets.remove(name);
-        self.opening.remove(&resource);
         self.handles.remove(&resource);
     }
 
-    fn deadlock_timeout(&self, resource: ResourceId) -> Duration {
-        let ms = self
-            .engine
-            .resource_by_id(resource)
-            .map(|r| r.properties.deadlock_timeout_ms)
-            .unwrap_or(keelson_types::DEFAULT_DEADLOCK_TIMEOUT_MS);
-        Duration::from_millis(ms)
-    }
-
-    fn close(&mut self, resource: ResourceId) {
-        // An open still in flight is superseded: its instance is closed when it arrives.
-        self.opening.remove(&resource);
+    /// Closes the resource within `deadline_ms`, the engine's deadline for this Close.
+    fn close(&mut self, resource: ResourceId, deadline_ms: u64) {
+        // An open still in flight is superseded: its instance is closed, within this Close's
+        // deadline, when it arrives.
+        self.sequencer.close(resource, deadline_ms);
         if let Some(handle) = self.handles.remove(&resource) {
+            let deadline = Duration::from_millis(deadline_ms);
             tokio::spawn(async move {
-                let _ = handle.close().await;
+                let _ = handle.close(deadline).await;
             });
         }
     }
 
     pub(crate) fn call(&mut self, resource: ResourceId, op: Op, deadline_ms: u64) {
-        if let Some(opening) = self.opening.get_mut(&resource) {
-            opening.waiting.push((op, deadline_ms));
-            return;
+        if self
+            .sequencer
+            .request(resource, Queued::Call(op, deadline_ms))
+            .is_none()
+        {
+            return; // waits for the open in flight
         }
         let Some(handle) = self.handles.get(&resource).cloned() else {
             let message = format!(
@@ -206,6 +204,36 @@ impl Core {
                 op,
                 result,
             });
+        });
+    }
+
+    /// Hands the resource's host its health plan (None: stop polling), in order with its calls.
+    pub(crate) fn set_polling(&mut self, resource: ResourceId, plan: Option<HealthPlan>) {
+        if self
+            .sequencer
+            .request(resource, Queued::Poll(plan))
+            .is_none()
+        {
+            return; // waits for the open in flight
+        }
+        // Not open: nothing polls it, and its next open starts without a plan.
+        let Some(handle) = self.handles.get(&resource).cloned() else {
+            return;
+        };
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            match handle.set_polling(plan).await {
+                // A host that died or a resource closed meanwhile is reported on its own.
+                Ok(()) | Err(CallError::HostDied(_)) | Err(CallError::Closed) => {}
+                Err(e) => log.log(
+                    LogLevel::Err,
+                    "RCM",
+                    &format!(
+                        "resource '{}': cannot hand its health plan to its host: {e}",
+                        handle.name()
+                    ),
+                ),
+            }
         });
     }
 

@@ -212,7 +212,10 @@ async fn forward_probe_output(mut events: HostEvents, path: String) {
                 "probe of {path}: stderr: {line}"
             ),
             HostEvent::Died(_) => return,
-            HostEvent::Refused { .. } | HostEvent::Progress { .. } => {}
+            HostEvent::Refused { .. }
+            | HostEvent::Progress { .. }
+            | HostEvent::HealthFailed { .. }
+            | HostEvent::CallStats { .. } => {}
         }
     }
 }
@@ -272,7 +275,7 @@ impl Core {
         for (host, open) in self.catalogue.take_resolved_opens() {
             // An open whose host or resource went away meanwhile was cancelled by what removed it.
             let wanted = self.hosts.contains_key(&host)
-                && self.opening.contains_key(&open.resource)
+                && self.sequencer.is_current(open.resource, open.seq)
                 && self.engine.resource_by_id(open.resource).is_some();
             if wanted {
                 self.start_open(host, open);

@@ -6,6 +6,7 @@ use crate::log::{ControlWriter, Logger};
 use crate::monitor::Monitor;
 use crate::plugins::Registry;
 use crate::resource::ResourceThread;
+use crate::stats::StatsBoard;
 use crate::{Options, EXIT_PROTOCOL};
 use keelson_proto::{
     FrameBuf, Hello, HostReply, HostRequest, OpenResource, ProtoError, PROTOCOL_VERSION,
@@ -24,6 +25,8 @@ struct Control {
     fds: VecDeque<OwnedFd>,
     registry: Registry,
     monitor: Arc<Monitor>,
+    /// Statistics of the health checks the resource threads run, for the reporter thread.
+    board: Arc<StatsBoard>,
     logger: Logger,
 }
 
@@ -50,19 +53,26 @@ pub fn run(opts: Options) -> Result<(), String> {
     let writer = ControlWriter::new(socket.try_clone().map_err(|e| e.to_string())?);
     let logger = Logger::new(writer, opts.log_stderr)?;
     let monitor = Monitor::new(logger.clone());
+    let board = Arc::new(StatsBoard::default());
     let mut control = Control {
         socket,
         frames: FrameBuf::new(),
         fds: VecDeque::new(),
         registry: Registry::new(logger.clone()),
         monitor: monitor.clone(),
-        logger,
+        board: board.clone(),
+        logger: logger.clone(),
     };
     control.handshake()?;
     std::thread::Builder::new()
         .name("deadlock-monitor".into())
         .spawn(move || monitor.run())
         .map_err(|e| format!("cannot start the deadlock monitor: {e}"))?;
+    let control_writer = logger.control().clone();
+    std::thread::Builder::new()
+        .name("health-stats".into())
+        .spawn(move || board.run(control_writer))
+        .map_err(|e| format!("cannot start the statistics reporter: {e}"))?;
     control.serve()
 }
 
@@ -133,6 +143,7 @@ impl Control {
             socket,
             monitor: self.monitor.clone(),
             logger: self.logger.clone(),
+            board: self.board.clone(),
         };
         if let Err(e) = thread.spawn() {
             self.logger.log(

@@ -10,7 +10,10 @@ mod crash;
 mod log;
 mod monitor;
 mod plugins;
+mod polling;
 mod resource;
+mod scan;
+mod stats;
 
 use std::process::ExitCode;
 

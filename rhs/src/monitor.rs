@@ -1,18 +1,15 @@
 //! The deadlock monitor: every resource thread publishes its outstanding call in a lock-free slot; one
 //! monitor thread wakes at the earliest deadline, and when a call outlives it, logs the WSFC lines,
-//! raises `DeadlockDetected` on the alarm pipe and ends the process. Not crash handling (crash.rs).
+//! raises `DeadlockDetected` on the alarm pipe and ends the process. Not crash handling (crash.rs),
+//! nor the overdue-or-sleep decision itself (scan.rs, pure).
 
 use crate::log::Logger;
+use crate::scan::{self, Running, Verdict, MIN_TICK};
 use keelson_proto::HostAlarm;
 use keelson_types::{LogLevel, Op, ResourceId};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// Longest the monitor sleeps between looks, whatever the deadlines.
-const MAX_TICK: Duration = Duration::from_millis(500);
-/// Shortest sleep, so a burst of tiny deadlines cannot spin the monitor.
-const MIN_TICK: Duration = Duration::from_millis(1);
 
 /// One resource's outstanding call, written by its thread, read by the monitor.
 pub struct CallSlot {
@@ -85,6 +82,11 @@ impl Monitor {
         slot.started_ns.store(0, Ordering::Release);
     }
 
+    /// Milliseconds since the monitor started (the host's monotonic clock for health polling).
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64 + 1
     }
@@ -110,33 +112,37 @@ impl Monitor {
         }
     }
 
-    /// Finds an overdue call, else how long to sleep before the next deadline could pass.
+    /// Finds an overdue call (scan.rs decides), else how long to sleep before the next deadline
+    /// could pass.
     fn scan(&self, slots: &[Arc<CallSlot>]) -> (Option<(Arc<CallSlot>, Op, u64)>, Duration) {
+        let running = slots.iter().enumerate().filter_map(|(i, slot)| {
+            let started_ns = slot.started_ns.load(Ordering::Acquire);
+            (started_ns != 0).then(|| Running {
+                slot: i,
+                started_ns,
+                deadline_ms: slot.deadline_ms.load(Ordering::Relaxed),
+                op: Op::from_u8(slot.op.load(Ordering::Relaxed)),
+            })
+        });
         let now = self.now_ns();
-        let min_deadline = self.min_deadline_ms.load(Ordering::Acquire);
-        let mut sleep = MAX_TICK.min(Duration::from_millis(min_deadline / 20));
-        for slot in slots {
-            let started = slot.started_ns.load(Ordering::Acquire);
-            if started == 0 {
-                continue;
-            }
-            let deadline_ns = slot
-                .deadline_ms
-                .load(Ordering::Relaxed)
-                .saturating_mul(1_000_000);
-            let elapsed = now.saturating_sub(started);
-            let op = Op::from_u8(slot.op.load(Ordering::Relaxed));
-            // Re-check the start time so a call that ended (and another began) is not blamed.
-            if elapsed > deadline_ns && slot.started_ns.load(Ordering::Acquire) == started {
-                if let Some(op) = op {
-                    return (Some((slot.clone(), op, elapsed)), sleep);
+        match scan::scan(now, self.min_deadline_ms.load(Ordering::Acquire), running) {
+            Verdict::Sleep(sleep) => (None, sleep),
+            Verdict::Overdue {
+                slot,
+                op,
+                elapsed_ns,
+            } => {
+                let slot = &slots[slot];
+                // The call may have ended (and another begun) since it was read: not blamed, and
+                // the monitor looks again at once.
+                let started = now.saturating_sub(elapsed_ns);
+                if slot.started_ns.load(Ordering::Acquire) == started {
+                    (Some((slot.clone(), op, elapsed_ns)), MIN_TICK)
+                } else {
+                    (None, MIN_TICK)
                 }
             }
-            sleep = sleep.min(Duration::from_nanos(
-                deadline_ns - elapsed.min(deadline_ns) + 1,
-            ));
         }
-        (None, sleep.max(MIN_TICK))
     }
 
     /// Logs the WSFC deadlock lines, tells the parent, and ends the process.

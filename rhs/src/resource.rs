@@ -1,20 +1,27 @@
 //! One open resource: its call thread, which runs OPEN, then serves calls from the resource's own
-//! socket one at a time, timing each under the deadlock monitor and marking it for crash attribution.
-//! Not loading plugins (plugins.rs) and not deciding deadlines (the caller sends them).
+//! socket one at a time and, between them, the health checks the parent asked for, timing each under
+//! the deadlock monitor and marking it for crash attribution. Not loading plugins (plugins.rs), not
+//! when checks are due (polling.rs) and not deciding deadlines (the parent sends them).
 
 use crate::callbacks::CallbackCtx;
 use crate::log::Logger;
 use crate::monitor::{CallSlot, Monitor};
 use crate::plugins::Plugin;
+use crate::polling::Polling;
+use crate::stats::StatsBoard;
 use keelson_abi::{KeelsonResourceType, KEELSON_ERROR_BUF_LEN, KEELSON_INVALID, KEELSON_OK};
 use keelson_proto::{
-    read_frame, write_frame, CallDone, OpenResource, ResourceReply, ResourceRequest,
+    write_frame, CallDone, FrameBuf, OpenResource, ResourceReply, ResourceRequest,
 };
 use keelson_types::{LogLevel, Op};
 use std::ffi::{c_char, c_void, CStr, CString};
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Waits for the next health check are rounded up to this many ms (a jiffy at HZ=250).
+const WAIT_GRAIN_MS: u64 = 4;
 
 /// The answer to an OPEN the host refuses before calling the plugin (bad type, bad parameters…).
 pub fn refused_open(message: String) -> CallDone {
@@ -33,6 +40,8 @@ pub struct ResourceThread {
     pub socket: UnixStream,
     pub monitor: Arc<Monitor>,
     pub logger: Logger,
+    /// Where the statistics of the health checks this thread runs are posted.
+    pub board: Arc<StatsBoard>,
 }
 
 /// The live resource: its type table, handle and parameters.
@@ -124,36 +133,89 @@ impl ResourceThread {
         })
     }
 
-    /// Serves calls until CLOSE or until the parent drops the socket.
+    /// Serves requests until CLOSE or until the parent drops the socket, and between them runs the
+    /// health checks the parent asked for (`Poll`), on this thread, under the deadlock monitor.
     fn serve(&self, slot: &CallSlot, live: &mut Live) {
-        // Buffered, so a request costs one read(2) instead of two (header, then payload). It reads
-        // through a borrow: a dup per resource would double the host's descriptors.
-        let mut reader = std::io::BufReader::with_capacity(512, &self.socket);
+        let mut frames = FrameBuf::new();
+        let mut health = Polling::new(self.spec.resource, self.board.clone());
+        let mut last_deadline_ms = self.spec.deadline_ms;
+        // The socket's receive timeout now (None: block): changed only when the next check moves.
+        let mut timeout: Option<Duration> = None;
+        let mut buf = [0u8; 512];
         loop {
-            let request = match read_frame::<ResourceRequest>(&mut reader) {
-                Ok(Some(request)) => request,
-                Ok(None) => return self.close(slot, live, false),
-                Err(e) => {
-                    self.logger.log(
-                        Some(self.spec.resource),
-                        LogLevel::Err,
-                        format!(
-                            "resource '{}': bad request frame ({e}); closing it",
-                            self.spec.name
-                        ),
-                    );
-                    return self.close(slot, live, false);
+            match frames.next_frame::<ResourceRequest>() {
+                Ok(Some(ResourceRequest::Call { op, deadline_ms })) => {
+                    // A close without a request (the parent dropped the socket) gets the latest
+                    // deadline the parent sent; an asked-for close gets its own.
+                    last_deadline_ms = deadline_ms;
+                    if op == Op::Close {
+                        health.stop(self.now_ms());
+                        return self.close(slot, live, deadline_ms, true);
+                    }
+                    let done = self.call(slot, live, op, deadline_ms);
+                    if !self.reply(done) {
+                        return self.close(slot, live, last_deadline_ms, false);
+                    }
+                    continue;
                 }
-            };
-            let ResourceRequest::Call { op, deadline_ms } = request;
-            if op == Op::Close {
-                return self.close(slot, live, true);
+                Ok(Some(ResourceRequest::Poll { plan })) => {
+                    health.set(plan, self.now_ms());
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return self.bad_frame(slot, live, last_deadline_ms, &e.to_string()),
             }
-            let done = self.call(slot, live, op, deadline_ms);
-            if !self.reply(done) {
-                return self.close(slot, live, false);
+            let now = self.now_ms();
+            if let Some((op, deadline_ms)) = health.due(now) {
+                let done = self.call(slot, live, op, deadline_ms);
+                if let Some(failed) = health.done(op, &done, self.now_ms()) {
+                    self.logger.control().send(&failed);
+                }
+                continue;
+            }
+            // Rounded up to the kernel's timer granularity: never early, and the same timeout from
+            // one check to the next, so the socket option is seldom set again.
+            let wait = health.next_due().map(|due| {
+                Duration::from_millis(
+                    due.saturating_sub(now)
+                        .max(1)
+                        .next_multiple_of(WAIT_GRAIN_MS),
+                )
+            });
+            if wait != timeout {
+                if let Err(e) = self.socket.set_read_timeout(wait) {
+                    return self.bad_frame(slot, live, last_deadline_ms, &e.to_string());
+                }
+                timeout = wait;
+            }
+            match (&self.socket).read(&mut buf) {
+                Ok(0) => {
+                    health.stop(self.now_ms());
+                    return self.close(slot, live, last_deadline_ms, false);
+                }
+                Ok(n) => frames.push(&buf[..n]),
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => return self.bad_frame(slot, live, last_deadline_ms, &e.to_string()),
             }
         }
+    }
+
+    /// The socket failed or sent something undecodable: log it and close the resource.
+    fn bad_frame(&self, slot: &CallSlot, live: &mut Live, deadline_ms: u64, error: &str) {
+        self.logger.log(
+            Some(self.spec.resource),
+            LogLevel::Err,
+            format!(
+                "resource '{}': bad request frame ({error}); closing it",
+                self.spec.name
+            ),
+        );
+        self.close(slot, live, deadline_ms, false);
+    }
+
+    /// Milliseconds on this host's monotonic clock (the health schedule's clock).
+    fn now_ms(&self) -> u64 {
+        self.monitor.now_ms()
     }
 
     /// Runs one non-close entry point.
@@ -202,11 +264,11 @@ impl ResourceThread {
         })
     }
 
-    /// Runs CLOSE (timed like any call) and, if asked, answers it.
-    fn close(&self, slot: &CallSlot, live: &mut Live, answer: bool) {
+    /// Runs CLOSE (timed like any call, within `deadline_ms`) and, if asked, answers it.
+    fn close(&self, slot: &CallSlot, live: &mut Live, deadline_ms: u64, answer: bool) {
         let close = live.table.close.expect("checked at load");
         let handle = std::mem::replace(&mut live.handle, std::ptr::null_mut());
-        let done = self.timed(slot, Op::Close, self.spec.deadline_ms, |_, _| {
+        let done = self.timed(slot, Op::Close, deadline_ms, |_, _| {
             // SAFETY: the handle came from this resource's open and is not used after close.
             unsafe { close(handle) };
             KEELSON_OK
@@ -252,4 +314,14 @@ impl ResourceThread {
     fn reply(&self, done: CallDone) -> bool {
         write_frame(&mut &self.socket, &ResourceReply::CallDone(done)).is_ok()
     }
+}
+
+/// A receive timeout ran out (the next health check is due), or a signal interrupted the wait.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
 }

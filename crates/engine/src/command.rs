@@ -5,7 +5,7 @@
 use crate::ids::{GroupId, HostId};
 use crate::state::{GroupState, ResourceState};
 use crate::timer::Timer;
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{HealthPlan, LogLevel, Op, ResourceId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,16 +31,32 @@ pub enum Command {
         plugin: String,
         /// Its private parameters, for the plugin's open.
         params: BTreeMap<String, String>,
+        /// Deadline of the OPEN call (the resource's DeadlockTimeout now).
+        deadline_ms: u64,
     },
-    /// Close the resource in the host. No result is expected.
-    Close { resource: ResourceId, host: HostId },
+    /// Close the resource in the host, with the deadline of its CLOSE call (the resource's
+    /// DeadlockTimeout now, not the one it had when it was opened). No result is expected.
+    Close {
+        resource: ResourceId,
+        host: HostId,
+        deadline_ms: u64,
+    },
     /// Call an entry point with a deadline (PendingTimeout for Online/Offline, DeadlockTimeout for
-    /// the others). Report `Event::CallDone` when it returns.
+    /// the others, TERMINATE included: it is an ordinary call on the resource's socket). Report
+    /// `Event::CallDone` when it returns.
     Call {
         resource: ResourceId,
         host: HostId,
         op: Op,
         deadline_ms: u64,
+    },
+    /// Poll the resource's health in its host by `plan` (sent when it comes Online and whenever its
+    /// poll intervals or DeadlockTimeout change while Online), or stop polling (None: it left
+    /// Online). Report a failed check as `Event::HealthFailed`; nothing else comes back.
+    Poll {
+        resource: ResourceId,
+        host: HostId,
+        plan: Option<HealthPlan>,
     },
     /// Feed `Event::TimerFired { timer }` back once the clock reaches `at` (ms).
     ScheduleTimer { at: u64, timer: Timer },

@@ -77,7 +77,8 @@ fn admin_target(event: &Event) -> Option<AdminTarget> {
         Event::CallDone { .. }
         | Event::TimerFired { .. }
         | Event::HostStarted { .. }
-        | Event::HostDied { .. } => return None,
+        | Event::HostDied { .. }
+        | Event::HealthFailed { .. } => return None,
     })
 }
 
@@ -237,6 +238,14 @@ impl Engine {
                 self.call_done(resource, op, ok, &message);
                 Ok(())
             }
+            Event::HealthFailed {
+                resource,
+                op,
+                message,
+            } => {
+                self.health_failed(resource, op, &message);
+                Ok(())
+            }
             Event::TimerFired { timer } => {
                 self.timer_fired(timer);
                 Ok(())
@@ -344,6 +353,7 @@ impl Engine {
 
     pub(crate) fn mark_dirty(&mut self, id: ResourceId) {
         self.dirty_resources.insert(id);
+        self.refresh_health_plan(id);
     }
 
     fn flush_persist(&mut self) {
@@ -386,13 +396,9 @@ impl Engine {
     /// How much of the node `event` can change.
     fn scope_of(&self, event: &Event) -> Scope {
         let resource = match event {
-            Event::CallDone { resource, .. } => *resource,
+            Event::CallDone { resource, .. } | Event::HealthFailed { resource, .. } => *resource,
             Event::TimerFired { timer } => match timer.kind {
-                TimerKind::LooksAlive(r)
-                | TimerKind::IsAlive(r)
-                | TimerKind::PendingTimeout(r)
-                | TimerKind::Restart(r)
-                | TimerKind::Retry(r) => r,
+                TimerKind::PendingTimeout(r) | TimerKind::Restart(r) | TimerKind::Retry(r) => r,
                 TimerKind::GroupRetry(g) => return Scope::Group(g),
             },
             _ => return Scope::All,

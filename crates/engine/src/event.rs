@@ -100,6 +100,13 @@ pub enum Event {
         ok: bool,
         message: String,
     },
+    /// A health check the host ran by the plan of a `Command::Poll` failed (after a failed LooksAlive
+    /// the host runs IsAlive at once by itself).
+    HealthFailed {
+        resource: ResourceId,
+        op: Op,
+        message: String,
+    },
     /// A `Command::ScheduleTimer` timer is due.
     TimerFired {
         timer: Timer,
@@ -127,6 +134,7 @@ impl Event {
         !matches!(
             self,
             Event::CallDone { .. }
+                | Event::HealthFailed { .. }
                 | Event::TimerFired { .. }
                 | Event::HostStarted { .. }
                 | Event::HostDied { .. }

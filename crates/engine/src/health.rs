@@ -1,22 +1,50 @@
-//! Health polling and the routing of shell reports: LooksAlive every LooksAlivePollInterval, IsAlive
-//! every IsAlivePollInterval, IsAlive at once when LooksAlive fails; call results and timers dispatched
-//! to their rules (stale ones ignored). Not what a failure then does (failure.rs).
+//! Health polling as the engine sees it, and the routing of shell reports: a resource that comes
+//! Online gets its health plan (LooksAlivePollInterval, IsAlivePollInterval, DeadlockTimeout) and its
+//! host polls by it (keelson_types::HealthSchedule, on the resource's own thread); a changed plan is
+//! handed again, leaving Online stops it; a failed check comes back as `Event::HealthFailed`. Call
+//! results and timers are dispatched to their rules (stale ones ignored). Not what a failure then
+//! does (failure.rs).
 
+use crate::command::Command;
 use crate::engine::Engine;
 use crate::state::ResourceState;
 use crate::timer::{Timer, TimerKind};
 use keelson_types::{LogLevel, Op, ResourceId};
 
 impl Engine {
-    /// Schedules the first LooksAlive and IsAlive of a resource that just came Online.
+    /// A resource that just came Online: its host starts polling by its plan.
     pub(crate) fn start_health(&mut self, id: ResourceId) {
-        let p = &self.res(id).props;
-        let (looks, is) = (
-            self.now.saturating_add(p.looks_alive_poll_interval_ms),
-            self.now.saturating_add(p.is_alive_poll_interval_ms),
-        );
-        self.schedule(TimerKind::LooksAlive(id), looks);
-        self.schedule(TimerKind::IsAlive(id), is);
+        let plan = self.res(id).health_plan();
+        self.send_health_plan(id, Some(plan));
+    }
+
+    /// A resource left Online: its host stops polling.
+    pub(crate) fn stop_health(&mut self, id: ResourceId) {
+        if self.res(id).health_plan.is_some() {
+            self.send_health_plan(id, None);
+        }
+    }
+
+    /// Its properties may have changed: an Online resource whose plan differs gets the new one.
+    pub(crate) fn refresh_health_plan(&mut self, id: ResourceId) {
+        let Some(r) = self.resources.get(&id) else {
+            return;
+        };
+        let plan = r.health_plan();
+        if r.state == ResourceState::Online && r.health_plan.is_some_and(|p| p != plan) {
+            self.send_health_plan(id, Some(plan));
+        }
+    }
+
+    fn send_health_plan(&mut self, id: ResourceId, plan: Option<keelson_types::HealthPlan>) {
+        let r = self.res_mut(id);
+        r.health_plan = plan;
+        let Some(host) = r.host else { return };
+        self.out.push(Command::Poll {
+            resource: id,
+            host,
+            plan,
+        });
     }
 
     pub(crate) fn timer_fired(&mut self, timer: Timer) {
@@ -24,8 +52,6 @@ impl Engine {
             return;
         }
         match timer.kind {
-            TimerKind::LooksAlive(id) => self.poll(id, Op::LooksAlive),
-            TimerKind::IsAlive(id) => self.poll(id, Op::IsAlive),
             TimerKind::PendingTimeout(id) => self.pending_timeout(id),
             TimerKind::Restart(id) => self.restart_due(id),
             TimerKind::Retry(id) => self.retry_due(id),
@@ -33,27 +59,19 @@ impl Engine {
         }
     }
 
-    /// A poll is due: call (unless a check of that kind, or an IsAlive, is still running) and
-    /// schedule the next one.
-    fn poll(&mut self, id: ResourceId, op: Op) {
+    /// A check the host ran by the plan failed. Ignored unless the resource is (still) Online and
+    /// polled: a report that crossed its leaving Online is stale.
+    pub(crate) fn health_failed(&mut self, id: ResourceId, op: Op, message: &str) {
         let Some(r) = self.resources.get(&id) else {
             return;
         };
-        if r.state != ResourceState::Online {
+        if r.state != ResourceState::Online || r.health_plan.is_none() {
             return;
         }
-        let busy = r.outstanding.contains(&op) || r.outstanding.contains(&Op::IsAlive);
-        let (kind, interval) = match op {
-            Op::LooksAlive => (
-                TimerKind::LooksAlive(id),
-                r.props.looks_alive_poll_interval_ms,
-            ),
-            _ => (TimerKind::IsAlive(id), r.props.is_alive_poll_interval_ms),
-        };
-        if !busy {
-            self.call(id, op);
+        match op {
+            Op::LooksAlive => self.looks_alive_failed(id, message),
+            _ => self.is_alive_failed(id, message),
         }
-        self.schedule(kind, self.now.saturating_add(interval));
     }
 
     pub(crate) fn call_done(&mut self, id: ResourceId, op: Op, ok: bool, message: &str) {
@@ -66,8 +84,6 @@ impl Engine {
         match op {
             Op::Online => self.online_done(id, ok, message),
             Op::Offline => self.offline_done(id, ok, message),
-            Op::LooksAlive if !ok => self.looks_alive_failed(id, message),
-            Op::IsAlive if !ok => self.is_alive_failed(id, message),
             Op::Open if !ok => self.open_failed(id, message),
             Op::Terminate => {
                 let name = self.res(id).name.clone();
@@ -86,13 +102,11 @@ impl Engine {
             return;
         }
         let name = r.name.clone();
+        // The host runs IsAlive at once by itself.
         self.log(
             LogLevel::Warn,
             format!("LooksAlive failed for resource '{name}': {message}; running IsAlive."),
         );
-        if !self.res(id).outstanding.contains(&Op::IsAlive) {
-            self.call(id, Op::IsAlive);
-        }
     }
 
     fn is_alive_failed(&mut self, id: ResourceId, message: &str) {

@@ -19,6 +19,10 @@
 //!   - [`Command::Open`] → open the resource in that host; report [`Event::CallDone`] with
 //!     `op: Op::Open`. [`Command::Close`] needs no report. [`Command::StopHost`]: shut it down.
 //!   - [`Command::Call`] → run the entry point with `deadline_ms`; report [`Event::CallDone`].
+//!     Open and Close carry their `deadline_ms` too: every deadline is the engine's, taken from the
+//!     resource's properties when the command is sent.
+//!   - [`Command::Poll`] → the host polls the resource's health by the plan (None: stops), with
+//!     `keelson_types::HealthSchedule`; report a failed check as [`Event::HealthFailed`].
 //!   - [`Command::ScheduleTimer`] → at `at`, send [`Event::TimerFired`] with the same [`Timer`]. There
 //!     is no cancel command: the engine ignores timers it no longer wants.
 //!   - A host that crashes or deadlocks → [`Event::HostDied`] with the blamed `(resource, op)` if the
@@ -42,9 +46,10 @@
 //!   dependents.
 //! * Resources are opened when created (default host, or a host of their own if SeparateMonitor).
 //!   Online/Offline calls carry PendingTimeout; past it the engine calls Terminate and the resource
-//!   is Failed. While Online, LooksAlive runs every LooksAlivePollInterval and IsAlive every
-//!   IsAlivePollInterval (deadline DeadlockTimeout); a failed LooksAlive triggers an IsAlive at once;
-//!   a failed IsAlive makes the resource Failed (event 1069).
+//!   is Failed. While Online, its host runs LooksAlive every LooksAlivePollInterval and IsAlive every
+//!   IsAlivePollInterval (deadline DeadlockTimeout) by the plan the engine hands it; a failed
+//!   LooksAlive makes the host run IsAlive at once; a failed IsAlive makes the resource Failed
+//!   (event 1069).
 //! * Restart policy ([`restart::decide`]): restart after RestartDelay while fewer than
 //!   RestartThreshold restarts happened within RestartPeriod; past that, RestartAndFailover fails the
 //!   group (single node: group Failed, event 1205, resources taken offline, group retried after the

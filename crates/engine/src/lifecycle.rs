@@ -31,8 +31,7 @@ impl Engine {
             to,
         });
         if from == ResourceState::Online {
-            self.cancel(TimerKind::LooksAlive(id));
-            self.cancel(TimerKind::IsAlive(id));
+            self.stop_health(id);
             for d in graph::direct_dependents(&self.resources, id) {
                 if self.res(d).state == ResourceState::Online {
                     self.start_offline(d);
@@ -55,6 +54,7 @@ impl Engine {
         r.reopen = false;
         let (name, type_name, plugin) = (r.name.clone(), r.type_name.clone(), r.plugin.clone());
         let params = r.params.clone();
+        let deadline_ms = r.deadline_for(Op::Open);
         self.out.push(Command::Open {
             resource: id,
             host,
@@ -62,6 +62,7 @@ impl Engine {
             type_name,
             plugin,
             params,
+            deadline_ms,
         });
     }
 
@@ -70,7 +71,12 @@ impl Engine {
         let r = self.res_mut(id);
         r.outstanding.remove(&Op::Open);
         let Some(host) = r.host.take() else { return };
-        self.out.push(Command::Close { resource: id, host });
+        let deadline_ms = r.deadline_for(Op::Close);
+        self.out.push(Command::Close {
+            resource: id,
+            host,
+            deadline_ms,
+        });
         self.hosts.remove_member(host, id, &mut self.out);
     }
 
@@ -210,8 +216,6 @@ impl Engine {
     /// Forgets every live timer of the resource.
     pub(crate) fn cancel_resource_timers(&mut self, id: ResourceId) {
         for kind in [
-            TimerKind::LooksAlive(id),
-            TimerKind::IsAlive(id),
             TimerKind::PendingTimeout(id),
             TimerKind::Restart(id),
             TimerKind::Retry(id),

@@ -52,7 +52,8 @@ impl Engine {
             Event::CallDone { .. }
             | Event::TimerFired { .. }
             | Event::HostStarted { .. }
-            | Event::HostDied { .. } => return None,
+            | Event::HostDied { .. }
+            | Event::HealthFailed { .. } => return None,
         })
     }
 

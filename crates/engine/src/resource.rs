@@ -5,7 +5,7 @@ use crate::command::ResourceRecord;
 use crate::ids::{GroupId, HostId};
 use crate::restart::RestartHistory;
 use crate::state::ResourceState;
-use keelson_types::{Op, ResourceId, ResourceProperties};
+use keelson_types::{HealthPlan, Op, ResourceId, ResourceProperties};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug)]
@@ -35,6 +35,8 @@ pub(crate) struct Resource {
     pub opened_once: bool,
     /// Calls sent and not yet answered; results for anything else are stale and ignored.
     pub outstanding: BTreeSet<Op>,
+    /// The health plan its host polls by (handed when it came Online), None when not polling.
+    pub health_plan: Option<HealthPlan>,
     pub restarts: RestartHistory,
 }
 
@@ -64,6 +66,7 @@ impl Resource {
             gen: 0,
             opened_once: false,
             outstanding: BTreeSet::new(),
+            health_plan: None,
             restarts: RestartHistory::default(),
         }
     }
@@ -73,6 +76,15 @@ impl Resource {
         match op {
             Op::Online | Op::Offline => self.props.pending_timeout_ms,
             _ => self.props.deadlock_timeout_ms,
+        }
+    }
+
+    /// The health plan its properties give now.
+    pub fn health_plan(&self) -> HealthPlan {
+        HealthPlan {
+            looks_alive_ms: self.props.looks_alive_poll_interval_ms,
+            is_alive_ms: self.props.is_alive_poll_interval_ms,
+            deadline_ms: self.props.deadlock_timeout_ms,
         }
     }
 

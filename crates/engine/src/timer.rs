@@ -1,5 +1,6 @@
 //! Timers the engine asks the shell to run. Not a timer wheel: the shell sleeps until `at` and feeds
-//! `Event::TimerFired` back; the engine ignores any timer it has since replaced or cancelled.
+//! `Event::TimerFired` back; the engine ignores any timer it has since replaced or cancelled. Not
+//! health polling: the host runs that by the plan of `Command::Poll`.
 
 use crate::ids::{GroupId, TimerId};
 use keelson_types::ResourceId;
@@ -8,10 +9,6 @@ use serde::{Deserialize, Serialize};
 /// What a timer is for. At most one timer of each kind is live at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TimerKind {
-    /// Time for the next LooksAlive (every `LooksAlivePollInterval` while Online).
-    LooksAlive(ResourceId),
-    /// Time for the next IsAlive (every `IsAlivePollInterval` while Online).
-    IsAlive(ResourceId),
     /// `PendingTimeout` of an Online/Offline call.
     PendingTimeout(ResourceId),
     /// `RestartDelay` has passed: restart the failed resource.

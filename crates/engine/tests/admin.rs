@@ -24,7 +24,11 @@ fn deleting_an_online_resource_is_refused_and_changes_nothing() {
     sim.settle();
     let (id, host) = (sim.id("a"), sim.host_of("a"));
     let c = sim.ok(Event::DeleteResource { name: "a".into() });
-    assert!(c.contains(&Command::Close { resource: id, host }));
+    assert!(c.contains(&Command::Close {
+        resource: id,
+        host,
+        deadline_ms: 300_000
+    }));
     assert_eq!(persists(&c), [PersistChange::DeleteResource("a".into())]);
     assert!(sim.engine.resource("a").is_none());
 }

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use keelson_engine::*;
-use keelson_types::{Op, ResourceProperties};
+use keelson_types::{HealthPlan, Op, ResourceProperties};
 
 fn online_one() -> Sim {
     let mut sim = Sim::with_group(&["a"]);
@@ -32,12 +32,26 @@ fn coming_online_schedules_looks_alive_and_is_alive_at_their_intervals() {
     let t0 = sim.now;
     let c = sim.reply("a", Op::Online, true);
     let id = sim.id("a");
-    let t = timers(&c);
+    // The engine hands the host its plan; the host's schedule (the same policy, here on the fake
+    // clock) has the first checks one interval after Online.
     assert!(
-        t.contains(&(t0 + 5_000, TimerKind::LooksAlive(id))),
-        "{t:?}"
+        c.contains(&Command::Poll {
+            resource: id,
+            host: sim.host_of("a"),
+            plan: Some(HealthPlan {
+                looks_alive_ms: 5_000,
+                is_alive_ms: 60_000,
+                deadline_ms: 300_000,
+            }),
+        }),
+        "{c:?}"
     );
-    assert!(t.contains(&(t0 + 60_000, TimerKind::IsAlive(id))), "{t:?}");
+    let t = [
+        (sim.poll_due(id, Op::LooksAlive), Op::LooksAlive),
+        (sim.poll_due(id, Op::IsAlive), Op::IsAlive),
+    ];
+    assert!(t.contains(&(Some(t0 + 5_000), Op::LooksAlive)), "{t:?}");
+    assert!(t.contains(&(Some(t0 + 60_000), Op::IsAlive)), "{t:?}");
 }
 
 #[test]

@@ -311,7 +311,8 @@ fn separate_monitor_set_by_hand_moves_the_resource_at_its_next_online() {
     let c = sim.ok(Event::OnlineResource { name: "a".into() });
     assert!(c.contains(&Command::Close {
         resource: sim.id("a"),
-        host: default
+        host: default,
+        deadline_ms: 300_000
     }));
     let s = starts(&c);
     assert_eq!(s.len(), 1);
@@ -346,7 +347,11 @@ fn deleting_the_only_resource_of_a_separate_monitor_stops_it() {
     sim.settle();
     let (host, id) = (sim.host_of("s"), sim.id("s"));
     let c = sim.ok(Event::DeleteResource { name: "s".into() });
-    assert!(c.contains(&Command::Close { resource: id, host }));
+    assert!(c.contains(&Command::Close {
+        resource: id,
+        host,
+        deadline_ms: 300_000
+    }));
     assert!(c.contains(&Command::StopHost { host }));
     assert!(sim.engine.hosts().is_empty());
 }

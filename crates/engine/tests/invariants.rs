@@ -125,13 +125,10 @@ fn apply(sim: &mut Sim, a: &Action) {
             if sim.calls.is_empty() {
                 return;
             }
-            let (resource, _, op) = sim.calls.remove(i % sim.calls.len());
-            Event::CallDone {
-                resource,
-                op,
-                ok: *ok,
-                message: "prop".into(),
-            }
+            // Through the Sim, so that a health check's answer goes to its host's poller.
+            let i = i % sim.calls.len();
+            sim.answer(i, *ok);
+            return;
         }
         Action::FireTimer(i) => {
             if sim.timers.is_empty() {
@@ -165,6 +162,7 @@ fn apply(sim: &mut Sim, a: &Action) {
             });
             sim.live_hosts.remove(&host);
             sim.calls.retain(|c| c.1 != host);
+            sim.pollers.retain(|_, p| p.host != host);
             Event::HostDied {
                 host,
                 offender,

@@ -47,7 +47,14 @@ fn a_parameter_change_reopens_an_offline_resource_at_once() {
     let host = sim.host_of("a");
     let c = set(&mut sim, &[("path", "/srv")], &[]).unwrap();
     let id = sim.id("a");
-    assert!(c.contains(&Command::Close { resource: id, host }), "{c:?}");
+    assert!(
+        c.contains(&Command::Close {
+            resource: id,
+            host,
+            deadline_ms: 300_000
+        }),
+        "{c:?}"
+    );
     assert_eq!(opens(&c), [map(&[("path", "/srv")])]);
     let PersistChange::PutResource(rec) = &persists(&c)[0] else {
         panic!("{c:?}")

@@ -11,17 +11,27 @@
 #![forbid(unsafe_code)]
 
 mod blame;
+mod classify;
 mod config;
 mod death;
 mod error;
+mod event;
 mod host;
+mod link;
 mod resource;
-mod stats;
+mod sequence;
+mod shared;
+mod spawn;
+mod spec;
+mod supervisor;
 mod symbols;
 
 pub use config::HostConfig;
 pub use death::{DeathCause, HostDied};
 pub use error::{CallError, HostError};
-pub use host::{Host, HostEvent, HostEvents, OpenSpec};
+pub use event::{HostEvent, HostEvents};
+pub use host::Host;
+pub use keelson_types::{CallStats, CallTimings};
 pub use resource::{ResourceHandle, SharedTimings};
-pub use stats::{CallStats, CallTimings};
+pub use sequence::{OpenFate, Sequencer};
+pub use spec::OpenSpec;

@@ -1,13 +1,14 @@
 //! One open resource as rcm sees it: its own socket to its call thread in the host, calls with a
-//! deadline and rcm's watchdog behind it, and the resource's call timings. Not the host process
-//! (host.rs).
+//! deadline and rcm's watchdog behind it, its health plan, and the resource's call timings. Not the
+//! host process (host.rs, spawn.rs, supervisor.rs).
 
 use crate::error::{CallError, HostError};
-use crate::host::{Host, OpenSpec};
-use crate::stats::{CallStats, CallTimings};
+use crate::link::Link;
+use crate::spec::OpenSpec;
 use keelson_proto::{
     encode, read_frame_buffered, CallDone, FrameBuf, ProtoError, ResourceReply, ResourceRequest,
 };
+use keelson_types::{CallStats, CallTimings, HealthPlan};
 use keelson_types::{Op, ResourceId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,8 @@ struct Channel {
 pub struct ResourceHandle {
     id: ResourceId,
     name: String,
-    host: Host,
+    /// The host's control link: keeps the host alive while this handle lives.
+    link: Arc<Link>,
     deadline: Duration,
     socket: tokio::sync::Mutex<Option<Channel>>,
     timings: SharedTimings,
@@ -49,14 +51,14 @@ impl std::fmt::Debug for ResourceHandle {
 impl ResourceHandle {
     /// Waits for the OPEN answer on a freshly passed socket.
     pub(crate) async fn open(
-        host: Host,
+        link: Arc<Link>,
         spec: &OpenSpec,
         socket: UnixStream,
     ) -> Result<ResourceHandle, HostError> {
         let handle = ResourceHandle {
             id: spec.resource,
             name: spec.name.clone(),
-            host,
+            link,
             deadline: spec.deadlock_timeout,
             socket: tokio::sync::Mutex::new(Some(Channel {
                 stream: socket,
@@ -71,7 +73,10 @@ impl ResourceHandle {
             .await;
         drop(socket);
         match done {
-            Ok(done) if done.status == 0 => Ok(handle),
+            Ok(done) if done.status == 0 => {
+                handle.lock_timings().begin_instance();
+                Ok(handle)
+            }
             Ok(done) => Err(HostError::Plugin(format!(
                 "resource '{}': open failed (status {}): {}",
                 spec.name, done.status, done.message
@@ -89,17 +94,18 @@ impl ResourceHandle {
         &self.name
     }
 
-    /// The host this resource runs in.
-    pub fn host(&self) -> &Host {
-        &self.host
+    /// The process id of the host this resource runs in.
+    pub fn host_pid(&self) -> u32 {
+        self.link.shared.pid
     }
 
-    /// The default deadline of a call (the resource's DeadlockTimeout).
+    /// The deadline the resource was opened with, which [`ResourceHandle::call`] uses.
     pub fn deadline(&self) -> Duration {
         self.deadline
     }
 
-    /// Calls `op` with the resource's DeadlockTimeout.
+    /// Calls `op` with the deadline the resource was opened with: for callers whose deadline never
+    /// changes (`keelson plugin test`, tests). rcm passes the engine's with `call_with_deadline`.
     pub async fn call(&self, op: Op) -> Result<CallDone, CallError> {
         self.call_with_deadline(op, self.deadline).await
     }
@@ -129,17 +135,41 @@ impl ResourceHandle {
         done
     }
 
-    /// Closes the resource (runs CLOSE); the handle refuses calls afterwards.
-    pub async fn close(&self) -> Result<CallDone, CallError> {
-        self.call(Op::Close).await
+    /// Asks the host to poll the resource's health by `plan` on its own thread (None: stop), in
+    /// order with the calls sent before and after. No answer comes: failures arrive as
+    /// `HostEvent::HealthFailed`, statistics as `HostEvent::CallStats`.
+    pub async fn set_polling(&self, plan: Option<HealthPlan>) -> Result<(), CallError> {
+        let mut socket = self.socket.lock().await;
+        let channel = socket.as_mut().ok_or(CallError::Closed)?;
+        let frame = encode(&ResourceRequest::Poll { plan })
+            .map_err(|e| CallError::Protocol(e.to_string()))?;
+        if channel.stream.write_all(&frame).await.is_err() {
+            *socket = None;
+            return Err(self.lost().await);
+        }
+        Ok(())
     }
 
-    /// Timings of every entry point called so far (round trip as seen from here).
+    /// Closes the resource (runs CLOSE within `deadline`, which the caller decides now: the
+    /// resource's DeadlockTimeout may have changed since it was opened); the handle refuses calls
+    /// afterwards.
+    pub async fn close(&self, deadline: Duration) -> Result<CallDone, CallError> {
+        self.call_with_deadline(Op::Close, deadline).await
+    }
+
+    /// Timings of every entry point called so far (round trip as seen from here; the health
+    /// checks the host ran by itself as it reported them).
     pub fn call_stats(&self) -> BTreeMap<Op, CallStats> {
-        self.timings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .summary()
+        self.lock_timings().summary()
+    }
+
+    /// Where this resource's timings are kept (shared with the caller that gave them at open).
+    pub fn timings(&self) -> &SharedTimings {
+        &self.timings
+    }
+
+    fn lock_timings(&self) -> std::sync::MutexGuard<'_, CallTimings> {
+        self.timings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads the answer to `op`, enforcing the watchdog.
@@ -150,16 +180,13 @@ impl ResourceHandle {
         deadline: Duration,
         start: Instant,
     ) -> Result<CallDone, CallError> {
-        let limit = deadline + self.host.shared().watchdog_grace;
+        let limit = deadline + self.link.shared.watchdog_grace;
         let reply = read_frame_buffered::<ResourceReply>(&mut channel.stream, &mut channel.frames);
         let outcome = tokio::time::timeout(limit, reply).await;
         // Every call sent is timed, whatever its end: a call that died with its host (a deadlock, a
         // crash) is the one whose duration matters most.
         let elapsed = start.elapsed();
-        self.timings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(op, elapsed);
+        self.lock_timings().record(op, elapsed);
         match outcome {
             Ok(Ok(Some(ResourceReply::CallDone(done)))) if done.op == op => Ok(done),
             Ok(Ok(Some(ResourceReply::CallDone(done)))) => Err(CallError::Protocol(format!(
@@ -172,15 +199,15 @@ impl ResourceHandle {
             }
             Ok(Err(e)) => Err(CallError::Protocol(e.to_string())),
             Err(_) => {
-                self.host.shared().watchdog_kill(self.id, op, elapsed);
-                Err(CallError::HostDied(self.host.died().await))
+                self.link.shared.watchdog_kill(self.id, op, elapsed);
+                Err(CallError::HostDied(self.link.shared.died().await))
             }
         }
     }
 
     /// The resource's socket closed: the host died (report it) or dropped just this resource.
     async fn lost(&self) -> CallError {
-        match self.host.shared().died_within(DEATH_REPORT_WAIT).await {
+        match self.link.shared.died_within(DEATH_REPORT_WAIT).await {
             Some(died) => CallError::HostDied(died),
             None => CallError::Closed,
         }

@@ -1,6 +1,6 @@
 //! Every message of the rcm<->rhs protocol as a plain serde type. Not their encoding (codec.rs).
 
-use keelson_types::{LogLevel, Op, PluginInfo, ResourceId};
+use keelson_types::{CallStats, HealthPlan, LogLevel, Op, PluginInfo, ResourceId};
 use serde::{Deserialize, Serialize};
 
 /// First frame each side sends on the control socket.
@@ -65,6 +65,17 @@ pub enum HostReply {
     /// `HostAlarm::Crashed` names that slot when plugin code faulted. Sent before the plugin's types
     /// are offered, so it always precedes any alarm that names it.
     PluginMapped(PluginMapping),
+    /// A health check the host ran by itself (see `ResourceRequest::Poll`) failed. After a failed
+    /// LooksAlive the host runs IsAlive at once; after a failed IsAlive it polls no more.
+    HealthFailed {
+        resource: ResourceId,
+        op: Op,
+        status: i32,
+        message: String,
+    },
+    /// Summaries of the health checks the host ran by itself, each counted since that resource was
+    /// opened; sent periodically, only for resources with new checks.
+    CallStats { stats: Vec<ResourceCallStats> },
 }
 
 /// Which plugin file a slot of the host's code address table stands for.
@@ -78,6 +89,14 @@ pub struct PluginMapping {
     pub base: u64,
 }
 
+/// One resource's summary of one entry point, as a host reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceCallStats {
+    pub resource: ResourceId,
+    pub op: Op,
+    pub stats: CallStats,
+}
+
 /// rcm -> rhs on a resource's own socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResourceRequest {
@@ -85,6 +104,9 @@ pub enum ResourceRequest {
     /// the resource: the rhs answers and closes the socket. `Op::Open` is refused (open happens once,
     /// from the control request).
     Call { op: Op, deadline_ms: u64 },
+    /// Poll the resource's health on its own thread by this plan (Some, while it is Online), or
+    /// stop (None). No answer: failures and statistics come up the control socket.
+    Poll { plan: Option<HealthPlan> },
 }
 
 /// rhs -> rcm on a resource's own socket.

@@ -2,7 +2,9 @@
 //! signal names and the WSFC property defaults. No I/O, no clock, no policy: just vocabulary.
 #![forbid(unsafe_code)]
 
+mod callstats;
 mod defaults;
+mod health;
 mod logtime;
 mod op;
 mod properties;
@@ -12,7 +14,9 @@ mod secret;
 mod signal;
 mod text;
 
+pub use callstats::{CallStats, CallTimings};
 pub use defaults::*;
+pub use health::{HealthPlan, HealthSchedule, HealthVerdict};
 pub use logtime::{
     format_iso_time, format_log_line, format_log_time, parse_iso_time, parse_log_line_time,
 };

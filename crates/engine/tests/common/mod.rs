@@ -1,10 +1,26 @@
 //! A fake shell for tests: drives the engine with a fake clock, remembers outstanding calls, timers
-//! and live hosts from the commands it gets, and answers on request. No sleeps, no real time.
+//! and live hosts from the commands it gets, and answers on request. It also plays the hosts' health
+//! polling: each `Command::Poll` plan runs through the real policy (keelson_types::HealthSchedule) on
+//! the fake clock, a due check shows as a `Command::Call` of LooksAlive/IsAlive (outstanding until
+//! answered, one at a time per resource, as on its host thread), and a failed one is reported to the
+//! engine as `Event::HealthFailed`. No sleeps, no real time.
 #![allow(dead_code)]
 
 use keelson_engine::*;
-use keelson_types::{GroupProperties, LogLevel, Op, ResourceId, ResourceProperties};
-use std::collections::BTreeSet;
+use keelson_types::{
+    GroupProperties, HealthPlan, HealthSchedule, HealthVerdict, LogLevel, Op, ResourceId,
+    ResourceProperties,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One resource's polling, as its host runs it.
+pub struct Poller {
+    pub host: HostId,
+    /// None once the engine stopped it (a check already running still reports).
+    pub schedule: Option<HealthSchedule>,
+    /// The check running now, if any (a host thread runs one at a time).
+    pub running: Option<Op>,
+}
 
 pub struct Sim {
     pub engine: Engine,
@@ -18,6 +34,8 @@ pub struct Sim {
     pub live_hosts: BTreeSet<HostId>,
     pub started_hosts: BTreeSet<HostId>,
     pub next_pid: u32,
+    /// Health polling by resource, as the hosts run it.
+    pub pollers: BTreeMap<ResourceId, Poller>,
 }
 
 impl Default for Sim {
@@ -37,6 +55,7 @@ impl Sim {
             live_hosts: BTreeSet::new(),
             started_hosts: BTreeSet::new(),
             next_pid: 4000,
+            pollers: BTreeMap::new(),
         }
     }
 
@@ -74,6 +93,15 @@ impl Sim {
                 Command::StopHost { host } => {
                     self.live_hosts.remove(host);
                     self.calls.retain(|(_, h, _)| h != host);
+                    self.pollers.retain(|_, p| p.host != *host);
+                }
+                Command::Poll {
+                    resource,
+                    host,
+                    plan,
+                } => self.absorb_plan(*resource, *host, *plan),
+                Command::Close { resource, .. } => {
+                    self.pollers.remove(resource);
                 }
                 Command::Open { resource, host, .. } => {
                     self.calls.push((*resource, *host, Op::Open))
@@ -86,6 +114,109 @@ impl Sim {
             }
         }
         self.history.extend(cmds.iter().cloned());
+    }
+
+    fn absorb_plan(&mut self, resource: ResourceId, host: HostId, plan: Option<HealthPlan>) {
+        let now = self.now;
+        let poller = self.pollers.entry(resource).or_insert(Poller {
+            host,
+            schedule: None,
+            running: None,
+        });
+        poller.host = host;
+        match (plan, poller.schedule.as_mut()) {
+            (Some(plan), Some(s)) => s.replan(plan, now),
+            (Some(plan), None) => poller.schedule = Some(HealthSchedule::start(plan, now)),
+            (None, _) => poller.schedule = None,
+        }
+    }
+
+    /// When the host of `resource` next runs a check of `op` (None: not polling it).
+    pub fn poll_due(&self, resource: ResourceId, op: Op) -> Option<u64> {
+        self.pollers.get(&resource)?.schedule.as_ref()?.next_of(op)
+    }
+
+    /// The earliest check due at or before `until` on a host thread that is free.
+    fn next_poll(&self, until: u64) -> Option<(u64, ResourceId)> {
+        self.pollers
+            .iter()
+            .filter(|(_, p)| p.running.is_none() && self.live_hosts.contains(&p.host))
+            .filter_map(|(r, p)| Some((p.schedule.as_ref()?.next_due()?, *r)))
+            .filter(|(at, _)| *at <= until)
+            .min()
+    }
+
+    /// Runs the checks due now on the free host thread of `resource` (at most one: it then waits for
+    /// its answer), as `Command::Call`s.
+    fn run_due_poll(&mut self, resource: ResourceId) -> Vec<Command> {
+        let now = self.now;
+        let Some(p) = self.pollers.get_mut(&resource) else {
+            return vec![];
+        };
+        if p.running.is_some() || !self.live_hosts.contains(&p.host) {
+            return vec![];
+        }
+        let Some(schedule) = p.schedule.as_mut() else {
+            return vec![];
+        };
+        let Some(op) = schedule.due(now) else {
+            return vec![];
+        };
+        let call = Command::Call {
+            resource,
+            host: p.host,
+            op,
+            deadline_ms: schedule.plan().deadline_ms,
+        };
+        p.running = Some(op);
+        self.calls.push((resource, p.host, op));
+        self.history.push(call.clone());
+        vec![call]
+    }
+
+    /// A check the host ran returned: the policy's verdict, a failure reported to the engine, and
+    /// the next check if one is due at once (IsAlive after a failed LooksAlive).
+    fn poll_answered(&mut self, resource: ResourceId, op: Op, ok: bool) -> Vec<Command> {
+        let now = self.now;
+        let Some(p) = self.pollers.get_mut(&resource) else {
+            return vec![];
+        };
+        p.running = None;
+        let verdict = match p.schedule.as_mut() {
+            Some(s) => s.done(op, ok, now),
+            // Stopped while it ran: the host still reports what it saw.
+            None if !ok => HealthVerdict::IsAliveFailed,
+            None => HealthVerdict::Healthy,
+        };
+        let mut out = Vec::new();
+        if verdict != HealthVerdict::Healthy {
+            out.extend(self.ok(Event::HealthFailed {
+                resource,
+                op,
+                message: format!("{op} failed (test)"),
+            }));
+        }
+        out.extend(self.run_due_poll(resource));
+        out
+    }
+
+    /// Answers outstanding call number `i` (a health check goes to its poller, like on a host).
+    pub fn answer(&mut self, i: usize, ok: bool) -> Vec<Command> {
+        let (resource, _, op) = self.calls.remove(i);
+        if matches!(op, Op::LooksAlive | Op::IsAlive) {
+            return self.poll_answered(resource, op, ok);
+        }
+        let message = if ok {
+            String::new()
+        } else {
+            format!("{op} failed (test)")
+        };
+        self.ok(Event::CallDone {
+            resource,
+            op,
+            ok,
+            message,
+        })
     }
 
     // ---- setup ----
@@ -174,18 +305,7 @@ impl Sim {
             .iter()
             .position(|c| c.0 == id && c.2 == op)
             .unwrap_or_else(|| panic!("no outstanding {op} for {name}: {:?}", self.calls));
-        self.calls.remove(i);
-        let message = if ok {
-            String::new()
-        } else {
-            format!("{op} failed (test)")
-        };
-        self.ok(Event::CallDone {
-            resource: id,
-            op,
-            ok,
-            message,
-        })
+        self.answer(i, ok)
     }
 
     /// Answers every outstanding call ok (and reports started hosts) until nothing is outstanding.
@@ -208,25 +328,33 @@ impl Sim {
             if self.calls.is_empty() {
                 return all;
             }
-            let (resource, _, op) = self.calls.remove(0);
-            all.extend(self.ok(Event::CallDone {
-                resource,
-                op,
-                ok: true,
-                message: String::new(),
-            }));
+            all.extend(self.answer(0, true));
         }
         panic!("settle did not converge");
     }
 
-    /// Fires the earliest timer due at or before `until` (advancing the clock to it), if any.
+    /// Fires the earliest timer, or runs the earliest health check, due at or before `until`
+    /// (advancing the clock to it), if any. A timer goes first when both are due at once.
     pub fn fire_next(&mut self, until: u64) -> Option<Vec<Command>> {
-        let i = (0..self.timers.len())
+        let timer = (0..self.timers.len())
             .filter(|i| self.timers[*i].0 <= until)
-            .min_by_key(|i| (self.timers[*i].0, *i))?;
+            .min_by_key(|i| (self.timers[*i].0, *i));
+        let poll = self.next_poll(until);
+        match (timer, poll) {
+            (Some(i), Some((at, _))) if self.timers[i].0 <= at => Some(self.fire_timer(i)),
+            (_, Some((at, resource))) => {
+                self.now = self.now.max(at);
+                Some(self.run_due_poll(resource))
+            }
+            (Some(i), None) => Some(self.fire_timer(i)),
+            (None, None) => None,
+        }
+    }
+
+    fn fire_timer(&mut self, i: usize) -> Vec<Command> {
         let (at, timer) = self.timers.remove(i);
         self.now = self.now.max(at);
-        Some(self.ok(Event::TimerFired { timer }))
+        self.ok(Event::TimerFired { timer })
     }
 
     /// Moves the clock forward `ms`, firing due timers in order; calls are left unanswered.
@@ -261,6 +389,7 @@ impl Sim {
     ) -> Vec<Command> {
         self.live_hosts.remove(&host);
         self.calls.retain(|c| c.1 != host);
+        self.pollers.retain(|_, p| p.host != host);
         let offender = offender.map(|(n, op)| (self.id(n), op));
         self.ok(Event::HostDied {
             host,
