@@ -10,6 +10,7 @@ pub mod subscriber;
 pub use layer::ClusterLogLayer;
 
 use crate::logfile::{LogFile, WriteHealth};
+#[cfg(test)]
 use keelson_types::LogLevel;
 use std::path::Path;
 use std::sync::Arc;
@@ -61,12 +62,14 @@ impl ClusterLog {
         ClusterLogLayer::new(self.file.clone(), DEFAULT_COMPONENT, unix_ms)
     }
 
-    /// A `tracing` event as this process (kept for call sites not yet written as tracing macros).
+    /// A `tracing` event as this process (the tests' shorthand; the service uses tracing macros).
+    #[cfg(test)]
     pub fn log(&self, level: LogLevel, component: &str, message: &str) {
         event_at!(level, component, "{message}");
     }
 
     /// A `tracing` event on behalf of another process/thread (an rhs's own lines); see `log`.
+    #[cfg(test)]
     pub fn log_as(&self, pid: u32, tid: u32, level: LogLevel, component: &str, message: &str) {
         event_at!(level, pid, tid, component, "{message}");
     }

@@ -18,7 +18,7 @@ use keelson_host::{
 };
 use keelson_proto::CallDone;
 use keelson_store::Store;
-use keelson_types::{HealthPlan, LogLevel, Op, ResourceId};
+use keelson_types::{HealthPlan, Op, ResourceId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -253,11 +253,7 @@ impl Core {
         let now = self.now();
         match self.engine.handle(now, event) {
             Ok(commands) => self.execute(commands),
-            Err(e) => self.log.log(
-                LogLevel::Err,
-                "RCM",
-                &format!("engine refused an internal event: {e}"),
-            ),
+            Err(e) => tracing::error!(component = "RCM", "engine refused an internal event: {e}"),
         }
     }
 
@@ -282,10 +278,10 @@ impl Core {
         match result {
             Ok(h) => {
                 let pid = h.pid();
-                self.log.log(
-                    LogLevel::Info,
-                    "RCM",
-                    &format!("resource host {pid} started (slot {})", host.0),
+                tracing::info!(
+                    component = "RCM",
+                    "resource host {pid} started (slot {})",
+                    host.0
                 );
                 self.hosts.insert(host, h);
                 self.feed(Event::HostStarted { host, pid });
@@ -294,11 +290,7 @@ impl Core {
                 }
             }
             Err(e) => {
-                self.log.log(
-                    LogLevel::Err,
-                    "RCM",
-                    &format!("cannot start a resource host: {e}"),
-                );
+                tracing::error!(component = "RCM", "cannot start a resource host: {e}");
                 // The opens waiting for this host, and the calls behind them, will not happen.
                 for open in self.pending_opens.remove(&host).unwrap_or_default() {
                     self.forget_open(&open);
@@ -321,25 +313,23 @@ impl Core {
                 level,
                 message,
                 ..
-            } => self
-                .log
-                .log_as(pid, tid, level, "RHS", &self.secrets.redact(&message)),
-            HostEvent::Stderr { pid, line } => self.log.log_as(
-                pid,
-                0,
-                LogLevel::Warn,
-                "RHS",
-                &self.secrets.redact(&format!("stderr: {line}")),
-            ),
-            HostEvent::Refused { pid, message } => self.log.log_as(
-                pid,
-                0,
-                LogLevel::Err,
-                "RHS",
-                &self
-                    .secrets
-                    .redact(&format!("refused a request: {message}")),
-            ),
+            } => {
+                let text = self.secrets.redact(&message);
+                crate::event_at!(level, pid, tid, component = "RHS", "{text}")
+            }
+            HostEvent::Stderr { pid, line } => {
+                let text = self.secrets.redact(&line);
+                tracing::warn!(pid, tid = 0u32, component = "RHS", "stderr: {text}")
+            }
+            HostEvent::Refused { pid, message } => {
+                let text = self.secrets.redact(&message);
+                tracing::error!(
+                    pid,
+                    tid = 0u32,
+                    component = "RHS",
+                    "refused a request: {text}"
+                )
+            }
             HostEvent::Progress { .. } => {}
             HostEvent::HealthFailed {
                 pid,
@@ -405,11 +395,7 @@ impl Core {
         if self.retiring.remove(&host) {
             return;
         }
-        self.log.log(
-            LogLevel::Err,
-            "RCM",
-            &format!("resource host failure: {died}"),
-        );
+        tracing::error!(component = "RCM", "resource host failure: {died}");
         let offender = match died.cause.offender() {
             Some((resource, Some(op))) => Some((resource, op)),
             _ => None,
@@ -520,7 +506,7 @@ impl Core {
 
     /// Shuts every host down (resources just stop; desired state stays persisted).
     async fn shutdown(&mut self) {
-        self.log.log(LogLevel::Info, "RCM", "node service stopping");
+        tracing::info!(component = "RCM", "node service stopping");
         let hosts: Vec<Host> = self.hosts.drain().map(|(_, h)| h).collect();
         self.handles.clear();
         for host in hosts {

@@ -6,8 +6,9 @@ use crate::core::{Core, Input, PendingOpen, Queued};
 use crate::events::EventLevel;
 use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
 use keelson_host::{CallError, Host, OpenSpec};
-use keelson_types::{HealthPlan, LogLevel, Op, ResourceId};
+use keelson_types::{HealthPlan, Op, ResourceId};
 use std::time::Duration;
+use tracing::Instrument;
 
 impl Core {
     pub(crate) fn execute_one(&mut self, command: Command) {
@@ -57,24 +58,21 @@ impl Core {
                 level,
                 component,
                 message,
-            } => self
-                .log
-                .log(level, &component, &self.secrets.redact(&message)),
+            } => {
+                let text = self.secrets.redact(&message);
+                crate::event_at!(level, component = component.as_str(), "{text}")
+            }
             Command::RaiseEvent(e) => {
                 let message = self.secrets.redact(&e.message).into_owned();
                 self.events
                     .raise(e.id, event_level(e.level), message, e.resource, e.group);
             }
-            Command::ResourceStateChanged { name, from, to, .. } => self.log.log(
-                LogLevel::Info,
-                "RCM",
-                &format!("Resource '{name}' state {from} -> {to}"),
-            ),
-            Command::GroupStateChanged { name, from, to, .. } => self.log.log(
-                LogLevel::Info,
-                "RCM",
-                &format!("Group '{name}' state {from} -> {to}"),
-            ),
+            Command::ResourceStateChanged { name, from, to, .. } => {
+                tracing::info!(component = "RCM", "Resource '{name}' state {from} -> {to}")
+            }
+            Command::GroupStateChanged { name, from, to, .. } => {
+                tracing::info!(component = "RCM", "Group '{name}' state {from} -> {to}")
+            }
             Command::Persist(change) => self.persist(vec![change]),
             Command::ResourceDeleted { resource, name } => self.forget(resource, &name),
         }
@@ -195,16 +193,25 @@ impl Core {
             return;
         };
         let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let result = handle
-                .call_with_deadline(op, Duration::from_millis(deadline_ms))
-                .await;
-            let _ = tx.send(Input::CallDone {
-                resource,
-                op,
-                result,
-            });
-        });
+        let span = tracing::info_span!(
+            "call",
+            resource = handle.name(),
+            group = self.engine.group_of(resource).unwrap_or(""),
+            op = op.upper(),
+        );
+        tokio::spawn(
+            async move {
+                let result = handle
+                    .call_with_deadline(op, Duration::from_millis(deadline_ms))
+                    .await;
+                let _ = tx.send(Input::CallDone {
+                    resource,
+                    op,
+                    result,
+                });
+            }
+            .instrument(span),
+        );
     }
 
     /// Hands the resource's host its health plan (None: stop polling), in order with its calls.
@@ -220,18 +227,14 @@ impl Core {
         let Some(handle) = self.handles.get(&resource).cloned() else {
             return;
         };
-        let log = self.log.clone();
         tokio::spawn(async move {
             match handle.set_polling(plan).await {
                 // A host that died or a resource closed meanwhile is reported on its own.
                 Ok(()) | Err(CallError::HostDied(_)) | Err(CallError::Closed) => {}
-                Err(e) => log.log(
-                    LogLevel::Err,
-                    "RCM",
-                    &format!(
-                        "resource '{}': cannot hand its health plan to its host: {e}",
-                        handle.name()
-                    ),
+                Err(e) => tracing::error!(
+                    component = "RCM",
+                    "resource '{}': cannot hand its health plan to its host: {e}",
+                    handle.name()
                 ),
             }
         });
@@ -244,10 +247,9 @@ impl Core {
             return;
         }
         if let Err(e) = self.unsaved.save_or_keep(&mut self.store, &changes) {
-            self.log.log(
-                LogLevel::Err,
-                "RCM",
-                &format!("{e}; kept in memory to save with the next change"),
+            tracing::error!(
+                component = "RCM",
+                "{e}; kept in memory to save with the next change"
             );
         }
     }

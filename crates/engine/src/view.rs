@@ -56,6 +56,12 @@ pub struct HostView {
 }
 
 impl Engine {
+    /// The name of the group resource `id` belongs to, without building a view.
+    pub fn group_of(&self, id: ResourceId) -> Option<&str> {
+        let r = self.resources.get(&id)?;
+        self.groups.get(&r.group).map(|g| g.name.as_str())
+    }
+
     /// The resource called `name`.
     pub fn resource(&self, name: &str) -> Option<ResourceView> {
         self.resource_by_id(*self.resource_names.get(name)?)
