@@ -18,7 +18,7 @@ pub use cluster_state::ClusterState;
 pub use db::{open, RAFT_FILE};
 pub use log_store::LogStore;
 pub use snapshot::SnapshotBuilder;
-pub use state_machine::StateMachine;
+pub use state_machine::{SharedState, StateMachine};
 pub use types::{ClusterNode, NodeId, Request, Response, TypeConfig};
 
 pub use openraft;

@@ -18,6 +18,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Red
 }
 
 #[test]
-fn the_redb_store_passes_openrafts_storage_suite() -> Result<(), StorageError<NodeId>> {
-    Suite::test_all(RedbBuilder)
+fn the_redb_store_passes_openrafts_storage_suite() {
+    if let Err(e) = Suite::test_all(RedbBuilder) {
+        panic!("openraft's storage suite failed on the redb store: {e}");
+    }
 }
