@@ -65,3 +65,50 @@ pub(crate) fn allocate(next: NodeId) -> (NodeId, NodeId) {
 pub(crate) fn past_members(next: NodeId, members: impl Iterator<Item = NodeId>) -> NodeId {
     members.map(|id| id + 1).fold(next, NodeId::max)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allocator_only_counts_up_past_every_member_ever_seen() {
+        let next = past_members(1, [1, 2, 3].into_iter());
+        assert_eq!(next, 4);
+        let (id, next) = allocate(next);
+        assert_eq!((id, next), (4, 5));
+        // A membership without node 2 (removed) or with lower ids does not move it back.
+        assert_eq!(past_members(next, [1, 3].into_iter()), 5);
+        assert_eq!(past_members(next, [9].into_iter()), 10);
+    }
+
+    #[test]
+    fn changes_put_and_delete_whole_records_by_name() {
+        let mut state = ClusterState::default();
+        let group = GroupRecord {
+            name: "web".into(),
+            ..Default::default()
+        };
+        let resource = ResourceRecord {
+            name: "ip".into(),
+            group: "web".into(),
+            ..Default::default()
+        };
+        state.apply(&Change::PutGroup(group.clone()));
+        state.apply(&Change::PutResource(resource.clone()));
+        let replaced = ResourceRecord {
+            want_online: true,
+            ..resource.clone()
+        };
+        state.apply(&Change::PutResource(replaced.clone()));
+        assert_eq!(
+            state.to_snapshot(),
+            Snapshot {
+                groups: vec![group],
+                resources: vec![replaced]
+            }
+        );
+        state.apply(&Change::DeleteResource("ip".into()));
+        state.apply(&Change::DeleteGroup("web".into()));
+        assert_eq!(state.to_snapshot(), Snapshot::default());
+    }
+}

@@ -241,3 +241,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         tx.commit().at(delete())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_ranges_become_key_ranges_and_empty_ones_none() {
+        assert_eq!(
+            key_range(&(3..7)),
+            Some((Bound::Included(log_key(3)), Bound::Excluded(log_key(7))))
+        );
+        assert_eq!(
+            key_range(&(3..=7)),
+            Some((Bound::Included(log_key(3)), Bound::Included(log_key(7))))
+        );
+        assert_eq!(
+            key_range(&(..)),
+            Some((Bound::Included(log_key(0)), Bound::Unbounded))
+        );
+        assert_eq!(key_range(&(5..5)), None);
+        assert_eq!(key_range(&(6..=5)), None);
+        assert!(
+            log_key(255) < log_key(256),
+            "big-endian keys sort as indexes"
+        );
+    }
+}
