@@ -261,7 +261,8 @@ mod tests {
             Some((Bound::Included(log_key(0)), Bound::Unbounded))
         );
         assert_eq!(key_range(&(5..5)), None);
-        assert_eq!(key_range(&(6..=5)), None);
+        let (start, end) = (6, 5);
+        assert_eq!(key_range(&(start..=end)), None);
         assert!(
             log_key(255) < log_key(256),
             "big-endian keys sort as indexes"
