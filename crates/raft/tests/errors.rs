@@ -60,17 +60,13 @@ async fn a_damaged_log_record_is_a_read_error_naming_its_index() {
         tx.commit().unwrap();
     }
     let (mut log, _) = keelson_raft::open(dir.path()).unwrap();
-    let err = log
-        .try_get_log_entries(0..10)
-        .await
-        .err()
-        .expect("must fail");
+    let err = log.try_get_log_entries(0..10).await.expect_err("must fail");
     let text = described(err);
     assert!(text.starts_with("when Read LogIndex(1): "), "{text}");
     assert!(
         text.contains("raft store record 'log 1' is corrupt"),
         "{text}"
     );
-    let err = log.get_log_state().await.err().expect("must fail");
+    let err = log.get_log_state().await.expect_err("must fail");
     assert!(described(err).starts_with("when Read LogIndex(1): "));
 }
