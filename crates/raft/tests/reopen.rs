@@ -148,3 +148,13 @@ async fn a_snapshot_installed_elsewhere_restores_the_records_and_the_allocator()
     let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
     assert_eq!(voters, [1, 2, 7].into());
 }
+
+#[test]
+fn a_new_raft_file_is_not_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    drop(keelson_raft::open(dir.path()).unwrap());
+    let path = dir.path().join(keelson_raft::RAFT_FILE);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o027, 0, "{} mode {mode:o}", path.display());
+}
