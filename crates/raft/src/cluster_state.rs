@@ -1,0 +1,114 @@
+//! The cluster database as the raft state machine holds it: groups and resources by name, and the
+//! node id allocator. Pure data and its rules; not its storage (state_machine.rs).
+
+use std::collections::BTreeMap;
+
+use keelson_store::{Change, GroupRecord, ResourceRecord, Snapshot};
+use serde::{Deserialize, Serialize};
+
+use crate::NodeId;
+
+/// Everything the committed log has built.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub groups: BTreeMap<String, GroupRecord>,
+    pub resources: BTreeMap<String, ResourceRecord>,
+    /// The smallest node id never given out nor seen in a membership: ids below it are spent, even
+    /// those of removed nodes, so the allocator only counts up.
+    pub next_node_id: NodeId,
+}
+
+impl Default for ClusterState {
+    fn default() -> ClusterState {
+        ClusterState {
+            groups: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            next_node_id: 1,
+        }
+    }
+}
+
+impl ClusterState {
+    /// Applies one change (a put replaces the whole record).
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::PutResource(r) => {
+                self.resources.insert(r.name.clone(), r.clone());
+            }
+            Change::DeleteResource(name) => {
+                self.resources.remove(name);
+            }
+            Change::PutGroup(g) => {
+                self.groups.insert(g.name.clone(), g.clone());
+            }
+            Change::DeleteGroup(name) => {
+                self.groups.remove(name);
+            }
+        }
+    }
+
+    /// The records in crates/store's shape (sorted by name), as the engine restores from.
+    pub fn to_snapshot(&self) -> Snapshot {
+        Snapshot {
+            groups: self.groups.values().cloned().collect(),
+            resources: self.resources.values().cloned().collect(),
+        }
+    }
+}
+
+/// The allocator after handing out one id: (the id, the next one).
+pub(crate) fn allocate(next: NodeId) -> (NodeId, NodeId) {
+    (next, next + 1)
+}
+
+/// The allocator after seeing `members` in a membership: past every one of them.
+pub(crate) fn past_members(next: NodeId, members: impl Iterator<Item = NodeId>) -> NodeId {
+    members.map(|id| id + 1).fold(next, NodeId::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allocator_only_counts_up_past_every_member_ever_seen() {
+        let next = past_members(1, [1, 2, 3].into_iter());
+        assert_eq!(next, 4);
+        let (id, next) = allocate(next);
+        assert_eq!((id, next), (4, 5));
+        // A membership without node 2 (removed) or with lower ids does not move it back.
+        assert_eq!(past_members(next, [1, 3].into_iter()), 5);
+        assert_eq!(past_members(next, [9].into_iter()), 10);
+    }
+
+    #[test]
+    fn changes_put_and_delete_whole_records_by_name() {
+        let mut state = ClusterState::default();
+        let group = GroupRecord {
+            name: "web".into(),
+            ..Default::default()
+        };
+        let resource = ResourceRecord {
+            name: "ip".into(),
+            group: "web".into(),
+            ..Default::default()
+        };
+        state.apply(&Change::PutGroup(group.clone()));
+        state.apply(&Change::PutResource(resource.clone()));
+        let replaced = ResourceRecord {
+            want_online: true,
+            ..resource.clone()
+        };
+        state.apply(&Change::PutResource(replaced.clone()));
+        assert_eq!(
+            state.to_snapshot(),
+            Snapshot {
+                groups: vec![group],
+                resources: vec![replaced]
+            }
+        );
+        state.apply(&Change::DeleteResource("ip".into()));
+        state.apply(&Change::DeleteGroup("web".into()));
+        assert_eq!(state.to_snapshot(), Snapshot::default());
+    }
+}

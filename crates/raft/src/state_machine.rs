@@ -1,0 +1,297 @@
+//! openraft's state machine on redb: applies committed entries to the cluster database (groups and
+//! resources tables, one durable transaction per batch, together with the last applied log id, the
+//! last membership and the node id allocator) and installs snapshots. The in-memory copy is shared
+//! with readers (`StateMachine::view`). Not snapshot building (snapshot.rs), not the log.
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use keelson_store::Change;
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, Snapshot,
+    SnapshotMeta, StorageError, StoredMembership,
+};
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use serde::de::DeserializeOwned;
+
+use crate::cluster_state::{allocate, past_members};
+use crate::db::{decode, encode, GROUPS, RESOURCES, SM_META};
+use crate::error::{on, OrStorage};
+use crate::snapshot::{read_current, store_current, SnapshotBuilder};
+use crate::{ClusterNode, ClusterState, NodeId, Request, Response, TypeConfig};
+
+const APPLIED: &str = "applied";
+const MEMBERSHIP: &str = "membership";
+const NEXT_NODE_ID: &str = "next_node_id";
+
+/// The applied cluster database, shared between the state machine and its readers.
+pub type SharedState = Arc<RwLock<ClusterState>>;
+
+/// The raft state machine over the raft file.
+pub struct StateMachine {
+    db: Arc<Database>,
+    state: SharedState,
+    applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, ClusterNode>,
+}
+
+fn read_lock(state: &SharedState) -> RwLockReadGuard<'_, ClusterState> {
+    // A panic while holding the lock cannot leave the state half-changed (no code between a
+    // record's removal and insertion panics), so a poisoned lock is still a consistent state.
+    state
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_lock(state: &SharedState) -> RwLockWriteGuard<'_, ClusterState> {
+    state
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl StateMachine {
+    /// The state machine as the raft file holds it.
+    pub(crate) fn load(db: Arc<Database>) -> Result<StateMachine, StorageError<NodeId>> {
+        let read = || on(ErrorSubject::StateMachine, ErrorVerb::Read);
+        let tx = db.begin_read().at(read())?;
+        let meta = tx.open_table(SM_META).at(read())?;
+        let get = |key: &str| -> Result<Option<Vec<u8>>, StorageError<NodeId>> {
+            Ok(meta.get(key).at(read())?.map(|v| v.value().to_vec()))
+        };
+        let applied = optional(get(APPLIED)?, APPLIED)?.flatten();
+        let membership = optional(get(MEMBERSHIP)?, MEMBERSHIP)?.unwrap_or_default();
+        let mut state = ClusterState::default();
+        if let Some(next) = optional(get(NEXT_NODE_ID)?, NEXT_NODE_ID)? {
+            state.next_node_id = next;
+        }
+        for row in tx.open_table(GROUPS).at(read())?.iter().at(read())? {
+            let (name, bytes) = row.at(read())?;
+            let group = decode(bytes.value(), name.value(), ErrorSubject::StateMachine)?;
+            state.groups.insert(name.value().to_string(), group);
+        }
+        for row in tx.open_table(RESOURCES).at(read())?.iter().at(read())? {
+            let (name, bytes) = row.at(read())?;
+            let resource = decode(bytes.value(), name.value(), ErrorSubject::StateMachine)?;
+            state.resources.insert(name.value().to_string(), resource);
+        }
+        Ok(StateMachine {
+            db,
+            state: Arc::new(RwLock::new(state)),
+            applied,
+            membership,
+        })
+    }
+
+    /// A handle on the applied cluster database that stays current as entries are applied.
+    pub fn view(&self) -> SharedState {
+        self.state.clone()
+    }
+
+    /// A copy of the applied cluster database.
+    pub fn state(&self) -> ClusterState {
+        read_lock(&self.state).clone()
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StorageError<NodeId>> {
+        let mut tx = self
+            .db
+            .begin_write()
+            .at(on(ErrorSubject::StateMachine, ErrorVerb::Write))?;
+        tx.set_durability(Durability::Immediate);
+        Ok(tx)
+    }
+}
+
+fn optional<T: DeserializeOwned>(
+    bytes: Option<Vec<u8>>,
+    key: &str,
+) -> Result<Option<T>, StorageError<NodeId>> {
+    bytes
+        .map(|b| decode(&b, key, ErrorSubject::StateMachine))
+        .transpose()
+}
+
+/// Writes the records `changes` touch, in `tx`.
+fn write_changes(
+    tx: &WriteTransaction,
+    changes: &[Change],
+    log_id: LogId<NodeId>,
+) -> Result<(), StorageError<NodeId>> {
+    let write = || on(ErrorSubject::Apply(log_id), ErrorVerb::Write);
+    let mut resources = tx.open_table(RESOURCES).at(write())?;
+    let mut groups = tx.open_table(GROUPS).at(write())?;
+    let subject = || ErrorSubject::Apply(log_id);
+    for change in changes {
+        match change {
+            Change::PutResource(r) => {
+                let bytes = encode(r, subject())?;
+                resources
+                    .insert(r.name.as_str(), bytes.as_slice())
+                    .map(drop)
+            }
+            Change::DeleteResource(name) => resources.remove(name.as_str()).map(drop),
+            Change::PutGroup(g) => {
+                let bytes = encode(g, subject())?;
+                groups.insert(g.name.as_str(), bytes.as_slice()).map(drop)
+            }
+            Change::DeleteGroup(name) => groups.remove(name.as_str()).map(drop),
+        }
+        .at(write())?;
+    }
+    Ok(())
+}
+
+/// Writes the state machine's pointers in `tx`.
+pub(crate) fn write_pointers(
+    tx: &WriteTransaction,
+    applied: &Option<LogId<NodeId>>,
+    membership: &StoredMembership<NodeId, ClusterNode>,
+    next_node_id: NodeId,
+) -> Result<(), StorageError<NodeId>> {
+    let write = || on(ErrorSubject::StateMachine, ErrorVerb::Write);
+    let mut meta = tx.open_table(SM_META).at(write())?;
+    for (key, bytes) in [
+        (APPLIED, encode(applied, ErrorSubject::StateMachine)?),
+        (MEMBERSHIP, encode(membership, ErrorSubject::StateMachine)?),
+        (
+            NEXT_NODE_ID,
+            encode(&next_node_id, ErrorSubject::StateMachine)?,
+        ),
+    ] {
+        meta.insert(key, bytes.as_slice()).at(write())?;
+    }
+    Ok(())
+}
+
+/// Replaces every record with `state`'s, in `tx`.
+fn replace_records(
+    tx: &WriteTransaction,
+    state: &ClusterState,
+) -> Result<(), StorageError<NodeId>> {
+    let write = || on(ErrorSubject::StateMachine, ErrorVerb::Write);
+    let mut groups = tx.open_table(GROUPS).at(write())?;
+    groups.retain(|_, _| false).at(write())?;
+    for (name, group) in &state.groups {
+        let bytes = encode(group, ErrorSubject::StateMachine)?;
+        groups.insert(name.as_str(), bytes.as_slice()).at(write())?;
+    }
+    let mut resources = tx.open_table(RESOURCES).at(write())?;
+    resources.retain(|_, _| false).at(write())?;
+    for (name, resource) in &state.resources {
+        let bytes = encode(resource, ErrorSubject::StateMachine)?;
+        resources
+            .insert(name.as_str(), bytes.as_slice())
+            .at(write())?;
+    }
+    Ok(())
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, ClusterNode>), StorageError<NodeId>>
+    {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let tx = self.begin_write()?;
+        let mut next = read_lock(&self.state).next_node_id;
+        let mut applied = self.applied;
+        let mut membership = self.membership.clone();
+        let mut changes = Vec::new();
+        let mut responses = Vec::new();
+        for entry in entries {
+            let log_id = *entry.get_log_id();
+            let mut response = Response {
+                log_id: Some(log_id),
+                allocated: None,
+            };
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(Request::Changes(batch)) => {
+                    write_changes(&tx, &batch, log_id)?;
+                    changes.extend(batch);
+                }
+                EntryPayload::Normal(Request::AllocateNodeId) => {
+                    let (id, after) = allocate(next);
+                    response.allocated = Some(id);
+                    next = after;
+                }
+                EntryPayload::Membership(m) => {
+                    next = past_members(next, m.nodes().map(|(id, _)| *id));
+                    membership = StoredMembership::new(Some(log_id), m);
+                }
+            }
+            applied = Some(log_id);
+            responses.push(response);
+        }
+        write_pointers(&tx, &applied, &membership, next)?;
+        tx.commit()
+            .at(on(ErrorSubject::StateMachine, ErrorVerb::Write))?;
+        // Durable: now the copy readers see catches up.
+        let mut state = write_lock(&self.state);
+        for change in &changes {
+            state.apply(change);
+        }
+        state.next_node_id = next;
+        self.applied = applied;
+        self.membership = membership;
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder::new(
+            self.db.clone(),
+            self.state(),
+            self.applied,
+            self.membership.clone(),
+        )
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, ClusterNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let state: ClusterState = decode(&data, &meta.snapshot_id, subject)?;
+        let tx = self.begin_write()?;
+        replace_records(&tx, &state)?;
+        write_pointers(
+            &tx,
+            &meta.last_log_id,
+            &meta.last_membership,
+            state.next_node_id,
+        )?;
+        store_current(&tx, meta, &data)?;
+        tx.commit().at(on(
+            ErrorSubject::Snapshot(Some(meta.signature())),
+            ErrorVerb::Write,
+        ))?;
+        *write_lock(&self.state) = state;
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        read_current(&self.db)
+    }
+}
