@@ -90,6 +90,18 @@ pub struct ControlLayer {
 /// A span's `resource` field, kept in the span's extensions for the events inside it.
 struct SpanResource(u64);
 
+thread_local! {
+    /// The resource a resource thread serves, for its events that name none. A thread-local, not a
+    /// span: tracing-subscriber's registry keeps spans in a slab of at most 4,096 threads, and a
+    /// host runs a thread per resource (10,000 and more).
+    static THREAD_RESOURCE: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks the calling thread as serving `resource`: its events name it unless they name another.
+pub fn serve_resource_on_this_thread(resource: ResourceId) {
+    THREAD_RESOURCE.with(|r| r.set(Some(resource.0)));
+}
+
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ControlLayer {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut fields = EventFields::default();
@@ -108,6 +120,9 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ControlLayer {
                     .into_iter()
                     .find_map(|span| span.extensions().get::<SpanResource>().map(|r| r.0))
             });
+        }
+        if fields.resource.is_none() {
+            fields.resource = THREAD_RESOURCE.with(|r| r.get());
         }
         let level = log_level(*event.metadata().level());
         let tid = keelson_sys::process::gettid();
@@ -231,5 +246,62 @@ mod tests {
             },
         ];
         assert_eq!(format!("{got:?}"), format!("{expected:?}"));
+    }
+
+    /// A host runs a thread per resource, far more than the registry's 4,096 span-holding threads:
+    /// every one of 4,200 threads alive at once, started as a resource thread starts, logs naming
+    /// its resource, without a panic.
+    #[test]
+    fn more_resource_threads_than_the_span_registry_holds_all_log() {
+        const THREADS: u64 = 4_200;
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(theirs);
+            let mut named = Vec::new();
+            while let Ok(Some(frame)) = read_frame::<HostReply>(&mut reader) {
+                if let HostReply::Log {
+                    resource: Some(r), ..
+                } = frame
+                {
+                    named.push(r.0);
+                }
+            }
+            named
+        });
+        let layer = ControlLayer {
+            control: ControlWriter::new(ours),
+            stderr: false,
+        };
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        // All alive at once (each waits, at most 20 s, for every other to have started), so a
+        // per-thread limit anywhere below is hit; a thread that panics fails the join below.
+        let started = std::sync::Arc::new((std::sync::Mutex::new(0u64), std::sync::Condvar::new()));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (dispatch, started) = (dispatch.clone(), started.clone());
+                std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            serve_resource_on_this_thread(ResourceId(i));
+                            let (count, all) = &*started;
+                            let mut n = count.lock().unwrap();
+                            *n += 1;
+                            all.notify_all();
+                            let limit = std::time::Duration::from_secs(20);
+                            drop(all.wait_timeout_while(n, limit, |n| *n < THREADS).unwrap());
+                            tracing::info!("serving");
+                        })
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a resource thread panicked");
+        }
+        drop(dispatch);
+        let mut named = reader.join().unwrap();
+        named.sort_unstable();
+        assert_eq!(named, (0..THREADS).collect::<Vec<_>>());
     }
 }

@@ -63,12 +63,7 @@ impl ResourceThread {
 
     fn run(mut self) {
         let _alt_stack = keelson_sys::crash::AltStack::install();
-        let _span = tracing::info_span!(
-            "resource",
-            resource = self.spec.resource.0,
-            name = %self.spec.name
-        )
-        .entered();
+        crate::log::serve_resource_on_this_thread(self.spec.resource);
         let ctx = Box::new(CallbackCtx {
             resource: self.spec.resource,
             name: self.spec.name.clone(),
