@@ -146,8 +146,8 @@ impl Engine {
         // group (dependencies never cross groups): look at that group only, not at the whole node, and
         // not even at it when no resource changed state (a healthy health check). An administrator
         // request changes one group too.
-        let before = self.admin_group(&event);
         let target = admin_target(&event);
+        let before = target.as_ref().and_then(|t| self.group_of_target(t));
         let scope = self.scope_of(&event);
         if let Err(e) = self.dispatch(event) {
             // Validation said yes: a rule checked in admin.rs but not in plan.rs. Never silent.

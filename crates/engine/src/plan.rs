@@ -9,7 +9,6 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::event::{Event, ResourceSpec};
 use crate::graph;
-use crate::ids::GroupId;
 use crate::state::ResourceState;
 use keelson_types::ResourceId;
 use std::collections::BTreeMap;
@@ -55,30 +54,6 @@ impl Engine {
             | Event::HostDied { .. }
             | Event::HealthFailed { .. } => return None,
         })
-    }
-
-    /// The group an administrator event concerns (everything it changes lives there), if it exists.
-    pub(crate) fn admin_group(&self, event: &Event) -> Option<GroupId> {
-        let by_resource = |name: &str| self.rid(name).ok().map(|id| self.res(id).group);
-        match event {
-            Event::CreateGroup { name, .. }
-            | Event::DeleteGroup { name }
-            | Event::OnlineGroup { name }
-            | Event::OfflineGroup { name } => self.gid(name).ok(),
-            Event::SetGroupProperty { group, .. } | Event::SetGroup { group, .. } => {
-                self.gid(group).ok()
-            }
-            Event::CreateResource(spec) => self.gid(&spec.group).ok(),
-            Event::DeleteResource { name }
-            | Event::OnlineResource { name }
-            | Event::OfflineResource { name }
-            | Event::FailResource { name } => by_resource(name),
-            Event::SetResourceProperty { resource, .. }
-            | Event::SetResource { resource, .. }
-            | Event::AddDependency { resource, .. }
-            | Event::RemoveDependency { resource, .. } => by_resource(resource),
-            _ => None,
-        }
     }
 
     pub(crate) fn plan_create_group(

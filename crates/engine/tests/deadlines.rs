@@ -25,17 +25,6 @@ fn close_deadline(cmds: &[Command]) -> u64 {
         .unwrap_or_else(|| panic!("no Close in {cmds:?}"))
 }
 
-fn call_deadline(cmds: &[Command], op: Op) -> u64 {
-    cmds.iter()
-        .find_map(|c| match c {
-            Command::Call {
-                op: o, deadline_ms, ..
-            } if *o == op => Some(*deadline_ms),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no {op} call in {cmds:?}"))
-}
-
 #[test]
 fn open_carries_the_deadlock_timeout() {
     let mut sim = Sim::new();

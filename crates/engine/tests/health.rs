@@ -14,17 +14,6 @@ fn online_one() -> Sim {
     sim
 }
 
-fn deadline_of(cmds: &[Command], op: Op) -> u64 {
-    cmds.iter()
-        .find_map(|c| match c {
-            Command::Call {
-                op: o, deadline_ms, ..
-            } if *o == op => Some(*deadline_ms),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no {op} call in {cmds:?}"))
-}
-
 #[test]
 fn coming_online_schedules_looks_alive_and_is_alive_at_their_intervals() {
     let mut sim = Sim::with_group(&["a"]);
@@ -61,7 +50,7 @@ fn looks_alive_every_5s_and_is_alive_every_60s_with_deadlock_timeout_deadlines()
     assert!(calls_of(&c, Op::LooksAlive).is_empty());
     let c = sim.advance(1);
     assert_eq!(calls_of(&c, Op::LooksAlive).len(), 1);
-    assert_eq!(deadline_of(&c, Op::LooksAlive), 300_000);
+    assert_eq!(call_deadline(&c, Op::LooksAlive), 300_000);
     sim.settle();
     let c = sim.run(55_000);
     assert_eq!(
@@ -70,7 +59,7 @@ fn looks_alive_every_5s_and_is_alive_every_60s_with_deadlock_timeout_deadlines()
         "one every 5 s up to t=60s"
     );
     assert_eq!(calls_of(&c, Op::IsAlive).len(), 1);
-    assert_eq!(deadline_of(&c, Op::IsAlive), 300_000);
+    assert_eq!(call_deadline(&c, Op::IsAlive), 300_000);
     let c = sim.run(60_000);
     assert_eq!(calls_of(&c, Op::IsAlive).len(), 1);
     assert_eq!(sim.state("a"), ResourceState::Online);
@@ -83,11 +72,11 @@ fn poll_intervals_and_deadlines_follow_properties() {
     sim.set("a", "DeadlockTimeout", "7000");
     sim.set("a", "PendingTimeout", "9000");
     let c = sim.ok(Event::OnlineGroup { name: "g".into() });
-    assert_eq!(deadline_of(&c, Op::Online), 9_000);
+    assert_eq!(call_deadline(&c, Op::Online), 9_000);
     sim.settle();
     let c = sim.run(10_000);
     assert_eq!(calls_of(&c, Op::LooksAlive).len(), 10);
-    assert_eq!(deadline_of(&c, Op::LooksAlive), 7_000);
+    assert_eq!(call_deadline(&c, Op::LooksAlive), 7_000);
 }
 
 #[test]
@@ -163,7 +152,7 @@ fn online_pending_timeout_terminates_and_fails_then_restart_policy_applies() {
     assert_eq!(sim.state("a"), ResourceState::OnlinePending);
     let c = sim.advance(1);
     assert_eq!(calls_of(&c, Op::Terminate), [sim.id("a")]);
-    assert_eq!(deadline_of(&c, Op::Terminate), 300_000);
+    assert_eq!(call_deadline(&c, Op::Terminate), 300_000);
     assert_eq!(sim.state("a"), ResourceState::Failed);
     assert_eq!(event_ids(&c), [1069]);
     assert!(timers(&c).contains(&(sim.now + 500, TimerKind::Restart(sim.id("a")))));

@@ -431,6 +431,18 @@ pub fn spec(
 
 // ---- reading command lists ----
 
+/// The deadline of the first `Call` of `op`.
+pub fn call_deadline(cmds: &[Command], op: Op) -> u64 {
+    cmds.iter()
+        .find_map(|c| match c {
+            Command::Call {
+                op: o, deadline_ms, ..
+            } if *o == op => Some(*deadline_ms),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {op} call in {cmds:?}"))
+}
+
 /// Resource ids of the `Call`s of `op`, in order.
 pub fn calls_of(cmds: &[Command], op: Op) -> Vec<ResourceId> {
     cmds.iter()
