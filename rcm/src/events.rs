@@ -11,14 +11,8 @@ use std::sync::Arc;
 /// Events a slow `--follow` reader may fall behind before it is told some were dropped.
 const FEED_CAPACITY: usize = 1024;
 
-/// Severity as the Windows event log spells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventLevel {
-    Critical,
-    Error,
-    Warning,
-    Information,
-}
+/// Severity as the Windows event log spells it: the engine's own type, written as it is.
+pub use keelson_engine::EventLevel;
 
 /// One event record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,8 +3,7 @@
 //! deciding anything: the engine did that.
 
 use crate::core::{Core, Input, PendingOpen, Queued};
-use crate::events::EventLevel;
-use keelson_engine::{Command, EventLevel as EngineLevel, HostId, PersistChange};
+use keelson_engine::{Command, HostId, PersistChange};
 use keelson_host::{CallError, Host, OpenSpec};
 use keelson_types::{HealthPlan, Op, ResourceId};
 use std::time::Duration;
@@ -65,7 +64,7 @@ impl Core {
             Command::RaiseEvent(e) => {
                 let message = self.secrets.redact(&e.message).into_owned();
                 self.events
-                    .raise(e.id, event_level(e.level), message, e.resource, e.group);
+                    .raise(e.id, e.level, message, e.resource, e.group);
             }
             Command::ResourceStateChanged { name, from, to, .. } => {
                 tracing::info!(component = "RCM", "Resource '{name}' state {from} -> {to}")
@@ -252,14 +251,5 @@ impl Core {
                 "{e}; kept in memory to save with the next change"
             );
         }
-    }
-}
-
-fn event_level(level: EngineLevel) -> EventLevel {
-    match level {
-        EngineLevel::Critical => EventLevel::Critical,
-        EngineLevel::Error => EventLevel::Error,
-        EngineLevel::Warning => EventLevel::Warning,
-        EngineLevel::Information => EventLevel::Information,
     }
 }
