@@ -5,8 +5,8 @@
 //! itself (probe.rs) and not hosting.
 
 use crate::api::CoreRequest;
-use crate::core::PendingOpen;
 use keelson_engine::HostId;
+use keelson_host::PendingOpen;
 use keelson_types::{LogLevel, PluginInfo};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,8 +1,14 @@
-//! The node service's core: one task owns the engine and everything around it (hosts, open resource
-//! handles, private parameters, call timings, timers). Inputs arrive on one channel (control requests,
-//! call results, host starts and deaths); each goes through the pure engine and the resulting commands
-//! are executed here. Not the meaning of commands (exec.rs), of requests (requests.rs) or views
-//! (views.rs).
+//! The node service's core: one task owns the engine, the database, the logs, the timers and the
+//! host pool (crates/host), and nothing else owns any of them. Inputs arrive on channels (control
+//! requests, the pool's reports, catalogue probes); each goes through the pure engine and the
+//! resulting commands are executed by the pool or here. Its fields are private; its impl is split
+//! by facet, one impl per file: the loop and inputs here, commands in core/exec.rs, control
+//! requests in core/requests.rs, the plugin catalogue's gate in core/catalogue_gate.rs. Not the
+//! views' shapes (views.rs).
+
+mod catalogue_gate;
+mod exec;
+mod requests;
 
 use crate::api::CoreRequest;
 use crate::audit::AuditLog;
@@ -11,15 +17,11 @@ use crate::clusterlog::ClusterLog;
 use crate::events::EventLog;
 use crate::secrets::Secrets;
 use crate::unsaved::Unsaved;
-use keelson_engine::{Command, Engine, Event, HostId, Timer};
-use keelson_host::{
-    CallError, Host, HostConfig, HostDied, HostError, HostEvent, OpenFate, ResourceHandle,
-    Sequencer, SharedTimings,
-};
-use keelson_proto::CallDone;
+use crate::views::Views;
+use keelson_engine::{Command, Engine, Event, Timer};
+use keelson_host::{HostConfig, HostEvent, Pool, PoolOutcome, PoolReport};
 use keelson_store::Store;
-use keelson_types::{HealthPlan, Op, ResourceId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -29,129 +31,100 @@ const TIMER_SLACK_MS: u64 = 5;
 /// Inputs handled per wake-up before the loop looks at timers and requests again.
 const INPUT_BATCH: usize = 256;
 
-/// Something that happened, for the core to handle in order.
+/// Something that happened outside the pool, for the core to handle in order.
 pub enum Input {
     Api(CoreRequest),
-    HostStarted {
-        host: HostId,
-        result: Result<Host, HostError>,
-    },
-    HostEvent {
-        host: HostId,
-        event: HostEvent,
-    },
-    Opened {
-        resource: ResourceId,
-        /// Which Open this answers: only the latest one of a resource counts.
-        seq: u64,
-        /// That Open's deadline, for closing an instance nobody wants any more.
-        deadline_ms: u64,
-        host: HostId,
-        result: Result<ResourceHandle, HostError>,
-    },
-    CallDone {
-        resource: ResourceId,
-        op: Op,
-        result: Result<CallDone, CallError>,
-    },
     /// A plugin probe finished, or a create parked for the catalogue ran out of time (probe.rs).
     Catalogue(crate::probe::CatalogueInput),
 }
 
-/// An Open waiting for its host to start.
-pub struct PendingOpen {
-    pub resource: ResourceId,
-    pub name: String,
-    pub type_name: String,
-    pub params: BTreeMap<String, String>,
-    pub seq: u64,
-    /// Deadline of the OPEN call, as the engine decided it.
-    pub deadline_ms: u64,
-}
-
-/// A request that waits for a resource's open in flight.
-pub enum Queued {
-    /// A call of `op` with its deadline (ms).
-    Call(Op, u64),
-    /// A health plan for its host to poll by (None: stop).
-    Poll(Option<HealthPlan>),
-}
-
 /// Everything the core owns.
 pub struct Core {
+    engine: Engine,
+    store: Store,
+    log: Arc<ClusterLog>,
+    events: Arc<EventLog>,
+    /// Held by the API too; here for its write health in `status`.
+    audit: Arc<AuditLog>,
+    catalogue: Catalogue,
+    /// For the catalogue's deadlines (a host's hello timeout bounds a probe).
+    host_config: HostConfig,
+    /// The hosts and the resources open in them.
+    pool: Pool,
+    node: String,
+    epoch: Instant,
+    /// Wall-clock ms at `epoch`, so engine time reads as Unix ms.
+    epoch_unix_ms: u64,
+    /// Values of secret private parameters, kept out of every log line and event.
+    secrets: Secrets,
+    /// Database changes from internal events (not administrator requests) that could not be saved:
+    /// written again with the next change, so the database catches up once it works again.
+    unsaved: Unsaved,
+    timers: BTreeMap<(u64, u64), Timer>,
+    timer_seq: u64,
+    tx: mpsc::UnboundedSender<Input>,
+    stop: bool,
+}
+
+/// What the core is built from (main.rs opens and checks each of them).
+pub struct CoreParts {
     pub engine: Engine,
     pub store: Store,
     pub log: Arc<ClusterLog>,
     pub events: Arc<EventLog>,
-    /// Held by the API too; here for its write health in `status`.
     pub audit: Arc<AuditLog>,
     pub catalogue: Catalogue,
     pub host_config: HostConfig,
     pub node: String,
-    epoch: Instant,
-    /// Wall-clock ms at `epoch`, so engine time reads as Unix ms.
-    epoch_unix_ms: u64,
-    pub hosts: HashMap<HostId, Host>,
-    /// Hosts being shut down on purpose: their deaths are not failures.
-    pub retiring: HashSet<HostId>,
-    pub pending_opens: HashMap<HostId, Vec<PendingOpen>>,
-    pub handles: HashMap<ResourceId, Arc<ResourceHandle>>,
-    /// Per resource: its open in flight (numbered, so a superseded one's answer is told apart) and
-    /// the requests that wait for it, in order.
-    pub sequencer: Sequencer<Queued>,
-    /// Values of secret private parameters, kept out of every log line and event.
-    pub secrets: Secrets,
-    /// Database changes from internal events (not administrator requests) that could not be saved:
-    /// written again with the next change, so the database catches up once it works again.
-    pub unsaved: Unsaved,
-    /// Call timings by resource, handed to each of its host handles in turn, so they survive
-    /// re-hosting (engine ids are stable) and every call is recorded once, by the handle.
-    pub timings: HashMap<ResourceId, SharedTimings>,
-    /// Calls completed since start, by entry point (for throughput figures).
-    pub call_totals: BTreeMap<Op, u64>,
-    timers: BTreeMap<(u64, u64), Timer>,
-    timer_seq: u64,
     pub tx: mpsc::UnboundedSender<Input>,
-    pub stop: bool,
 }
 
 impl Core {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        engine: Engine,
-        store: Store,
-        log: Arc<ClusterLog>,
-        events: Arc<EventLog>,
-        audit: Arc<AuditLog>,
-        catalogue: Catalogue,
-        host_config: HostConfig,
-        node: String,
-        tx: mpsc::UnboundedSender<Input>,
-    ) -> Core {
-        Core {
-            engine,
-            store,
-            log,
-            events,
-            audit,
-            catalogue,
-            host_config,
-            node,
+    /// The core, and the channel its pool reports on (hand it to `run`).
+    pub fn new(parts: CoreParts) -> (Core, mpsc::UnboundedReceiver<PoolReport>) {
+        let (pool, reports) = Pool::new(parts.host_config.clone());
+        let core = Core {
+            engine: parts.engine,
+            store: parts.store,
+            log: parts.log,
+            events: parts.events,
+            audit: parts.audit,
+            catalogue: parts.catalogue,
+            host_config: parts.host_config,
+            pool,
+            node: parts.node,
             epoch: Instant::now(),
             epoch_unix_ms: crate::clusterlog::unix_ms(),
-            hosts: HashMap::new(),
-            retiring: HashSet::new(),
-            pending_opens: HashMap::new(),
-            handles: HashMap::new(),
-            sequencer: Sequencer::default(),
             secrets: Secrets::default(),
             unsaved: Unsaved::default(),
-            timings: HashMap::new(),
-            call_totals: BTreeMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
-            tx,
+            tx: parts.tx,
             stop: false,
+        };
+        (core, reports)
+    }
+
+    /// Remembers the secret parameter values of restored resources, so they never reach a log.
+    pub fn remember_secrets<'a>(
+        &mut self,
+        resources: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, String>)>,
+    ) {
+        for (name, params) in resources {
+            self.secrets.update(name, params);
+        }
+    }
+
+    /// The facts the views read, borrowed.
+    fn views(&self) -> Views<'_> {
+        Views {
+            engine: &self.engine,
+            pool: &self.pool,
+            store: &self.store,
+            unsaved: &self.unsaved,
+            logs: [self.log.health(), self.events.health(), self.audit.health()],
+            catalogue: &self.catalogue,
+            node: &self.node,
         }
     }
 
@@ -164,6 +137,7 @@ impl Core {
     pub async fn run(
         mut self,
         mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut reports: mpsc::UnboundedReceiver<PoolReport>,
         mut api: mpsc::Receiver<CoreRequest>,
     ) {
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
@@ -194,6 +168,13 @@ impl Core {
                         self.on_input(input);
                     }
                 }
+                Some(report) = reports.recv() => {
+                    self.on_report(report);
+                    for _ in 0..INPUT_BATCH {
+                        let Ok(report) = reports.try_recv() else { break };
+                        self.on_report(report);
+                    }
+                }
                 Some(request) = api.recv() => self.on_input(Input::Api(request)),
                 _ = &mut sleep => {
                     armed_for = u64::MAX;
@@ -215,7 +196,7 @@ impl Core {
         }
     }
 
-    pub fn schedule(&mut self, at: u64, timer: Timer) {
+    fn schedule(&mut self, at: u64, timer: Timer) {
         self.timer_seq += 1;
         self.timers.insert((at, self.timer_seq), timer);
     }
@@ -230,20 +211,6 @@ impl Core {
                 let answer = self.request(request);
                 let _ = reply.send(answer);
             }
-            Input::HostStarted { host, result } => self.host_started(host, result),
-            Input::HostEvent { host, event } => self.host_event(host, event),
-            Input::Opened {
-                resource,
-                seq,
-                deadline_ms,
-                host,
-                result,
-            } => self.opened(resource, seq, deadline_ms, host, result),
-            Input::CallDone {
-                resource,
-                op,
-                result,
-            } => self.call_done(resource, op, result),
             Input::Catalogue(input) => self.on_catalogue(input),
         }
     }
@@ -274,39 +241,56 @@ impl Core {
         Ok(())
     }
 
-    fn host_started(&mut self, host: HostId, result: Result<Host, HostError>) {
-        match result {
-            Ok(h) => {
-                let pid = h.pid();
-                tracing::info!(
-                    component = "RCM",
-                    "resource host {pid} started (slot {})",
-                    host.0
-                );
-                self.hosts.insert(host, h);
-                self.feed(Event::HostStarted { host, pid });
-                for open in self.pending_opens.remove(&host).unwrap_or_default() {
-                    self.start_open(host, open);
-                }
-            }
-            Err(e) => {
-                tracing::error!(component = "RCM", "cannot start a resource host: {e}");
-                // The opens waiting for this host, and the calls behind them, will not happen.
-                for open in self.pending_opens.remove(&host).unwrap_or_default() {
-                    self.forget_open(&open);
-                }
-                self.feed(Event::HostDied {
-                    host,
-                    offender: None,
-                    offending_plugin: None,
-                    cause: e.to_string(),
-                });
-            }
+    /// One report of the pool's tasks: what it means for the engine.
+    fn on_report(&mut self, report: PoolReport) {
+        for outcome in self.pool.on_report(report) {
+            self.on_outcome(outcome);
         }
     }
 
-    fn host_event(&mut self, host: HostId, event: HostEvent) {
-        match event {
+    fn on_outcome(&mut self, outcome: PoolOutcome) {
+        match outcome {
+            PoolOutcome::HostStarted { host, pid } => self.feed(Event::HostStarted { host, pid }),
+            PoolOutcome::HostLost {
+                host,
+                offender,
+                offending_plugin,
+                cause,
+                ..
+            } => self.feed(Event::HostDied {
+                host,
+                offender,
+                offending_plugin,
+                cause,
+            }),
+            PoolOutcome::OpenReady { host, open } => self.start_open(host, open),
+            PoolOutcome::CallDone {
+                resource,
+                op,
+                ok,
+                message,
+            } => self.feed(Event::CallDone {
+                resource,
+                op,
+                ok,
+                message,
+            }),
+            PoolOutcome::HealthFailed {
+                resource,
+                op,
+                message,
+            } => self.feed(Event::HealthFailed {
+                resource,
+                op,
+                message,
+            }),
+            PoolOutcome::HostLine(line) => self.host_line(line),
+        }
+    }
+
+    /// A line a host wrote, redacted, into the cluster log.
+    fn host_line(&self, line: HostEvent) {
+        match line {
             HostEvent::Log {
                 pid,
                 tid,
@@ -330,188 +314,14 @@ impl Core {
                     "refused a request: {text}"
                 )
             }
-            HostEvent::Progress { .. } => {}
-            HostEvent::HealthFailed {
-                pid,
-                resource,
-                op,
-                message,
-            } => {
-                if self.hosts_resource(pid, resource) {
-                    self.feed(Event::HealthFailed {
-                        resource,
-                        op,
-                        message,
-                    });
-                }
-            }
-            HostEvent::CallStats { pid, stats } => self.host_stats(pid, stats),
-            HostEvent::Died(died) => self.host_died(host, died),
-        }
-    }
-
-    /// True when host `pid` holds the resource's current instance (a report from an earlier one is
-    /// stale).
-    fn hosts_resource(&self, pid: u32, resource: ResourceId) -> bool {
-        self.handles
-            .get(&resource)
-            .is_some_and(|h| h.host_pid() == pid)
-    }
-
-    /// The host's summaries of the checks it ran by itself: into the resources' timings and the
-    /// node's totals.
-    fn host_stats(&mut self, pid: u32, stats: Vec<keelson_proto::ResourceCallStats>) {
-        for entry in stats {
-            if !self.hosts_resource(pid, entry.resource) {
-                continue;
-            }
-            let Some(timings) = self.timings.get(&entry.resource) else {
-                continue;
-            };
-            let new = timings
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .report(entry.op, entry.stats);
-            *self.call_totals.entry(entry.op).or_default() += new;
-        }
-    }
-
-    fn host_died(&mut self, host: HostId, died: HostDied) {
-        // The call that took the host down counts, even though nobody could time it (a deadlock's
-        // duration is known).
-        if let Some((resource, Some(op))) = died.cause.offender() {
-            if let Some(timings) = self.timings.get(&resource) {
-                let mut timings = timings.lock().unwrap_or_else(|p| p.into_inner());
-                match &died.cause {
-                    keelson_host::DeathCause::Deadlock { elapsed, .. } => {
-                        timings.record(op, *elapsed)
-                    }
-                    _ => timings.record_lost(op),
-                }
-            }
-        }
-        self.hosts.remove(&host);
-        self.handles.retain(|_, h| h.host_pid() != died.pid);
-        if self.retiring.remove(&host) {
-            return;
-        }
-        tracing::error!(component = "RCM", "resource host failure: {died}");
-        let offender = match died.cause.offender() {
-            Some((resource, Some(op))) => Some((resource, op)),
-            _ => None,
-        };
-        self.feed(Event::HostDied {
-            host,
-            offender,
-            offending_plugin: died.cause.offending_plugin().map(str::to_string),
-            cause: died.to_string(),
-        });
-    }
-
-    /// An open that will never be answered: forget it (and the Close that superseded it).
-    pub(crate) fn forget_open(&mut self, open: &PendingOpen) {
-        self.sequencer.forget(open.resource, open.seq);
-    }
-
-    /// The answer to Open number `seq` (made with `deadline_ms`).
-    fn opened(
-        &mut self,
-        resource: ResourceId,
-        seq: u64,
-        deadline_ms: u64,
-        host: HostId,
-        result: Result<ResourceHandle, HostError>,
-    ) {
-        let waiting = match self.sequencer.opened(resource, seq, deadline_ms) {
-            OpenFate::Current(waiting) => waiting,
-            // Closed or reopened while this open was in flight: nobody wants this instance.
-            OpenFate::Stale { close_deadline_ms } => {
-                if let Ok(handle) = result {
-                    let deadline = Duration::from_millis(close_deadline_ms);
-                    tokio::spawn(async move {
-                        let _ = handle.close(deadline).await;
-                    });
-                }
-                return;
-            }
-        };
-        match result {
-            Ok(handle) => {
-                let stale = !self.hosts.contains_key(&host);
-                self.handles.insert(resource, Arc::new(handle));
-                if stale {
-                    return;
-                }
-                self.feed(Event::CallDone {
-                    resource,
-                    op: Op::Open,
-                    ok: true,
-                    message: String::new(),
-                });
-                for queued in waiting {
-                    match queued {
-                        Queued::Call(op, deadline_ms) => self.call(resource, op, deadline_ms),
-                        Queued::Poll(plan) => self.set_polling(resource, plan),
-                    }
-                }
-            }
-            // A host death is reported on its own; the open failed, and so do the calls behind it.
-            Err(e) => {
-                let message = e.to_string();
-                self.feed(Event::CallDone {
-                    resource,
-                    op: Op::Open,
-                    ok: false,
-                    message: message.clone(),
-                });
-                let calls = waiting.into_iter().filter_map(|q| match q {
-                    Queued::Call(op, _) => Some(op),
-                    Queued::Poll(_) => None,
-                });
-                for op in calls {
-                    let message = format!("{} not sent: open failed: {message}", op.upper());
-                    self.feed(Event::CallDone {
-                        resource,
-                        op,
-                        ok: false,
-                        message,
-                    });
-                }
-            }
-        }
-    }
-
-    fn call_done(&mut self, resource: ResourceId, op: Op, result: Result<CallDone, CallError>) {
-        *self.call_totals.entry(op).or_default() += 1;
-        match result {
-            Ok(done) => {
-                let ok = done.status == 0;
-                self.feed(Event::CallDone {
-                    resource,
-                    op,
-                    ok,
-                    message: done.message,
-                });
-            }
-            // The host died under the call: its death report drives recovery, not this call.
-            Err(CallError::HostDied(_)) => {}
-            Err(e) => self.feed(Event::CallDone {
-                resource,
-                op,
-                ok: false,
-                message: e.to_string(),
-            }),
+            _ => {}
         }
     }
 
     /// Shuts every host down (resources just stop; desired state stays persisted).
     async fn shutdown(&mut self) {
         tracing::info!(component = "RCM", "node service stopping");
-        let hosts: Vec<Host> = self.hosts.drain().map(|(_, h)| h).collect();
-        self.handles.clear();
-        for host in hosts {
-            host.shutdown().await;
-        }
+        self.pool.shutdown().await;
     }
 
     /// Executes engine commands in order (persists batched into one transaction).

@@ -12,10 +12,8 @@ mod core;
 mod datadir;
 mod echo;
 mod events;
-mod exec;
 mod logfile;
 mod probe;
-mod requests;
 mod secrets;
 mod unsaved;
 mod views;
@@ -180,20 +178,23 @@ async fn run(args: Args) -> Result<()> {
     };
     let (engine, commands) = restore(&snapshot)?;
     let node = args.node_name.clone().unwrap_or_else(hostname);
-    let mut core = core::Core::new(
+    let (mut core, pool_reports) = core::Core::new(core::CoreParts {
         engine,
         store,
-        log.clone(),
-        events.clone(),
-        audit.clone(),
+        log: log.clone(),
+        events: events.clone(),
+        audit: audit.clone(),
         catalogue,
         host_config,
         node,
         tx,
+    });
+    core.remember_secrets(
+        snapshot
+            .resources
+            .iter()
+            .map(|r| (r.name.as_str(), &r.params)),
     );
-    for r in &snapshot.resources {
-        core.secrets.update(&r.name, &r.params);
-    }
     core.execute(commands);
 
     let (api_tx, api_rx) = mpsc::channel(256);
@@ -211,7 +212,7 @@ async fn run(args: Args) -> Result<()> {
     tokio::spawn(api.serve(listener));
     tokio::spawn(stop_on_signal(api_tx, stop_answered.clone()));
     tracing::info!("node service ready on {}", dir.join("rcm.sock").display());
-    core.run(inputs, api_rx).await;
+    core.run(inputs, pool_reports, api_rx).await;
     // The NodeStop reply is written by its connection task: let it go out before exiting.
     let _ = tokio::time::timeout(STOP_REPLY_WAIT, stop_answered.notified()).await;
     let _ = std::fs::remove_file(dir.join("rcm.sock"));

@@ -1,17 +1,13 @@
 //! Probing plugin files without ever waiting on one: list every `libkeelson_plugin_*.so` in the
 //! plugin directories (problems such as a dangling symlink are found right there), then load each
 //! file in a throwaway keelson-rhs of its own with its own deadline, a few at a time, and report each
-//! result to the core as it comes. The core's side: park a `resource create` whose type is still
-//! being probed, release waiting opens and creates as the catalogue fills in. Not the catalogue's
+//! result to the core as it comes. Not the core's side (core/catalogue_gate.rs), not the catalogue's
 //! bookkeeping (catalogue.rs) and not hosting resources.
 
-use crate::api::CoreRequest;
-use crate::catalogue::{Catalogue, FileState, PluginFile, ProbeReport, Resolution};
-use crate::core::{Core, Input, PendingOpen};
+use crate::catalogue::{Catalogue, FileState, PluginFile, ProbeReport};
+use crate::core::Input;
 use crate::event_at;
-use keelson_engine::HostId;
 use keelson_host::{Host, HostConfig, HostError, HostEvent, HostEvents};
-use keelson_proto::ControlRequest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +17,7 @@ use tracing::Instrument;
 /// Probes running at once (each is one short-lived host process).
 const CONCURRENT_PROBES: usize = 8;
 /// Extra time a parked create waits past the longest a single probe can take.
-const PARK_MARGIN: Duration = Duration::from_secs(1);
+pub(crate) const PARK_MARGIN: Duration = Duration::from_secs(1);
 
 /// What the probes tell the core.
 #[derive(Debug)]
@@ -217,78 +213,6 @@ async fn forward_probe_output(mut events: HostEvents, path: String) {
             | HostEvent::HealthFailed { .. }
             | HostEvent::CallStats { .. } => {}
         }
-    }
-}
-
-impl Core {
-    /// Hands a control request back, or parks it when it is a create of a type still being probed
-    /// (it is answered when the type resolves, when every probe has reported, or at its deadline).
-    pub(crate) fn gate_on_catalogue(&mut self, request: CoreRequest) -> Option<CoreRequest> {
-        let ControlRequest::ResourceCreate { type_name, .. } = &request.0 else {
-            return Some(request);
-        };
-        if self.catalogue.resolve(type_name) != Resolution::Pending {
-            return Some(request);
-        }
-        let type_name = type_name.clone();
-        let ticket = self.catalogue.park(type_name, request);
-        let wait = self.host_config.hello_timeout + self.catalogue.probe_timeout() + PARK_MARGIN;
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            let _ = tx.send(Input::Catalogue(CatalogueInput::ParkExpired(ticket)));
-        });
-        None
-    }
-
-    /// A probe reported, or a parked create ran out of time.
-    pub(crate) fn on_catalogue(&mut self, input: CatalogueInput) {
-        match input {
-            CatalogueInput::Probed(report) => {
-                for (level, line) in self.catalogue.record(report) {
-                    event_at!(level, "{line}");
-                }
-                self.release_waiting();
-            }
-            CatalogueInput::ParkExpired(ticket) => {
-                if let Some(request) = self.catalogue.unpark(ticket) {
-                    self.answer(request);
-                }
-            }
-        }
-    }
-
-    /// An open whose type is still being probed waits for it (released by `release_waiting`).
-    pub(crate) fn wait_for_catalogue(&mut self, host: HostId, open: PendingOpen) {
-        tracing::info!(
-            resource = %open.name,
-            "Resource '{}' (type '{}') waits for the plugin catalogue: {}",
-            open.name,
-            open.type_name,
-            self.catalogue.still_probing()
-        );
-        self.catalogue.wait_for_type(host, open);
-    }
-
-    /// Opens and creates whose type is no longer pending go ahead (or fail with the reason).
-    fn release_waiting(&mut self) {
-        for (host, open) in self.catalogue.take_resolved_opens() {
-            // An open whose host or resource went away meanwhile was cancelled by what removed it.
-            let wanted = self.hosts.contains_key(&host)
-                && self.sequencer.is_current(open.resource, open.seq)
-                && self.engine.resource_by_id(open.resource).is_some();
-            if wanted {
-                self.start_open(host, open);
-            }
-        }
-        for request in self.catalogue.take_resolved_parked() {
-            self.answer(request);
-        }
-    }
-
-    fn answer(&mut self, (request, reply): CoreRequest) {
-        let answer = self.request(request);
-        let _ = reply.send(answer);
     }
 }
 

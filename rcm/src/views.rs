@@ -1,16 +1,20 @@
 //! The control API's views (status, resources, groups, hosts, plugins) as the wire structs of
-//! `keelson_proto::view`, and their JSON reply. Each view is one `Core` method that reads the facts
-//! (engine, timings, store, logs, catalogue) and one pure function that shapes them, so where a
-//! fact comes from can change without touching its shape. Not the CLI's tables (crates/ctl) and
+//! `keelson_proto::view`, and their JSON reply. Each view is one `Views` method that reads the
+//! facts (engine, pool timings, store, logs, catalogue), borrowed from the core, and one pure
+//! function that shapes them, so where a fact comes from can change without touching its shape. Not the CLI's tables (crates/ctl) and
 //! not the JSON's shape (pinned in crates/proto).
 
+use crate::catalogue::Catalogue;
 use crate::catalogue::{Conflict, PluginEntry};
-use crate::core::Core;
 use crate::logfile::WriteHealth;
+use crate::unsaved::Unsaved;
+use keelson_engine::Engine;
 use keelson_engine::{GroupView, HostView, ResourceView};
 use keelson_host::CallStats;
+use keelson_host::Pool;
 use keelson_proto::view::{self, PropertyValue};
 use keelson_proto::ControlReply;
+use keelson_store::Store;
 use keelson_types::Op;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -22,19 +26,27 @@ pub fn json_reply<T: Serialize>(view: &T) -> Result<ControlReply, String> {
         .map_err(|e| format!("cannot encode the view: {e}"))
 }
 
-impl Core {
+/// The facts the views read, borrowed from the core for one request.
+pub struct Views<'a> {
+    pub engine: &'a Engine,
+    pub pool: &'a Pool,
+    pub store: &'a Store,
+    pub unsaved: &'a Unsaved,
+    /// Write health of cluster.log, events.jsonl and audit.log.
+    pub logs: [WriteHealth; 3],
+    pub catalogue: &'a Catalogue,
+    pub node: &'a str,
+}
+
+impl Views<'_> {
     /// `resource get`.
     pub fn resource_view(&self, name: &str) -> Result<view::Resource, String> {
         let r = self
             .engine
             .resource(name)
             .ok_or(format!("no resource named '{name}'"))?;
-        let stats = self
-            .timings
-            .get(&r.id)
-            .map(|t| t.lock().unwrap_or_else(|p| p.into_inner()).summary())
-            .unwrap_or_default();
-        Ok(resource(&r, &self.node, &stats))
+        let stats = self.pool.call_stats(r.id);
+        Ok(resource(&r, self.node, &stats))
     }
 
     /// `resource list`.
@@ -52,12 +64,12 @@ impl Core {
             .engine
             .group(name)
             .ok_or(format!("no group named '{name}'"))?;
-        Ok(group(&g, &self.node))
+        Ok(group(&g, self.node))
     }
 
     /// `group list`.
     pub fn group_list_view(&self) -> Vec<view::GroupSummary> {
-        let node = &self.node;
+        let node = self.node;
         self.engine
             .groups()
             .iter()
@@ -72,7 +84,7 @@ impl Core {
             .engine
             .groups()
             .iter()
-            .map(|g| status_group(g, &resources, &self.node))
+            .map(|g| status_group(g, &resources, self.node))
             .collect();
         let hosts = self
             .engine
@@ -81,15 +93,12 @@ impl Core {
             .map(|h| host(h, |id| self.engine.resource_by_id(id).map(|r| r.name)))
             .collect();
         view::Status {
-            calls_completed: by_op(&self.call_totals, |n| *n),
+            calls_completed: by_op(self.pool.call_totals(), |n| *n),
             database: database(self.store.health(), self.unsaved.len()),
             groups,
             hosts,
-            logs: [self.log.health(), self.events.health(), self.audit.health()]
-                .into_iter()
-                .map(log_health)
-                .collect(),
-            node: self.node.clone(),
+            logs: self.logs.iter().cloned().map(log_health).collect(),
+            node: self.node.to_string(),
             pid: std::process::id(),
         }
     }

@@ -8,10 +8,8 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupId(pub u64);
 
-/// One host process slot (an rhs), numbered from 1 in the order the engine asks for them.
-/// A slot is never reused: a host that died is replaced by a slot with a fresh id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct HostId(pub u64);
+/// Host slots are shared with crates/host's pool, so they live in crates/types.
+pub use keelson_types::HostId;
 
 /// One scheduled timer, numbered from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -20,12 +18,6 @@ pub struct TimerId(pub u64);
 impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "group#{}", self.0)
-    }
-}
-
-impl fmt::Display for HostId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "host#{}", self.0)
     }
 }
 

@@ -62,6 +62,11 @@ impl Engine {
         self.groups.get(&r.group).map(|g| g.name.as_str())
     }
 
+    /// The name of resource `id`, without building a view.
+    pub fn resource_name(&self, id: ResourceId) -> Option<&str> {
+        self.resources.get(&id).map(|r| r.name.as_str())
+    }
+
     /// The resource called `name`.
     pub fn resource(&self, name: &str) -> Option<ResourceView> {
         self.resource_by_id(*self.resource_names.get(name)?)

@@ -41,6 +41,17 @@ impl fmt::Display for ResourceId {
     }
 }
 
+/// One host process slot (an rhs), numbered from 1 in the order the engine asks for them.
+/// A slot is never reused: a host that died is replaced by a slot with a fresh id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HostId(pub u64);
+
+impl fmt::Display for HostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host#{}", self.0)
+    }
+}
+
 /// Severity of a cluster-log line, spelled as in the WSFC cluster log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LogLevel {

@@ -2,7 +2,7 @@
 //! changes) or into views. Every refusal is one clear line and changes nothing. Not transport or
 //! authorisation (api.rs).
 
-use crate::core::Core;
+use super::Core;
 use crate::views::json_reply;
 use keelson_engine::{Event, ResourceSpec, ResourceState};
 use keelson_proto::{Assignments, ControlReply, ControlRequest};
@@ -29,12 +29,12 @@ impl Core {
     fn try_request(&mut self, request: ControlRequest) -> Result<ControlReply, String> {
         use ControlRequest as R;
         Ok(match request {
-            R::Status => json_reply(&self.status_view())?,
-            R::PluginList => json_reply(&self.plugin_view())?,
-            R::GroupList => json_reply(&self.group_list_view())?,
-            R::GroupGet { name } => json_reply(&self.group_view(&name)?)?,
-            R::ResourceList => json_reply(&self.resource_list_view())?,
-            R::ResourceGet { name } => json_reply(&self.resource_view(&name)?)?,
+            R::Status => json_reply(&self.views().status_view())?,
+            R::PluginList => json_reply(&self.views().plugin_view())?,
+            R::GroupList => json_reply(&self.views().group_list_view())?,
+            R::GroupGet { name } => json_reply(&self.views().group_view(&name)?)?,
+            R::ResourceList => json_reply(&self.views().resource_list_view())?,
+            R::ResourceGet { name } => json_reply(&self.views().resource_view(&name)?)?,
             R::GroupCreate { name, properties } => {
                 check_name("group", &name)?;
                 let properties = group_properties(GroupProperties::default(), &properties)?;
