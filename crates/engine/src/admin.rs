@@ -81,6 +81,12 @@ impl Engine {
 
     pub(crate) fn delete_resource(&mut self, name: &str) -> Result<(), EngineError> {
         self.plan_delete_resource(name)?;
+        self.remove_resource(name)
+    }
+
+    /// Deletes a resource without asking whether it may be (the caller decided): its instance is
+    /// closed, its timers cancelled, and it is forgotten.
+    pub(crate) fn remove_resource(&mut self, name: &str) -> Result<(), EngineError> {
         let id = self.rid(name)?;
         self.cancel_resource_timers(id);
         self.close(id);
@@ -204,7 +210,7 @@ impl Engine {
 
     /// New parameters reach the plugin through a fresh open: at once when the resource is not up
     /// (so a bad parameter shows now, not at the next node start), else at its next online.
-    fn reopen_for_params(&mut self, id: ResourceId) {
+    pub(crate) fn reopen_for_params(&mut self, id: ResourceId) {
         let r = self.res(id);
         let idle = matches!(r.state, ResourceState::Offline | ResourceState::Failed);
         if idle && r.host.is_some() {
@@ -394,7 +400,7 @@ impl Engine {
 
     /// Records the wish; a Failed resource is reset to Offline (its restart/retry cancelled) so that
     /// reconciliation acts on the wish at once.
-    fn want(&mut self, id: ResourceId, online: bool) {
+    pub(crate) fn want(&mut self, id: ResourceId, online: bool) {
         let r = self.res_mut(id);
         if r.want_online != online {
             r.want_online = online;

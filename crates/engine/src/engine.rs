@@ -356,7 +356,7 @@ impl Engine {
         self.refresh_health_plan(id);
     }
 
-    fn flush_persist(&mut self) {
+    pub(crate) fn flush_persist(&mut self) {
         for id in std::mem::take(&mut self.dirty_resources) {
             if self.resources.contains_key(&id) {
                 let record = self.record_of(id);
@@ -410,7 +410,7 @@ impl Engine {
     }
 
     /// Announces groups (all of them for `None`) whose state differs from the last announcement.
-    fn notify_group_changes(&mut self, groups: Option<Vec<GroupId>>) {
+    pub(crate) fn notify_group_changes(&mut self, groups: Option<Vec<GroupId>>) {
         let ids: Vec<GroupId> = match groups {
             Some(ids) => ids,
             None => {

@@ -83,6 +83,7 @@ mod hosts;
 mod ids;
 mod lifecycle;
 mod plan;
+mod replica;
 mod resource;
 pub mod restart;
 mod restore;

@@ -2,7 +2,8 @@
 //! and host deaths never break the invariants: (a) a resource is Online only if everything it depends
 //! on is Online, (b) at most one host per resource, (c) state strings are always one of the listed
 //! ones, (d) the engine never panics, (e) a refused administrator request changes nothing, and (f)
-//! every accepted one persists exactly what its dry run said it would.
+//! every accepted one persists exactly what its dry run said it would, and (g) a follower engine that
+//! is handed only the persisted record changes (as a raft replica is) holds the same configuration.
 
 mod common;
 use common::*;
@@ -211,6 +212,44 @@ fn apply(sim: &mut Sim, a: &Action) {
     }
 }
 
+/// (g): the record changes persisted since the last sync, applied to the follower as one committed
+/// batch, leave it with the same configuration; applying them again (a replayed entry) still does.
+fn sync(sim: &Sim, follower: &mut Engine, synced: &mut usize) -> Result<(), TestCaseError> {
+    let batch = persists(&sim.history[*synced..]);
+    *synced = sim.history.len();
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let logs = logs(&follower.apply_records(sim.now, &batch));
+    let errors: Vec<_> = logs
+        .iter()
+        .filter(|(l, m)| *l == keelson_types::LogLevel::Err && m.contains("cannot apply"))
+        .collect();
+    prop_assert!(
+        errors.is_empty(),
+        "(g) the follower could not apply {batch:?}: {errors:?}"
+    );
+    prop_assert_eq!(
+        follower.records(),
+        sim.engine.records(),
+        "(g) after {:?}",
+        batch
+    );
+    prop_assert!(
+        follower.check_invariants().is_ok(),
+        "(g) {:?}",
+        follower.check_invariants()
+    );
+    follower.apply_records(sim.now, &batch);
+    prop_assert_eq!(
+        follower.records(),
+        sim.engine.records(),
+        "(g) replaying {:?}",
+        batch
+    );
+    Ok(())
+}
+
 fn check(sim: &Sim) -> Result<(), TestCaseError> {
     let views = sim.engine.resources();
     let by_name: BTreeMap<&str, &ResourceView> =
@@ -273,9 +312,13 @@ proptest! {
         for (a, b) in [("r1", "r0"), ("r2", "r1"), ("r3", "r0"), ("r5", "r4")] {
             sim.dep(a, b);
         }
+        let mut follower = Engine::new();
+        let mut synced = 0;
+        sync(&sim, &mut follower, &mut synced)?;
         for a in &actions {
             apply(&mut sim, a);
             check(&sim)?;
+            sync(&sim, &mut follower, &mut synced)?;
         }
         // Whatever happened, letting time run with healthy answers never breaks anything either.
         sim.run(4_000_000);
