@@ -120,7 +120,7 @@ impl<S: NetftSink> Shell<S> {
             tokio::spawn(receive(socket.clone(), tx.clone(), tap.clone()));
         }
         let base = Instant::now();
-        let plane_identity = (
+        let (local_node, incarnation, key) = (
             config.topology.local,
             config.incarnation,
             config.key.clone(),
@@ -129,9 +129,9 @@ impl<S: NetftSink> Shell<S> {
         let (detector, actions) = Detector::new(config, 0);
         let (routes, routes_rx) = watch::channel(candidates(&detector.routes(0)));
         let data_plane = Some(DataPlane {
-            local_node: plane_identity.0,
-            incarnation: plane_identity.1,
-            key: plane_identity.2,
+            local_node,
+            incarnation,
+            key,
             port,
             local_interfaces,
             sockets: sockets.clone(),
