@@ -28,7 +28,7 @@ pub const HEARTBEAT_LEN: usize = BODY_LEN + TAG_LEN;
 /// The shortest cluster key accepted.
 pub const MIN_KEY_LEN: usize = 16;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Why a datagram is not a heartbeat this node accepts at the wire level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -71,7 +71,7 @@ impl ClusterKey {
         Ok(ClusterKey(bytes.to_vec()))
     }
 
-    fn mac(&self) -> HmacSha256 {
+    pub(crate) fn mac(&self) -> HmacSha256 {
         // HMAC accepts a key of any length, so this cannot fail.
         <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length")
     }

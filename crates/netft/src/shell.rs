@@ -2,11 +2,15 @@
 //! address, starts the netlink watcher, feeds the detector received datagrams, link changes and
 //! ticks at the deadlines it asks for, and performs its actions — sends on the sockets, everything
 //! else through `NetftSink`, which the rcm implements (cluster.log, events.jsonl, its node table).
-//! Not policy: every decision is the detector's.
+//! Datagrams of the frame kind are set aside for the virtual adapter (`take_data_plane`), which
+//! also sees every route state change. Not policy: every decision is the detector's.
 
 use crate::action::{Action, NetftEvent, NodeState, RouteState};
+use crate::data_plane::{self, DataPlane, FrameTap, InboundFrame};
 use crate::detector::{Counters, Detector, DetectorConfig, Event, RouteStatus};
+use crate::frame;
 use crate::netlink;
+use crate::path::Candidate;
 use crate::socket::HeartbeatSocket;
 use crate::topology::{NodeId, RouteKey};
 use keelson_types::LogLevel;
@@ -16,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Where the detector's actions other than sends go.
 pub trait NetftSink {
@@ -86,6 +90,9 @@ pub struct Shell<S: NetftSink> {
     base: Instant,
     inputs: mpsc::Receiver<Input>,
     status: StatusHandle,
+    /// Every route's state for the virtual adapter, and the adapter's share until it is taken.
+    routes: watch::Sender<Vec<Candidate>>,
+    data_plane: Option<DataPlane>,
     /// Kept so the queue stays open even when no task holds a sender.
     _inputs_tx: mpsc::Sender<Input>,
 }
@@ -108,11 +115,30 @@ impl<S: NetftSink> Shell<S> {
             .await
             .map_err(ShellError::Netlink)?;
         tokio::spawn(forward_events(events_rx, tx.clone()));
+        let (tap, frames, queue_full) = data_plane::frame_queue(QUEUE);
         for socket in sockets.values() {
-            tokio::spawn(receive(socket.clone(), tx.clone()));
+            tokio::spawn(receive(socket.clone(), tx.clone(), tap.clone()));
         }
         let base = Instant::now();
+        let (local_node, incarnation, key) = (
+            config.topology.local,
+            config.incarnation,
+            config.key.clone(),
+        );
+        let local_interfaces = config.topology.local_node().interfaces.clone();
         let (detector, actions) = Detector::new(config, 0);
+        let (routes, routes_rx) = watch::channel(candidates(&detector.routes(0)));
+        let data_plane = Some(DataPlane {
+            local_node,
+            incarnation,
+            key,
+            port,
+            local_interfaces,
+            sockets: sockets.clone(),
+            frames,
+            routes: routes_rx,
+            queue_full,
+        });
         let status = StatusHandle(Arc::new(Mutex::new(NetftStatus {
             taken_at: base,
             routes: detector.routes(0),
@@ -125,6 +151,8 @@ impl<S: NetftSink> Shell<S> {
             base,
             inputs,
             status,
+            routes,
+            data_plane,
             _inputs_tx: tx,
         };
         shell.perform(actions);
@@ -139,11 +167,23 @@ impl<S: NetftSink> Shell<S> {
         self.status.clone()
     }
 
+    /// The virtual adapter's share: sockets, frames, route states (once; None after).
+    pub fn take_data_plane(&mut self) -> Option<DataPlane> {
+        self.data_plane.take()
+    }
+
     fn publish_status(&self) {
         let now = self.now_ms();
+        let routes = self.detector.routes(now);
+        let latest = candidates(&routes);
+        self.routes.send_if_modified(|current| {
+            let changed = *current != latest;
+            *current = latest;
+            changed
+        });
         self.status.set(NetftStatus {
             taken_at: Instant::now(),
-            routes: self.detector.routes(now),
+            routes,
             counters: self.detector.counters(),
         });
     }
@@ -238,9 +278,22 @@ impl<S: NetftSink> Shell<S> {
     }
 }
 
-async fn receive(socket: Arc<HeartbeatSocket>, tx: mpsc::Sender<Input>) {
+fn candidates(routes: &[RouteStatus]) -> Vec<Candidate> {
+    routes.iter().map(Candidate::from).collect()
+}
+
+async fn receive(socket: Arc<HeartbeatSocket>, tx: mpsc::Sender<Input>, frames: FrameTap) {
     loop {
         let input = match socket.receive().await {
+            Ok((datagram, from)) if frame::is_frame(&datagram) => {
+                let local = socket.local;
+                frames.offer(InboundFrame {
+                    local,
+                    from,
+                    datagram,
+                });
+                continue;
+            }
             Ok((bytes, from)) => Input::Event(Event::Datagram {
                 local: socket.local,
                 from,

@@ -6,9 +6,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::UdpSocket;
 
-/// Room for any datagram a peer may send: larger than a heartbeat so that an oversized one is seen
-/// (and refused) as oversized rather than silently cut to the right length.
-pub const RECEIVE_BUFFER: usize = 2048;
+/// Room for any datagram a peer may send: larger than a heartbeat or the largest frame, so that an
+/// oversized one is seen (and refused) as oversized rather than silently cut to the right length.
+pub const RECEIVE_BUFFER: usize = crate::frame::MAX_LEN + 1024;
 
 /// A socket bound to one local interface address.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl HeartbeatSocket {
     pub async fn receive(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
         let (len, from) = self.socket.recv_from(&mut buf).await?;
-        buf.truncate(len);
-        Ok((buf, from))
+        // A copy of the right size, so a queued datagram does not hold the whole buffer.
+        Ok((buf[..len].to_vec(), from))
     }
 }

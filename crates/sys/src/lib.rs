@@ -1,7 +1,7 @@
 //! The only keelson crate that calls nix/libc directly: passing file descriptors over Unix sockets,
 //! preparing a child process (fd layout, parent-death signal), fatal-signal handlers on an alternate
-//! stack, which loaded object an address belongs to, entering a network namespace, and small process
-//! queries. Not policy: callers decide what to do with each primitive.
+//! stack, which loaded object an address belongs to, entering a network namespace, opening a TUN
+//! device, and small process queries. Not policy: callers decide what to do with each primitive.
 
 pub mod address_table;
 pub mod child;
@@ -11,6 +11,7 @@ pub mod loaded_object;
 pub mod netns;
 pub mod peer;
 pub mod process;
+pub mod tun;
 
 /// The signal type every signal-taking function here uses (nix's, so callers need no nix of their own).
 pub use nix::sys::signal::Signal;
