@@ -14,7 +14,9 @@ use openraft::{
 };
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
+use crate::applied::Applied;
 use crate::cluster_state::{allocate, past_members};
 use crate::db::{decode, encode, GROUPS, RESOURCES, SM_META};
 use crate::error::{on, OrStorage};
@@ -34,6 +36,8 @@ pub struct StateMachine {
     state: SharedState,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, ClusterNode>,
+    /// Where each durable apply is told, in order (`StateMachine::follow`).
+    followers: Option<mpsc::UnboundedSender<Applied>>,
 }
 
 fn read_lock(state: &SharedState) -> RwLockReadGuard<'_, ClusterState> {
@@ -80,7 +84,24 @@ impl StateMachine {
             state: Arc::new(RwLock::new(state)),
             applied,
             membership,
+            followers: None,
         })
+    }
+
+    /// From now on, every durable apply (each committed entry's changes, or an installed
+    /// snapshot) is told on the returned channel, in log order.
+    pub fn follow(&mut self) -> mpsc::UnboundedReceiver<Applied> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.followers = Some(tx);
+        rx
+    }
+
+    fn tell(&mut self, applied: Applied) {
+        if let Some(tx) = &self.followers {
+            if tx.send(applied).is_err() {
+                self.followers = None;
+            }
+        }
     }
 
     /// A handle on the applied cluster database that stays current as entries are applied.
@@ -207,6 +228,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied = self.applied;
         let mut membership = self.membership.clone();
         let mut changes = Vec::new();
+        let mut batches = Vec::new();
         let mut responses = Vec::new();
         for entry in entries {
             let log_id = *entry.get_log_id();
@@ -218,7 +240,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Request::Changes(batch)) => {
                     write_changes(&tx, &batch, log_id)?;
-                    changes.extend(batch);
+                    changes.extend(batch.iter().cloned());
+                    batches.push(Applied::Changes {
+                        index: log_id.index,
+                        changes: batch,
+                    });
                 }
                 EntryPayload::Normal(Request::AllocateNodeId) => {
                     let (id, after) = allocate(next);
@@ -242,8 +268,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             state.apply(change);
         }
         state.next_node_id = next;
+        drop(state);
         self.applied = applied;
         self.membership = membership;
+        for batch in batches {
+            self.tell(batch);
+        }
         Ok(responses)
     }
 
@@ -283,9 +313,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             ErrorSubject::Snapshot(Some(meta.signature())),
             ErrorVerb::Write,
         ))?;
-        *write_lock(&self.state) = state;
+        *write_lock(&self.state) = state.clone();
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.tell(Applied::Snapshot {
+            index: meta.last_log_id.map(|l| l.index),
+            state,
+        });
         Ok(())
     }
 
