@@ -1,6 +1,7 @@
 //! The state machine tells its follower every durable apply, in log order, with the changes of each
 //! committed entry (and nothing for entries that carry no records). One node, no network: its own
 //! majority.
+#![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
