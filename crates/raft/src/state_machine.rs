@@ -21,11 +21,12 @@ use crate::cluster_state::{allocate, past_members};
 use crate::db::{decode, encode, GROUPS, RESOURCES, SM_META};
 use crate::error::{on, OrStorage};
 use crate::snapshot::{read_current, store_current, SnapshotBuilder};
-use crate::{ClusterNode, ClusterState, NodeId, Request, Response, TypeConfig};
+use crate::{ClusterInfo, ClusterNode, ClusterState, NodeId, Request, Response, TypeConfig};
 
 const APPLIED: &str = "applied";
 const MEMBERSHIP: &str = "membership";
 const NEXT_NODE_ID: &str = "next_node_id";
+const CLUSTER: &str = "cluster";
 
 /// The applied cluster database, shared between the state machine and its readers.
 pub type SharedState = Arc<RwLock<ClusterState>>;
@@ -69,6 +70,7 @@ impl StateMachine {
         if let Some(next) = optional(get(NEXT_NODE_ID)?, NEXT_NODE_ID)? {
             state.next_node_id = next;
         }
+        state.cluster = optional(get(CLUSTER)?, CLUSTER)?;
         for row in tx.open_table(GROUPS).at(read())?.iter().at(read())? {
             let (name, bytes) = row.at(read())?;
             let group = decode(bytes.value(), name.value(), ErrorSubject::StateMachine)?;
@@ -185,11 +187,23 @@ pub(crate) fn write_pointers(
     Ok(())
 }
 
+/// Writes the cluster's name and node list in `tx`.
+fn write_cluster(tx: &WriteTransaction, info: &ClusterInfo) -> Result<(), StorageError<NodeId>> {
+    let write = || on(ErrorSubject::StateMachine, ErrorVerb::Write);
+    let mut meta = tx.open_table(SM_META).at(write())?;
+    let bytes = encode(info, ErrorSubject::StateMachine)?;
+    meta.insert(CLUSTER, bytes.as_slice()).at(write())?;
+    Ok(())
+}
+
 /// Replaces every record with `state`'s, in `tx`.
 fn replace_records(
     tx: &WriteTransaction,
     state: &ClusterState,
 ) -> Result<(), StorageError<NodeId>> {
+    if let Some(info) = &state.cluster {
+        write_cluster(tx, info)?;
+    }
     let write = || on(ErrorSubject::StateMachine, ErrorVerb::Write);
     let mut groups = tx.open_table(GROUPS).at(write())?;
     groups.retain(|_, _| false).at(write())?;
@@ -228,6 +242,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied = self.applied;
         let mut membership = self.membership.clone();
         let mut changes = Vec::new();
+        let mut cluster = None;
         let mut batches = Vec::new();
         let mut responses = Vec::new();
         for entry in entries {
@@ -245,6 +260,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         index: log_id.index,
                         changes: batch,
                     });
+                }
+                EntryPayload::Normal(Request::SetCluster(info)) => {
+                    write_cluster(&tx, &info)?;
+                    cluster = Some(info);
                 }
                 EntryPayload::Normal(Request::AllocateNodeId) => {
                     let (id, after) = allocate(next);
@@ -268,6 +287,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             state.apply(change);
         }
         state.next_node_id = next;
+        if let Some(info) = cluster {
+            state.cluster = Some(info);
+        }
         drop(state);
         self.applied = applied;
         self.membership = membership;
