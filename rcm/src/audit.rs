@@ -90,6 +90,20 @@ pub fn describe(request: &ControlRequest) -> String {
         R::GroupList => out.push_str("GroupList"),
         R::ResourceList => out.push_str("ResourceList"),
         R::NodeStop => out.push_str("NodeStop"),
+        R::ClusterStatus => out.push_str("ClusterStatus"),
+        R::NodeList => out.push_str("NodeList"),
+        R::ClusterCreate { name, nodes } => {
+            let nodes: Vec<String> = nodes
+                .iter()
+                .map(|(n, addrs)| format!("{}={}", text(n), text(&addrs.join(","))))
+                .collect();
+            let _ = write!(
+                out,
+                "ClusterCreate name='{}' nodes=[{}]",
+                text(name),
+                nodes.join(", ")
+            );
+        }
         R::GroupCreate { name, properties } => {
             let _ = write!(out, "GroupCreate name='{}'", text(name));
             shown_pairs(&mut out, "properties", properties, false);

@@ -3,16 +3,19 @@
 //! requests, the pool's reports, catalogue probes); each goes through the pure engine and the
 //! resulting commands are executed by the pool or here. Its fields are private; its impl is split
 //! by facet, one impl per file: the loop and inputs here, commands in core/exec.rs, control
-//! requests in core/requests.rs, the plugin catalogue's gate in core/catalogue_gate.rs. Not the
+//! requests in core/requests.rs, the plugin catalogue's gate in core/catalogue_gate.rs, the
+//! cluster's in core/cluster_gate.rs. Not the
 //! views' shapes (views.rs).
 
 mod catalogue_gate;
+mod cluster_gate;
 mod exec;
 mod requests;
 
 use crate::api::CoreRequest;
 use crate::audit::AuditLog;
 use crate::catalogue::Catalogue;
+use crate::cluster::Cluster;
 use crate::clusterlog::ClusterLog;
 use crate::events::EventLog;
 use crate::secrets::Secrets;
@@ -51,6 +54,11 @@ pub struct Core {
     host_config: HostConfig,
     /// The hosts and the resources open in them.
     pool: Pool,
+    /// The cluster this node is in (None: a single node, whose database is `store`).
+    cluster: Option<Cluster>,
+    /// The cluster database's durable applies, in order (cluster nodes only).
+    applied: Option<mpsc::UnboundedReceiver<keelson_raft::Applied>>,
+    data_dir: std::path::PathBuf,
     node: String,
     epoch: Instant,
     /// Wall-clock ms at `epoch`, so engine time reads as Unix ms.
@@ -77,6 +85,8 @@ pub struct CoreParts {
     pub host_config: HostConfig,
     pub node: String,
     pub tx: mpsc::UnboundedSender<Input>,
+    pub cluster: Option<Cluster>,
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Core {
@@ -92,6 +102,9 @@ impl Core {
             catalogue: parts.catalogue,
             host_config: parts.host_config,
             pool,
+            applied: None,
+            cluster: parts.cluster,
+            data_dir: parts.data_dir,
             node: parts.node,
             epoch: Instant::now(),
             epoch_unix_ms: crate::clusterlog::unix_ms(),
@@ -142,6 +155,7 @@ impl Core {
     ) {
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
+        self.applied = self.cluster.as_mut().and_then(Cluster::take_applied);
         let mut armed_for = u64::MAX;
         while !self.stop {
             // Timers due within TIMER_SLACK of the earliest one fire together, never early: one wake-up
@@ -176,6 +190,7 @@ impl Core {
                     }
                 }
                 Some(request) = api.recv() => self.on_input(Input::Api(request)),
+                Some(step) = recv_applied(&mut self.applied) => self.follow(step),
                 _ = &mut sleep => {
                     armed_for = u64::MAX;
                     self.fire_due_timers();
@@ -228,6 +243,9 @@ impl Core {
     /// database that cannot save them, leaves the engine and the database as they were and the error
     /// goes back to the caller.
     pub fn admin(&mut self, event: Event) -> Result<(), String> {
+        if self.cluster.is_some() {
+            return self.admin_in_cluster(event);
+        }
         let now = self.now();
         let (store, unsaved) = (&mut self.store, &mut self.unsaved);
         let commands = self
@@ -322,6 +340,9 @@ impl Core {
     async fn shutdown(&mut self) {
         tracing::info!(component = "RCM", "node service stopping");
         self.pool.shutdown().await;
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown();
+        }
     }
 
     /// Executes engine commands in order (persists batched into one transaction).
@@ -334,5 +355,15 @@ impl Core {
             }
         }
         self.persist(persist);
+    }
+}
+
+/// The next durable apply of the cluster database, or never for a single node.
+async fn recv_applied(
+    applied: &mut Option<mpsc::UnboundedReceiver<keelson_raft::Applied>>,
+) -> Option<keelson_raft::Applied> {
+    match applied {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -7,6 +7,7 @@
 mod api;
 mod audit;
 mod catalogue;
+mod cluster;
 mod clusterlog;
 mod core;
 mod datadir;
@@ -176,8 +177,29 @@ async fn run(args: Args) -> Result<()> {
             return Err(e.into());
         }
     };
+    let cluster = cluster::Cluster::open(&dir).map_err(|e| {
+        tracing::error!("{e}; not starting");
+        anyhow::anyhow!(e)
+    })?;
+    // A cluster node's configuration is the cluster database's; a single node's is cluster.redb.
+    let snapshot = match &cluster {
+        Some(c) => c.state().to_snapshot(),
+        None => snapshot,
+    };
     let (engine, commands) = restore(&snapshot)?;
-    let node = args.node_name.clone().unwrap_or_else(hostname);
+    let node = match (&cluster, args.node_name.clone()) {
+        (Some(c), given) => {
+            let me = c.status_view().node;
+            if given.as_ref().is_some_and(|g| *g != me) {
+                anyhow::bail!(
+                    "--node-name {} differs from this node's name in its cluster, '{me}'",
+                    given.unwrap_or_default()
+                );
+            }
+            me
+        }
+        (None, given) => given.unwrap_or_else(hostname),
+    };
     let (mut core, pool_reports) = core::Core::new(core::CoreParts {
         engine,
         store,
@@ -188,6 +210,8 @@ async fn run(args: Args) -> Result<()> {
         host_config,
         node,
         tx,
+        cluster,
+        data_dir: dir.clone(),
     });
     core.remember_secrets(
         snapshot

@@ -4,6 +4,7 @@
 
 mod assign;
 mod client;
+mod cluster;
 mod datadir;
 mod demo;
 mod diagnostics;
@@ -38,9 +39,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start or stop the node service (keelson-rcm) of the data directory.
+    /// Start or stop the node service (keelson-rcm) of the data directory, or list the cluster's
+    /// nodes.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// Create a cluster from this node, and show it.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Show the node: groups, their resources and states, and the resource hosts.
     Status {
         /// Print the node service's JSON view.
@@ -155,6 +160,7 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Command::Node(_) => "node",
+            Command::Cluster(_) => "cluster",
             Command::Status { .. } => "status",
             Command::Group(_) => "group",
             Command::Resource(_) => "resource",
@@ -172,7 +178,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = cli.data_dir;
     let client = || datadir::resolve(data_dir.clone()).map(|d| Client::new(&d));
     match cli.command {
+        Command::Node(node::NodeCommand::List { json }) => {
+            ok(cluster::node_list(&client()?, json).await)
+        }
         Command::Node(cmd) => node::run(&datadir::resolve(data_dir.clone())?, cmd).await,
+        Command::Cluster(cmd) => ok(cluster::run(&client()?, cmd).await),
         Command::Status { json } => {
             ok(output::show(&client()?, R::Status, json, render::status).await)
         }

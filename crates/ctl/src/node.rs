@@ -35,6 +35,12 @@ pub enum NodeCommand {
     Start(StartArgs),
     /// Stop the node service; returns once it has gone.
     Stop(StopArgs),
+    /// List the cluster's nodes: state, id, addresses; the leader is marked with *.
+    List {
+        /// Print the node service's JSON view.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Arguments of `keelson node start`.
@@ -65,6 +71,7 @@ pub async fn run(data_dir: &Path, command: NodeCommand) -> Result<ExitCode> {
     match command {
         NodeCommand::Start(args) => start(data_dir, args).await,
         NodeCommand::Stop(args) => stop(data_dir, args).await.map(|()| ExitCode::SUCCESS),
+        NodeCommand::List { .. } => unreachable!("node list is sent to the node service by main"),
     }
 }
 

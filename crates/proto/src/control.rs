@@ -99,6 +99,15 @@ pub enum ControlRequest {
     },
     /// Stop the node service.
     NodeStop,
+    /// Make this node (and its configuration) a cluster of the nodes listed: `(name, addresses)`.
+    ClusterCreate {
+        name: String,
+        nodes: Vec<(String, Vec<String>)>,
+    },
+    /// The cluster: name, leader, term, quorum.
+    ClusterStatus,
+    /// The cluster's nodes and their states.
+    NodeList,
 }
 
 impl ControlRequest {
@@ -114,6 +123,8 @@ impl ControlRequest {
                 | ControlRequest::ResourceList
                 | ControlRequest::Log { .. }
                 | ControlRequest::Events { .. }
+                | ControlRequest::ClusterStatus
+                | ControlRequest::NodeList
         )
     }
 }

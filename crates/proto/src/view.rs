@@ -14,11 +14,13 @@
 //! Every struct deserializes with missing fields defaulted (empty text, empty lists, 0), so a CLI
 //! can still render a view from an older or a test node service; extra fields are ignored.
 
+mod cluster;
 mod group;
 mod plugin;
 mod resource;
 mod status;
 
+pub use cluster::{ClusterStatus, Node, NodeList};
 pub use group::{Group, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};
 pub use resource::{CallStats, Resource, ResourceSummary};

@@ -8,9 +8,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
 
+/// One node the cluster was created with (or that joined), by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub name: String,
+    /// Its addresses on the cluster networks, as the administrator gave them.
+    pub addrs: Vec<String>,
+    /// Its raft node id, once it is a member (None: listed, not joined yet).
+    pub id: Option<NodeId>,
+}
+
+/// The cluster itself: its name and its nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub nodes: BTreeMap<String, NodeEntry>,
+}
+
 /// Everything the committed log has built.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
+    /// Set by the entry that created the cluster.
+    #[serde(default)]
+    pub cluster: Option<ClusterInfo>,
     pub groups: BTreeMap<String, GroupRecord>,
     pub resources: BTreeMap<String, ResourceRecord>,
     /// The smallest node id never given out nor seen in a membership: ids below it are spent, even
@@ -21,6 +41,7 @@ pub struct ClusterState {
 impl Default for ClusterState {
     fn default() -> ClusterState {
         ClusterState {
+            cluster: None,
             groups: BTreeMap::new(),
             resources: BTreeMap::new(),
             next_node_id: 1,

@@ -6,6 +6,7 @@
 // openraft's storage traits return its `StorageError` (224 bytes): the helpers here return it too.
 #![allow(clippy::result_large_err)]
 
+mod applied;
 mod cluster_state;
 mod db;
 mod error;
@@ -14,7 +15,8 @@ mod snapshot;
 mod state_machine;
 mod types;
 
-pub use cluster_state::ClusterState;
+pub use applied::Applied;
+pub use cluster_state::{ClusterInfo, ClusterState, NodeEntry};
 pub use db::{open, RAFT_FILE};
 pub use log_store::LogStore;
 pub use snapshot::SnapshotBuilder;

@@ -14,16 +14,19 @@ use openraft::{
 };
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
+use crate::applied::Applied;
 use crate::cluster_state::{allocate, past_members};
 use crate::db::{decode, encode, GROUPS, RESOURCES, SM_META};
 use crate::error::{on, OrStorage};
 use crate::snapshot::{read_current, store_current, SnapshotBuilder};
-use crate::{ClusterNode, ClusterState, NodeId, Request, Response, TypeConfig};
+use crate::{ClusterInfo, ClusterNode, ClusterState, NodeId, Request, Response, TypeConfig};
 
 const APPLIED: &str = "applied";
 const MEMBERSHIP: &str = "membership";
 const NEXT_NODE_ID: &str = "next_node_id";
+const CLUSTER: &str = "cluster";
 
 /// The applied cluster database, shared between the state machine and its readers.
 pub type SharedState = Arc<RwLock<ClusterState>>;
@@ -34,6 +37,8 @@ pub struct StateMachine {
     state: SharedState,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, ClusterNode>,
+    /// Where each durable apply is told, in order (`StateMachine::follow`).
+    followers: Option<mpsc::UnboundedSender<Applied>>,
 }
 
 fn read_lock(state: &SharedState) -> RwLockReadGuard<'_, ClusterState> {
@@ -65,6 +70,7 @@ impl StateMachine {
         if let Some(next) = optional(get(NEXT_NODE_ID)?, NEXT_NODE_ID)? {
             state.next_node_id = next;
         }
+        state.cluster = optional(get(CLUSTER)?, CLUSTER)?;
         for row in tx.open_table(GROUPS).at(read())?.iter().at(read())? {
             let (name, bytes) = row.at(read())?;
             let group = decode(bytes.value(), name.value(), ErrorSubject::StateMachine)?;
@@ -80,7 +86,24 @@ impl StateMachine {
             state: Arc::new(RwLock::new(state)),
             applied,
             membership,
+            followers: None,
         })
+    }
+
+    /// From now on, every durable apply (each committed entry's changes, or an installed
+    /// snapshot) is told on the returned channel, in log order.
+    pub fn follow(&mut self) -> mpsc::UnboundedReceiver<Applied> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.followers = Some(tx);
+        rx
+    }
+
+    fn tell(&mut self, applied: Applied) {
+        if let Some(tx) = &self.followers {
+            if tx.send(applied).is_err() {
+                self.followers = None;
+            }
+        }
     }
 
     /// A handle on the applied cluster database that stays current as entries are applied.
@@ -164,11 +187,23 @@ pub(crate) fn write_pointers(
     Ok(())
 }
 
+/// Writes the cluster's name and node list in `tx`.
+fn write_cluster(tx: &WriteTransaction, info: &ClusterInfo) -> Result<(), StorageError<NodeId>> {
+    let write = || on(ErrorSubject::StateMachine, ErrorVerb::Write);
+    let mut meta = tx.open_table(SM_META).at(write())?;
+    let bytes = encode(info, ErrorSubject::StateMachine)?;
+    meta.insert(CLUSTER, bytes.as_slice()).at(write())?;
+    Ok(())
+}
+
 /// Replaces every record with `state`'s, in `tx`.
 fn replace_records(
     tx: &WriteTransaction,
     state: &ClusterState,
 ) -> Result<(), StorageError<NodeId>> {
+    if let Some(info) = &state.cluster {
+        write_cluster(tx, info)?;
+    }
     let write = || on(ErrorSubject::StateMachine, ErrorVerb::Write);
     let mut groups = tx.open_table(GROUPS).at(write())?;
     groups.retain(|_, _| false).at(write())?;
@@ -207,6 +242,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied = self.applied;
         let mut membership = self.membership.clone();
         let mut changes = Vec::new();
+        let mut cluster = None;
+        let mut batches = Vec::new();
         let mut responses = Vec::new();
         for entry in entries {
             let log_id = *entry.get_log_id();
@@ -218,7 +255,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Request::Changes(batch)) => {
                     write_changes(&tx, &batch, log_id)?;
-                    changes.extend(batch);
+                    changes.extend(batch.iter().cloned());
+                    batches.push(Applied::Changes {
+                        index: log_id.index,
+                        changes: batch,
+                    });
+                }
+                EntryPayload::Normal(Request::SetCluster(info)) => {
+                    write_cluster(&tx, &info)?;
+                    cluster = Some(info);
                 }
                 EntryPayload::Normal(Request::AllocateNodeId) => {
                     let (id, after) = allocate(next);
@@ -242,8 +287,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             state.apply(change);
         }
         state.next_node_id = next;
+        if let Some(info) = cluster {
+            state.cluster = Some(info);
+        }
+        drop(state);
         self.applied = applied;
         self.membership = membership;
+        for batch in batches {
+            self.tell(batch);
+        }
         Ok(responses)
     }
 
@@ -283,9 +335,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             ErrorSubject::Snapshot(Some(meta.signature())),
             ErrorVerb::Write,
         ))?;
-        *write_lock(&self.state) = state;
+        *write_lock(&self.state) = state.clone();
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.tell(Applied::Snapshot {
+            index: meta.last_log_id.map(|l| l.index),
+            state,
+        });
         Ok(())
     }
 

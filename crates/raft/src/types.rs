@@ -33,6 +33,8 @@ pub enum Request {
     Changes(Vec<RecordChange>),
     /// Reserve the next node id for a node about to join.
     AllocateNodeId,
+    /// Set the cluster's name and node list (the entry `keelson cluster create` commits first).
+    SetCluster(crate::ClusterInfo),
 }
 
 /// What applying a proposal did.

@@ -24,20 +24,27 @@ pub fn read(db_path: &Path) -> std::io::Result<Option<String>> {
     }
 }
 
-/// Writes the marker durably (temporary file, fsync, rename, fsync of the directory), mode 0640.
+/// Writes the marker durably, mode 0640.
 pub fn write(db_path: &Path, id: &str) -> std::io::Result<()> {
-    let path = path_for(db_path);
-    let tmp = path.with_extension("id.tmp");
+    write_durably(&path_for(db_path), format!("{id}\n").as_bytes(), 0o640)
+}
+
+/// Replaces `path` with `bytes` durably: a temporary file beside it (created with `mode`), fsync,
+/// rename over `path`, fsync of the directory. A crash leaves the old file or the new one.
+pub fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o640)
+        .mode(mode)
         .open(&tmp)?;
-    file.write_all(format!("{id}\n").as_bytes())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    sync_dir(&path)
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path)
 }
 
 /// fsync of the directory holding `path`, so a create or rename in it is durable.

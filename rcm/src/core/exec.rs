@@ -113,6 +113,10 @@ impl Core {
         if changes.is_empty() {
             return;
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.propose_in_background(changes);
+            return;
+        }
         if let Err(e) = self.unsaved.save_or_keep(&mut self.store, &changes) {
             tracing::error!(
                 component = "RCM",

@@ -110,6 +110,9 @@ impl Core {
                 self.stop = true;
                 done("node service stopping".into())
             }
+            R::ClusterCreate { name, nodes } => self.cluster_create(name, nodes)?,
+            R::ClusterStatus => json_reply(&self.in_cluster()?.status_view())?,
+            R::NodeList => json_reply(&self.in_cluster()?.node_list_view())?,
             R::Log { .. } | R::Events { .. } => {
                 return Err("log and events are streamed by the API".into())
             }

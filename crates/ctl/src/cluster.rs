@@ -1,0 +1,163 @@
+//! `keelson cluster …` and `keelson node list`: create a cluster from this node (its configuration
+//! becomes the cluster's), show the cluster (name, leader, term, quorum) and its nodes. Each maps
+//! to one control request. Not raft (the node service runs it).
+
+use crate::client::Client;
+use crate::output::{confirm, show};
+use crate::render::table;
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use keelson_proto::view::{ClusterStatus, NodeList};
+use keelson_proto::ControlRequest as R;
+
+/// `keelson cluster` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Make this node, with its configuration, the first member of a new cluster of the listed
+    /// nodes (the node service must be running; the others join with `keelson node join`).
+    Create {
+        /// Name of the new cluster.
+        name: String,
+        /// A node and its addresses on the cluster networks, repeatable; one must be this node
+        /// (by its node name).
+        #[arg(long = "node", value_name = "NAME=ADDR[,ADDR...]", required = true)]
+        nodes: Vec<String>,
+    },
+    /// Show the cluster: name, leader, term, quorum and witness.
+    Status {
+        /// Print the node service's JSON view.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one `keelson cluster` command.
+pub async fn run(client: &Client, command: ClusterCommand) -> Result<()> {
+    match command {
+        ClusterCommand::Create { name, nodes } => {
+            let nodes = nodes
+                .iter()
+                .map(|n| parse_node(n))
+                .collect::<Result<Vec<_>>>()?;
+            confirm(client, R::ClusterCreate { name, nodes }).await
+        }
+        ClusterCommand::Status { json } => show(client, R::ClusterStatus, json, status).await,
+    }
+}
+
+/// `keelson node list [--json]`.
+pub async fn node_list(client: &Client, json: bool) -> Result<()> {
+    show(client, R::NodeList, json, nodes).await
+}
+
+/// `NAME=ADDR[,ADDR...]`, checked for shape here (the node service checks the rest).
+fn parse_node(text: &str) -> Result<(String, Vec<String>)> {
+    let Some((name, addrs)) = text.split_once('=') else {
+        bail!("--node {text:?}: expected NAME=ADDR[,ADDR...]");
+    };
+    let addrs: Vec<String> = addrs.split(',').map(|a| a.trim().to_string()).collect();
+    if name.trim().is_empty() || addrs.iter().any(String::is_empty) {
+        bail!("--node {text:?}: expected NAME=ADDR[,ADDR...] with a name and no empty address");
+    }
+    Ok((name.trim().to_string(), addrs))
+}
+
+fn status(v: &ClusterStatus) -> String {
+    let quorum = if v.quorum_ok {
+        "yes"
+    } else {
+        "NO: administrator changes are refused"
+    };
+    let leader = if v.leader.is_empty() {
+        "(none)"
+    } else {
+        &v.leader
+    };
+    format!(
+        "cluster {}\nnode    {} (id {})\nleader  {leader}\nterm    {}\napplied {}\nquorum  {} ({quorum})\nvoters  {}\nwitness {}\n",
+        v.name,
+        v.node,
+        v.node_id,
+        v.term,
+        v.applied_index,
+        v.quorum,
+        v.voters.join(", "),
+        v.witness
+    )
+}
+
+fn nodes(v: &NodeList) -> String {
+    let rows: Vec<Vec<String>> = v
+        .nodes
+        .iter()
+        .map(|n| {
+            let id = if n.id == 0 {
+                "-".to_string()
+            } else {
+                n.id.to_string()
+            };
+            let leader = if n.leader { "*" } else { "" };
+            vec![
+                format!("{}{leader}", n.name),
+                n.state.clone(),
+                id,
+                n.addrs.join(","),
+            ]
+        })
+        .collect();
+    format!(
+        "cluster {}\n{}",
+        v.cluster,
+        table(&["NODE", "STATE", "ID", "ADDRESSES"], &rows)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_specs_parse_or_name_what_is_wrong() {
+        assert_eq!(
+            parse_node("n1=192.0.2.1,198.51.100.1").unwrap(),
+            (
+                "n1".to_string(),
+                vec!["192.0.2.1".to_string(), "198.51.100.1".to_string()]
+            )
+        );
+        for bad in ["n1", "=192.0.2.1", "n1=", "n1=192.0.2.1,"] {
+            let e = parse_node(bad).unwrap_err().to_string();
+            assert!(e.contains("NAME=ADDR"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_leader_is_marked_and_unjoined_nodes_have_no_id() {
+        let v = NodeList {
+            cluster: "prod".into(),
+            nodes: vec![
+                keelson_proto::view::Node {
+                    addrs: vec!["192.0.2.1".into()],
+                    id: 1,
+                    leader: true,
+                    name: "n1".into(),
+                    state: "Up".into(),
+                },
+                keelson_proto::view::Node {
+                    addrs: vec!["192.0.2.2".into()],
+                    id: 0,
+                    leader: false,
+                    name: "n2".into(),
+                    state: "Joining".into(),
+                },
+            ],
+        };
+        let text = nodes(&v);
+        assert!(text.contains("n1*"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("n2") && l.contains("Joining") && l.contains(" - ")),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! The cluster views: `keelson cluster status` (name, leader, term, quorum) and `keelson node
+//! list` (each node with its state, id and addresses). Not the single node's `status`
+//! (status.rs).
+
+use serde::{Deserialize, Serialize};
+
+/// `keelson cluster status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterStatus {
+    /// The last log index this node has applied.
+    pub applied_index: u64,
+    /// The leader's node name (empty while there is none).
+    pub leader: String,
+    pub name: String,
+    /// This node's name and raft id.
+    pub node: String,
+    pub node_id: u64,
+    /// e.g. "node majority: 1 of 1 votes".
+    pub quorum: String,
+    /// True when this node is in a quorum and accepts administrator changes.
+    pub quorum_ok: bool,
+    pub term: u64,
+    /// The voters' names, sorted.
+    pub voters: Vec<String>,
+    /// "none" until a witness is configured.
+    pub witness: String,
+}
+
+/// One node of `keelson node list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Node {
+    pub addrs: Vec<String>,
+    /// Its raft id (0: listed at create, not joined yet).
+    pub id: u64,
+    pub leader: bool,
+    pub name: String,
+    /// Up, Down, Joining (listed, not a member yet) or Paused.
+    pub state: String,
+}
+
+/// `keelson node list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeList {
+    pub cluster: String,
+    pub nodes: Vec<Node>,
+}

@@ -1,0 +1,137 @@
+//! The core's side of the cluster: administrator changes go through the replicated database
+//! (validated by the engine's dry run, proposed, acknowledged once committed and applied here),
+//! committed entries are followed by the engine, and `keelson cluster create` turns this node and
+//! its configuration into a one-node cluster that others can join. Not raft itself (cluster.rs).
+
+use super::Core;
+use crate::cluster::{Cluster, NodeSpec};
+use keelson_engine::{Command, Event};
+use keelson_proto::ControlReply;
+use keelson_raft::{Applied, Request};
+use keelson_types::RecordChange;
+
+impl Core {
+    /// An administrator event on a cluster node: refused here with nothing changed, or committed on
+    /// a majority and applied here before it counts.
+    pub(super) fn admin_in_cluster(&mut self, event: Event) -> Result<(), String> {
+        let planned = match self.engine.admin_changes(&event) {
+            Some(planned) => planned.map_err(|e| e.to_string())?,
+            None => {
+                self.feed(event);
+                return Ok(());
+            }
+        };
+        if planned.is_empty() {
+            // A runtime action with nothing to replicate (a simulated failure): this node's alone.
+            let now = self.now();
+            let commands = self.engine.handle(now, event).map_err(|e| e.to_string())?;
+            self.execute(commands);
+            return Ok(());
+        }
+        let cluster = self
+            .cluster
+            .as_ref()
+            .expect("admin_in_cluster is for cluster nodes");
+        cluster
+            .propose(Request::Changes(planned))
+            .map_err(|e| format!("{e}; nothing was changed"))?;
+        self.catch_up();
+        Ok(())
+    }
+
+    /// Follows every durable apply told so far.
+    fn catch_up(&mut self) {
+        while let Some(step) = self.applied.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.follow(step);
+        }
+    }
+
+    /// Makes the engine follow one durable apply of the cluster database. What it would persist is
+    /// already committed, so its Persist commands are dropped.
+    pub(super) fn follow(&mut self, step: Applied) {
+        let changes = match step {
+            Applied::Changes { changes, .. } => changes,
+            Applied::Snapshot { state, .. } => self.changes_to_reach(&state),
+        };
+        let now = self.now();
+        let mut commands = self.engine.apply_records(now, &changes);
+        commands.retain(|c| !matches!(c, Command::Persist(_)));
+        self.execute(commands);
+    }
+
+    /// The record changes that turn the engine's configuration into `state`'s.
+    fn changes_to_reach(&self, state: &keelson_raft::ClusterState) -> Vec<RecordChange> {
+        let (groups, resources) = self.engine.records();
+        let mut changes: Vec<RecordChange> = resources
+            .iter()
+            .filter(|r| !state.resources.contains_key(&r.name))
+            .map(|r| RecordChange::DeleteResource(r.name.clone()))
+            .collect();
+        changes.extend(
+            groups
+                .iter()
+                .filter(|g| !state.groups.contains_key(&g.name))
+                .map(|g| RecordChange::DeleteGroup(g.name.clone())),
+        );
+        changes.extend(state.groups.values().cloned().map(RecordChange::PutGroup));
+        changes.extend(
+            state
+                .resources
+                .values()
+                .cloned()
+                .map(RecordChange::PutResource),
+        );
+        changes
+    }
+
+    /// `keelson cluster create NAME --node NAME=ADDR[,ADDR...]...`.
+    pub(super) fn cluster_create(
+        &mut self,
+        name: String,
+        nodes: Vec<(String, Vec<String>)>,
+    ) -> Result<ControlReply, String> {
+        if let Some(cluster) = &self.cluster {
+            return Err(format!(
+                "this node is already in cluster '{}'",
+                cluster.status_view().name
+            ));
+        }
+        let specs: Vec<NodeSpec> = nodes
+            .into_iter()
+            .map(|(name, addrs)| NodeSpec { name, addrs })
+            .collect();
+        let (groups, resources) = self.engine.records();
+        let records: Vec<RecordChange> = groups
+            .into_iter()
+            .map(RecordChange::PutGroup)
+            .chain(resources.into_iter().map(RecordChange::PutResource))
+            .collect();
+        let kept = records.len();
+        let mut cluster = Cluster::create(&self.data_dir, &name, &specs, &self.node, records)?;
+        self.applied = cluster.take_applied();
+        self.cluster = Some(cluster);
+        self.catch_up();
+        tracing::info!(
+            component = "RCM",
+            "Node '{}' created cluster '{name}' ({} nodes listed); its configuration ({kept} records) is the cluster's",
+            self.node,
+            specs.len()
+        );
+        Ok(ControlReply::Done {
+            message: format!(
+                "cluster '{name}' created: node '{}' is its first member, with this node's configuration \
+                 ({kept} groups and resources); {} listed nodes can join",
+                self.node,
+                specs.len() - 1
+            ),
+        })
+    }
+
+    /// The cluster views, or why there are none.
+    pub(super) fn in_cluster(&self) -> Result<&Cluster, String> {
+        self.cluster.as_ref().ok_or_else(|| {
+            "this node is not in a cluster: `keelson cluster create NAME --node NAME=ADDR` makes it one"
+                .to_string()
+        })
+    }
+}
