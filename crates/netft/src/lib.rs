@@ -26,6 +26,7 @@ pub mod adapter;
 pub mod data_plane;
 pub mod detector;
 pub mod frame;
+pub mod interfaces;
 pub mod ip_header;
 pub mod link_config;
 pub mod netlink;
