@@ -9,6 +9,7 @@
 //! * `detector` — the pure state machine `(now, Event) -> Vec<Action>`.
 //! * `settings` — SameSubnetDelay & co. with WSFC's ranges and a test-only override.
 //! * `shell` / `socket` / `netlink` — the tokio shell that performs the actions.
+//! * `validate` — the pure checks behind `keelson validate`.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod settings;
 pub mod shell;
 pub mod socket;
 pub mod topology;
+pub mod validate;
 
 pub use action::{Action, EventLevel, NetftEvent, NetworkState, NodeState, RouteState};
 pub use detector::{Counters, Detector, DetectorConfig, Event, RouteStatus, DEFAULT_PORT};
