@@ -136,6 +136,8 @@ fn print_status(status: &StatusHandle) {
     emit(
         "status",
         json!({
+            // How old the shell's snapshot is (it is refreshed on ticks and state changes).
+            "age_ms": now.taken_at.elapsed().as_secs_f64() * 1e3,
             "routes": now.routes.len(),
             "routes_up": up,
             "received": now.routes.iter().map(|r| r.received).sum::<u64>(),
