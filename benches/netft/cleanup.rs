@@ -1,8 +1,8 @@
 //! Everything the benchmark creates (network namespaces, node processes, its temporary directory)
 //! is registered here, so that it is removed even when the run is cut short: the owners' Drop
 //! guards remove what they own on the way out (and on a panic), and a SIGINT/SIGTERM handler
-//! thread removes whatever is still registered and exits. Also removes namespaces left behind by
-//! an earlier run that was SIGKILLed (their names carry the dead run's pid). Not the creation of
+//! thread removes whatever is still registered and exits. Also removes the namespaces and temporary
+//! directory left behind by an earlier run that was SIGKILLed (their names carry the dead run's pid). Not the creation of
 //! any of it (lab.rs, nodes.rs).
 
 use std::path::PathBuf;
@@ -107,23 +107,44 @@ pub fn on_signal_remove_everything() {
     spawned.expect("cannot start the signal thread");
 }
 
-/// Deletes `knb<pid>…` namespaces whose run (pid) is no longer alive.
-pub fn remove_stale_namespaces() {
-    let Ok(entries) = std::fs::read_dir("/var/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(NETNS_PREFIX) else {
-            continue;
-        };
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let Ok(pid) = digits.parse::<u32>() else {
-            continue;
-        };
-        if pid != std::process::id() && !keelson_sys::process::is_alive(pid) {
-            println!("removing namespace {name} left behind by an earlier run (pid {pid})");
-            delete_netns(&name);
+/// Removes `knb<pid>…` namespaces and `keelson-netft-bench-<pid>` temporary directories whose run
+/// (pid) is no longer alive.
+pub fn remove_stale() {
+    if let Ok(entries) = std::fs::read_dir("/var/run/netns") {
+        for name in entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+        {
+            if let Some(pid) = dead_run(&name, NETNS_PREFIX) {
+                println!("removing namespace {name} left behind by an earlier run (pid {pid})");
+                delete_netns(&name);
+            }
         }
     }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = dead_run(&name, TEMP_PREFIX) {
+                println!(
+                    "removing {} left behind by an earlier run (pid {pid})",
+                    entry.path().display()
+                );
+                destroy(&Item::Dir(entry.path()));
+            }
+        }
+    }
+}
+
+/// The prefix of the benchmark's temporary directory: `keelson-netft-bench-<pid>`.
+pub const TEMP_PREFIX: &str = "keelson-netft-bench-";
+
+/// The pid in `name` (PREFIX<pid>…) if that run is gone.
+fn dead_run(name: &str, prefix: &str) -> Option<u32> {
+    let digits: String = name
+        .strip_prefix(prefix)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let pid = digits.parse::<u32>().ok()?;
+    (pid != std::process::id() && !keelson_sys::process::is_alive(pid)).then_some(pid)
 }

@@ -115,7 +115,7 @@ fn run() -> Result<(), String> {
     }
     lab::ip(&["-V"]).map_err(|e| format!("needs iproute2's ip: {e}"))?;
     cleanup::on_signal_remove_everything();
-    cleanup::remove_stale_namespaces();
+    cleanup::remove_stale();
     println!(
         "keelson netft benchmark: {NODES} nodes in {NODES} namespaces on 2 networks, node binary {} ({} profile), {} CPUs",
         binary.display(),
@@ -179,7 +179,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn create() -> Result<TempDir, String> {
-        let path = std::env::temp_dir().join(format!("keelson-netft-bench-{}", std::process::id()));
+        let name = format!("{}{}", cleanup::TEMP_PREFIX, std::process::id());
+        let path = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         cleanup::register(Item::Dir(path.clone()));
         Ok(TempDir(path))
