@@ -18,6 +18,7 @@
 //!   inner-address checks, counters.
 //! * `adapter` / `data_plane` / `link_config` — the tokio shell: the TUN device, its netlink
 //!   configuration (address, MTU, up), and the share of the heartbeat shell it runs on.
+//! * `validate` — the pure checks behind `keelson validate`.
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +41,7 @@ pub mod shell;
 pub mod socket;
 pub mod topology;
 pub mod tunnel;
+pub mod validate;
 
 pub use action::{Action, EventLevel, NetftEvent, NetworkState, NodeState, RouteState};
 pub use adapter::{Adapter, AdapterConfig, AdapterError, AdapterHandle, AdapterLog, AdapterStatus};
