@@ -8,6 +8,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
 
+/// One interface of a node on a cluster network, as the node reported it when it created or joined
+/// the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceRecord {
+    pub adapter: String,
+    /// The kernel's interface index on that node.
+    pub index: u32,
+    /// `aa:bb:cc:dd:ee:ff`, or empty.
+    pub mac: String,
+    pub addr: std::net::IpAddr,
+    pub prefix_len: u8,
+}
+
 /// One node the cluster was created with (or that joined), by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeEntry {
@@ -16,13 +29,28 @@ pub struct NodeEntry {
     pub addrs: Vec<String>,
     /// Its raft node id, once it is a member (None: listed, not joined yet).
     pub id: Option<NodeId>,
+    /// Its interfaces on those addresses, once it reported them (at create or join).
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceRecord>,
+    /// Where its cluster database listens (`ADDR:PORT`), once it is a member.
+    #[serde(default)]
+    pub raft_addr: String,
 }
 
-/// The cluster itself: its name and its nodes.
+/// The UDP port of the heartbeat network unless the cluster was created with another.
+pub const DEFAULT_NETFT_PORT: u16 = 3343;
+
+fn default_netft_port() -> u16 {
+    DEFAULT_NETFT_PORT
+}
+
+/// The cluster itself: its name, its nodes and its heartbeat port.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterInfo {
     pub name: String,
     pub nodes: BTreeMap<String, NodeEntry>,
+    #[serde(default = "default_netft_port")]
+    pub netft_port: u16,
 }
 
 /// Everything the committed log has built.

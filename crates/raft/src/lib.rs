@@ -16,7 +16,7 @@ mod state_machine;
 mod types;
 
 pub use applied::Applied;
-pub use cluster_state::{ClusterInfo, ClusterState, NodeEntry};
+pub use cluster_state::{ClusterInfo, ClusterState, InterfaceRecord, NodeEntry, DEFAULT_NETFT_PORT};
 pub use db::{open, RAFT_FILE};
 pub use log_store::LogStore;
 pub use snapshot::SnapshotBuilder;
