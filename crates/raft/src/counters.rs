@@ -125,6 +125,16 @@ impl LogGate {
         }
     }
 
+    /// Whether a line about the peer at `addr` (`ADDR:PORT`; one that does not parse counts as
+    /// the unspecified address) may be written now.
+    pub(crate) fn allow_peer(&self, addr: &str) -> bool {
+        let ip = addr
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        self.allow(ip)
+    }
+
     /// Whether a line about `peer` may be written now.
     pub(crate) fn allow(&self, peer: IpAddr) -> bool {
         let now_ms = self.start.elapsed().as_millis() as u64;

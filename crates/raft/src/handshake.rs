@@ -29,7 +29,7 @@ pub enum ConnectError {
     Connect(std::io::Error),
     #[error("the peer refused the connection: {0}")]
     Refused(String),
-    #[error("the peer does not prove the cluster key: its proof does not verify")]
+    #[error("the cluster keys differ: the peer's proof of the cluster key does not verify")]
     PeerUnproven,
     #[error("the handshake did not finish within {0:?}")]
     Timeout(Duration),
@@ -44,8 +44,10 @@ pub enum ConnectError {
 /// Why an incoming connection was not accepted; each kind is counted apart.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
-    #[error("its proof of the cluster key does not verify (a different key, or none)")]
+    #[error("the cluster keys differ: its proof of the cluster key does not verify")]
     WrongKey,
+    #[error("the cluster keys differ: it refused this node's proof of the cluster key ({0})")]
+    OurProofRefused(String),
     #[error("it belongs to cluster '{0}'")]
     WrongCluster(String),
     #[error("the handshake did not finish within {0:?}")]
@@ -202,10 +204,7 @@ async fn server_side(
             refuse(&mut stream, "the cluster key does not match".into()).await;
             return Err(AcceptError::WrongKey);
         }
-        Handshake::Refused { reason } => {
-            tracing::debug!(component = "RAFT", "a connecting peer gave up: {reason}");
-            return Err(AcceptError::WrongKey);
-        }
+        Handshake::Refused { reason } => return Err(AcceptError::OurProofRefused(reason)),
         other => return Err(AcceptError::Unexpected(name(&other))),
     }
     send(&mut stream, &Handshake::Welcome).await?;

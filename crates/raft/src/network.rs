@@ -20,6 +20,7 @@ use openraft::raft::{
 };
 
 use crate::channel::{Channel, MAX_PAYLOAD};
+use crate::counters::LogGate;
 use crate::handshake::{connect, ConnectError};
 use crate::key::ClusterKey;
 use crate::wire::{encode, Reply, Rpc, WireError};
@@ -35,6 +36,7 @@ pub struct Network {
 
 struct Shared {
     id: NodeId,
+    log_gate: LogGate,
     key: ClusterKey,
     cluster: String,
     backoff_start: Duration,
@@ -49,6 +51,7 @@ impl Network {
         Network {
             inner: Arc::new(Shared {
                 id,
+                log_gate: LogGate::new(),
                 key,
                 cluster: cluster.to_string(),
                 backoff_start: heartbeat,
@@ -114,10 +117,11 @@ impl PeerConnection {
     }
 
     fn setup_failed(&self, e: ConnectError) -> Failure {
-        if matches!(e, ConnectError::Refused(_) | ConnectError::PeerUnproven) {
+        let refused = matches!(e, ConnectError::Refused(_) | ConnectError::PeerUnproven);
+        if refused && self.shared.log_gate.allow_peer(&self.node.addr) {
             tracing::warn!(
                 component = "RAFT",
-                "Raft peer node {} ({}) refused or failed authentication: {e}",
+                "Raft peer node {} ({}) refused or failed authentication: {e} (further lines about it are suppressed for a minute)",
                 self.target,
                 self.node
             );

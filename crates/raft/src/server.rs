@@ -149,7 +149,7 @@ impl Shared {
 
     fn refused(&self, peer: SocketAddr, e: &AcceptError) {
         let count = match e {
-            AcceptError::WrongKey => Count::WrongKey,
+            AcceptError::WrongKey | AcceptError::OurProofRefused(_) => Count::WrongKey,
             AcceptError::WrongCluster(_) => Count::WrongCluster,
             AcceptError::Wire(WireError::Version(_)) => Count::WrongVersion,
             AcceptError::Wire(WireError::Oversized { .. }) => Count::Oversized,
