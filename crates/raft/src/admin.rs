@@ -126,6 +126,22 @@ impl Admin {
         self.reservations.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `ForwardToLeader` unless this node leads (as far as it knows: the raft call that follows is
+    /// what decides).
+    fn lead(&self) -> Result<(), AdminError> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader == Some(m.id) {
+            return Ok(());
+        }
+        let leader = m
+            .current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).cloned());
+        Err(AdminError::ForwardToLeader {
+            leader_id: m.current_leader,
+            leader,
+        })
+    }
+
     fn membership(&self) -> Membership {
         self.raft
             .metrics()
@@ -145,6 +161,7 @@ impl Admin {
     /// Reserves a fresh id for `node`.
     pub(crate) async fn join(&self, node: ClusterNode) -> Result<NodeId, AdminError> {
         valid_node(&node)?;
+        self.lead()?;
         let membership = self.membership();
         if let Some((id, member)) = membership
             .nodes()
@@ -170,6 +187,7 @@ impl Admin {
     /// Adds the node reserved as `id` as a learner, waits until it has caught up, then makes it a
     /// voter.
     pub(crate) async fn admit(&self, id: NodeId) -> Result<Membership, AdminError> {
+        self.lead()?;
         let node = self.reservations().take(id, Instant::now()).ok_or_else(|| {
             AdminError::Refused(format!(
                 "node id {id} is not reserved by this leader (never, already used, or expired): join again for a new id"
@@ -220,6 +238,7 @@ impl Admin {
 
     /// Removes node `id` (voter or learner) from the cluster.
     pub(crate) async fn evict(&self, id: NodeId) -> Result<Membership, AdminError> {
+        self.lead()?;
         let membership = self.membership();
         let is_voter = membership.membership().voter_ids().any(|v| v == id);
         let is_member = membership.nodes().any(|(n, _)| *n == id);

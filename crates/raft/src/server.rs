@@ -33,16 +33,22 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long a joining node may take to catch up as a learner before it is refused.
     pub admit_timeout: Duration,
+    /// An authenticated connection that sends nothing for this long is closed (a peer that
+    /// vanished without closing it must not hold a connection slot for ever; a leader's
+    /// replication sends a heartbeat every heartbeat interval).
+    pub idle_timeout: Duration,
 }
 
 impl ServerConfig {
-    /// Defaults for the cluster `cluster`: 5 s handshakes, 256 connections, 60 s to catch up.
+    /// Defaults for the cluster `cluster`: 5 s handshakes, 256 connections, 60 s to catch up,
+    /// idle connections closed after 5 min.
     pub fn new(cluster: &str) -> ServerConfig {
         ServerConfig {
             cluster: cluster.to_string(),
             handshake_timeout: Duration::from_secs(5),
             max_connections: 256,
             admit_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -180,10 +186,19 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) 
     };
     shared.counters.add(Count::Authenticated);
     loop {
-        let payload = match channel.recv_payload().await {
-            Ok(payload) => payload,
-            Err(e) if e.is_eof() => return,
-            Err(e) => return dropped(shared, peer, &e),
+        let received = tokio::time::timeout(config.idle_timeout, channel.recv_payload()).await;
+        let payload = match received {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(e)) if e.is_eof() => return,
+            Ok(Err(e)) => return dropped(shared, peer, &e),
+            Err(_) => {
+                tracing::debug!(
+                    component = "RAFT",
+                    "Raft connection from {peer}: idle for {:?}, closed",
+                    config.idle_timeout
+                );
+                return;
+            }
         };
         let reply = match decode::<Rpc>(&payload) {
             Ok(rpc) => dispatch(shared, rpc).await,

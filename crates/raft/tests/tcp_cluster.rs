@@ -142,10 +142,12 @@ async fn scenario() {
         .await
         .unwrap();
     assert_eq!(reservation.id, 4, "the evicted id 1 is not given out again");
-    let leader_addr = reservation.leader_addr.clone();
+    assert_eq!(reservation.leader_addr, leader.member.addr);
+    // Sent to the follower, forwarded to the leader, refused there.
+    let follower = [&n2, &n3].into_iter().find(|n| n.id != leader.id).unwrap();
     let reuse = Reservation {
         id: 1,
-        leader_addr: leader_addr.clone(),
+        leader_addr: follower.member.addr.clone(),
     };
     match client().admit(&reuse).await {
         Err(ClientError::Refused(why)) => {
