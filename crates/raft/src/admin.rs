@@ -88,6 +88,35 @@ fn read_error(e: RaftError<NodeId, CheckIsLeaderError<NodeId, ClusterNode>>) -> 
     forward(e, leader)
 }
 
+/// Ok if `raft` leads as far as its metrics say, else `ForwardToLeader` naming the leader it knows.
+/// A request refused on this ground was never proposed, so sending it to the leader is safe.
+pub(crate) fn leadership(raft: &Raft<TypeConfig>) -> Result<(), AdminError> {
+    let m = raft.metrics().borrow().clone();
+    if m.current_leader == Some(m.id) {
+        return Ok(());
+    }
+    let leader = m
+        .current_leader
+        .and_then(|id| m.membership_config.membership().get_node(&id).cloned());
+    Err(AdminError::ForwardToLeader {
+        leader_id: m.current_leader,
+        leader,
+    })
+}
+
+/// A write's error once it was handed to raft as leader: a `ForwardToLeader` now means leadership
+/// moved while it was in flight, so it may or may not commit — never to be proposed again blindly.
+pub(crate) fn proposed_write_error(
+    e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>,
+) -> AdminError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => AdminError::Uncertain(
+            "leadership moved while the request was being committed: it may or may not have been committed".into(),
+        ),
+        other => AdminError::Refused(other.to_string()),
+    }
+}
+
 fn membership_of(written: &ClientWriteResponse<TypeConfig>) -> Result<Membership, AdminError> {
     let membership = written.membership.clone().ok_or_else(|| {
         AdminError::Refused("the membership change committed no membership".into())
@@ -129,17 +158,7 @@ impl Admin {
     /// `ForwardToLeader` unless this node leads (as far as it knows: the raft call that follows is
     /// what decides).
     fn lead(&self) -> Result<(), AdminError> {
-        let m = self.raft.metrics().borrow().clone();
-        if m.current_leader == Some(m.id) {
-            return Ok(());
-        }
-        let leader = m
-            .current_leader
-            .and_then(|id| m.membership_config.membership().get_node(&id).cloned());
-        Err(AdminError::ForwardToLeader {
-            leader_id: m.current_leader,
-            leader,
-        })
+        leadership(&self.raft)
     }
 
     fn membership(&self) -> Membership {
@@ -154,7 +173,12 @@ impl Admin {
     /// Proposes `request`, already validated by the sender's engine; Ok once it is committed and
     /// applied on this (the leader's) state machine.
     pub(crate) async fn write(&self, request: Request) -> Result<Response, AdminError> {
-        let written = self.raft.client_write(request).await.map_err(write_error)?;
+        self.lead()?;
+        let written = self
+            .raft
+            .client_write(request)
+            .await
+            .map_err(proposed_write_error)?;
         Ok(written.data)
     }
 

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::Raft;
 
+use crate::admin::{leadership, proposed_write_error};
 use crate::handshake::{connect, ConnectError};
 use crate::key::ClusterKey;
 use crate::wire::{AdminError, Membership, Reply, Rpc, WireError};
@@ -35,6 +36,8 @@ pub enum ClientError {
     TooManyHops,
     #[error("this node's raft: {0}")]
     Local(String),
+    #[error("{0}")]
+    Uncertain(String),
 }
 
 /// A reserved id and the leader that reserved it (to send `admit` to).
@@ -78,26 +81,28 @@ impl ClusterClient {
     }
 
     /// Proposes `request` (validated by this node's engine) through the leader: Ok once it is
-    /// committed on a majority and applied on the leader.
+    /// committed on a majority and applied on the leader. `NoLeader` and `Refused` mean it was not
+    /// committed; `Uncertain` and `Timeout` that it may have been (read back before retrying).
     pub async fn write(
         &self,
         raft: &Raft<TypeConfig>,
         request: Request,
     ) -> Result<Response, ClientError> {
         self.deadline(async {
-            let local = match raft.client_write(request.clone()).await {
-                Ok(written) => Local::Done(written.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    Local::Forward(f.leader_node)
-                }
-                Err(e) => return Err(ClientError::Local(e.to_string())),
+            let local = match leadership(raft) {
+                Ok(()) => match raft.client_write(request.clone()).await {
+                    Ok(written) => Local::Done(written.data),
+                    Err(e) => return Err(from_admin(proposed_write_error(e))),
+                },
+                Err(AdminError::ForwardToLeader { leader, .. }) => Local::Forward(leader),
+                Err(e) => return Err(from_admin(e)),
             };
             match local {
                 Local::Done(response) => Ok(response),
                 Local::Forward(leader) => {
                     let addr = leader.ok_or(ClientError::NoLeader)?.addr;
                     match self.call_leader(&addr, &Rpc::ClientWrite(request)).await? {
-                        (Reply::ClientWrite(r), _) => r.map_err(refused),
+                        (Reply::ClientWrite(r), _) => r.map_err(from_admin),
                         (other, addr) => Err(unexpected(addr, &other)),
                     }
                 }
@@ -122,7 +127,7 @@ impl ClusterClient {
             };
             let addr = leader.ok_or(ClientError::NoLeader)?.addr;
             let point = match self.call_leader(&addr, &Rpc::LinearizableRead).await? {
-                (Reply::LinearizableRead(r), _) => r.map_err(refused)?,
+                (Reply::LinearizableRead(r), _) => r.map_err(from_admin)?,
                 (other, addr) => return Err(unexpected(addr, &other)),
             };
             raft.wait(Some(self.timeout))
@@ -143,7 +148,7 @@ impl ClusterClient {
         self.deadline(async {
             match self.call_leader(seed_addr, &Rpc::Join(node)).await? {
                 (Reply::Join(r), leader_addr) => Ok(Reservation {
-                    id: r.map_err(refused)?,
+                    id: r.map_err(from_admin)?,
                     leader_addr,
                 }),
                 (other, addr) => Err(unexpected(addr, &other)),
@@ -158,7 +163,7 @@ impl ClusterClient {
         self.deadline(async {
             let rpc = Rpc::Admit { id: reservation.id };
             match self.call_leader(&reservation.leader_addr, &rpc).await? {
-                (Reply::Admit(r), _) => r.map_err(refused),
+                (Reply::Admit(r), _) => r.map_err(from_admin),
                 (other, addr) => Err(unexpected(addr, &other)),
             }
         })
@@ -169,7 +174,7 @@ impl ClusterClient {
     pub async fn evict(&self, member_addr: &str, id: NodeId) -> Result<Membership, ClientError> {
         self.deadline(async {
             match self.call_leader(member_addr, &Rpc::Evict { id }).await? {
-                (Reply::Evict(r), _) => r.map_err(refused),
+                (Reply::Evict(r), _) => r.map_err(from_admin),
                 (other, addr) => Err(unexpected(addr, &other)),
             }
         })
@@ -212,10 +217,11 @@ impl ClusterClient {
     }
 }
 
-fn refused(e: AdminError) -> ClientError {
+fn from_admin(e: AdminError) -> ClientError {
     match e {
         AdminError::ForwardToLeader { .. } => ClientError::NoLeader,
         AdminError::Refused(why) => ClientError::Refused(why),
+        AdminError::Uncertain(why) => ClientError::Uncertain(why),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use openraft::Raft;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::admin::Admin;
@@ -22,6 +22,9 @@ use crate::key::ClusterKey;
 use crate::wire::{decode, Reply, Rpc, WireError};
 use crate::TypeConfig;
 
+/// How long the accept loop pauses after an accept error (too many open files, say).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
 /// How the server treats its peers.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -29,7 +32,8 @@ pub struct ServerConfig {
     pub cluster: String,
     /// A peer must finish the handshake within this.
     pub handshake_timeout: Duration,
-    /// At most this many connections at once; past it a new one is closed at once.
+    /// At most this many connections at once, and a quarter of that still in their handshake;
+    /// past either a new one is closed at once.
     pub max_connections: usize,
     /// How long a joining node may take to catch up as a learner before it is refused.
     pub admit_timeout: Duration,
@@ -117,27 +121,32 @@ impl Drop for Server {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    // Peers still in their handshake get only part of the slots: a flood of connections that
+    // never finish it cannot take the ones authenticated peers need.
+    let handshakes = Arc::new(Semaphore::new(shared.config.max_connections.div_ceil(4)));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     shared.counters.add(Count::Accepted);
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    let (Ok(slot), Ok(handshake)) = (slots.clone().try_acquire_owned(), handshakes.clone().try_acquire_owned()) else {
                         shared.counters.add(Count::OverLimit);
-                        shared.log(peer, format_args!("closed: already serving {} connections", shared.config.max_connections));
+                        let max = shared.config.max_connections;
+                        shared.log(peer, format_args!("closed: at the connection limit ({max} at once, at most {} of them in their handshake)", max.div_ceil(4)));
                         continue;
                     };
                     let shared = shared.clone();
                     connections.spawn(async move {
-                        serve_connection(stream, peer, &shared).await;
+                        serve_connection(stream, peer, &shared, handshake).await;
                         drop(slot);
                     });
                 }
                 Err(e) => {
-                    // EMFILE and the like: the listener stays; the next accept may succeed.
+                    // EMFILE and the like: the listener stays; pause (a backoff, not a wait for
+                    // anything) so a persistent error does not spin.
                     tracing::warn!(component = "RAFT", "Raft transport cannot accept a connection: {e}");
-                    tokio::task::yield_now().await;
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -171,7 +180,12 @@ impl Shared {
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    handshake: OwnedSemaphorePermit,
+) {
     let config = &shared.config;
     let mut channel = match accept(
         stream,
@@ -184,6 +198,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) 
         Ok(channel) => channel,
         Err(e) => return shared.refused(peer, &e),
     };
+    drop(handshake);
     shared.counters.add(Count::Authenticated);
     loop {
         let received = tokio::time::timeout(config.idle_timeout, channel.recv_payload()).await;

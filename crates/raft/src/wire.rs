@@ -82,6 +82,10 @@ pub enum AdminError {
     /// The leader could not do it: one line saying why.
     #[error("{0}")]
     Refused(String),
+    /// The request reached raft but its outcome is unknown (leadership moved mid-way): it may or
+    /// may not be committed, so it must not be re-proposed blindly.
+    #[error("{0}")]
+    Uncertain(String),
 }
 
 fn describe_leader(id: &Option<NodeId>, node: &Option<ClusterNode>) -> String {

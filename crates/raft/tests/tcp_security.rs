@@ -18,7 +18,8 @@ use keelson_raft::openraft::raft::VoteRequest;
 use keelson_raft::openraft::Vote;
 use keelson_raft::wire::{Handshake, Reply, Rpc, MAGIC};
 use keelson_raft::{
-    accept, connect, ClientError, ClusterClient, ConnectError, Network, Server, TransportCounters,
+    accept, connect, serve, ClientError, ClusterClient, ConnectError, Network, Server,
+    ServerConfig, TransportCounters,
 };
 use tcp::{bootstrap, eventually, join, key, listen, timing, wrong_key, CLUSTER, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -267,6 +268,40 @@ async fn scenario() {
     assert_eq!(n2.id, 2);
     let c = server.counters();
     assert!(c.authenticated >= 4 && c.rpcs_served >= 3, "{c:?}");
+
+    limits(&n1).await;
     n2.raft.shutdown().await.unwrap();
     n1.raft.shutdown().await.unwrap();
+}
+
+/// A second server on node 1's raft with small limits: a peer that never finishes its handshake
+/// holds the one handshake slot, so the next connection is closed at once; an authenticated
+/// connection that stays silent is closed after the idle timeout.
+async fn limits(n1: &tcp::Node) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut config = ServerConfig::new(CLUSTER);
+    config.max_connections = 4;
+    config.idle_timeout = Duration::from_millis(300);
+    let server = serve(listener, n1.raft.clone(), key(), config).unwrap();
+    let stalled = TcpStream::connect(&addr).await.unwrap();
+    counted(&server, "the stalled peer accepted", |c| c.accepted == 1).await;
+    raw(&addr, &[]).await;
+    counted(&server, "over the handshake limit", |c| {
+        c.over_connection_limit == 1
+    })
+    .await;
+    drop(stalled);
+    counted(&server, "the stalled handshake ended", |c| {
+        c.handshake_failed == 1
+    })
+    .await;
+    let mut channel = connect(&addr, &key(), CLUSTER, WAIT).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, channel.stream_mut().read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "the idle connection is closed: {closed:?}"
+    );
+    assert_eq!(server.counters().authenticated, 1);
 }
