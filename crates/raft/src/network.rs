@@ -1,9 +1,10 @@
 //! openraft's network over authenticated TCP: `Network` is the `RaftNetworkFactory`, one
 //! `PeerConnection` per target (one TCP connection, reused while calls succeed). Failures are
-//! mapped so openraft retries the right way: a connection that cannot be set up (refused,
-//! unreachable, the peer refuses the key) is `Unreachable` (openraft backs off, bounded here);
-//! a reused connection that fails mid-call is `NetworkError` (retry at once, on a fresh one); a
-//! call past the RPC's `hard_ttl` is `Timeout`. A connection whose call failed or was abandoned
+//! mapped so openraft retries the right way: a connection refused (nothing listens, no route, the
+//! peer refuses the key or we refuse its proof) is `Unreachable` (openraft backs off, bounded
+//! here); a reused connection that fails mid-call is `NetworkError` (retry at once, on a fresh
+//! one); a call, or a connection that does not come up, past the RPC's `hard_ttl` is `Timeout`
+//! (no backoff: on a lost path the next attempt must go out at the next tick). A connection whose call failed or was abandoned
 //! is dropped, never reused half-read. Not the serving side (server.rs).
 
 use std::sync::Arc;
@@ -44,8 +45,8 @@ struct Shared {
 }
 
 impl Network {
-    /// The network of node `id` of cluster `cluster`, backing off from unreachable peers from one
-    /// heartbeat up to eight.
+    /// The network of node `id` of cluster `cluster`, backing off from peers that refuse the
+    /// connection from one heartbeat up to four.
     pub fn new(id: NodeId, key: ClusterKey, cluster: &str, timing: &RaftTiming) -> Network {
         let heartbeat = Duration::from_millis(timing.heartbeat_ms);
         Network {
@@ -55,7 +56,7 @@ impl Network {
                 key,
                 cluster: cluster.to_string(),
                 backoff_start: heartbeat,
-                backoff_max: heartbeat * 8,
+                backoff_max: heartbeat * 4,
             }),
         }
     }
@@ -117,6 +118,11 @@ impl PeerConnection {
     }
 
     fn setup_failed(&self, e: ConnectError) -> Failure {
+        if let ConnectError::Timeout(after) = e {
+            // A connection that does not come up in time is a lost path as likely as a dead
+            // peer: no backoff (timing.rs relies on the next attempt going out at the next tick).
+            return Failure::Timeout(after);
+        }
         let refused = matches!(e, ConnectError::Refused(_) | ConnectError::PeerUnproven);
         if refused && self.shared.log_gate.allow_peer(&self.node.addr) {
             tracing::warn!(

@@ -35,7 +35,9 @@ pub struct RaftTiming {
 /// the next route. Until then the leader's heartbeats are lost. The append-entries RPC in flight
 /// when the route switches is abandoned after one heartbeat interval `H` (openraft's RPC timeout
 /// for append-entries), and the next one, sent on a fresh connection (network.rs drops a
-/// connection whose call was abandoned), goes out at the next tick, within another `H`. So a
+/// connection whose call was abandoned; a connection that does not come up in time is a
+/// `Timeout` too, never an `Unreachable` that openraft would back off from), goes out at the next
+/// tick, within another `H`. So a
 /// follower hears nothing for at most
 ///
 /// ```text
