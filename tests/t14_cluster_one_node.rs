@@ -17,7 +17,8 @@ const NODE: &str = "n1";
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn start_in(dir: PathBuf) -> Rcm {
-    Rcm::start_in_with_args(dir, &["--node-name", NODE])
+    // Any free port for the cluster database: tests run side by side on loopback.
+    Rcm::start_in_with_args(dir, &["--node-name", NODE, "--raft-port", "0"])
 }
 
 /// keelson-rcm on `dir` must exit non-zero within 20 s; what it printed.
@@ -99,8 +100,8 @@ fn a_single_node_becomes_a_one_node_cluster_in_place_with_nothing_lost() {
     }
 
     let done = rcm.ok(create(&[
-        (node.as_str(), &["192.0.2.1", "198.51.100.1"]),
-        ("n2", &["192.0.2.2", "198.51.100.2"]),
+        (node.as_str(), &["127.0.0.1"]),
+        ("n2", &["127.0.0.2"]),
     ]));
     assert!(
         done.as_str().unwrap().contains("cluster 'prod' created"),
@@ -188,7 +189,7 @@ fn a_single_node_becomes_a_one_node_cluster_in_place_with_nothing_lost() {
 #[test]
 fn a_cluster_node_without_its_key_or_database_refuses_to_start() {
     let rcm = start_in(Rcm::new_dir("t14-refuse"));
-    rcm.ok(create(&[(NODE, &["192.0.2.1"])]));
+    rcm.ok(create(&[(NODE, &["127.0.0.1"])]));
     let dir = rcm.keep_dir();
     let key = dir.join("cluster.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -92,6 +92,19 @@ pub fn describe(request: &ControlRequest) -> String {
         R::NodeStop => out.push_str("NodeStop"),
         R::ClusterStatus => out.push_str("ClusterStatus"),
         R::NodeList => out.push_str("NodeList"),
+        R::NodeJoin {
+            cluster,
+            key_file,
+            name,
+        } => {
+            let _ = write!(
+                out,
+                "NodeJoin cluster='{}' key_file='{}' name='{}'",
+                text(cluster),
+                text(key_file),
+                text(name.as_deref().unwrap_or(""))
+            );
+        }
         R::ClusterCreate { name, nodes } => {
             let nodes: Vec<String> = nodes
                 .iter()

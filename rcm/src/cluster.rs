@@ -6,20 +6,23 @@
 //! (`Engine::apply_records`). Not the heartbeat network (crates/netft) nor the raft storage
 //! (crates/raft).
 
-mod alone;
 pub mod identity;
 
-use identity::Identity;
+use identity::{Identity, KeyFile};
+use keelson_netft::interfaces::LocalInterface;
+use keelson_netft::NetftSettings;
 use keelson_proto::view;
-use keelson_raft::openraft::{Config, Raft};
+use keelson_raft::openraft::Raft;
 use keelson_raft::{
-    Applied, ClusterInfo, ClusterNode, ClusterState, NodeEntry, NodeId, Request, SharedState,
-    TypeConfig,
+    raft_timing, Admission, Applied, ClusterClient, ClusterInfo, ClusterKey, ClusterNode,
+    ClusterState, InterfaceRecord, Network, NodeEntry, NodeId, Request, Server, ServerConfig,
+    SharedState, TypeConfig, DEFAULT_NETFT_PORT,
 };
 use keelson_types::RecordChange;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +45,15 @@ pub struct NodeSpec {
     pub addrs: Vec<String>,
 }
 
+/// `keelson node join`: where the cluster is, its key file, and this node's name in it.
+#[derive(Clone, Debug)]
+pub struct JoinSpec {
+    /// A member's address (`ADDR` or `ADDR:PORT`; the port defaults to RAFT_PORT).
+    pub seed: String,
+    pub key_file: std::path::PathBuf,
+    pub name: String,
+}
+
 /// This node in its cluster.
 pub struct Cluster {
     raft: Raft<TypeConfig>,
@@ -51,6 +63,24 @@ pub struct Cluster {
     /// Every durable apply, in log order, until the core takes it.
     applied: Option<mpsc::UnboundedReceiver<Applied>>,
     identity: Identity,
+    /// Makes forwarded writes and the administrative calls.
+    client: ClusterClient,
+    /// Answers the other nodes; dropping it stops it.
+    server: Server,
+}
+
+/// What `start` needs besides the directory.
+struct Start {
+    identity: Identity,
+    key: KeyFile,
+    /// Where to listen, decided from the applied state (a restart) or given (create, join).
+    listen: Listen,
+}
+
+enum Listen {
+    At(SocketAddr),
+    /// This node's recorded endpoint in the applied state.
+    Recorded,
 }
 
 impl Cluster {
@@ -70,98 +100,209 @@ impl Cluster {
                 raft_file.display()
             ));
         }
-        identity::read_key(&identity::key_path(dir))?;
-        Cluster::start(dir, identity).map(Some)
+        let key = identity::read_key(&identity::key_path(dir))?;
+        let start = Start {
+            identity,
+            key,
+            listen: Listen::Recorded,
+        };
+        Cluster::start(dir, start, None).map(Some)
     }
 
     /// Makes this node, with the configuration `records`, a new cluster of `nodes` (this node is the
-    /// one named `me`). Nothing is left behind when it fails: the directory stays a single node's.
+    /// one named `me`; its cluster database listens on its first address, port `raft_port`).
+    /// Nothing is left behind when it fails: the directory stays a single node's.
     pub fn create(
         dir: &Path,
         name: &str,
         nodes: &[NodeSpec],
         me: &str,
+        raft_port: u16,
         records: Vec<RecordChange>,
     ) -> Result<Cluster, String> {
-        let info = check_nodes(name, nodes, me)?;
-        if Identity::read(dir)?.is_some() {
-            return Err("this node is already in a cluster".into());
-        }
-        let raft_file = dir.join(keelson_raft::RAFT_FILE);
-        if raft_file.exists() {
-            return Err(format!(
-                "{} exists although this node is in no cluster: move it aside first",
-                raft_file.display()
-            ));
-        }
-        identity::create_key(dir)?;
-        let identity = Identity {
-            cluster: name.to_string(),
-            node_name: me.to_string(),
-            node_id: FIRST_NODE_ID,
+        let mut info = check_nodes(name, nodes, me)?;
+        refuse_if_clustered(dir)?;
+        let rt = raft_runtime()?;
+        let local = block_on(&rt, keelson_netft::interfaces::local_interfaces())?
+            .map_err(|e| format!("cannot list this node's interfaces: {e}"))?;
+        let entry = info
+            .nodes
+            .get_mut(me)
+            .expect("checked: this node is listed");
+        entry.interfaces = interfaces_for(me, &entry.addrs, &local)?;
+        let first: IpAddr = entry.addrs[0].parse().expect("checked: an address");
+        let key = identity::create_key(dir, name)?;
+        let start = Start {
+            identity: Identity {
+                cluster: name.to_string(),
+                node_name: me.to_string(),
+                node_id: FIRST_NODE_ID,
+            },
+            key,
+            listen: Listen::At(SocketAddr::new(first, raft_port)),
         };
-        match Cluster::first_node(dir, identity.clone(), info, records) {
-            Ok(cluster) => {
-                identity.write(dir)?;
-                Ok(cluster)
-            }
-            Err(e) => {
-                // Nothing was acknowledged: the node stays as it was.
-                let _ = std::fs::remove_file(&raft_file);
-                let _ = std::fs::remove_file(identity::key_path(dir));
-                Err(e)
-            }
-        }
+        let identity = start.identity.clone();
+        let made = Cluster::start(dir, start, Some(rt))
+            .and_then(|cluster| cluster.first_node(info, records).map(|()| cluster));
+        finish(dir, &identity, made)
     }
 
-    fn first_node(
-        dir: &Path,
-        identity: Identity,
-        info: ClusterInfo,
-        records: Vec<RecordChange>,
-    ) -> Result<Cluster, String> {
-        let me = &info.nodes[&identity.node_name];
-        let member = ClusterNode {
-            name: identity.node_name.clone(),
-            addr: raft_endpoint(&me.addrs[0]),
-        };
-        let cluster = Cluster::start(dir, identity)?;
-        let raft = cluster.raft.clone();
-        cluster.block(async move {
+    fn first_node(&self, mut info: ClusterInfo, records: Vec<RecordChange>) -> Result<(), String> {
+        let me = self.identity.node_name.clone();
+        let addr = self.server.local_addr().to_string();
+        let entry = info
+            .nodes
+            .get_mut(&me)
+            .expect("checked: this node is listed");
+        entry.id = Some(FIRST_NODE_ID);
+        entry.raft_addr = addr.clone();
+        let member = ClusterNode { name: me, addr };
+        let raft = self.raft.clone();
+        self.block(async move {
             raft.initialize(BTreeMap::from([(FIRST_NODE_ID, member)]))
                 .await
                 .map_err(|e| format!("cannot initialise the cluster database: {e}"))
         })??;
-        cluster.propose(Request::SetCluster(info))?;
+        self.propose(Request::SetCluster(info))?;
         if !records.is_empty() {
             // The single node's configuration becomes the cluster's: nothing is lost.
-            cluster.propose(Request::Changes(records))?;
+            self.propose(Request::Changes(records))?;
         }
-        Ok(cluster)
+        Ok(())
     }
 
-    fn start(dir: &Path, identity: Identity) -> Result<Cluster, String> {
+    /// Joins the cluster `spec` names: reserves an id with its leader, starts this node's cluster
+    /// database under it, is admitted as a voter, and records its interfaces and endpoint. Nothing
+    /// is left behind when it fails before admission.
+    pub fn join(dir: &Path, spec: &JoinSpec, raft_port: u16) -> Result<Cluster, String> {
+        refuse_if_clustered(dir)?;
+        let key = identity::read_key(&spec.key_file)?;
+        let seed = seed_addr(&spec.seed)?;
+        let my_addr = local_addr_towards(seed)?;
         let rt = raft_runtime()?;
+        let local = block_on(&rt, keelson_netft::interfaces::local_interfaces())?
+            .map_err(|e| format!("cannot list this node's interfaces: {e}"))?;
+        // The listening port is chosen now (it may be ephemeral): the reservation names it.
+        let probe = std::net::TcpListener::bind(SocketAddr::new(my_addr, raft_port))
+            .map_err(|e| format!("cannot listen on {my_addr}:{raft_port}: {e}"))?;
+        let addr = probe
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        drop(probe);
+        identity::install_key(dir, &key)?;
+        let client = client_for(&key)?;
+        let member = ClusterNode {
+            name: spec.name.clone(),
+            addr: addr.to_string(),
+        };
+        let reserve = {
+            let (client, seed) = (client.clone(), seed.to_string());
+            block_on(&rt, async move { client.join(&seed, member).await })?
+        };
+        let reservation = match reserve {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(identity::key_path(dir));
+                return Err(format!("the cluster at {seed} refused this node: {e}"));
+            }
+        };
+        let identity = Identity {
+            cluster: key.cluster.clone(),
+            node_name: spec.name.clone(),
+            node_id: reservation.id,
+        };
+        let start = Start {
+            identity: identity.clone(),
+            key,
+            listen: Listen::At(addr),
+        };
+        let made = Cluster::start(dir, start, Some(rt)).and_then(|cluster| {
+            cluster.admitted(&reservation, &local)?;
+            Ok(cluster)
+        });
+        finish(dir, &identity, made)
+    }
+
+    /// After `join`: admitted as a voter, caught up, and this node's entry filled in.
+    fn admitted(
+        &self,
+        reservation: &keelson_raft::Reservation,
+        local: &[LocalInterface],
+    ) -> Result<(), String> {
+        let (client, r) = (self.client.clone(), reservation.clone());
+        self.block(async move { client.admit(&r).await })?
+            .map_err(|e| format!("the cluster did not admit this node: {e}"))?;
+        let (client, raft) = (self.client.clone(), self.raft.clone());
+        self.block(async move { client.read_barrier(&raft).await })?
+            .map_err(|e| format!("cannot catch up with the cluster: {e}"))?;
+        let info = self
+            .state()
+            .cluster
+            .ok_or("the cluster has no name and node list yet")?;
+        let me = &self.identity.node_name;
+        let mut entry = info
+            .nodes
+            .get(me)
+            .cloned()
+            .ok_or_else(|| format!("node '{me}' is not listed in cluster '{}'", info.name))?;
+        entry.id = Some(self.identity.node_id);
+        entry.raft_addr = self.server.local_addr().to_string();
+        entry.interfaces = interfaces_for(me, &entry.addrs, local)?;
+        self.propose(Request::PutNode(entry))?;
+        Ok(())
+    }
+
+    fn start(dir: &Path, start: Start, rt: Option<Handle>) -> Result<Cluster, String> {
+        let rt = match rt {
+            Some(rt) => rt,
+            None => raft_runtime()?,
+        };
         let dir = dir.to_path_buf();
+        let Start {
+            identity,
+            key,
+            listen,
+        } = start;
         let id = identity.node_id;
-        let (raft, view, applied) = block_on(&rt, async move {
+        let me = identity.node_name.clone();
+        let cluster_name = key.cluster.clone();
+        let raft_key = ClusterKey::new(&key.key).map_err(|e| format!("cluster key: {e}"))?;
+        let client = client_for(&key)?;
+        let (raft, view, applied, server) = block_on(&rt, async move {
             let (log, mut sm) = keelson_raft::open(&dir)
                 .map_err(|e| format!("cannot open the cluster database: {e}"))?;
             let view = sm.view();
             let applied = sm.follow();
-            let raft = Raft::new(id, raft_config()?, alone::Alone, log, sm)
+            let addr = match listen {
+                Listen::At(addr) => addr,
+                Listen::Recorded => recorded_endpoint(&view, &me)?,
+            };
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let timing = raft_timing(&NetftSettings::default());
+            let config = timing
+                .config(&cluster_name)
+                .map_err(|e| format!("raft configuration: {e}"))?;
+            let network = Network::new(id, raft_key.clone(), &cluster_name, &timing);
+            let raft = Raft::new(id, config, network, log, sm)
                 .await
                 .map_err(|e| format!("cannot start the cluster database: {e}"))?;
-            Ok::<_, String>((raft, view, applied))
+            let mut server_config = ServerConfig::new(&cluster_name);
+            server_config.admission = Some(admission(view.clone()));
+            let server = keelson_raft::serve(listener, raft.clone(), raft_key, server_config)
+                .map_err(|e| format!("cannot serve the cluster database on {addr}: {e}"))?;
+            Ok::<_, String>((raft, view, applied, server))
         })??;
-        let cluster = Cluster {
+        Ok(Cluster {
             raft,
             rt,
             view,
             applied: Some(applied),
             identity,
-        };
-        Ok(cluster)
+            client,
+            server,
+        })
     }
 
     /// The applied cluster database, for the engine to start from.
@@ -177,21 +318,22 @@ impl Cluster {
     /// Proposes `request` and waits until it is committed on a majority and applied here; its log
     /// index. A refusal or a timeout says so: then nothing is acknowledged.
     pub fn propose(&self, request: Request) -> Result<u64, String> {
-        let raft = self.raft.clone();
-        let written = self.block(async move { raft.client_write(request).await })?;
+        let (client, raft) = (self.client.clone(), self.raft.clone());
+        let written = self.block(async move { client.write(&raft, request).await })?;
         let index = written
             .map_err(|e| format!("the cluster did not commit the change: {e}"))?
             .log_id
-            .index;
+            .map(|l| l.index)
+            .ok_or("the cluster's answer names no log entry")?;
         self.wait_applied(index)?;
         Ok(index)
     }
 
     /// Proposes record changes nobody waits for (those of internal events); a failure is logged.
     pub fn propose_in_background(&self, changes: Vec<RecordChange>) {
-        let raft = self.raft.clone();
+        let (client, raft) = (self.client.clone(), self.raft.clone());
         self.rt.spawn(async move {
-            if let Err(e) = raft.client_write(Request::Changes(changes)).await {
+            if let Err(e) = client.write(&raft, Request::Changes(changes)).await {
                 tracing::error!(
                     component = "RCM",
                     "the cluster did not commit an internal change: {e}"
@@ -299,31 +441,6 @@ fn node_view(n: &NodeEntry, me: &Identity, leader: Option<NodeId>) -> view::Node
     }
 }
 
-/// The raft endpoint on a cluster address.
-fn raft_endpoint(addr: &str) -> String {
-    match addr.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) => format!("[{v6}]:{RAFT_PORT}"),
-        _ => format!("{addr}:{RAFT_PORT}"),
-    }
-}
-
-/// Raft's timing: its heartbeat well inside NetFT's detection, and an election only after NetFT
-/// has had time to find and use another path (SameSubnetDelay x SameSubnetThreshold at their
-/// defaults is 5 s), so losing one path never starts an election.
-fn raft_config() -> Result<Arc<Config>, String> {
-    let config = Config {
-        cluster_name: "keelson".into(),
-        heartbeat_interval: 500,
-        election_timeout_min: 6_000,
-        election_timeout_max: 9_000,
-        ..Default::default()
-    };
-    config
-        .validate()
-        .map(Arc::new)
-        .map_err(|e| format!("raft configuration: {e}"))
-}
-
 /// A runtime of its own for raft, on a thread that lives as long as the process.
 fn raft_runtime() -> Result<Handle, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -354,6 +471,149 @@ fn block_on<T: Send + 'static>(
             COMMIT_DEADLINE.as_secs()
         )
     })
+}
+
+/// Refuses a directory that already is a cluster node's (or holds a stray raft file).
+fn refuse_if_clustered(dir: &Path) -> Result<(), String> {
+    if let Some(me) = Identity::read(dir)? {
+        return Err(format!("this node is already in cluster '{}'", me.cluster));
+    }
+    let raft_file = dir.join(keelson_raft::RAFT_FILE);
+    if raft_file.exists() {
+        return Err(format!(
+            "{} exists although this node is in no cluster: move it aside first",
+            raft_file.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Writes node.json when `made` succeeded (the commit point); otherwise removes what was created.
+fn finish(
+    dir: &Path,
+    identity: &Identity,
+    made: Result<Cluster, String>,
+) -> Result<Cluster, String> {
+    match made.and_then(|cluster| identity.write(dir).map(|()| cluster)) {
+        Ok(cluster) => Ok(cluster),
+        Err(e) => {
+            let _ = std::fs::remove_file(dir.join(keelson_raft::RAFT_FILE));
+            let _ = std::fs::remove_file(identity::key_path(dir));
+            Err(e)
+        }
+    }
+}
+
+fn client_for(file: &KeyFile) -> Result<ClusterClient, String> {
+    let key = ClusterKey::new(&file.key).map_err(|e| format!("cluster key: {e}"))?;
+    Ok(ClusterClient::new(key, &file.cluster, COMMIT_DEADLINE))
+}
+
+/// Only nodes listed at `cluster create`, not yet members, joining from one of their listed
+/// addresses, may reserve an id.
+fn admission(view: SharedState) -> Admission {
+    Admission(Arc::new(move |node: &ClusterNode| {
+        let state = view.read().unwrap_or_else(|p| p.into_inner());
+        let info = state
+            .cluster
+            .as_ref()
+            .ok_or("this cluster has no node list yet")?;
+        let entry = info.nodes.get(&node.name).ok_or_else(|| {
+            let listed: Vec<&str> = info.nodes.keys().map(String::as_str).collect();
+            format!(
+                "node '{}' is not listed in cluster '{}' (listed: {})",
+                node.name,
+                info.name,
+                listed.join(", ")
+            )
+        })?;
+        if entry.id.is_some() {
+            return Err(format!("node '{}' is already a member", node.name));
+        }
+        let ip = node
+            .addr
+            .parse::<SocketAddr>()
+            .map(|a| a.ip().to_string())
+            .map_err(|_| format!("'{}' is not an address and port", node.addr))?;
+        if !entry.addrs.contains(&ip) {
+            return Err(format!(
+                "node '{}' joins from {ip}, which is not one of its listed addresses ({})",
+                node.name,
+                entry.addrs.join(", ")
+            ));
+        }
+        Ok(())
+    }))
+}
+
+/// This node's endpoint as the applied state records it.
+fn recorded_endpoint(view: &SharedState, me: &str) -> Result<SocketAddr, String> {
+    let state = view.read().unwrap_or_else(|p| p.into_inner());
+    let entry = state
+        .cluster
+        .as_ref()
+        .and_then(|c| c.nodes.get(me))
+        .ok_or_else(|| format!("the cluster database has no entry for this node '{me}'"))?;
+    entry.raft_addr.parse().map_err(|_| {
+        format!(
+            "this node's recorded endpoint '{}' is not an address",
+            entry.raft_addr
+        )
+    })
+}
+
+/// `ADDR` or `ADDR:PORT` of a member.
+fn seed_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, RAFT_PORT))
+        .map_err(|_| format!("--cluster {text:?}: expected an address or address:port"))
+}
+
+/// The local address this node reaches `seed` from (a connected UDP socket sends nothing).
+fn local_addr_towards(seed: SocketAddr) -> Result<IpAddr, String> {
+    let any: SocketAddr = if seed.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let socket =
+        std::net::UdpSocket::bind(any).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    socket
+        .connect(seed)
+        .map_err(|e| format!("no route to {seed}: {e}"))?;
+    socket
+        .local_addr()
+        .map(|a| a.ip())
+        .map_err(|e| format!("cannot read the local address towards {seed}: {e}"))
+}
+
+/// The interfaces holding `addrs`, each of which must be one of this node's addresses.
+fn interfaces_for(
+    me: &str,
+    addrs: &[String],
+    local: &[LocalInterface],
+) -> Result<Vec<InterfaceRecord>, String> {
+    addrs
+        .iter()
+        .map(|a| {
+            let ip: IpAddr = a
+                .parse()
+                .map_err(|_| format!("'{a}' is not an IP address"))?;
+            let i = local.iter().find(|i| i.addr == ip).ok_or_else(|| {
+                format!("address {ip} given for this node '{me}' is not an address of this node")
+            })?;
+            Ok(InterfaceRecord {
+                adapter: i.adapter.clone(),
+                index: i.index,
+                mac: i.mac.clone(),
+                addr: ip,
+                prefix_len: i.prefix_len,
+            })
+        })
+        .collect()
 }
 
 /// The cluster `keelson cluster create` describes, checked: a valid name, 1..=16 nodes with valid,
@@ -392,6 +652,8 @@ pub fn check_nodes(name: &str, nodes: &[NodeSpec], me: &str) -> Result<ClusterIn
             name: node.name.clone(),
             addrs: node.addrs.clone(),
             id,
+            interfaces: Vec::new(),
+            raft_addr: String::new(),
         };
         if entries.insert(node.name.clone(), entry).is_some() {
             return Err(format!("node '{}' is listed twice", node.name));
@@ -407,6 +669,7 @@ pub fn check_nodes(name: &str, nodes: &[NodeSpec], me: &str) -> Result<ClusterIn
     Ok(ClusterInfo {
         name: name.to_string(),
         nodes: entries,
+        netft_port: DEFAULT_NETFT_PORT,
     })
 }
 
@@ -473,8 +736,19 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_raft_endpoints_are_bracketed() {
-        assert_eq!(raft_endpoint("192.0.2.1"), "192.0.2.1:3344");
-        assert_eq!(raft_endpoint("2001:db8::1"), "[2001:db8::1]:3344");
+    fn seeds_take_the_default_port_and_bad_ones_are_named() {
+        assert_eq!(
+            seed_addr("192.0.2.1").unwrap(),
+            "192.0.2.1:3344".parse().unwrap()
+        );
+        assert_eq!(
+            seed_addr("192.0.2.1:4000").unwrap(),
+            "192.0.2.1:4000".parse().unwrap()
+        );
+        assert_eq!(
+            seed_addr("[2001:db8::1]:5").unwrap(),
+            "[2001:db8::1]:5".parse().unwrap()
+        );
+        assert!(seed_addr("node-a").unwrap_err().contains("\"node-a\""));
     }
 }

@@ -56,6 +56,8 @@ pub struct Core {
     pool: Pool,
     /// The cluster this node is in (None: a single node, whose database is `store`).
     cluster: Option<Cluster>,
+    /// The port this node's cluster database listens on when it creates or joins a cluster.
+    raft_port: u16,
     /// The cluster database's durable applies, in order (cluster nodes only).
     applied: Option<mpsc::UnboundedReceiver<keelson_raft::Applied>>,
     data_dir: std::path::PathBuf,
@@ -86,6 +88,7 @@ pub struct CoreParts {
     pub node: String,
     pub tx: mpsc::UnboundedSender<Input>,
     pub cluster: Option<Cluster>,
+    pub raft_port: u16,
     pub data_dir: std::path::PathBuf,
 }
 
@@ -104,6 +107,7 @@ impl Core {
             pool,
             applied: None,
             cluster: parts.cluster,
+            raft_port: parts.raft_port,
             data_dir: parts.data_dir,
             node: parts.node,
             epoch: Instant::now(),

@@ -69,6 +69,10 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_PROBE_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub probe_timeout: u64,
+    /// The TCP port of this node's cluster database when it creates or joins a cluster (0: any
+    /// free port; the port chosen is recorded in the cluster).
+    #[arg(long, value_name = "PORT", default_value_t = cluster::RAFT_PORT)]
+    pub raft_port: u16,
 }
 
 /// Nothing rcm creates is readable by others or writable by its group: data dir 0750, files 0640.
@@ -186,7 +190,6 @@ async fn run(args: Args) -> Result<()> {
         Some(c) => c.state().to_snapshot(),
         None => snapshot,
     };
-    let (engine, commands) = restore(&snapshot)?;
     let node = match (&cluster, args.node_name.clone()) {
         (Some(c), given) => {
             let me = c.status_view().node;
@@ -200,6 +203,9 @@ async fn run(args: Args) -> Result<()> {
         }
         (None, given) => given.unwrap_or_else(hostname),
     };
+    // A cluster node runs only the groups it owns; a single node runs them all.
+    let local = if cluster.is_some() { node.as_str() } else { "" };
+    let (engine, commands) = restore(local, &snapshot)?;
     let (mut core, pool_reports) = core::Core::new(core::CoreParts {
         engine,
         store,
@@ -211,6 +217,7 @@ async fn run(args: Args) -> Result<()> {
         node,
         tx,
         cluster,
+        raft_port: args.raft_port,
         data_dir: dir.clone(),
     });
     core.remember_secrets(
@@ -280,10 +287,13 @@ fn repair(dir: &std::path::Path) -> Result<()> {
 /// Every stored resource comes back with its stored plugin name; the file behind its type is resolved
 /// from the catalogue when it is opened (an open waits while that type is still being probed, and a
 /// type no probe provides fails the open with the reason).
-fn restore(snapshot: &keelson_store::Snapshot) -> Result<(Engine, Vec<keelson_engine::Command>)> {
+fn restore(
+    local_node: &str,
+    snapshot: &keelson_store::Snapshot,
+) -> Result<(Engine, Vec<keelson_engine::Command>)> {
     let groups = &snapshot.groups;
     let now = clusterlog::unix_ms();
-    let (engine, commands) = Engine::restore(now, groups, &snapshot.resources)
+    let (engine, commands) = Engine::restore_on(local_node, now, groups, &snapshot.resources)
         .map_err(|e| anyhow::anyhow!("cluster database does not hold together: {e}"))?;
     Ok((engine, commands))
 }

@@ -46,7 +46,12 @@ impl Views<'_> {
             .resource(name)
             .ok_or(format!("no resource named '{name}'"))?;
         let stats = self.pool.call_stats(r.id);
-        Ok(resource(&r, self.node, &stats))
+        let owner = self
+            .engine
+            .group(&r.group)
+            .map(|g| owner_of(&g, self.node).to_string())
+            .unwrap_or_else(|| self.node.to_string());
+        Ok(resource(&r, &owner, &stats))
     }
 
     /// `resource list`.
@@ -190,10 +195,19 @@ fn resource_summary(r: &ResourceView) -> view::ResourceSummary {
     }
 }
 
+/// The node a group runs on: its owner, or this node when it has none (a single node).
+fn owner_of<'a>(g: &'a GroupView, node: &'a str) -> &'a str {
+    if g.owner.is_empty() {
+        node
+    } else {
+        &g.owner
+    }
+}
+
 fn group(g: &GroupView, node: &str) -> view::Group {
     view::Group {
         name: g.name.clone(),
-        owner_node: node.to_string(),
+        owner_node: owner_of(g, node).to_string(),
         properties: properties(g.properties.to_map()),
         resources: g.resources.clone(),
         state: g.state.to_string(),
@@ -203,7 +217,7 @@ fn group(g: &GroupView, node: &str) -> view::Group {
 fn group_summary(g: &GroupView, node: &str) -> view::GroupSummary {
     view::GroupSummary {
         name: g.name.clone(),
-        owner_node: node.to_string(),
+        owner_node: owner_of(g, node).to_string(),
         resources: g.resources.clone(),
         state: g.state.to_string(),
     }
@@ -223,7 +237,7 @@ fn status_group(g: &GroupView, resources: &[ResourceView], node: &str) -> view::
         .collect();
     view::StatusGroup {
         name: g.name.clone(),
-        owner_node: node.to_string(),
+        owner_node: owner_of(g, node).to_string(),
         resources: members,
         state: g.state.to_string(),
     }
@@ -365,6 +379,7 @@ mod tests {
             want_online: true,
             properties: GroupProperties::default(),
             resources: vec!["Share".into()],
+            owner: String::new(),
         };
         let v = group(&g, "n1");
         assert_eq!(

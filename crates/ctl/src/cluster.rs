@@ -50,6 +50,28 @@ pub async fn node_list(client: &Client, json: bool) -> Result<()> {
     show(client, R::NodeList, json, nodes).await
 }
 
+/// `keelson node join`: the key file's path is made absolute, since the node service reads it.
+pub async fn node_join(
+    client: &Client,
+    cluster: String,
+    key: &std::path::Path,
+    name: Option<String>,
+) -> Result<()> {
+    let key_file = std::path::absolute(key)
+        .map_err(|e| anyhow::anyhow!("--key {}: {e}", key.display()))?
+        .to_string_lossy()
+        .into_owned();
+    confirm(
+        client,
+        R::NodeJoin {
+            cluster,
+            key_file,
+            name,
+        },
+    )
+    .await
+}
+
 /// `NAME=ADDR[,ADDR...]`, checked for shape here (the node service checks the rest).
 fn parse_node(text: &str) -> Result<(String, Vec<String>)> {
     let Some((name, addrs)) = text.split_once('=') else {

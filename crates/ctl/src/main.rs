@@ -181,6 +181,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node(node::NodeCommand::List { json }) => {
             ok(cluster::node_list(&client()?, json).await)
         }
+        Command::Node(node::NodeCommand::Join { cluster, key, name }) => {
+            ok(cluster::node_join(&client()?, cluster, &key, name).await)
+        }
         Command::Node(cmd) => node::run(&datadir::resolve(data_dir.clone())?, cmd).await,
         Command::Cluster(cmd) => ok(cluster::run(&client()?, cmd).await),
         Command::Status { json } => {

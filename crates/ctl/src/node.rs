@@ -35,6 +35,19 @@ pub enum NodeCommand {
     Start(StartArgs),
     /// Stop the node service; returns once it has gone.
     Stop(StopArgs),
+    /// Join a cluster: this node (with no groups of its own) becomes a member and takes the
+    /// cluster's configuration.
+    Join {
+        /// A member's address on a cluster network (ADDR or ADDR:PORT; port 3344 by default).
+        #[arg(long, value_name = "ADDR")]
+        cluster: String,
+        /// The cluster key file `keelson cluster create` wrote (cluster.key in its data directory).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// This node's name in the cluster (default: the node service's node name).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// List the cluster's nodes: state, id, addresses; the leader is marked with *.
     List {
         /// Print the node service's JSON view.
@@ -71,7 +84,9 @@ pub async fn run(data_dir: &Path, command: NodeCommand) -> Result<ExitCode> {
     match command {
         NodeCommand::Start(args) => start(data_dir, args).await,
         NodeCommand::Stop(args) => stop(data_dir, args).await.map(|()| ExitCode::SUCCESS),
-        NodeCommand::List { .. } => unreachable!("node list is sent to the node service by main"),
+        NodeCommand::List { .. } | NodeCommand::Join { .. } => {
+            unreachable!("node list and join are sent to the node service by main")
+        }
     }
 }
 

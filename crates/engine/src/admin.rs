@@ -32,7 +32,9 @@ impl Engine {
         self.next_group += 1;
         let id = GroupId(self.next_group);
         self.group_names.insert(name.clone(), id);
-        self.groups.insert(id, Group::new(id, name.clone(), props));
+        let mut group = Group::new(id, name.clone(), props);
+        group.owner = self.local_node.clone();
+        self.groups.insert(id, group);
         self.dirty_groups.insert(id);
         self.log(LogLevel::Info, format!("Created group '{name}'."));
         Ok(())
@@ -75,7 +77,9 @@ impl Engine {
                 spec.name, spec.group
             ),
         );
-        self.open(id);
+        if self.hosted_here(group) {
+            self.open(id);
+        }
         Ok(())
     }
 

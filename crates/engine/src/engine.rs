@@ -33,6 +33,9 @@ pub struct Engine {
     pub(crate) dirty_groups: BTreeSet<GroupId>,
     /// Each group's state as last announced (GroupStateChanged is sent when it differs).
     pub(crate) announced: BTreeMap<GroupId, GroupState>,
+    /// This node's name in its cluster (empty on a single node): it runs the groups it owns and
+    /// only holds the others' configuration.
+    pub(crate) local_node: String,
 }
 
 /// The Persist commands taken out of `commands`, in order.
@@ -97,6 +100,19 @@ impl Engine {
     /// An engine with no groups and no resources.
     pub fn new() -> Self {
         Engine::default()
+    }
+
+    /// Names this node in its cluster: from now on it runs only the groups it owns (and those with
+    /// no owner); groups it creates are its own.
+    pub fn set_local_node(&mut self, name: &str) {
+        self.local_node = name.to_string();
+    }
+
+    /// True when group `id` runs on this node.
+    pub(crate) fn hosted_here(&self, id: GroupId) -> bool {
+        self.groups
+            .get(&id)
+            .is_some_and(|g| g.owner.is_empty() || g.owner == self.local_node)
     }
 
     /// Handles one event at time `now` (ms, from any monotonic origin; a smaller `now` than before is

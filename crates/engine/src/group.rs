@@ -16,6 +16,8 @@ pub(crate) struct Group {
     pub want_online: bool,
     /// Failed over with nowhere to go (single node): Failed until the retry timer or an admin online.
     pub failed_over: bool,
+    /// The node that runs it (empty: this one, on a single node).
+    pub owner: String,
 }
 
 impl Group {
@@ -27,6 +29,7 @@ impl Group {
             members: BTreeSet::new(),
             want_online: false,
             failed_over: false,
+            owner: String::new(),
         }
     }
 
@@ -36,6 +39,7 @@ impl Group {
             name: self.name.clone(),
             properties: self.props.non_default_map(),
             want_online: self.want_online,
+            owner: self.owner.clone(),
         }
     }
 }

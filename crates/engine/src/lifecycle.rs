@@ -199,6 +199,9 @@ impl Engine {
     }
 
     pub(crate) fn reconcile(&mut self, group: GroupId) {
+        if !self.hosted_here(group) {
+            return;
+        }
         let g = &self.groups[&group];
         let failed_over = g.failed_over;
         let members: Vec<ResourceId> = g.members.iter().copied().collect();

@@ -71,6 +71,7 @@ impl Engine {
             name: name.to_string(),
             properties: properties.non_default_map(),
             want_online: false,
+            owner: self.local_node.clone(),
         })])
     }
 

@@ -105,6 +105,14 @@ impl Engine {
             .groups
             .get_mut(&id)
             .expect("group id from the name table");
+        if g.owner != record.owner {
+            g.owner = record.owner.clone();
+            self.dirty_groups.insert(id);
+        }
+        let g = self
+            .groups
+            .get_mut(&id)
+            .expect("group id from the name table");
         if g.want_online != record.want_online {
             g.want_online = record.want_online;
             self.dirty_groups.insert(id);

@@ -17,7 +17,18 @@ impl Engine {
         groups: &[GroupRecord],
         resources: &[ResourceRecord],
     ) -> Result<(Engine, Vec<Command>), EngineError> {
+        Engine::restore_on("", now, groups, resources)
+    }
+
+    /// `restore` on the cluster node `local_node`: only the groups it owns (or nobody owns) run.
+    pub fn restore_on(
+        local_node: &str,
+        now: u64,
+        groups: &[GroupRecord],
+        resources: &[ResourceRecord],
+    ) -> Result<(Engine, Vec<Command>), EngineError> {
         let mut e = Engine::new();
+        e.set_local_node(local_node);
         let mut out: Vec<Command> = Vec::new();
         for g in groups {
             let properties = GroupProperties::from_map(&g.properties)?;
@@ -49,6 +60,10 @@ impl Engine {
                 };
                 out.extend(e.handle(now, event)?);
             }
+        }
+        for g in groups {
+            let id = e.gid(&g.name)?;
+            e.groups.get_mut(&id).expect("just created").owner = g.owner.clone();
         }
         for g in groups.iter().filter(|g| g.want_online) {
             e.groups

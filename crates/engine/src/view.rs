@@ -43,6 +43,8 @@ pub struct GroupView {
     pub properties: GroupProperties,
     /// Names of its resources, in creation order.
     pub resources: Vec<String>,
+    /// The node that runs it (empty: this one, on a single node).
+    pub owner: String,
 }
 
 /// One host slot as the API shows it.
@@ -122,6 +124,7 @@ impl Engine {
                 .iter()
                 .map(|r| self.res(*r).name.clone())
                 .collect(),
+            owner: g.owner.clone(),
         })
     }
 

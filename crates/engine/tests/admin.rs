@@ -215,6 +215,7 @@ fn desired_state_and_dependencies_are_persisted() {
 #[test]
 fn restore_brings_back_what_was_online_in_dependency_order() {
     let groups = vec![GroupRecord {
+        owner: String::new(),
         name: "g".into(),
         properties: Default::default(),
         want_online: true,

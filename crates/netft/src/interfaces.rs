@@ -69,7 +69,7 @@ async fn list() -> io::Result<Vec<LocalInterface>> {
         }
     }
     task.abort();
-    out.sort_by(|a, b| (a.index, a.addr).cmp(&(b.index, b.addr)));
+    out.sort_by_key(|i| (i.index, i.addr));
     Ok(out)
 }
 
@@ -133,6 +133,9 @@ mod tests {
 
     #[test]
     fn macs_are_lower_case_colon_separated() {
-        assert_eq!(format_mac(&[0x02, 0xAB, 0, 1, 2, 0xff]), "02:ab:00:01:02:ff");
+        assert_eq!(
+            format_mac(&[0x02, 0xAB, 0, 1, 2, 0xff]),
+            "02:ab:00:01:02:ff"
+        );
     }
 }

@@ -108,6 +108,13 @@ pub enum ControlRequest {
     ClusterStatus,
     /// The cluster's nodes and their states.
     NodeList,
+    /// Join the cluster a member at `cluster` (`ADDR[:PORT]`) belongs to, with the key in `key_file`
+    /// (read by the node service), as `name` (default: the node's name).
+    NodeJoin {
+        cluster: String,
+        key_file: String,
+        name: Option<String>,
+    },
 }
 
 impl ControlRequest {

@@ -56,6 +56,7 @@ pub(crate) struct Admin {
     raft: Raft<TypeConfig>,
     reservations: Mutex<Reservations>,
     admit_timeout: Duration,
+    admission: Option<crate::server::Admission>,
 }
 
 fn forward<E: std::fmt::Display>(
@@ -142,11 +143,16 @@ fn valid_node(node: &ClusterNode) -> Result<(), AdminError> {
 }
 
 impl Admin {
-    pub(crate) fn new(raft: Raft<TypeConfig>, admit_timeout: Duration) -> Admin {
+    pub(crate) fn new(
+        raft: Raft<TypeConfig>,
+        admit_timeout: Duration,
+        admission: Option<crate::server::Admission>,
+    ) -> Admin {
         Admin {
             raft,
             reservations: Mutex::new(Reservations::default()),
             admit_timeout,
+            admission,
         }
     }
 
@@ -186,6 +192,9 @@ impl Admin {
     pub(crate) async fn join(&self, node: ClusterNode) -> Result<NodeId, AdminError> {
         valid_node(&node)?;
         self.lead()?;
+        if let Some(check) = &self.admission {
+            (check.0)(&node).map_err(AdminError::Refused)?;
+        }
         let membership = self.membership();
         if let Some((id, member)) = membership
             .nodes()

@@ -66,7 +66,7 @@ pub use handshake::{accept, connect, AcceptError, ConnectError};
 pub use key::{ClusterKey, KeyTooShort, MIN_KEY_LEN};
 pub use log_store::LogStore;
 pub use network::{Network, PeerConnection};
-pub use server::{serve, Server, ServerConfig};
+pub use server::{serve, Admission, Server, ServerConfig};
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::{SharedState, StateMachine};
 pub use timing::{raft_timing, RaftTiming, SNAPSHOT_CHUNK};

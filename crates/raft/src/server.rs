@@ -41,6 +41,21 @@ pub struct ServerConfig {
     /// vanished without closing it must not hold a connection slot for ever; a leader's
     /// replication sends a heartbeat every heartbeat interval).
     pub idle_timeout: Duration,
+    /// Who may join, asked before an id is reserved (e.g. only nodes listed at `cluster create`).
+    pub admission: Option<Admission>,
+}
+
+/// The check itself: the joining node in, its refusal out.
+pub type AdmissionCheck = dyn Fn(&crate::ClusterNode) -> Result<(), String> + Send + Sync;
+
+/// A check of a joining node; an error is its refusal, sent back as it is.
+#[derive(Clone)]
+pub struct Admission(pub std::sync::Arc<AdmissionCheck>);
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admission(..)")
+    }
 }
 
 impl ServerConfig {
@@ -53,6 +68,7 @@ impl ServerConfig {
             max_connections: 256,
             admit_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
+            admission: None,
         }
     }
 }
@@ -82,7 +98,7 @@ pub fn serve(
 ) -> std::io::Result<Server> {
     let local_addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
-        admin: Admin::new(raft.clone(), config.admit_timeout),
+        admin: Admin::new(raft.clone(), config.admit_timeout, config.admission.clone()),
         raft,
         key,
         counters: Counters::default(),

@@ -265,6 +265,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     write_cluster(&tx, &info)?;
                     cluster = Some(info);
                 }
+                EntryPayload::Normal(Request::PutNode(entry)) => {
+                    let mut info = cluster
+                        .take()
+                        .or_else(|| read_lock(&self.state).cluster.clone())
+                        .unwrap_or_default();
+                    info.nodes.insert(entry.name.clone(), entry);
+                    write_cluster(&tx, &info)?;
+                    cluster = Some(info);
+                }
                 EntryPayload::Normal(Request::AllocateNodeId) => {
                     let (id, after) = allocate(next);
                     response.allocated = Some(id);

@@ -35,6 +35,8 @@ pub enum Request {
     AllocateNodeId,
     /// Set the cluster's name and node list (the entry `keelson cluster create` commits first).
     SetCluster(crate::ClusterInfo),
+    /// Add or replace one node's entry (a joining node fills in its id, interfaces and endpoint).
+    PutNode(crate::NodeEntry),
 }
 
 /// What applying a proposal did.

@@ -32,6 +32,9 @@ pub struct GroupRecord {
     pub properties: BTreeMap<String, String>,
     /// Whether the administrator last brought the group online (true) or offline (false).
     pub want_online: bool,
+    /// The node that runs it, by name; empty on a single node (it runs there).
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// One change to the cluster database, as the engine emits it and the store writes it. Puts carry

@@ -1,5 +1,6 @@
 //! What makes a data directory a cluster node's: `node.json` (the cluster's name, this node's name
-//! and raft id) and `cluster.key` (the shared secret, mode 0600). `node.json` is written last when
+//! and raft id) and `cluster.key` (the shared secret, mode 0600: a first line
+//! `keelson-cluster NAME` naming the cluster it belongs to, then the key as hex). `node.json` is written last when
 //! a cluster is created, so its presence is the commit point: without it the directory is a single
 //! node's. Not the cluster database (raft.redb, crates/raft).
 
@@ -51,8 +52,43 @@ pub fn key_path(dir: &Path) -> PathBuf {
     dir.join(KEY_FILE)
 }
 
-/// Creates a new random cluster key in `dir` (mode 0600, hex text), refusing to replace one.
-pub fn create_key(dir: &Path) -> Result<Vec<u8>, String> {
+/// The first word of a key file.
+const KEY_HEADER: &str = "keelson-cluster";
+
+/// A cluster key and the name of its cluster.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyFile {
+    pub cluster: String,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyFile {{ cluster: {:?}, key: *** }}", self.cluster)
+    }
+}
+
+impl KeyFile {
+    fn text(&self) -> String {
+        format!("{KEY_HEADER} {}\n{}\n", self.cluster, hex(&self.key))
+    }
+}
+
+/// Writes `key` into `dir` (mode 0600), refusing to replace a key file.
+pub fn install_key(dir: &Path, key: &KeyFile) -> Result<(), String> {
+    let path = key_path(dir);
+    if path.exists() {
+        return Err(format!(
+            "{} already exists: this node already has a cluster key",
+            path.display()
+        ));
+    }
+    keelson_store::marker::write_durably(&path, key.text().as_bytes(), 0o600)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Creates a new random key for cluster `cluster` in `dir` (mode 0600), refusing to replace one.
+pub fn create_key(dir: &Path, cluster: &str) -> Result<KeyFile, String> {
     let path = key_path(dir);
     if path.exists() {
         return Err(format!(
@@ -64,14 +100,16 @@ pub fn create_key(dir: &Path) -> Result<Vec<u8>, String> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut key))
         .map_err(|e| format!("cannot read random bytes for the cluster key: {e}"))?;
-    let text = hex(&key) + "\n";
-    keelson_store::marker::write_durably(&path, text.as_bytes(), 0o600)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(key)
+    let file = KeyFile {
+        cluster: cluster.to_string(),
+        key,
+    };
+    install_key(dir, &file)?;
+    Ok(file)
 }
 
 /// Reads the cluster key from `path`, refusing one that others can read or that is not a key.
-pub fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+pub fn read_key(path: &Path) -> Result<KeyFile, String> {
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("cannot read the cluster key {}: {e}", path.display()))?;
     let mode = meta.permissions().mode() & 0o777;
@@ -83,12 +121,24 @@ pub fn read_key(path: &Path) -> Result<Vec<u8>, String> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the cluster key {}: {e}", path.display()))?;
-    let key = unhex(text.trim()).ok_or_else(|| {
+    let not_a_key = || {
         format!(
-            "{} is not a cluster key (hex text expected)",
+            "{} is not a cluster key (a line `{KEY_HEADER} NAME` and a line of hex expected)",
             path.display()
         )
-    })?;
+    };
+    let mut lines = text.lines();
+    let cluster = lines
+        .next()
+        .and_then(|l| l.strip_prefix(KEY_HEADER))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(not_a_key)?
+        .to_string();
+    let key = lines
+        .next()
+        .and_then(|l| unhex(l.trim()))
+        .ok_or_else(not_a_key)?;
     if key.len() < 16 {
         return Err(format!(
             "the cluster key {} is {} bytes long: at least 16 are needed",
@@ -96,7 +146,7 @@ pub fn read_key(path: &Path) -> Result<Vec<u8>, String> {
             key.len()
         ));
     }
-    Ok(key)
+    Ok(KeyFile { cluster, key })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -120,15 +170,15 @@ mod tests {
     #[test]
     fn a_key_is_created_once_0600_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let key = create_key(dir.path()).unwrap();
-        assert_eq!(key.len(), KEY_BYTES);
+        let key = create_key(dir.path(), "prod").unwrap();
+        assert_eq!((key.key.len(), key.cluster.as_str()), (KEY_BYTES, "prod"));
         let mode = std::fs::metadata(key_path(dir.path()))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(read_key(&key_path(dir.path())).unwrap(), key);
-        let again = create_key(dir.path()).unwrap_err();
+        let again = create_key(dir.path(), "prod").unwrap_err();
         assert!(again.contains("already exists"), "{again}");
     }
 
@@ -136,13 +186,26 @@ mod tests {
     fn a_key_others_can_read_or_that_is_not_hex_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = key_path(dir.path());
-        std::fs::write(&path, "00112233445566778899aabbccddeeff\n").unwrap();
+        std::fs::write(
+            &path,
+            "keelson-cluster prod\n00112233445566778899aabbccddeeff\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(read_key(&path).unwrap_err().contains("mode 644"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_key(&path).unwrap().len(), 16);
-        std::fs::write(&path, "not a key\n").unwrap();
-        assert!(read_key(&path).unwrap_err().contains("not a cluster key"));
+        assert_eq!(read_key(&path).unwrap().key.len(), 16);
+        for bad in [
+            "not a key\n",
+            "00112233445566778899aabbccddeeff\n",
+            "keelson-cluster prod\nzz\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(
+                read_key(&path).unwrap_err().contains("not a cluster key"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! its configuration into a one-node cluster that others can join. Not raft itself (cluster.rs).
 
 use super::Core;
-use crate::cluster::{Cluster, NodeSpec};
+use crate::cluster::{Cluster, JoinSpec, NodeSpec};
 use keelson_engine::{Command, Event};
 use keelson_proto::ControlReply;
 use keelson_raft::{Applied, Request};
@@ -101,13 +101,29 @@ impl Core {
             .map(|(name, addrs)| NodeSpec { name, addrs })
             .collect();
         let (groups, resources) = self.engine.records();
+        // Every group stays where it is: on this node, now by name.
+        let node = self.node.clone();
         let records: Vec<RecordChange> = groups
             .into_iter()
-            .map(RecordChange::PutGroup)
+            .map(|g| {
+                RecordChange::PutGroup(keelson_engine::GroupRecord {
+                    owner: node.clone(),
+                    ..g
+                })
+            })
             .chain(resources.into_iter().map(RecordChange::PutResource))
             .collect();
         let kept = records.len();
-        let mut cluster = Cluster::create(&self.data_dir, &name, &specs, &self.node, records)?;
+        let made = Cluster::create(
+            &self.data_dir,
+            &name,
+            &specs,
+            &node,
+            self.raft_port,
+            records,
+        );
+        let mut cluster = made?;
+        self.engine.set_local_node(&node);
         self.applied = cluster.take_applied();
         self.cluster = Some(cluster);
         self.catch_up();
@@ -123,6 +139,57 @@ impl Core {
                  ({kept} groups and resources); {} listed nodes can join",
                 self.node,
                 specs.len() - 1
+            ),
+        })
+    }
+
+    /// `keelson node join --cluster ADDR --key FILE [--name NAME]`: this node (which must hold no
+    /// configuration of its own) joins and takes the cluster's.
+    pub(super) fn node_join(
+        &mut self,
+        seed: String,
+        key_file: String,
+        name: Option<String>,
+    ) -> Result<ControlReply, String> {
+        if let Some(cluster) = &self.cluster {
+            return Err(format!(
+                "this node is already in cluster '{}'",
+                cluster.status_view().name
+            ));
+        }
+        let (groups, resources) = self.engine.records();
+        if !groups.is_empty() || !resources.is_empty() {
+            return Err(format!(
+                "this node has {} groups and {} resources of its own; a joining node takes the \
+                 cluster's configuration, so delete them first (or create the cluster from this node)",
+                groups.len(),
+                resources.len()
+            ));
+        }
+        let name = name.unwrap_or_else(|| self.node.clone());
+        keelson_types::check_name("node", &name)?;
+        let spec = JoinSpec {
+            seed,
+            key_file: key_file.into(),
+            name: name.clone(),
+        };
+        let mut cluster = Cluster::join(&self.data_dir, &spec, self.raft_port)?;
+        self.node = name.clone();
+        self.engine.set_local_node(&name);
+        self.applied = cluster.take_applied();
+        let status = cluster.status_view();
+        self.cluster = Some(cluster);
+        self.catch_up();
+        tracing::info!(
+            component = "RCM",
+            "Node '{name}' joined cluster '{}' as node {}",
+            status.name,
+            status.node_id
+        );
+        Ok(ControlReply::Done {
+            message: format!(
+                "node '{name}' joined cluster '{}' as node {}",
+                status.name, status.node_id
             ),
         })
     }

@@ -113,6 +113,11 @@ impl Core {
             R::ClusterCreate { name, nodes } => self.cluster_create(name, nodes)?,
             R::ClusterStatus => json_reply(&self.in_cluster()?.status_view())?,
             R::NodeList => json_reply(&self.in_cluster()?.node_list_view())?,
+            R::NodeJoin {
+                cluster,
+                key_file,
+                name,
+            } => self.node_join(cluster, key_file, name)?,
             R::Log { .. } | R::Events { .. } => {
                 return Err("log and events are streamed by the API".into())
             }
