@@ -237,3 +237,42 @@ impl Rcm {
         self.ok(ControlRequest::PluginList)
     }
 }
+
+impl Rcm {
+    /// Starts keelson-rcm on `dir` inside network namespace `netns` (`ip netns exec`, which execs
+    /// it, so the child is rcm itself) with `args` appended, and waits until it answers status. Its
+    /// control socket is a path, so the test reaches it from any namespace.
+    pub fn start_in_netns(dir: PathBuf, netns: &str, args: &[&str]) -> Rcm {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("rcm.out"))
+            .unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns])
+            .arg(super::artefact("keelson-rcm"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--plugin-dir")
+            .arg(super::target_dir())
+            .args(args)
+            .env("KEELSON_RHS", super::artefact("keelson-rhs"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        let rcm = Rcm {
+            dir,
+            child: Some(cmd.spawn().expect("ip netns exec keelson-rcm starts")),
+            keep_dir: false,
+        };
+        let ready = super::wait_until(Duration::from_secs(20), || {
+            rcm.try_request(ControlRequest::Status).is_ok()
+        });
+        assert!(
+            ready,
+            "keelson-rcm did not answer; rcm.out:\n{}",
+            rcm.output()
+        );
+        rcm
+    }
+}
