@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::fence::LeaseFence;
 use crate::lease::{HeldLease, LeaseAction, LeaseEvent, LeaseMachine, LeaseStatus, LogLevel, Now};
 use crate::store::LeaseStore;
 
@@ -29,6 +30,14 @@ impl Default for SystemClock {
         SystemClock {
             origin: Instant::now(),
         }
+    }
+}
+
+impl SystemClock {
+    /// A closed fence on this clock, for the witness voter's storage; give it to the driver
+    /// (`LeaseDriver::with_fence`) and to `HostedWitness::start`.
+    pub fn fence(&self) -> LeaseFence {
+        LeaseFence::new(self.origin)
     }
 }
 
@@ -88,6 +97,7 @@ pub struct LeaseDriver<S: LeaseStore + 'static, H: WitnessHooks, C: Clock> {
     clock: C,
     tick: Duration,
     status: watch::Sender<LeaseStatus>,
+    fence: Option<LeaseFence>,
 }
 
 impl<S: LeaseStore + 'static, H: WitnessHooks, C: Clock> LeaseDriver<S, H, C> {
@@ -104,7 +114,15 @@ impl<S: LeaseStore + 'static, H: WitnessHooks, C: Clock> LeaseDriver<S, H, C> {
             clock,
             tick,
             status,
+            fence: None,
         }
+    }
+
+    /// Keeps `fence` open exactly while the lease is held, up to its give-up deadline (the fence
+    /// must come from the same clock, `SystemClock::fence`).
+    pub fn with_fence(mut self, fence: LeaseFence) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     /// The lease status as it changes (for `keelson cluster quorum` and the quorum count).
@@ -145,7 +163,16 @@ impl<S: LeaseStore + 'static, H: WitnessHooks, C: Clock> LeaseDriver<S, H, C> {
                 self.execute(action).await?;
             }
         }
-        self.status.send_replace(self.machine.status());
+        let status = self.machine.status();
+        if let Some(fence) = &self.fence {
+            match status {
+                LeaseStatus::Held {
+                    give_up_at_mono, ..
+                } => fence.open_until(give_up_at_mono),
+                _ => fence.close(),
+            }
+        }
+        self.status.send_replace(status);
         self.start_io();
         Ok(())
     }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use keelson_raft::openraft::error::Fatal;
 use keelson_raft::openraft::network::RaftNetworkFactory;
 use keelson_raft::openraft::{Config, Raft, StorageError};
-use keelson_raft::{LogStore, NodeId, SharedState, StateMachine, TypeConfig, RAFT_FILE};
+use keelson_raft::{NodeId, SharedState, TypeConfig, RAFT_FILE};
 
+use crate::fence::{FencedLog, FencedStateMachine, LeaseFence};
 use crate::lease::HeldLease;
 
 /// How often `stop` looks whether the store file has been let go.
@@ -41,10 +42,13 @@ pub enum HostError {
     },
 }
 
-/// The witness voter's storage, opened under a held lease: what `Raft::new` needs.
+/// The witness voter's storage, opened under a held lease and behind the lease fence: what
+/// `Raft::new` needs.
 pub struct WitnessStore {
-    pub log: LogStore,
-    pub state_machine: StateMachine,
+    pub log: FencedLog,
+    pub state_machine: FencedStateMachine,
+    /// The applied database (readers' copy).
+    pub view: SharedState,
     /// The generation of the lease it was opened under.
     pub generation: u64,
 }
@@ -54,20 +58,22 @@ pub fn witness_store_path(witness_dir: &Path) -> PathBuf {
     witness_dir.join(RAFT_FILE)
 }
 
-/// Opens (creating if needed) the witness voter's store in `witness_dir`, under `lease`.
-/// redb locks the file (flock), so a second opener, in this process or another, is refused even if
-/// the lease logic were wrong.
+/// Opens (creating if needed) the witness voter's store in `witness_dir`, under `lease`, every
+/// write checked against `fence`. redb also locks the file (flock), so a second opener in this
+/// process or another on the same host (or an NFS client with working locks) is refused outright.
 pub fn open_witness_store(
     witness_dir: &Path,
     lease: &HeldLease,
+    fence: &LeaseFence,
 ) -> Result<WitnessStore, HostError> {
     let (log, state_machine) = keelson_raft::open(witness_dir).map_err(|e| HostError::Open {
         path: witness_store_path(witness_dir),
         source: Box::new(e),
     })?;
     Ok(WitnessStore {
-        log,
-        state_machine,
+        log: FencedLog::new(log, fence.clone()),
+        view: state_machine.view(),
+        state_machine: FencedStateMachine::new(state_machine, fence.clone()),
         generation: lease.generation(),
     })
 }
@@ -86,6 +92,7 @@ impl HostedWitness {
     pub async fn start<N>(
         witness_dir: &Path,
         lease: &HeldLease,
+        fence: &LeaseFence,
         id: NodeId,
         config: Arc<Config>,
         network: N,
@@ -93,8 +100,8 @@ impl HostedWitness {
     where
         N: RaftNetworkFactory<TypeConfig>,
     {
-        let store = open_witness_store(witness_dir, lease)?;
-        let view = store.state_machine.view();
+        let store = open_witness_store(witness_dir, lease, fence)?;
+        let view = store.view;
         let raft = Raft::new(id, config, network, store.log, store.state_machine)
             .await
             .map_err(|e| HostError::Start {

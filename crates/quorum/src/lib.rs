@@ -30,6 +30,7 @@
 pub mod config;
 pub mod disk_witness;
 pub mod driver;
+pub mod fence;
 pub mod file_witness;
 pub mod gate;
 pub mod host;
@@ -44,6 +45,7 @@ pub mod votes;
 pub use config::{QuorumConfig, WitnessPathError, WitnessSpec};
 pub use disk_witness::DiskWitness;
 pub use driver::{Clock, DriverError, LeaseDriver, SystemClock, WitnessHooks};
+pub use fence::{FenceClosed, FencedLog, FencedStateMachine, LeaseFence};
 pub use file_witness::FileWitness;
 pub use gate::{event_1177, QuorumEvent, QuorumGate, EVENT_QUORUM_LOST};
 pub use host::{open_witness_store, witness_store_path, HostError, HostedWitness, WitnessStore};
