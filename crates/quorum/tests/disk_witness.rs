@@ -165,9 +165,7 @@ fn two_nodes_racing_on_the_device_never_both_win() {
         .collect();
     let outcomes: Vec<Vec<(u64, bool)>> = racers.into_iter().map(|t| t.join().unwrap()).collect();
     let mut decided = 0;
-    for round in 0..rounds as usize {
-        let (g1, w1) = outcomes[0][round];
-        let (g2, w2) = outcomes[1][round];
+    for (round, (&(g1, w1), &(g2, w2))) in outcomes[0].iter().zip(&outcomes[1]).enumerate() {
         assert_eq!(g1, g2, "round {round}: both claimed from the same view");
         assert!(!(w1 && w2), "round {round}: both nodes won generation {g1}");
         decided += usize::from(w1 || w2);
