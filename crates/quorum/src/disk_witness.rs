@@ -5,7 +5,7 @@
 //! the old record before our write has had time to write its own (`3 × io_bound` after our read, where
 //! `io_bound` bounds any node's read-to-write gap), read again: the claim is won only if our record is
 //! still there. A node whose own read-to-write gap exceeded `io_bound` never counts its claim as won.
-//! Not the decisions (lease.rs), and not a store for the witness voter (see the README).
+//! Not the decisions (lease.rs), and not the witness voter's store (disk_store.rs, past the lease).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -37,28 +37,31 @@ pub struct DiskWitness {
     name: String,
 }
 
-/// One 4 KiB block at a 4 KiB-aligned address inside an ordinary vector (O_DIRECT needs the alignment).
-struct AlignedBlock {
+/// `len` bytes (a multiple of 4 KiB) at a 4 KiB-aligned address inside an ordinary vector (O_DIRECT
+/// needs the alignment).
+pub(crate) struct AlignedBuf {
     buf: Vec<u8>,
     start: usize,
+    len: usize,
 }
 
-impl AlignedBlock {
-    fn new() -> AlignedBlock {
-        let buf = vec![0u8; 2 * DIRECT_IO_ALIGN];
+impl AlignedBuf {
+    pub(crate) fn new(len: usize) -> AlignedBuf {
+        let buf = vec![0u8; len + DIRECT_IO_ALIGN];
         let misalign = buf.as_ptr() as usize % DIRECT_IO_ALIGN;
         let start = (DIRECT_IO_ALIGN - misalign) % DIRECT_IO_ALIGN;
-        AlignedBlock { buf, start }
+        AlignedBuf { buf, start, len }
     }
 
-    fn bytes(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.start + DIRECT_IO_ALIGN]
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + self.len]
     }
 }
 
 impl DiskWitness {
-    /// The witness on `device` for node `me`. `io_bound` (a quarter of the give-up time) bounds how
-    /// long one node may take from reading the lease to writing its claim.
+    /// The witness on `device` for node `me`. `io_bound` (a sixth of the give-up time, so a claim
+    /// takes half of it) bounds how long one node may take from reading the lease to writing its
+    /// claim.
     pub fn open(
         device: &Path,
         key: WitnessKey,
@@ -79,13 +82,13 @@ impl DiskWitness {
             file,
             key,
             me,
-            io_bound: Duration::from_millis(timings.give_up_ms / 4),
+            io_bound: Duration::from_millis(timings.give_up_ms / 6),
             name,
         })
     }
 
     fn write_record(&mut self, record: &LeaseRecord) -> Result<(), WitnessError> {
-        let mut block = AlignedBlock::new();
+        let mut block = AlignedBuf::new(DIRECT_IO_ALIGN);
         block.bytes()[..RECORD_LEN].copy_from_slice(&record.encode(&self.key));
         self.file
             .write_all_at(block.bytes(), LEASE_OFFSET)
@@ -94,7 +97,7 @@ impl DiskWitness {
 }
 
 /// A block device's size (seek to its end; `metadata().len()` is 0 for devices).
-fn device_size(file: &File) -> std::io::Result<u64> {
+pub(crate) fn device_size(file: &File) -> std::io::Result<u64> {
     use std::io::{Seek, SeekFrom};
     let mut handle = file;
     let size = handle.seek(SeekFrom::End(0))?;
@@ -108,7 +111,7 @@ impl LeaseStore for DiskWitness {
     }
 
     fn read(&mut self) -> Result<Option<LeaseRecord>, WitnessError> {
-        let mut block = AlignedBlock::new();
+        let mut block = AlignedBuf::new(DIRECT_IO_ALIGN);
         self.file
             .read_exact_at(block.bytes(), LEASE_OFFSET)
             .map_err(|e| WitnessError::io(&self.name, "read", &self.device, e))?;

@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod disk_store;
 pub mod disk_witness;
 pub mod driver;
 pub mod fence;
@@ -48,7 +49,10 @@ pub use driver::{Clock, DriverError, LeaseDriver, SystemClock, WitnessHooks};
 pub use fence::{FenceClosed, FencedLog, FencedStateMachine, LeaseFence};
 pub use file_witness::FileWitness;
 pub use gate::{event_1177, QuorumEvent, QuorumGate, EVENT_QUORUM_LOST};
-pub use host::{open_witness_store, witness_store_path, HostError, HostedWitness, WitnessStore};
+pub use host::{
+    open_disk_witness_store, open_witness_store, witness_store_path, HostError, HostedWitness,
+    WitnessStore,
+};
 pub use lease::{
     ClaimOutcome, HeldLease, LeaseAction, LeaseEvent, LeaseMachine, LeaseStatus, LogLevel, Now,
     RenewOutcome,

@@ -26,6 +26,26 @@ pub trait LeaseStore: Send {
     fn renew(&mut self, record: &LeaseRecord) -> Result<RenewOutcome, WitnessError>;
 }
 
+/// A boxed witness is a witness (so one driver type serves both kinds).
+impl<T: LeaseStore + ?Sized> LeaseStore for Box<T> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn read(&mut self) -> Result<Option<LeaseRecord>, WitnessError> {
+        (**self).read()
+    }
+    fn claim(
+        &mut self,
+        previous: Option<&LeaseRecord>,
+        record: &LeaseRecord,
+    ) -> Result<ClaimOutcome, WitnessError> {
+        (**self).claim(previous, record)
+    }
+    fn renew(&mut self, record: &LeaseRecord) -> Result<RenewOutcome, WitnessError> {
+        (**self).renew(record)
+    }
+}
+
 /// A witness operation that failed; the lease state it leaves is reported, never guessed.
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessError {

@@ -3,70 +3,23 @@
 //! racing for each generation through their own O_DIRECT handles (never two winners). Needs root;
 //! under CI=true a missing prerequisite fails the test.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
 use std::sync::{Arc, Barrier};
 use std::thread;
 
+use common::LoopDevice;
 use keelson_quorum::{
     ClaimOutcome, DiskWitness, LeaseRecord, LeaseStore, LeaseTimings, RenewOutcome, WitnessKey,
 };
-
-/// A loop device over a temporary file, detached on drop.
-struct LoopDevice {
-    device: PathBuf,
-    _backing: tempfile::NamedTempFile,
-}
-
-impl LoopDevice {
-    /// None (with the reason printed) when this machine cannot make one and CI is not set.
-    fn create(bytes: u64) -> Option<LoopDevice> {
-        let backing = tempfile::NamedTempFile::new().unwrap();
-        backing.as_file().set_len(bytes).unwrap();
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(backing.path())
-            .output();
-        let reason = match out {
-            Ok(o) if o.status.success() => {
-                let device = String::from_utf8(o.stdout).unwrap().trim().to_string();
-                return Some(LoopDevice {
-                    device: PathBuf::from(device),
-                    _backing: backing,
-                });
-            }
-            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            Err(e) => format!("cannot run losetup: {e}"),
-        };
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no loop device could be set up: {reason}"
-        );
-        eprintln!("skipped: no loop device ({reason}); run as root");
-        None
-    }
-
-    fn path(&self) -> &Path {
-        &self.device
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let status = Command::new("losetup").arg("-d").arg(&self.device).status();
-        if !matches!(status, Ok(s) if s.success()) && !thread::panicking() {
-            panic!("cannot detach {}: {status:?}", self.device.display());
-        }
-    }
-}
 
 fn key() -> WitnessKey {
     WitnessKey::new(b"0123456789abcdef0123456789abcdef").unwrap()
 }
 
-/// io_bound = give_up / 4 = 50 ms: a claim takes 150 ms.
+/// io_bound = give_up / 6 = 50 ms: a claim takes 150 ms.
 fn timings() -> LeaseTimings {
-    LeaseTimings::new(50, 200, 300, 50).unwrap()
+    LeaseTimings::new(50, 300, 400, 50).unwrap()
 }
 
 fn record(holder: u64, generation: u64, expiry_ms: u64) -> LeaseRecord {
@@ -174,4 +127,71 @@ fn two_nodes_racing_on_the_device_never_both_win() {
         decided > rounds as usize / 2,
         "most rounds have a winner: {outcomes:?}"
     );
+}
+
+/// A lease held by node 1, for opening the voter's store (only a machine can make one).
+fn held_lease() -> keelson_quorum::HeldLease {
+    use keelson_quorum::{LeaseEvent, LeaseMachine, Now};
+    let mut m = LeaseMachine::new(1, timings());
+    let now = Now {
+        mono_ms: 0,
+        wall_ms: 0,
+    };
+    let released = LeaseRecord {
+        released: true,
+        ..record(2, 1, 0)
+    };
+    m.handle(now, LeaseEvent::Tick);
+    m.handle(now, LeaseEvent::Read(Ok(Some(released))));
+    m.handle(now, LeaseEvent::Claimed(Ok(ClaimOutcome::Won)));
+    m.held().expect("the lease is held")
+}
+
+#[tokio::test]
+async fn the_voter_store_on_the_device_keeps_what_it_was_given() {
+    use keelson_quorum::{open_disk_witness_store, SystemClock};
+    use keelson_raft::openraft::storage::RaftLogStorage;
+    use keelson_raft::openraft::Vote;
+    let Some(dev) = LoopDevice::create(64 << 20) else {
+        return;
+    };
+    let fence = SystemClock::default().fence();
+    fence.open_until(u64::MAX);
+    let lease = held_lease();
+    let vote = Vote::new(4, 2);
+    {
+        let mut store = open_disk_witness_store(dev.path(), &lease, &fence).unwrap();
+        assert_eq!(store.log.read_vote().await.unwrap(), None, "a fresh store");
+        store.log.save_vote(&vote).await.unwrap();
+    }
+    let mut store = open_disk_witness_store(dev.path(), &lease, &fence).unwrap();
+    assert_eq!(
+        store.log.read_vote().await.unwrap(),
+        Some(vote),
+        "reopened from the device"
+    );
+    // The lease block is untouched by the store.
+    let mut w = DiskWitness::open(dev.path(), key(), 1, &timings()).unwrap();
+    assert_eq!(w.read().unwrap(), None);
+    drop(store);
+
+    // A device too small for a store, and one whose store header is foreign, are refused.
+    let Some(small) = LoopDevice::create(1 << 20) else {
+        return;
+    };
+    let e = open_disk_witness_store(small.path(), &lease, &fence)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("a disk witness needs at least 67108864"), "{e}");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dev.path())
+        .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, b"NOTOURS!", 8192))
+        .unwrap();
+    let e = open_disk_witness_store(dev.path(), &lease, &fence)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("not a keelson witness store"), "{e}");
 }

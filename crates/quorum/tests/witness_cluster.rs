@@ -1,10 +1,13 @@
-//! Two nodes and a file-share witness in one process: real openraft nodes over keelson-raft's redb
+//! Two nodes and a witness (a file-share witness, and a disk witness on a loop device) in one process: real openraft nodes over keelson-raft's redb
 //! stores, joined by an in-memory network (the Router of crates/raft/tests/cluster.rs), each node
 //! running a real `LeaseDriver` against the same witness directory. The cluster commits with both
 //! nodes; the node hosting the witness voter is lost (crashed: no release); the other takes the lease
 //! only after the lost node's lease and margin have run out, hosts the witness voter from
-//! `<witness>/raft.redb` and commits again with 2 of 3 votes. Both ways round. And the two drivers,
+//! the witness (`<witness>/raft.redb`, or past the lease on the device) and commits again with 2 of 3
+//! votes. Both ways round, for both kinds of witness. And the two drivers,
 //! racing from a fresh witness and over a release, never host the witness at once.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,11 +16,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::LoopDevice;
 use keelson_netft::NetftSettings;
 use keelson_quorum::{
-    raft_config, witness_raft_config, FileWitness, HeldLease, HostedWitness, LeaseDriver,
-    LeaseFence, LeaseMachine, LeaseStatus, LeaseStore, LeaseTimings, LogLevel, NodeVoter,
-    QuorumInput, SystemClock, WitnessHooks, WitnessKey,
+    open_disk_witness_store, open_witness_store, raft_config, witness_raft_config, DiskWitness,
+    FileWitness, HeldLease, HostedWitness, LeaseDriver, LeaseFence, LeaseMachine, LeaseStatus,
+    LeaseStore, LeaseTimings, LogLevel, NodeVoter, QuorumInput, SystemClock, WitnessHooks,
+    WitnessKey,
 };
 use keelson_raft::openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
@@ -148,6 +153,35 @@ fn wall_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// The witness the test runs against.
+enum Witness {
+    Share(tempfile::TempDir),
+    Disk(LoopDevice),
+}
+
+impl Witness {
+    fn path(&self) -> &Path {
+        match self {
+            Witness::Share(dir) => dir.path(),
+            Witness::Disk(dev) => dev.path(),
+        }
+    }
+
+    fn is_disk(&self) -> bool {
+        matches!(self, Witness::Disk(_))
+    }
+
+    /// This witness's lease, as node `me` uses it.
+    fn lease_store(&self, me: NodeId) -> Box<dyn LeaseStore> {
+        match self {
+            Witness::Share(dir) => Box::new(FileWitness::open(dir.path(), key(), me).unwrap()),
+            Witness::Disk(dev) => {
+                Box::new(DiskWitness::open(dev.path(), key(), me, &timings()).unwrap())
+            }
+        }
+    }
+}
+
 /// How many nodes host the witness voter right now, across the whole test process.
 #[derive(Clone, Default)]
 struct HostCount(Arc<AtomicUsize>);
@@ -158,7 +192,8 @@ type HostedSlot = Arc<tokio::sync::Mutex<Option<HostedWitness>>>;
 /// One node's hooks: host the witness voter from the witness directory, register it in the router.
 struct TestHooks {
     me: NodeId,
-    witness_dir: PathBuf,
+    witness: PathBuf,
+    disk: bool,
     router: Router,
     fence: LeaseFence,
     hosted: HostedSlot,
@@ -175,16 +210,16 @@ impl WitnessHooks for TestHooks {
             self.me
         );
         let config = witness_raft_config("witness-test", &netft());
-        let hosted = HostedWitness::start(
-            &self.witness_dir,
-            &lease,
-            &self.fence,
-            WITNESS_ID,
-            config,
-            self.router.clone(),
-        )
-        .await
-        .map_err(|e| {
+        let store = if self.disk {
+            open_disk_witness_store(&self.witness, &lease, &self.fence)
+        } else {
+            open_witness_store(&self.witness, &lease, &self.fence)
+        };
+        let started = match store {
+            Ok(store) => HostedWitness::start(store, WITNESS_ID, config, self.router.clone()).await,
+            Err(e) => Err(e),
+        };
+        let hosted = started.map_err(|e| {
             self.count.0.fetch_sub(1, Ordering::SeqCst);
             e.to_string()
         })?;
@@ -263,7 +298,7 @@ async fn start_node(id: NodeId, router: &Router) -> Node {
 
 fn start_driver(
     me: NodeId,
-    witness_dir: &Path,
+    witness: &Witness,
     router: &Router,
     count: &HostCount,
     log: &Arc<Mutex<Vec<String>>>,
@@ -273,14 +308,15 @@ fn start_driver(
     let hosted: HostedSlot = Arc::default();
     let hooks = TestHooks {
         me,
-        witness_dir: witness_dir.to_path_buf(),
+        witness: witness.path().to_path_buf(),
+        disk: witness.is_disk(),
         router: router.clone(),
         fence: fence.clone(),
         hosted: hosted.clone(),
         count: count.clone(),
         log: log.clone(),
     };
-    let store = FileWitness::open(witness_dir, key(), me).unwrap();
+    let store = witness.lease_store(me);
     let machine = LeaseMachine::new(me, timings());
     let driver =
         LeaseDriver::new(machine, store, hooks, clock, Duration::from_millis(10)).with_fence(fence);
@@ -378,9 +414,8 @@ fn verdict(this: NodeId, reachable: &[NodeId], witness: bool) -> keelson_quorum:
 }
 
 /// The whole scenario, losing node `lost` (which hosts the witness when it is lost).
-async fn lose_the_witness_host(lost: NodeId) {
+async fn lose_the_witness_host(lost: NodeId, witness: Witness) {
     let survivor = 3 - lost;
-    let witness_dir = tempfile::tempdir().unwrap();
     let router = Router::default();
     let count = HostCount::default();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -390,10 +425,10 @@ async fn lose_the_witness_host(lost: NodeId) {
     }
 
     // The node to be lost starts its driver first, so it takes the fresh witness's lease.
-    let mut first = start_driver(lost, witness_dir.path(), &router, &count, &log);
+    let mut first = start_driver(lost, &witness, &router, &count, &log);
     wait_status(&mut first, "the first node takes the lease", is_held).await;
     nodes.get_mut(&lost).unwrap().driver = Some(first);
-    let second = start_driver(survivor, witness_dir.path(), &router, &count, &log);
+    let second = start_driver(survivor, &witness, &router, &count, &log);
     nodes.get_mut(&survivor).unwrap().driver = Some(second);
 
     let members: BTreeMap<NodeId, ClusterNode> = [1, 2, WITNESS_ID]
@@ -408,13 +443,18 @@ async fn lose_the_witness_host(lost: NodeId) {
         wait_applied(&node.raft, index, "the first write is applied").await;
         assert!(node.view.read().unwrap().groups.contains_key("before"));
     }
-    let witness = router
+    let witness_raft = router
         .get(WITNESS_ID)
         .unwrap_or_else(|e| panic!("{e}; lease log:\n{}", log.lock().unwrap().join("\n")));
-    wait_applied(&witness, index, "the witness voter applied the first write").await;
+    wait_applied(
+        &witness_raft,
+        index,
+        "the witness voter applied the first write",
+    )
+    .await;
     assert!(verdict(survivor, &[lost], false).in_quorum());
 
-    let mut reader = FileWitness::open(witness_dir.path(), key(), 99).unwrap();
+    let mut reader = witness.lease_store(99);
     let held = reader.read().unwrap().expect("a lease record");
     assert_eq!(held.holder, lost);
 
@@ -465,7 +505,8 @@ async fn lose_the_witness_host(lost: NodeId) {
     );
     assert!(claimed_wall <= wall_ms());
     eprintln!(
-        "node {survivor} took the witness {} ms after node {lost} was lost",
+        "node {survivor} took the witness ({}) {} ms after node {lost} was lost",
+        reader.describe(),
         took_after.as_millis()
     );
     assert!(verdict(survivor, &[], true).in_quorum(), "2 of 3 votes");
@@ -476,9 +517,9 @@ async fn lose_the_witness_host(lost: NodeId) {
     wait_applied(&survivor_raft, index, "the second write is applied").await;
     let state = nodes[&survivor].view.read().unwrap().clone();
     assert!(state.groups.contains_key("before") && state.groups.contains_key("after"));
-    let witness = router.get(WITNESS_ID).unwrap();
+    let witness_raft = router.get(WITNESS_ID).unwrap();
     wait_applied(
-        &witness,
+        &witness_raft,
         index,
         "the witness voter applied the second write",
     )
@@ -508,30 +549,56 @@ async fn lose_the_witness_host(lost: NodeId) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn losing_node_1_leaves_node_2_and_the_witness_in_quorum() {
-    tokio::time::timeout(Duration::from_secs(60), lose_the_witness_host(1))
-        .await
-        .expect("the scenario finishes within 60 s");
+fn share() -> Option<Witness> {
+    Some(Witness::Share(tempfile::tempdir().unwrap()))
+}
+
+fn disk() -> Option<Witness> {
+    LoopDevice::create(64 << 20).map(Witness::Disk)
+}
+
+async fn scenario(lost: NodeId, witness: Option<Witness>) {
+    let Some(witness) = witness else {
+        return;
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        lose_the_witness_host(lost, witness),
+    )
+    .await
+    .expect("the scenario finishes within 60 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn losing_node_2_leaves_node_1_and_the_witness_in_quorum() {
-    tokio::time::timeout(Duration::from_secs(60), lose_the_witness_host(2))
-        .await
-        .expect("the scenario finishes within 60 s");
+async fn losing_node_1_leaves_node_2_and_a_file_share_witness_in_quorum() {
+    scenario(1, share()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_node_2_leaves_node_1_and_a_file_share_witness_in_quorum() {
+    scenario(2, share()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_node_1_leaves_node_2_and_a_disk_witness_in_quorum() {
+    scenario(1, disk()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_node_2_leaves_node_1_and_a_disk_witness_in_quorum() {
+    scenario(2, disk()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_drivers_racing_for_a_fresh_witness_and_a_released_one_never_both_host() {
     tokio::time::timeout(Duration::from_secs(60), async {
         for _round in 0..3 {
-            let witness_dir = tempfile::tempdir().unwrap();
+            let witness = share().unwrap();
             let router = Router::default();
             let count = HostCount::default();
             let log = Arc::new(Mutex::new(Vec::new()));
             let mut drivers: Vec<Driver> = [1, 2]
-                .map(|id| start_driver(id, witness_dir.path(), &router, &count, &log))
+                .map(|id| start_driver(id, &witness, &router, &count, &log))
                 .into_iter()
                 .collect();
             // One of them takes the fresh lease (the hooks assert nobody else hosts meanwhile).

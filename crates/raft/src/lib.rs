@@ -15,7 +15,7 @@ mod state_machine;
 mod types;
 
 pub use cluster_state::ClusterState;
-pub use db::{open, RAFT_FILE};
+pub use db::{open, open_database, RAFT_FILE};
 pub use log_store::LogStore;
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::{SharedState, StateMachine};
