@@ -130,8 +130,21 @@ impl<S: LeaseStore + 'static, H: WitnessHooks, C: Clock> LeaseDriver<S, H, C> {
         self.status.subscribe()
     }
 
-    /// Runs until the lease is released after `release` fires (or its sender is dropped).
+    /// Runs until the lease is released after `release` fires (or its sender is dropped). The fence
+    /// is closed whenever it returns.
     pub async fn run(mut self, release: oneshot::Receiver<()>) -> Result<(), DriverError> {
+        let fence = self.fence.clone();
+        let result = self.run_until_released(release).await;
+        if let Some(fence) = fence {
+            fence.close();
+        }
+        result
+    }
+
+    async fn run_until_released(
+        &mut self,
+        release: oneshot::Receiver<()>,
+    ) -> Result<(), DriverError> {
         let mut release = Some(release);
         let mut ticks = tokio::time::interval(self.tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

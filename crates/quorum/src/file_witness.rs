@@ -65,13 +65,15 @@ impl FileWitness {
             let Some(digits) = name.to_str().and_then(|n| n.strip_prefix(LEASE_PREFIX)) else {
                 continue;
             };
-            if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
-                found.push(
-                    digits
-                        .parse()
-                        .expect("20 ASCII digits fit in u64 or fail above"),
-                );
+            if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
             }
+            let generation = digits.parse().map_err(|_| {
+                let message =
+                    format!("lease file {LEASE_PREFIX}{digits} names no valid generation");
+                WitnessError::invalid(&self.name, message)
+            })?;
+            found.push(generation);
         }
         found.sort_unstable();
         Ok(found)

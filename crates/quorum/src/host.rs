@@ -136,7 +136,8 @@ pub fn open_disk_witness_store(
     Ok(WitnessStore::new(opened, lease, fence, closed))
 }
 
-/// A running witness voter.
+/// A running witness voter. Always `stop` it: dropping it does not stop the raft tasks (the fence
+/// still ends its writes at the lease's give-up deadline).
 pub struct HostedWitness {
     id: NodeId,
     raft: Raft<TypeConfig>,

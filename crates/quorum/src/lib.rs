@@ -16,15 +16,21 @@
 //! * **Timing** (`timings`): [`LeaseTimings::from_netft`], [`raft_config`] and
 //!   [`witness_raft_config`] derive the lease and raft's heartbeat and election timeouts from the
 //!   NetFT settings.
-//! * **The witness lease** (`lease`, pure): one [`LeaseMachine`] per node, driven by
-//!   [`LeaseDriver`] against a [`FileWitness`] or a [`DiskWitness`]. The driver calls the node's
-//!   [`WitnessHooks`]: `start_hosting` with a [`HeldLease`] (start [`HostedWitness`] and route the
-//!   witness id's RPCs to it), `stop_hosting` (stop routing, `HostedWitness::stop` within the budget
-//!   given). If `run` returns [`DriverError::StopFailed`], exit the process.
-//! * **The witness voter** (`host`): the witness is a third raft voter (its own node id, allocated
-//!   like any other) whose store is `<witness dir>/raft.redb`, run in-process by the lease holder
-//!   only. Its `ClusterNode::addr` is not a fixed address: the transport must send the witness id's
-//!   RPCs to the node the lease names as holder.
+//! * **The witness lease** (`lease`, pure): one [`LeaseMachine`] per node (`LeaseTimings::
+//!   from_netft`), driven by [`LeaseDriver`] against a [`FileWitness`] or a [`DiskWitness`] (both
+//!   signed with the cluster key, [`WitnessKey`]). Make a [`SystemClock`], give the driver its
+//!   `fence()` (`with_fence`), `spawn(driver.run(release_rx))`; send on `release_tx` at shutdown.
+//!   The driver calls the node's [`WitnessHooks`]: `start_hosting(HeldLease)` opens the voter's
+//!   store ([`open_witness_store`] for a directory, [`open_disk_witness_store`] for a device, both
+//!   with the same fence) and starts [`HostedWitness::start`], then routes the witness id's RPCs to
+//!   it; `stop_hosting` stops routing and calls `HostedWitness::stop(within)`. If `run` returns
+//!   [`DriverError::StopFailed`], exit the process. `driver.status()` tells whether this node hosts
+//!   the witness (for `QuorumInput::witness_reachable`) and what the lease is.
+//! * **The witness voter** (`host`, `fence`, `disk_store`): the witness is a third raft voter (its
+//!   own node id, allocated like any other) whose store lives on the witness, run in-process by the
+//!   lease holder only, every write refused past the lease's give-up deadline. Its
+//!   `ClusterNode::addr` is not a fixed address: the transport must send the witness id's RPCs to the
+//!   node the lease names as holder (`LeaseStore::read`).
 #![forbid(unsafe_code)]
 
 pub mod config;

@@ -186,3 +186,12 @@ fn two_nodes_racing_for_each_generation_never_both_win() {
         "both won some: {won:?}"
     );
 }
+
+#[test]
+fn a_lease_file_naming_an_impossible_generation_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("lease.99999999999999999999"), b"x").unwrap();
+    let mut w = FileWitness::open(dir.path(), key(), 1).unwrap();
+    let e = w.read().unwrap_err().to_string();
+    assert!(e.contains("names no valid generation"), "{e}");
+}
