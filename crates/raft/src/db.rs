@@ -40,6 +40,15 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), StorageError<NodeId>
     Ok((LogStore::new(db), state_machine))
 }
 
+/// As `open`, on a database the caller opened itself (e.g. on a redb storage backend over a block
+/// device, for the disk witness's voter).
+pub fn open_database(db: Database) -> Result<(LogStore, StateMachine), StorageError<NodeId>> {
+    let db = Arc::new(db);
+    create_tables(&db)?;
+    let state_machine = StateMachine::load(db.clone())?;
+    Ok((LogStore::new(db), state_machine))
+}
+
 fn open_file(path: &Path) -> Result<Database, StorageError<NodeId>> {
     let io = on(ErrorSubject::Store, ErrorVerb::Read);
     if path.exists() {

@@ -61,7 +61,7 @@ pub use cluster_state::{
     ClusterInfo, ClusterState, InterfaceRecord, NodeEntry, DEFAULT_NETFT_PORT,
 };
 pub use counters::TransportCounters;
-pub use db::{open, RAFT_FILE};
+pub use db::{open, open_database, RAFT_FILE};
 pub use handshake::{accept, connect, AcceptError, ConnectError};
 pub use key::{ClusterKey, KeyTooShort, MIN_KEY_LEN};
 pub use log_store::LogStore;
