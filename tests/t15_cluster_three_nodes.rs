@@ -261,6 +261,15 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         "two networks to each of two peers: {routes:?}"
     );
     assert!(routes.iter().all(|r| r["state"] == "Up"), "{routes:?}");
+    let validation = n1.ok(R::Validate);
+    assert_eq!(
+        (
+            validation["errors"].as_u64(),
+            validation["warnings"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "two networks, every route Up: {validation}"
+    );
     let status = n3.ok(R::ClusterStatus);
     assert_eq!(status["voters"].as_array().unwrap().len(), 3, "{status}");
     assert_eq!(status["leader"], "n1", "{status}");
@@ -328,6 +337,16 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
             "one network cut must not take {peer} Down"
         );
     }
+    let validation = n3.ok(R::Validate);
+    assert!(validation["errors"].as_u64().unwrap() > 0, "{validation}");
+    assert!(
+        validation["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["interface"].as_str().unwrap_or_default().contains("eth2")),
+        "the cut network's interfaces are named: {validation}"
+    );
     set_links(&lab, 2, &["eth2"], true);
 
     // Cut every link of n3: it loses quorum on its side (event 1177, changes refused with the

@@ -93,6 +93,7 @@ pub fn describe(request: &ControlRequest) -> String {
         R::ClusterStatus => out.push_str("ClusterStatus"),
         R::NodeList => out.push_str("NodeList"),
         R::NetworkList => out.push_str("NetworkList"),
+        R::Validate => out.push_str("Validate"),
         R::NodeJoin {
             cluster,
             key_file,

@@ -7,7 +7,7 @@ use crate::output::{confirm, show};
 use crate::render::table;
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use keelson_proto::view::{ClusterStatus, NetworkList, NodeList};
+use keelson_proto::view::{ClusterStatus, NetworkList, NodeList, Validation};
 use keelson_proto::ControlRequest as R;
 
 /// `keelson cluster` subcommands.
@@ -99,6 +99,41 @@ fn routes(v: &NetworkList) -> String {
             &rows
         )
     )
+}
+
+/// `keelson validate [--json]`: the findings, then an error (exit 1) if any of them is one.
+pub async fn validate(client: &Client, json: bool) -> Result<()> {
+    let raw = client.json_text(R::Validate).await?;
+    let view: Validation =
+        serde_json::from_str(&raw).map_err(keelson_client::ClientError::of_view)?;
+    if json {
+        crate::output::emit_line(&crate::render::pretty_json(&raw))?;
+    } else {
+        crate::output::emit(&findings(&view))?;
+    }
+    if view.errors > 0 {
+        bail!("validation found {} error(s)", view.errors);
+    }
+    Ok(())
+}
+
+fn findings(v: &Validation) -> String {
+    if v.findings.is_empty() {
+        return "no findings: every node reaches every other on at least two networks\n".into();
+    }
+    let rows: Vec<Vec<String>> = v
+        .findings
+        .iter()
+        .map(|f| {
+            vec![
+                f.severity.clone(),
+                f.node.clone(),
+                f.interface.clone(),
+                f.message.clone(),
+            ]
+        })
+        .collect();
+    table(&["SEVERITY", "NODE", "INTERFACE", "FINDING"], &rows)
 }
 
 /// `keelson node list [--json]`.

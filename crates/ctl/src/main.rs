@@ -49,6 +49,13 @@ enum Command {
     /// Show the cluster networks and every route's state.
     #[command(subcommand)]
     Network(cluster::NetworkCommand),
+    /// Check the cluster's networks: fewer than two networks between two nodes (warning), a MAC
+    /// address on two nodes or an interface another node cannot reach (errors). Exits 1 on errors.
+    Validate {
+        /// Print the node service's JSON view.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the node: groups, their resources and states, and the resource hosts.
     Status {
         /// Print the node service's JSON view.
@@ -165,6 +172,7 @@ impl Command {
             Command::Node(_) => "node",
             Command::Cluster(_) => "cluster",
             Command::Network(_) => "network",
+            Command::Validate { .. } => "validate",
             Command::Status { .. } => "status",
             Command::Group(_) => "group",
             Command::Resource(_) => "resource",
@@ -191,6 +199,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node(cmd) => node::run(&datadir::resolve(data_dir.clone())?, cmd).await,
         Command::Cluster(cmd) => ok(cluster::run(&client()?, cmd).await),
         Command::Network(cmd) => ok(cluster::network(&client()?, cmd).await),
+        Command::Validate { json } => ok(cluster::validate(&client()?, json).await),
         Command::Status { json } => {
             ok(output::show(&client()?, R::Status, json, render::status).await)
         }

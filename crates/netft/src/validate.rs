@@ -233,6 +233,9 @@ fn unreachable_interfaces(nodes: &[NodeReport], routes: &[RouteReport]) -> Vec<F
             let failing: Vec<String> = nodes
                 .iter()
                 .filter(|o| o.id != target.id && networks_of(o).contains(iface.network.as_str()))
+                // Only observers whose routes were reported can say anything (a node service
+                // validates from its own detector's routes).
+                .filter(|o| routes.iter().any(|r| r.observer == o.id))
                 .filter_map(|o| match observed_state(o, iface, routes) {
                     Some(RouteState::Up) => None,
                     Some(RouteState::Down) => Some(format!("'{}' (its routes are Down)", o.name)),
@@ -450,6 +453,34 @@ mod tests {
                 "ERROR node 'N1' interface 'N1 - eth1': unreachable on network 'net2' (198.51.100.1) from node 'N2' (it reports no route to it)",
                 "ERROR node 'N2' interface 'N2 - eth0': unreachable on network 'net1' (192.0.2.2) from node 'N1' (no heartbeat received yet)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_node_that_reported_no_routes_says_nothing_about_reachability() {
+        // One node service validates from its own detector: N1's routes only.
+        let nodes = vec![node(1), node(2), node(3)];
+        let mine: Vec<RouteReport> = all_routes(&nodes, RouteState::Up)
+            .into_iter()
+            .filter(|r| r.observer == NodeId(1))
+            .collect();
+        assert_eq!(validate(&nodes, &mine), vec![]);
+        let cut: Vec<RouteReport> = mine
+            .into_iter()
+            .map(|mut r| {
+                if r.route.remote == "198.51.100.3".parse::<IpAddr>().unwrap() {
+                    r.state = RouteState::Down;
+                }
+                r
+            })
+            .collect();
+        let text: Vec<String> = validate(&nodes, &cut)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            text,
+            ["ERROR node 'N3' interface 'N3 - eth1': unreachable on network 'net2' (198.51.100.3) from node 'N1' (its routes are Down)"]
         );
     }
 

@@ -110,6 +110,8 @@ pub enum ControlRequest {
     NodeList,
     /// The cluster networks' routes and their states.
     NetworkList,
+    /// Check the cluster's networks (WSFC's Validate a Configuration, network part).
+    Validate,
     /// Join the cluster a member at `cluster` (`ADDR[:PORT]`) belongs to, with the key in `key_file`
     /// (read by the node service), as `name` (default: the node's name).
     NodeJoin {
@@ -135,6 +137,7 @@ impl ControlRequest {
                 | ControlRequest::ClusterStatus
                 | ControlRequest::NodeList
                 | ControlRequest::NetworkList
+                | ControlRequest::Validate
         )
     }
 }

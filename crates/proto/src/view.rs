@@ -20,7 +20,7 @@ mod plugin;
 mod resource;
 mod status;
 
-pub use cluster::{ClusterStatus, NetworkList, Node, NodeList, Route};
+pub use cluster::{ClusterStatus, Finding, NetworkList, Node, NodeList, Route, Validation};
 pub use group::{Group, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};
 pub use resource::{CallStats, Resource, ResourceSummary};

@@ -346,6 +346,74 @@ impl Core {
         })
     }
 
+    /// `keelson validate`: the network checks over every member's reported interfaces and this
+    /// node's routes.
+    pub(super) fn validation_view(&self) -> Result<keelson_proto::view::Validation, String> {
+        use keelson_netft::validate::{validate, NodeReport, ReportedInterface, RouteReport};
+        let cluster = self.in_cluster()?;
+        let info = cluster.info();
+        let (me, my_id) = cluster.me();
+        let topology = crate::cluster::heartbeat::topology_of(&info, me)?;
+        let network_of = |addr: std::net::IpAddr| {
+            topology
+                .as_ref()
+                .and_then(|t| {
+                    t.nodes
+                        .iter()
+                        .flat_map(|n| n.interfaces.iter())
+                        .find(|i| i.addr == addr)
+                })
+                .map(|i| i.network.clone())
+                .unwrap_or_else(|| "Cluster Network 1".into())
+        };
+        let nodes: Vec<NodeReport> = info
+            .nodes
+            .values()
+            .filter_map(|n| Some((n, n.id?)))
+            .map(|(n, id)| NodeReport {
+                id: crate::cluster::heartbeat::netft_id(id),
+                name: n.name.clone(),
+                interfaces: n
+                    .interfaces
+                    .iter()
+                    .map(|i| ReportedInterface {
+                        adapter: i.adapter.clone(),
+                        mac: parse_mac(&i.mac),
+                        // The kernel's index is per node: qualified by the node it is unique.
+                        interface_id: format!("{}/{}", n.name, i.index),
+                        addresses: vec![i.addr],
+                        network: network_of(i.addr),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let observer = crate::cluster::heartbeat::netft_id(my_id);
+        let routes: Vec<RouteReport> = self
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.status())
+            .map(|s| s.routes)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| RouteReport::from_status(observer, r))
+            .collect();
+        let findings: Vec<keelson_proto::view::Finding> = validate(&nodes, &routes)
+            .into_iter()
+            .map(|f| keelson_proto::view::Finding {
+                interface: f.interface.unwrap_or_default(),
+                message: f.message,
+                node: f.node,
+                severity: f.severity.to_string(),
+            })
+            .collect();
+        let errors = findings.iter().filter(|f| f.severity == "ERROR").count();
+        Ok(keelson_proto::view::Validation {
+            errors,
+            warnings: findings.len() - errors,
+            findings,
+        })
+    }
+
     /// The cluster views, or why there are none.
     pub(super) fn in_cluster(&self) -> Result<&Cluster, String> {
         self.cluster.as_ref().ok_or_else(|| {
@@ -353,4 +421,14 @@ impl Core {
                 .to_string()
         })
     }
+}
+
+/// `aa:bb:cc:dd:ee:ff` as bytes; None for none (or not one).
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    bytes.try_into().ok()
 }

@@ -114,6 +114,7 @@ impl Core {
             R::ClusterStatus => json_reply(&self.in_cluster()?.status_view())?,
             R::NodeList => json_reply(&self.in_cluster()?.node_list_view(&self.peers))?,
             R::NetworkList => json_reply(&self.network_list_view()?)?,
+            R::Validate => json_reply(&self.validation_view()?)?,
             R::NodeJoin {
                 cluster,
                 key_file,

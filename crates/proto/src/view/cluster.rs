@@ -74,3 +74,24 @@ pub struct NetworkList {
     pub cluster: String,
     pub routes: Vec<Route>,
 }
+
+/// One finding of `keelson validate`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Finding {
+    /// `NODE - ADAPTER`, empty when the finding is about a pair of nodes.
+    pub interface: String,
+    pub message: String,
+    pub node: String,
+    /// ERROR or WARNING.
+    pub severity: String,
+}
+
+/// `keelson validate`: errors first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Validation {
+    pub errors: usize,
+    pub findings: Vec<Finding>,
+    pub warnings: usize,
+}
