@@ -253,14 +253,20 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
             wait_node(n, peer, "Up", LIMIT);
         }
     }
-    let routes = n1.ok(R::NetworkList);
-    let routes = routes["routes"].as_array().unwrap();
-    assert_eq!(
-        routes.len(),
-        4,
-        "two networks to each of two peers: {routes:?}"
-    );
-    assert!(routes.iter().all(|r| r["state"] == "Up"), "{routes:?}");
+    // Every route Up (a node is Up as soon as one of its routes is).
+    let since = Instant::now();
+    loop {
+        let list = n1.ok(R::NetworkList);
+        let routes = list["routes"].as_array().unwrap();
+        if routes.len() == 4 && routes.iter().all(|r| r["state"] == "Up") {
+            break;
+        }
+        assert!(
+            since.elapsed() < LIMIT,
+            "two networks to each of two peers, all Up: {routes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let validation = n1.ok(R::Validate);
     assert_eq!(
         (
@@ -380,6 +386,43 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         !group_exists(&n1, "from-the-minority"),
         "a refused change was committed"
     );
+
+    // Evict: a node that owns groups is refused, and so is this node; n3 owns none and goes, its
+    // name no longer listed, and the two left still commit.
+    let e = n1.refused(R::NodeEvict { name: "n2".into() });
+    assert!(e.contains("owns group(s) db"), "{e}");
+    let e = n1.refused(R::NodeEvict { name: "n1".into() });
+    assert!(e.contains("is this node"), "{e}");
+    let e = n1.refused(R::NodeEvict { name: "n3".into() });
+    assert!(e.contains("owns group(s) while-n2-was-down"), "{e}");
+    // Its group is deleted from another node: committed, so n3 deletes it too.
+    n1.ok(R::GroupDelete {
+        name: "while-n2-was-down".into(),
+    });
+    n1.ok(R::NodeEvict { name: "n3".into() });
+    for n in [&n1, &n2] {
+        let start = Instant::now();
+        loop {
+            let names: Vec<String> = n.ok(R::NodeList)["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect();
+            if names == ["n1", "n2"] {
+                break;
+            }
+            assert!(start.elapsed() < LIMIT, "n3 still listed: {names:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let status = n2.ok(R::ClusterStatus);
+    assert_eq!(status["voters"].as_array().unwrap().len(), 2, "{status}");
+    n2.ok(R::GroupCreate {
+        name: "after-the-eviction".into(),
+        properties: vec![],
+    });
+    wait_for_group(&n1, "after-the-eviction");
     drop((n1, n2, n3));
     drop(lab);
 }

@@ -94,6 +94,7 @@ pub fn describe(request: &ControlRequest) -> String {
         R::NodeList => out.push_str("NodeList"),
         R::NetworkList => out.push_str("NetworkList"),
         R::Validate => out.push_str("Validate"),
+        R::NodeEvict { name } => named(&mut out, "NodeEvict", name),
         R::NodeJoin {
             cluster,
             key_file,

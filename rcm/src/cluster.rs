@@ -310,6 +310,28 @@ impl Cluster {
         })
     }
 
+    /// Evicts node `name` (not this one): out of raft's membership, its entry removed; its id is
+    /// never given out again. The evicted node's id.
+    pub fn evict(&self, name: &str) -> Result<NodeId, String> {
+        if name == self.identity.node_name {
+            return Err(format!(
+                "node '{name}' is this node: evict it from another member"
+            ));
+        }
+        let info = self.info();
+        let entry = info
+            .nodes
+            .get(name)
+            .ok_or_else(|| format!("no node named '{name}' in cluster '{}'", info.name))?;
+        if let Some(id) = entry.id {
+            let (client, me) = (self.client.clone(), self.server.local_addr().to_string());
+            self.block(async move { client.evict(&me, id).await })?
+                .map_err(|e| format!("the cluster did not evict node '{name}': {e}"))?;
+        }
+        self.propose(Request::RemoveNode(name.to_string()))?;
+        Ok(entry.id.unwrap_or(0))
+    }
+
     /// The cluster's name and node list as applied here.
     pub fn info(&self) -> ClusterInfo {
         self.state().cluster.unwrap_or_default()

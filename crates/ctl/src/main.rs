@@ -193,6 +193,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node(node::NodeCommand::List { json }) => {
             ok(cluster::node_list(&client()?, json).await)
         }
+        Command::Node(node::NodeCommand::Evict { name }) => {
+            ok(output::confirm(&client()?, R::NodeEvict { name }).await)
+        }
         Command::Node(node::NodeCommand::Join { cluster, key, name }) => {
             ok(cluster::node_join(&client()?, cluster, &key, name).await)
         }

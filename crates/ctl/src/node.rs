@@ -48,6 +48,11 @@ pub enum NodeCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Remove a node from the cluster (run on another member); its id is never given out again.
+    Evict {
+        /// The node's name.
+        name: String,
+    },
     /// List the cluster's nodes: state, id, addresses; the leader is marked with *.
     List {
         /// Print the node service's JSON view.
@@ -84,7 +89,7 @@ pub async fn run(data_dir: &Path, command: NodeCommand) -> Result<ExitCode> {
     match command {
         NodeCommand::Start(args) => start(data_dir, args).await,
         NodeCommand::Stop(args) => stop(data_dir, args).await.map(|()| ExitCode::SUCCESS),
-        NodeCommand::List { .. } | NodeCommand::Join { .. } => {
+        NodeCommand::List { .. } | NodeCommand::Join { .. } | NodeCommand::Evict { .. } => {
             unreachable!("node list and join are sent to the node service by main")
         }
     }

@@ -112,6 +112,10 @@ pub enum ControlRequest {
     NetworkList,
     /// Check the cluster's networks (WSFC's Validate a Configuration, network part).
     Validate,
+    /// Remove a node from the cluster (its id is never reused).
+    NodeEvict {
+        name: String,
+    },
     /// Join the cluster a member at `cluster` (`ADDR[:PORT]`) belongs to, with the key in `key_file`
     /// (read by the node service), as `name` (default: the node's name).
     NodeJoin {

@@ -268,6 +268,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         index: log_id.index,
                     });
                 }
+                EntryPayload::Normal(Request::RemoveNode(name)) => {
+                    let mut info = cluster
+                        .take()
+                        .or_else(|| read_lock(&self.state).cluster.clone())
+                        .unwrap_or_default();
+                    info.nodes.remove(&name);
+                    write_cluster(&tx, &info)?;
+                    cluster = Some(info);
+                    batches.push(Applied::Cluster {
+                        index: log_id.index,
+                    });
+                }
                 EntryPayload::Normal(Request::PutNode(entry)) => {
                     let mut info = cluster
                         .take()

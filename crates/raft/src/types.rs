@@ -37,6 +37,8 @@ pub enum Request {
     SetCluster(crate::ClusterInfo),
     /// Add or replace one node's entry (a joining node fills in its id, interfaces and endpoint).
     PutNode(crate::NodeEntry),
+    /// Remove an evicted node's entry, by name (its id is never given out again).
+    RemoveNode(String),
 }
 
 /// What applying a proposal did.

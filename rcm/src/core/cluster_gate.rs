@@ -414,6 +414,43 @@ impl Core {
         })
     }
 
+    /// `keelson node evict NAME`: refused while that node owns groups (they would have nowhere to
+    /// run) or while this node has no quorum.
+    pub(super) fn node_evict(&mut self, name: String) -> Result<ControlReply, String> {
+        self.in_cluster()?;
+        if name == self.node {
+            return Err(format!(
+                "node '{name}' is this node: evict it from another member"
+            ));
+        }
+        let owned: Vec<String> = self
+            .engine
+            .groups()
+            .into_iter()
+            .filter(|g| g.owner == name)
+            .map(|g| g.name)
+            .collect();
+        if !owned.is_empty() {
+            return Err(format!(
+                "node '{name}' owns group(s) {}: delete them first (moving groups to another node \
+                 comes with failover)",
+                owned.join(", ")
+            ));
+        }
+        self.quorum.admit()?;
+        let id = self.in_cluster()?.evict(&name)?;
+        self.peers.remove(&id);
+        self.catch_up();
+        self.refresh_cluster_network();
+        tracing::info!(
+            component = "RCM",
+            "Node '{name}' (id {id}) was evicted from the cluster"
+        );
+        Ok(ControlReply::Done {
+            message: format!("node '{name}' evicted; its id {id} is never given out again"),
+        })
+    }
+
     /// The cluster views, or why there are none.
     pub(super) fn in_cluster(&self) -> Result<&Cluster, String> {
         self.cluster.as_ref().ok_or_else(|| {

@@ -115,6 +115,7 @@ impl Core {
             R::NodeList => json_reply(&self.in_cluster()?.node_list_view(&self.peers))?,
             R::NetworkList => json_reply(&self.network_list_view()?)?,
             R::Validate => json_reply(&self.validation_view()?)?,
+            R::NodeEvict { name } => self.node_evict(name)?,
             R::NodeJoin {
                 cluster,
                 key_file,
