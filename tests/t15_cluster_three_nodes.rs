@@ -105,6 +105,53 @@ fn start(lab: &Lab, i: usize, dir: PathBuf) -> Rcm {
     Rcm::start_in_netns(dir, &lab.nodes[i], &["--node-name", &name])
 }
 
+/// Heartbeats at their defaults (Delay 1000 ms, Threshold 5): a node is Down within
+/// Delay x Threshold + one Delay of its last heartbeat; the test allows 2 s more for its own polling.
+const DOWN_BOUND: Duration = Duration::from_millis(1000 * 5 + 1000 + 2000);
+
+/// `node` as `observer`'s node list shows it.
+fn node_state(observer: &Rcm, node: &str) -> String {
+    let list = observer.ok(R::NodeList);
+    list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == node)
+        .map(|n| n["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+/// Waits until `observer` sees `node` in `state`; how long it took.
+fn wait_node(observer: &Rcm, node: &str, state: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if node_state(observer, node) == state {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "node {node} never became {state} on {} (is {})\n{}",
+            observer.dir.display(),
+            node_state(observer, node),
+            observer.cluster_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn set_links(lab: &Lab, node: usize, links: &[&str], up: bool) {
+    for link in links {
+        ip(&[
+            "-n",
+            &lab.nodes[node],
+            "link",
+            "set",
+            link,
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
 fn group_exists(rcm: &Rcm, name: &str) -> bool {
     matches!(
         rcm.request(R::GroupGet { name: name.into() }).first(),
@@ -200,6 +247,20 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         let g = n.ok(R::GroupGet { name: "web".into() });
         assert_eq!(g["owner_node"], "n1", "{g}");
     }
+    // The heartbeat network: every node sees the others Up.
+    for n in [&n1, &n2, &n3] {
+        for peer in ["n1", "n2", "n3"] {
+            wait_node(n, peer, "Up", LIMIT);
+        }
+    }
+    let routes = n1.ok(R::NetworkList);
+    let routes = routes["routes"].as_array().unwrap();
+    assert_eq!(
+        routes.len(),
+        4,
+        "two networks to each of two peers: {routes:?}"
+    );
+    assert!(routes.iter().all(|r| r["state"] == "Up"), "{routes:?}");
     let status = n3.ok(R::ClusterStatus);
     assert_eq!(status["voters"].as_array().unwrap().len(), 3, "{status}");
     assert_eq!(status["leader"], "n1", "{status}");
@@ -214,8 +275,17 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     }
     assert_eq!(n1.ok(R::GroupGet { name: "db".into() })["owner_node"], "n2");
 
-    // kill -9 one node: the other two still commit, and it catches up when it comes back.
+    // kill -9 one node: it is Down on the others within the bound, the other two still commit,
+    // and it catches up when it comes back.
     n2.kill9();
+    let killed = Instant::now();
+    for n in [&n1, &n3] {
+        wait_node(n, "n2", "Down", DOWN_BOUND.saturating_sub(killed.elapsed()));
+    }
+    println!(
+        "n2 Down on n1 and n3 {} ms after kill -9",
+        killed.elapsed().as_millis()
+    );
     let n2_dir = n2.keep_dir();
     n3.ok(R::GroupCreate {
         name: "while-n2-was-down".into(),
@@ -225,6 +295,72 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     let n2 = start(&lab, 1, n2_dir);
     wait_for_group(&n2, "while-n2-was-down");
     assert!(group_exists(&n2, "db"));
+    for n in [&n1, &n3] {
+        wait_node(n, "n2", "Up", LIMIT);
+    }
+
+    // Cut one network of n3: its routes on it go Down at once (netlink), no node goes Down.
+    set_links(&lab, 2, &["eth2"], false);
+    let start = Instant::now();
+    loop {
+        let list = n3.ok(R::NetworkList);
+        let down = list["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["local"].as_str().unwrap().starts_with("198.51.100.") && r["state"] == "Down"
+            })
+            .count();
+        if down == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "n3's routes on network 2 never went Down: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for peer in ["n1", "n2"] {
+        assert_eq!(
+            node_state(&n3, peer),
+            "Up",
+            "one network cut must not take {peer} Down"
+        );
+    }
+    set_links(&lab, 2, &["eth2"], true);
+
+    // Cut every link of n3: it loses quorum on its side (event 1177, changes refused with the
+    // reason) and is Down on the majority, which still commits; healed, it catches up.
+    set_links(&lab, 2, &["eth1", "eth2"], false);
+    let cut = Instant::now();
+    for peer in ["n1", "n2"] {
+        wait_node(&n3, peer, "Down", DOWN_BOUND);
+    }
+    let e = n3.refused(R::GroupCreate {
+        name: "from-the-minority".into(),
+        properties: vec![],
+    });
+    assert!(e.contains("no quorum: 1 of 3 votes"), "{e}");
+    assert!(
+        n3.events().iter().any(|e| e["id"] == 1177),
+        "event 1177 on the node that lost quorum"
+    );
+    wait_node(&n1, "n3", "Down", DOWN_BOUND.saturating_sub(cut.elapsed()));
+    n1.ok(R::GroupCreate {
+        name: "while-n3-was-cut".into(),
+        properties: vec![],
+    });
+    set_links(&lab, 2, &["eth1", "eth2"], false);
+    set_links(&lab, 2, &["eth1", "eth2"], true);
+    for peer in ["n1", "n2"] {
+        wait_node(&n3, peer, "Up", LIMIT);
+    }
+    wait_for_group(&n3, "while-n3-was-cut");
+    assert!(
+        !group_exists(&n1, "from-the-minority"),
+        "a refused change was committed"
+    );
     drop((n1, n2, n3));
     drop(lab);
 }

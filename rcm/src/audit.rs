@@ -92,6 +92,7 @@ pub fn describe(request: &ControlRequest) -> String {
         R::NodeStop => out.push_str("NodeStop"),
         R::ClusterStatus => out.push_str("ClusterStatus"),
         R::NodeList => out.push_str("NodeList"),
+        R::NetworkList => out.push_str("NetworkList"),
         R::NodeJoin {
             cluster,
             key_file,

@@ -6,6 +6,7 @@
 //! (`Engine::apply_records`). Not the heartbeat network (crates/netft) nor the raft storage
 //! (crates/raft).
 
+pub mod heartbeat;
 pub mod identity;
 
 use identity::{Identity, KeyFile};
@@ -67,6 +68,8 @@ pub struct Cluster {
     client: ClusterClient,
     /// Answers the other nodes; dropping it stops it.
     server: Server,
+    /// The cluster key's bytes (NetFT derives its own key from them, as raft does).
+    key: Vec<u8>,
 }
 
 /// What `start` needs besides the directory.
@@ -267,6 +270,7 @@ impl Cluster {
         let me = identity.node_name.clone();
         let cluster_name = key.cluster.clone();
         let raft_key = ClusterKey::new(&key.key).map_err(|e| format!("cluster key: {e}"))?;
+        let key_bytes = key.key.clone();
         let client = client_for(&key)?;
         let (raft, view, applied, server) = block_on(&rt, async move {
             let (log, mut sm) = keelson_raft::open(&dir)
@@ -302,7 +306,35 @@ impl Cluster {
             identity,
             client,
             server,
+            key: key_bytes,
         })
+    }
+
+    /// The cluster's name and node list as applied here.
+    pub fn info(&self) -> ClusterInfo {
+        self.state().cluster.unwrap_or_default()
+    }
+
+    /// The cluster key's bytes.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// This node's name and raft id.
+    pub fn me(&self) -> (&str, NodeId) {
+        (&self.identity.node_name, self.identity.node_id)
+    }
+
+    /// The voters (id, name), from raft's membership.
+    pub fn voters(&self) -> Vec<(NodeId, String)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .filter(|(id, _)| voters.contains(id))
+            .map(|(id, n)| (*id, n.name.clone()))
+            .collect()
     }
 
     /// The applied cluster database, for the engine to start from.
@@ -408,15 +440,18 @@ impl Cluster {
         }
     }
 
-    /// `keelson node list`.
-    pub fn node_list_view(&self) -> view::NodeList {
+    /// `keelson node list`, with the other nodes' states as the heartbeat network sees them.
+    pub fn node_list_view(
+        &self,
+        peers: &BTreeMap<NodeId, keelson_netft::NodeState>,
+    ) -> view::NodeList {
         let metrics = self.raft.metrics().borrow().clone();
         let state = self.state();
         let info = state.cluster.unwrap_or_default();
         let nodes = info
             .nodes
             .values()
-            .map(|n| node_view(n, &self.identity, metrics.current_leader))
+            .map(|n| node_view(n, &self.identity, metrics.current_leader, peers))
             .collect();
         view::NodeList {
             cluster: info.name,
@@ -425,12 +460,21 @@ impl Cluster {
     }
 }
 
-fn node_view(n: &NodeEntry, me: &Identity, leader: Option<NodeId>) -> view::Node {
+fn node_view(
+    n: &NodeEntry,
+    me: &Identity,
+    leader: Option<NodeId>,
+    peers: &BTreeMap<NodeId, keelson_netft::NodeState>,
+) -> view::Node {
+    use keelson_netft::NodeState as S;
     let state = match n.id {
         None => "Joining",
         Some(id) if id == me.node_id => "Up",
-        // Other members' liveness comes from the heartbeat network, which is not wired yet.
-        Some(_) => "Unknown",
+        Some(id) => match peers.get(&id) {
+            Some(S::Up) => "Up",
+            Some(S::Down) => "Down",
+            Some(S::Unknown) | None => "Unknown",
+        },
     };
     view::Node {
         addrs: n.addrs.clone(),

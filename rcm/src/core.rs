@@ -60,6 +60,15 @@ pub struct Core {
     raft_port: u16,
     /// The cluster database's durable applies, in order (cluster nodes only).
     applied: Option<mpsc::UnboundedReceiver<keelson_raft::Applied>>,
+    /// The heartbeat network, once another member reported its interfaces.
+    heartbeat: Option<crate::cluster::heartbeat::Heartbeat>,
+    /// What it reports, for the loop.
+    notices: mpsc::UnboundedReceiver<crate::cluster::heartbeat::Notice>,
+    notices_tx: mpsc::UnboundedSender<crate::cluster::heartbeat::Notice>,
+    /// The other members' states as the heartbeat network sees them, by raft id.
+    peers: BTreeMap<u64, keelson_netft::NodeState>,
+    /// Whether administrator changes are admitted (the last vote count).
+    quorum: keelson_quorum::QuorumGate,
     data_dir: std::path::PathBuf,
     node: String,
     epoch: Instant,
@@ -96,6 +105,7 @@ impl Core {
     /// The core, and the channel its pool reports on (hand it to `run`).
     pub fn new(parts: CoreParts) -> (Core, mpsc::UnboundedReceiver<PoolReport>) {
         let (pool, reports) = Pool::new(parts.host_config.clone());
+        let (notices_tx, notices) = mpsc::unbounded_channel();
         let core = Core {
             engine: parts.engine,
             store: parts.store,
@@ -106,6 +116,11 @@ impl Core {
             host_config: parts.host_config,
             pool,
             applied: None,
+            heartbeat: None,
+            notices,
+            notices_tx,
+            peers: BTreeMap::new(),
+            quorum: keelson_quorum::QuorumGate::new(),
             cluster: parts.cluster,
             raft_port: parts.raft_port,
             data_dir: parts.data_dir,
@@ -160,6 +175,7 @@ impl Core {
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
         self.applied = self.cluster.as_mut().and_then(Cluster::take_applied);
+        self.refresh_cluster_network();
         let mut armed_for = u64::MAX;
         while !self.stop {
             // Timers due within TIMER_SLACK of the earliest one fire together, never early: one wake-up
@@ -195,6 +211,7 @@ impl Core {
                 }
                 Some(request) = api.recv() => self.on_input(Input::Api(request)),
                 Some(step) = recv_applied(&mut self.applied) => self.follow(step),
+                Some(notice) = self.notices.recv() => self.on_notice(notice),
                 _ = &mut sleep => {
                     armed_for = u64::MAX;
                     self.fire_due_timers();

@@ -7,7 +7,7 @@ use crate::output::{confirm, show};
 use crate::render::table;
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use keelson_proto::view::{ClusterStatus, NodeList};
+use keelson_proto::view::{ClusterStatus, NetworkList, NodeList};
 use keelson_proto::ControlRequest as R;
 
 /// `keelson cluster` subcommands.
@@ -43,6 +43,62 @@ pub async fn run(client: &Client, command: ClusterCommand) -> Result<()> {
         }
         ClusterCommand::Status { json } => show(client, R::ClusterStatus, json, status).await,
     }
+}
+
+/// `keelson network` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// List every route (a local and a remote interface on one cluster network) with its state,
+    /// Priority, last heartbeat age and losses.
+    List {
+        /// Print the node service's JSON view.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one `keelson network` command.
+pub async fn network(client: &Client, command: NetworkCommand) -> Result<()> {
+    match command {
+        NetworkCommand::List { json } => show(client, R::NetworkList, json, routes).await,
+    }
+}
+
+fn routes(v: &NetworkList) -> String {
+    let rows: Vec<Vec<String>> = v
+        .routes
+        .iter()
+        .map(|r| {
+            let age = r
+                .last_heartbeat_age_ms
+                .map_or("never".to_string(), |ms| format!("{ms} ms"));
+            vec![
+                r.network.clone(),
+                r.node.clone(),
+                format!("{} -> {}", r.local, r.remote),
+                r.state.clone(),
+                r.priority.to_string(),
+                age,
+                r.lost.to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "cluster {}\n{}",
+        v.cluster,
+        table(
+            &[
+                "NETWORK",
+                "NODE",
+                "ROUTE",
+                "STATE",
+                "PRIORITY",
+                "LAST HEARD",
+                "LOST"
+            ],
+            &rows
+        )
+    )
 }
 
 /// `keelson node list [--json]`.

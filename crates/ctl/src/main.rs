@@ -46,6 +46,9 @@ enum Command {
     /// Create a cluster from this node, and show it.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Show the cluster networks and every route's state.
+    #[command(subcommand)]
+    Network(cluster::NetworkCommand),
     /// Show the node: groups, their resources and states, and the resource hosts.
     Status {
         /// Print the node service's JSON view.
@@ -161,6 +164,7 @@ impl Command {
         match self {
             Command::Node(_) => "node",
             Command::Cluster(_) => "cluster",
+            Command::Network(_) => "network",
             Command::Status { .. } => "status",
             Command::Group(_) => "group",
             Command::Resource(_) => "resource",
@@ -186,6 +190,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Node(cmd) => node::run(&datadir::resolve(data_dir.clone())?, cmd).await,
         Command::Cluster(cmd) => ok(cluster::run(&client()?, cmd).await),
+        Command::Network(cmd) => ok(cluster::network(&client()?, cmd).await),
         Command::Status { json } => {
             ok(output::show(&client()?, R::Status, json, render::status).await)
         }

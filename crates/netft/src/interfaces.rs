@@ -84,7 +84,10 @@ fn link_facts(link: &LinkMessage) -> (String, String, bool) {
     for attribute in &link.attributes {
         match attribute {
             LinkAttribute::IfName(n) => name = n.clone(),
-            LinkAttribute::Address(bytes) if bytes.len() == 6 => mac = format_mac(bytes),
+            // Loopback reports all zeros: no MAC address to speak of.
+            LinkAttribute::Address(bytes) if bytes.len() == 6 && bytes.iter().any(|b| *b != 0) => {
+                mac = format_mac(bytes)
+            }
             _ => {}
         }
     }

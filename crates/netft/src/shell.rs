@@ -284,7 +284,13 @@ fn candidates(routes: &[RouteStatus]) -> Vec<Candidate> {
 
 async fn receive(socket: Arc<HeartbeatSocket>, tx: mpsc::Sender<Input>, frames: FrameTap) {
     loop {
-        let input = match socket.receive().await {
+        // A stopped shell (its queue closed) ends this task at once, which closes the socket, so
+        // a new shell can bind the same address and port.
+        let received = tokio::select! {
+            received = socket.receive() => received,
+            () = tx.closed() => return,
+        };
+        let input = match received {
             Ok((datagram, from)) if frame::is_frame(&datagram) => {
                 let local = socket.local;
                 frames.offer(InboundFrame {

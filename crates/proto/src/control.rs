@@ -108,6 +108,8 @@ pub enum ControlRequest {
     ClusterStatus,
     /// The cluster's nodes and their states.
     NodeList,
+    /// The cluster networks' routes and their states.
+    NetworkList,
     /// Join the cluster a member at `cluster` (`ADDR[:PORT]`) belongs to, with the key in `key_file`
     /// (read by the node service), as `name` (default: the node's name).
     NodeJoin {
@@ -132,6 +134,7 @@ impl ControlRequest {
                 | ControlRequest::Events { .. }
                 | ControlRequest::ClusterStatus
                 | ControlRequest::NodeList
+                | ControlRequest::NetworkList
         )
     }
 }

@@ -13,6 +13,8 @@ pub enum Applied {
         index: u64,
         changes: Vec<RecordChange>,
     },
+    /// Entry `index` changed the cluster's name, node list or a node's entry.
+    Cluster { index: u64 },
     /// A snapshot up to `index` replaced every record.
     Snapshot {
         index: Option<u64>,

@@ -264,6 +264,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(Request::SetCluster(info)) => {
                     write_cluster(&tx, &info)?;
                     cluster = Some(info);
+                    batches.push(Applied::Cluster {
+                        index: log_id.index,
+                    });
                 }
                 EntryPayload::Normal(Request::PutNode(entry)) => {
                     let mut info = cluster
@@ -273,6 +276,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     info.nodes.insert(entry.name.clone(), entry);
                     write_cluster(&tx, &info)?;
                     cluster = Some(info);
+                    batches.push(Applied::Cluster {
+                        index: log_id.index,
+                    });
                 }
                 EntryPayload::Normal(Request::AllocateNodeId) => {
                     let (id, after) = allocate(next);

@@ -28,6 +28,7 @@ impl Core {
             self.execute(commands);
             return Ok(());
         }
+        self.quorum.admit()?;
         let cluster = self
             .cluster
             .as_ref()
@@ -51,7 +52,15 @@ impl Core {
     pub(super) fn follow(&mut self, step: Applied) {
         let changes = match step {
             Applied::Changes { changes, .. } => changes,
-            Applied::Snapshot { state, .. } => self.changes_to_reach(&state),
+            Applied::Snapshot { state, .. } => {
+                let changes = self.changes_to_reach(&state);
+                self.refresh_cluster_network();
+                changes
+            }
+            Applied::Cluster { .. } => {
+                self.refresh_cluster_network();
+                return;
+            }
         };
         let now = self.now();
         let mut commands = self.engine.apply_records(now, &changes);
@@ -127,6 +136,7 @@ impl Core {
         self.applied = cluster.take_applied();
         self.cluster = Some(cluster);
         self.catch_up();
+        self.refresh_cluster_network();
         tracing::info!(
             component = "RCM",
             "Node '{}' created cluster '{name}' ({} nodes listed); its configuration ({kept} records) is the cluster's",
@@ -180,6 +190,7 @@ impl Core {
         let status = cluster.status_view();
         self.cluster = Some(cluster);
         self.catch_up();
+        self.refresh_cluster_network();
         tracing::info!(
             component = "RCM",
             "Node '{name}' joined cluster '{}' as node {}",
@@ -191,6 +202,147 @@ impl Core {
                 "node '{name}' joined cluster '{}' as node {}",
                 status.name, status.node_id
             ),
+        })
+    }
+
+    /// Starts, restarts or stops the heartbeat network to match the cluster's members, and counts
+    /// the votes again.
+    pub(super) fn refresh_cluster_network(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let info = cluster.info();
+        let (me, _) = cluster.me();
+        match crate::cluster::heartbeat::topology_of(&info, me) {
+            Ok(Some(topology)) => {
+                if !self.heartbeat.as_ref().is_some_and(|h| h.runs(&topology)) {
+                    let started = crate::cluster::heartbeat::Heartbeat::start(
+                        self.heartbeat.take(),
+                        &self.data_dir,
+                        topology,
+                        cluster.key(),
+                        info.netft_port,
+                        keelson_netft::NetftSettings::default(),
+                        self.notices_tx.clone(),
+                    );
+                    match started {
+                        Ok(h) => self.heartbeat = Some(h),
+                        Err(e) => tracing::error!(
+                            component = "NETFT",
+                            "cannot start the heartbeat network: {e}"
+                        ),
+                    }
+                }
+            }
+            Ok(None) => self.heartbeat = None,
+            Err(e) => tracing::error!(component = "NETFT", "{e}"),
+        }
+        self.recount();
+    }
+
+    /// Counts the votes this node can reach; on losing quorum, event 1177.
+    fn recount(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let (_, me) = cluster.me();
+        let input = keelson_quorum::QuorumInput {
+            this_node: me,
+            nodes: cluster
+                .voters()
+                .into_iter()
+                .map(|(id, name)| keelson_quorum::NodeVoter { id, name })
+                .collect(),
+            has_witness: false,
+            reachable: self
+                .peers
+                .iter()
+                .filter(|(_, s)| **s == keelson_netft::NodeState::Up)
+                .map(|(id, _)| *id)
+                .collect(),
+            witness_reachable: false,
+        };
+        let verdict = input.count();
+        if let Some(event) = self.quorum.update(verdict) {
+            let why = self.quorum.admit().err().unwrap_or_default();
+            tracing::error!(component = "RCM", "quorum lost: {why}");
+            self.events.raise(
+                event.id,
+                keelson_engine::EventLevel::Critical,
+                event.message,
+                None,
+                None,
+            );
+        }
+    }
+
+    /// What the heartbeat network reported.
+    pub(super) fn on_notice(&mut self, notice: crate::cluster::heartbeat::Notice) {
+        use crate::cluster::heartbeat::Notice;
+        match notice {
+            Notice::Log {
+                level,
+                component,
+                message,
+            } => crate::event_at!(level, component = component.as_str(), "{message}"),
+            Notice::Event(e) => {
+                let level = match e.level {
+                    keelson_netft::EventLevel::Critical => keelson_engine::EventLevel::Critical,
+                    keelson_netft::EventLevel::Error => keelson_engine::EventLevel::Error,
+                    keelson_netft::EventLevel::Warning => keelson_engine::EventLevel::Warning,
+                    keelson_netft::EventLevel::Information => {
+                        keelson_engine::EventLevel::Information
+                    }
+                };
+                self.events.raise(e.id, level, e.message, None, None);
+            }
+            Notice::Node { id, state } => {
+                self.peers.insert(id, state);
+                self.recount();
+            }
+            Notice::Stopped(reason) => {
+                tracing::error!(
+                    component = "NETFT",
+                    "the heartbeat network stopped: {reason}"
+                )
+            }
+        }
+    }
+
+    /// `keelson network list`: every route with its state, priority, last heartbeat age and
+    /// losses.
+    pub(super) fn network_list_view(&self) -> Result<keelson_proto::view::NetworkList, String> {
+        let cluster = self.in_cluster()?;
+        let info = cluster.info();
+        let name_of = |id: keelson_netft::NodeId| {
+            info.nodes
+                .values()
+                .find(|n| n.id == Some(u64::from(id.0)))
+                .map(|n| n.name.clone())
+                .unwrap_or_else(|| id.to_string())
+        };
+        let routes = self
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.status())
+            .map(|status| status.routes)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| keelson_proto::view::Route {
+                last_heartbeat_age_ms: r.last_heard_age_ms,
+                local: r.key.local.to_string(),
+                lost: r.lost,
+                network: r.network,
+                node: name_of(r.node),
+                priority: r.priority,
+                received: r.received,
+                remote: r.key.remote.to_string(),
+                state: format!("{:?}", r.state),
+            })
+            .collect();
+        Ok(keelson_proto::view::NetworkList {
+            cluster: info.name.clone(),
+            routes,
         })
     }
 

@@ -112,7 +112,8 @@ impl Core {
             }
             R::ClusterCreate { name, nodes } => self.cluster_create(name, nodes)?,
             R::ClusterStatus => json_reply(&self.in_cluster()?.status_view())?,
-            R::NodeList => json_reply(&self.in_cluster()?.node_list_view())?,
+            R::NodeList => json_reply(&self.in_cluster()?.node_list_view(&self.peers))?,
+            R::NetworkList => json_reply(&self.network_list_view()?)?,
             R::NodeJoin {
                 cluster,
                 key_file,

@@ -47,3 +47,30 @@ pub struct NodeList {
     pub cluster: String,
     pub nodes: Vec<Node>,
 }
+
+/// One route of `keelson network list`: a local and a remote interface on one cluster network.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Route {
+    /// Since the last heartbeat heard on it (None: never).
+    pub last_heartbeat_age_ms: Option<u64>,
+    pub local: String,
+    /// Heartbeats missed so far.
+    pub lost: u64,
+    pub network: String,
+    /// The remote node's name.
+    pub node: String,
+    pub priority: u32,
+    pub received: u64,
+    pub remote: String,
+    /// Up, Down or Unknown.
+    pub state: String,
+}
+
+/// `keelson network list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkList {
+    pub cluster: String,
+    pub routes: Vec<Route>,
+}
