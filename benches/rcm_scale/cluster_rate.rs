@@ -135,6 +135,9 @@ pub fn run(target: &Path) {
          straight into a store of its own"
     );
     let mut store = Baseline::new();
+    // Removed by the Ctrl-C handler too, once (c) has installed it.
+    let store_dir = Item::Dir(store.dir.clone());
+    cleanup::register(store_dir.clone());
     let dir = std::env::temp_dir().join(format!("keelson-scale-cluster1-{}", std::process::id()));
     let node = Node::start_in(
         target,
@@ -153,6 +156,8 @@ pub fn run(target: &Path) {
     drop(node);
     if let Err(why) = can_build_namespaces() {
         println!("(c) 3-node cluster                : skipped ({why})");
+        drop(store);
+        cleanup::forget(&store_dir);
         return;
     }
     let three = ThreeNodes::start(target);
@@ -171,6 +176,9 @@ pub fn run(target: &Path) {
     let total = 2 * (count + WARMUP_CREATES);
     three.wait_everywhere(total);
     println!("    all {total} resources listed on all three nodes");
+    drop(three);
+    drop(store);
+    cleanup::forget(&store_dir);
 }
 
 fn can_build_namespaces() -> Result<(), String> {
