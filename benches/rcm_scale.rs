@@ -11,10 +11,26 @@
 //! * health-check throughput with LooksAlivePollInterval lowered to 10 ms on every resource, against a
 //!   raw process-to-process Unix-socket ping-pong.
 //!
-//! Run with `scripts/bench` (release binaries); KEELSON_SCALE_ONLY=rates runs the creation rates alone. KEELSON_SCALE_HOLD_SECS=N pauses N s once everything
+//! * `resource create` throughput on one node, on a one-node cluster and (as root) on a 3-node
+//!   cluster in network namespaces, to the leader and to a follower, against the single node in the
+//!   same run (rcm_scale/cluster_rate.rs).
+//!
+//! Run with `scripts/bench` (release binaries); KEELSON_SCALE_ONLY=rates runs the creation rates
+//! alone, KEELSON_SCALE_ONLY=cluster the cluster throughput alone (KEELSON_SCALE_CLUSTER_CREATES=N
+//! creates per line, 1,000 by default). KEELSON_SCALE_HOLD_SECS=N pauses N s once everything
 //! is Online (before measuring), to attach a profiler to the printed rcm pid.
 
 mod common;
+
+// The network namespaces and their clean-up on Ctrl-C are netft's (benches/netft).
+#[allow(dead_code)]
+#[path = "netft/cleanup.rs"]
+mod cleanup;
+#[path = "rcm_scale/cluster_rate.rs"]
+mod cluster_rate;
+#[allow(dead_code)]
+#[path = "netft/lab.rs"]
+mod lab;
 
 use keelson_client::{Client, ClientError};
 use keelson_proto::{ControlReply, ControlRequest as R};
@@ -44,15 +60,19 @@ fn main() {
     let per_group = env_or("KEELSON_SCALE_PER_GROUP", 100);
     let total = groups * per_group;
     let target = common::target_dir();
+    let only = std::env::var("KEELSON_SCALE_ONLY").unwrap_or_default();
+    if !["", "rates", "cluster"].contains(&only.as_str()) {
+        eprintln!("KEELSON_SCALE_ONLY must be 'rates' or 'cluster' (or unset), not '{only}'");
+        std::process::exit(2);
+    }
     println!(
         "keelson rcm_scale: {total} dummy resources in {groups} groups ({} binaries)",
         common::profile()
     );
-
-    // KEELSON_SCALE_ONLY=rates runs the creation-rate section alone.
-    let only_rates = std::env::var("KEELSON_SCALE_ONLY").is_ok_and(|v| v == "rates");
-    if only_rates {
-        return creation_rates(&target, total);
+    match only.as_str() {
+        "rates" => return creation_rates(&target, total),
+        "cluster" => return cluster_rate::run(&target),
+        _ => {}
     }
     println!("\n== default polling (LooksAlive every 5 s, IsAlive every 60 s) ==");
     let rcm = Node::start(&target, "default");
@@ -114,6 +134,7 @@ fn main() {
     );
 
     creation_rates(&target, total);
+    cluster_rate::run(&target);
 
     println!("\n== throughput: LooksAlivePollInterval=10 on every resource ==");
     let rcm = Node::start(&target, "fast");
@@ -307,14 +328,30 @@ struct Node {
 impl Node {
     fn start(target: &Path, tag: &str) -> Node {
         let dir = std::env::temp_dir().join(format!("keelson-scale-{tag}-{}", std::process::id()));
+        Node::start_in(target, dir, None, &[])
+    }
+
+    /// keelson-rcm on a fresh `dir` with `args` appended, inside network namespace `netns` if given
+    /// (`ip netns exec`, which execs it: the child is rcm itself); waits until it answers.
+    fn start_in(target: &Path, dir: PathBuf, netns: Option<&str>, args: &[&str]) -> Node {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let out = std::fs::File::create(dir.join("rcm.out")).unwrap();
-        let child = Command::new(target.join("keelson-rcm"))
+        let rcm = target.join("keelson-rcm");
+        let mut command = match netns {
+            Some(ns) => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", ns]).arg(rcm);
+                ip
+            }
+            None => Command::new(rcm),
+        };
+        let child = command
             .arg("--data-dir")
             .arg(&dir)
             .arg("--plugin-dir")
             .arg(target)
+            .args(args)
             .env("KEELSON_RHS", target.join("keelson-rhs"))
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
