@@ -274,6 +274,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     write_cluster(&tx, &info)?;
                     cluster = Some(info);
                 }
+                EntryPayload::Normal(Request::SetClusterProperties(properties)) => {
+                    let mut info = cluster
+                        .take()
+                        .or_else(|| read_lock(&self.state).cluster.clone())
+                        .unwrap_or_default();
+                    info.set_properties(&properties);
+                    write_cluster(&tx, &info)?;
+                    cluster = Some(info);
+                }
                 EntryPayload::Normal(Request::AllocateNodeId) => {
                     let (id, after) = allocate(next);
                     response.allocated = Some(id);

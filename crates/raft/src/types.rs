@@ -37,6 +37,8 @@ pub enum Request {
     SetCluster(crate::ClusterInfo),
     /// Add or replace one node's entry (a joining node fills in its id, interfaces and endpoint).
     PutNode(crate::NodeEntry),
+    /// Set these cluster-wide properties (validated by the proposing node), keeping the others.
+    SetClusterProperties(std::collections::BTreeMap<String, String>),
 }
 
 /// What applying a proposal did.
