@@ -20,7 +20,7 @@ mod plugin;
 mod resource;
 mod status;
 
-pub use cluster::{ClusterStatus, Node, NodeList};
+pub use cluster::{ClusterProperties, ClusterProperty, ClusterStatus, Node, NodeList};
 pub use group::{Group, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};
 pub use resource::{CallStats, Resource, ResourceSummary};
