@@ -9,6 +9,7 @@
 
 mod catalogue_gate;
 mod cluster_gate;
+mod cluster_properties;
 mod exec;
 mod requests;
 
