@@ -29,7 +29,9 @@ pub fn netft_settings(info: &ClusterInfo) -> Result<NetftSettings, String> {
 
 /// The properties a `keelson cluster set` with `assignments` commits (canonical names, values as
 /// numbers), checked against what `info` already holds: all allowed together, or one line saying
-/// which property, which value and which range.
+/// which property, which value and which range. The state machine sets them over what it holds
+/// then, so two sets racing from two nodes both count; only a race of `TestOnlyLowerLimits=0` with
+/// a lower value could commit a pair that `netft_settings` then refuses (by name).
 pub fn check_set(
     info: &ClusterInfo,
     assignments: &Assignments,
@@ -178,11 +180,14 @@ fn number(name: &'static str, text: &str, settings: &NetftSettings) -> Result<u3
     }
     let (min, max) = settings.range(name).map_err(|e| e.to_string())?;
     let unit = if name.ends_with("Delay") { " ms" } else { "" };
-    let value: u64 = text.parse().map_err(|_| {
-        format!("{name} '{shown}' is not a whole number: it must be {min}..{max}{unit}")
-    })?;
-    let value = u32::try_from(value)
-        .map_err(|_| format!("{name} {value} is out of range: it must be {min}..{max}{unit}"))?;
+    let out_of_range = || format!("{name} {shown} is out of range: it must be {min}..{max}{unit}");
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits {
+        return Err(format!(
+            "{name} '{shown}' is not a whole number: it must be {min}..{max}{unit}"
+        ));
+    }
+    let value = text.parse::<u32>().map_err(|_| out_of_range())?;
     // crates/netft is the one place that knows the ranges: try it on a copy.
     let mut probe = *settings;
     probe.set(name, value).map_err(|e| e.to_string())?;
@@ -286,6 +291,15 @@ mod tests {
                 ("CrossSubnetThreshold", "99999999999"),
                 "CrossSubnetThreshold 99999999999 is out of range: it must be 3..10",
             ),
+            (
+                ("CrossSubnetThreshold", "123456789012345678901234567890"),
+                "CrossSubnetThreshold 123456789012345678901234567890 is out of range: it must be 3..10",
+            ),
+            (
+                ("SameSubnetDelay", "+300"),
+                "SameSubnetDelay '+300' is not a whole number",
+            ),
+            (("SameSubnetDelay", ""), "SameSubnetDelay '' is not a whole number"),
             (
                 ("SameSubnetDelay", "fast"),
                 "SameSubnetDelay 'fast' is not a whole number: it must be 250..2000 ms",
