@@ -120,6 +120,14 @@ pub fn describe(request: &ControlRequest) -> String {
                 nodes.join(", ")
             );
         }
+        R::ClusterGet { names } => {
+            let names: Vec<String> = names.iter().map(|n| text(n)).collect();
+            let _ = write!(out, "ClusterGet names=[{}]", names.join(", "));
+        }
+        R::ClusterSet { properties } => {
+            out.push_str("ClusterSet");
+            shown_pairs(&mut out, "properties", properties, false);
+        }
         R::GroupCreate { name, properties } => {
             let _ = write!(out, "GroupCreate name='{}'", text(name));
             shown_pairs(&mut out, "properties", properties, false);
@@ -245,6 +253,24 @@ mod tests {
         assert!(
             text.contains("params=[token\\n=<redacted>] unset_params=[old]"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn cluster_properties_are_shown_with_their_values() {
+        let set = ControlRequest::ClusterSet {
+            properties: vec![("SameSubnetDelay".into(), "2000\n".into())],
+        };
+        assert_eq!(
+            describe(&set),
+            "ClusterSet properties=[SameSubnetDelay=2000\\n]"
+        );
+        let get = ControlRequest::ClusterGet {
+            names: vec!["SameSubnetDelay".into(), "CrossSubnetDelay".into()],
+        };
+        assert_eq!(
+            describe(&get),
+            "ClusterGet names=[SameSubnetDelay, CrossSubnetDelay]"
         );
     }
 

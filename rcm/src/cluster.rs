@@ -8,6 +8,7 @@
 
 pub mod heartbeat;
 pub mod identity;
+pub mod settings;
 
 use identity::{Identity, KeyFile};
 use keelson_netft::interfaces::LocalInterface;
@@ -362,6 +363,17 @@ impl Cluster {
     /// The applied cluster database, for the engine to start from.
     pub fn state(&self) -> ClusterState {
         self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The cluster's name, nodes and properties with every change committed before this call
+    /// applied here (a read barrier through the leader): what a change is computed from.
+    pub fn committed_info(&self) -> Result<ClusterInfo, String> {
+        let (client, raft) = (self.client.clone(), self.raft.clone());
+        self.block(async move { client.read_barrier(&raft).await })?
+            .map_err(|e| format!("cannot read the cluster's latest state: {e}"))?;
+        self.state()
+            .cluster
+            .ok_or_else(|| "the cluster has no name and node list yet".into())
     }
 
     /// The channel of durable applies (taken once, by the core's loop).
@@ -736,6 +748,7 @@ pub fn check_nodes(name: &str, nodes: &[NodeSpec], me: &str) -> Result<ClusterIn
         name: name.to_string(),
         nodes: entries,
         netft_port: DEFAULT_NETFT_PORT,
+        properties: BTreeMap::new(),
     })
 }
 

@@ -4,11 +4,12 @@
 //! resulting commands are executed by the pool or here. Its fields are private; its impl is split
 //! by facet, one impl per file: the loop and inputs here, commands in core/exec.rs, control
 //! requests in core/requests.rs, the plugin catalogue's gate in core/catalogue_gate.rs, the
-//! cluster's in core/cluster_gate.rs. Not the
+//! cluster's in core/cluster_gate.rs, its properties in core/cluster_properties.rs. Not the
 //! views' shapes (views.rs).
 
 mod catalogue_gate;
 mod cluster_gate;
+mod cluster_properties;
 mod exec;
 mod requests;
 

@@ -1,13 +1,14 @@
 //! `keelson cluster …` and `keelson node list`: create a cluster from this node (its configuration
-//! becomes the cluster's), show the cluster (name, leader, term, quorum) and its nodes. Each maps
-//! to one control request. Not raft (the node service runs it).
+//! becomes the cluster's), show the cluster (name, leader, term, quorum) and its nodes, show and set
+//! the cluster-wide properties. Each maps to one control request. Not raft (the node service runs
+//! it) nor the properties' ranges (the node service checks them).
 
 use crate::client::Client;
 use crate::output::{confirm, show};
 use crate::render::table;
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use keelson_proto::view::{ClusterStatus, NetworkList, NodeList, Validation};
+use keelson_proto::view::{ClusterProperties, ClusterStatus, NetworkList, NodeList, Validation};
 use keelson_proto::ControlRequest as R;
 
 /// `keelson cluster` subcommands.
@@ -29,6 +30,28 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show cluster-wide properties with their values, defaults and accepted ranges.
+    ///
+    /// SameSubnetDelay, SameSubnetThreshold, CrossSubnetDelay, CrossSubnetThreshold (the heartbeat
+    /// network's timing, delays in ms) and TestOnlyLowerLimits; all of them, or those named.
+    Get {
+        /// Properties to show (default: all).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Print the node service's JSON view.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set cluster-wide properties (all or none), committed on a majority of the nodes.
+    ///
+    /// e.g. `keelson cluster set SameSubnetDelay=2000 SameSubnetThreshold=10` (delays in ms). A
+    /// value out of range is refused with the range. TestOnlyLowerLimits=1 allows values below
+    /// WSFC's ranges, for tests only: never in production.
+    Set {
+        /// Properties to set.
+        #[arg(value_name = "Prop=Value", required = true)]
+        properties: Vec<String>,
+    },
 }
 
 /// Runs one `keelson cluster` command.
@@ -42,6 +65,13 @@ pub async fn run(client: &Client, command: ClusterCommand) -> Result<()> {
             confirm(client, R::ClusterCreate { name, nodes }).await
         }
         ClusterCommand::Status { json } => show(client, R::ClusterStatus, json, status).await,
+        ClusterCommand::Get { names, json } => {
+            show(client, R::ClusterGet { names }, json, properties).await
+        }
+        ClusterCommand::Set { properties } => {
+            let properties = crate::assign::properties(&properties)?;
+            confirm(client, R::ClusterSet { properties }).await
+        }
     }
 }
 
@@ -199,6 +229,27 @@ fn status(v: &ClusterStatus) -> String {
     )
 }
 
+fn properties(v: &ClusterProperties) -> String {
+    let rows: Vec<Vec<String>> = v
+        .properties
+        .iter()
+        .map(|(name, p)| {
+            let unit = if name.ends_with("Delay") { " ms" } else { "" };
+            vec![
+                name.clone(),
+                p.value.to_string(),
+                p.default.to_string(),
+                format!("{}..{}{unit}", p.min, p.max),
+            ]
+        })
+        .collect();
+    format!(
+        "cluster {}\n{}",
+        v.cluster,
+        table(&["PROPERTY", "VALUE", "DEFAULT", "RANGE"], &rows)
+    )
+}
+
 fn nodes(v: &NodeList) -> String {
     let rows: Vec<Vec<String>> = v
         .nodes
@@ -242,6 +293,40 @@ mod tests {
             let e = parse_node(bad).unwrap_err().to_string();
             assert!(e.contains("NAME=ADDR"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn properties_show_value_default_and_range_with_units() {
+        let p = |value, default, min, max| keelson_proto::view::ClusterProperty {
+            default,
+            max,
+            min,
+            value,
+        };
+        let v = ClusterProperties {
+            cluster: "prod".into(),
+            properties: [
+                ("SameSubnetDelay".to_string(), p(2000, 1000, 250, 2000)),
+                ("SameSubnetThreshold".to_string(), p(5, 5, 3, 10)),
+            ]
+            .into(),
+        };
+        let text = properties(&v);
+        assert!(text.starts_with("cluster prod\n"), "{text}");
+        let row = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            row("SameSubnetDelay"),
+            ["SameSubnetDelay", "2000", "1000", "250..2000", "ms"]
+        );
+        assert_eq!(
+            row("SameSubnetThreshold "),
+            ["SameSubnetThreshold", "5", "5", "3..10"]
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ enum Command {
     /// nodes.
     #[command(subcommand)]
     Node(node::NodeCommand),
-    /// Create a cluster from this node, and show it.
+    /// Create a cluster from this node, show it, and get or set its cluster-wide properties.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
     /// Show the cluster networks and every route's state.

@@ -179,6 +179,16 @@ impl NetftSettings {
         Ok(*copy.field_mut(range.name))
     }
 
+    /// The values `set` accepts for one property under these settings' bounds: (min, max).
+    pub fn range(&self, name: &str) -> Result<(u32, u32), SettingsError> {
+        let range = range_of(name).ok_or_else(|| SettingsError::UnknownProperty(name.into()))?;
+        let min = match self.bounds {
+            Bounds::Normal => range.min,
+            Bounds::TestOnlyLowerLimits => range.test_min,
+        };
+        Ok((min, range.max))
+    }
+
     fn field_mut(&mut self, name: &str) -> &mut u32 {
         match name {
             "SameSubnetDelay" => &mut self.same_subnet_delay_ms,

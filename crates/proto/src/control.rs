@@ -123,6 +123,15 @@ pub enum ControlRequest {
         key_file: String,
         name: Option<String>,
     },
+    /// The cluster-wide properties named (all of them when none is), each with its value, default
+    /// and range.
+    ClusterGet {
+        names: Vec<String>,
+    },
+    /// Set cluster-wide properties (`SameSubnetDelay=2000`), all or none, committed on a majority.
+    ClusterSet {
+        properties: Assignments,
+    },
 }
 
 impl ControlRequest {
@@ -142,6 +151,7 @@ impl ControlRequest {
                 | ControlRequest::NodeList
                 | ControlRequest::NetworkList
                 | ControlRequest::Validate
+                | ControlRequest::ClusterGet { .. }
         )
     }
 }
@@ -182,5 +192,7 @@ mod tests {
         assert!(env.request.is_mutating());
         assert!(!ControlRequest::Status.is_mutating());
         assert!(ControlRequest::NodeStop.is_mutating());
+        assert!(!ControlRequest::ClusterGet { names: vec![] }.is_mutating());
+        assert!(ControlRequest::ClusterSet { properties: vec![] }.is_mutating());
     }
 }

@@ -20,7 +20,10 @@ mod plugin;
 mod resource;
 mod status;
 
-pub use cluster::{ClusterStatus, Finding, NetworkList, Node, NodeList, Route, Validation};
+pub use cluster::{
+    ClusterProperties, ClusterProperty, ClusterStatus, Finding, NetworkList, Node, NodeList, Route,
+    Validation,
+};
 pub use group::{Group, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};
 pub use resource::{CallStats, Resource, ResourceSummary};

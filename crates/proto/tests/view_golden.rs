@@ -300,3 +300,24 @@ fn a_view_with_fields_missing_or_added_still_reads() {
         "a property that is no number, flag or text is refused"
     );
 }
+
+#[test]
+fn cluster_get() {
+    use keelson_proto::view::{ClusterProperties, ClusterProperty};
+    let view = ClusterProperties {
+        cluster: s("prod"),
+        properties: map(vec![(
+            "SameSubnetDelay",
+            ClusterProperty {
+                default: 1000,
+                max: 2000,
+                min: 250,
+                value: 2000,
+            },
+        )]),
+    };
+    pinned(
+        &view,
+        r#"{"cluster":"prod","properties":{"SameSubnetDelay":{"default":1000,"max":2000,"min":250,"value":2000}}}"#,
+    );
+}

@@ -44,13 +44,25 @@ fn default_netft_port() -> u16 {
     DEFAULT_NETFT_PORT
 }
 
-/// The cluster itself: its name, its nodes and its heartbeat port.
+/// The cluster itself: its name, its nodes, its heartbeat port and its cluster-wide properties.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterInfo {
     pub name: String,
     pub nodes: BTreeMap<String, NodeEntry>,
     #[serde(default = "default_netft_port")]
     pub netft_port: u16,
+    /// Cluster-wide properties set with `keelson cluster set` (e.g. `SameSubnetDelay` -> `2000`),
+    /// checked by the proposing node; one not here has its default.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl ClusterInfo {
+    /// Sets each of `properties`, keeping the others (a committed `SetClusterProperties`).
+    pub fn set_properties(&mut self, properties: &BTreeMap<String, String>) {
+        self.properties
+            .extend(properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }
 
 /// Everything the committed log has built.
@@ -128,6 +140,32 @@ mod tests {
         // A membership without node 2 (removed) or with lower ids does not move it back.
         assert_eq!(past_members(next, [1, 3].into_iter()), 5);
         assert_eq!(past_members(next, [9].into_iter()), 10);
+    }
+
+    #[test]
+    fn properties_default_to_none_and_a_set_keeps_the_others() {
+        let old: ClusterInfo = serde_json::from_str(r#"{"name":"prod","nodes":{}}"#).unwrap();
+        assert!(
+            old.properties.is_empty(),
+            "a cluster recorded before properties"
+        );
+        assert_eq!(old.netft_port, DEFAULT_NETFT_PORT);
+        let mut info = old;
+        let set = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        info.set_properties(&set(&[
+            ("SameSubnetDelay", "2000"),
+            ("CrossSubnetDelay", "300"),
+        ]));
+        info.set_properties(&set(&[("SameSubnetDelay", "1500")]));
+        assert_eq!(
+            info.properties,
+            set(&[("CrossSubnetDelay", "300"), ("SameSubnetDelay", "1500")])
+        );
     }
 
     #[test]

@@ -292,6 +292,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         index: log_id.index,
                     });
                 }
+                EntryPayload::Normal(Request::SetClusterProperties(properties)) => {
+                    let mut info = cluster
+                        .take()
+                        .or_else(|| read_lock(&self.state).cluster.clone())
+                        .unwrap_or_default();
+                    info.set_properties(&properties);
+                    write_cluster(&tx, &info)?;
+                    cluster = Some(info);
+                    batches.push(Applied::Cluster {
+                        index: log_id.index,
+                    });
+                }
                 EntryPayload::Normal(Request::AllocateNodeId) => {
                     let (id, after) = allocate(next);
                     response.allocated = Some(id);

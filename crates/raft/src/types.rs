@@ -39,6 +39,8 @@ pub enum Request {
     PutNode(crate::NodeEntry),
     /// Remove an evicted node's entry, by name (its id is never given out again).
     RemoveNode(String),
+    /// Set these cluster-wide properties (validated by the proposing node), keeping the others.
+    SetClusterProperties(std::collections::BTreeMap<String, String>),
 }
 
 /// What applying a proposal did.

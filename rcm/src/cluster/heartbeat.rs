@@ -66,7 +66,7 @@ impl Heartbeat {
     ) -> Result<Heartbeat, String> {
         let key = ClusterKey::new(key).map_err(|e| format!("cluster key for NetFT: {e}"))?;
         let incarnation = next_incarnation(dir)?;
-        let shown = describe(&topology);
+        let shown = describe(&topology, &settings);
         let config = DetectorConfig {
             topology,
             settings,
@@ -107,9 +107,9 @@ impl Heartbeat {
         std::mem::replace(&mut self.task, idle)
     }
 
-    /// True when this heartbeat network runs `topology`.
-    pub fn runs(&self, topology: &Topology) -> bool {
-        self.topology == describe(topology)
+    /// True when this heartbeat network runs `topology` with `settings`.
+    pub fn runs(&self, topology: &Topology, settings: &NetftSettings) -> bool {
+        self.topology == describe(topology, settings)
     }
 
     /// The routes' latest status, once the shell is up.
@@ -143,10 +143,10 @@ async fn start_shell(
     }
 }
 
-/// A topology's identity, to tell whether it changed.
-fn describe(topology: &Topology) -> String {
+/// A topology's and its settings' identity, to tell whether they changed.
+fn describe(topology: &Topology, settings: &NetftSettings) -> String {
     format!(
-        "{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{settings:?}",
         topology.local, topology.nodes, topology.networks
     )
 }
@@ -310,6 +310,7 @@ mod tests {
             name: "lab".into(),
             nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
             netft_port: 3343,
+            properties: Default::default(),
         }
     }
 

@@ -213,16 +213,27 @@ impl Core {
         };
         let info = cluster.info();
         let (me, _) = cluster.me();
+        let settings = match crate::cluster::settings::netft_settings(&info) {
+            Ok(settings) => settings,
+            Err(e) => {
+                tracing::error!(component = "NETFT", "{e}; the defaults are used");
+                keelson_netft::NetftSettings::default()
+            }
+        };
         match crate::cluster::heartbeat::topology_of(&info, me) {
             Ok(Some(topology)) => {
-                if !self.heartbeat.as_ref().is_some_and(|h| h.runs(&topology)) {
+                if !self
+                    .heartbeat
+                    .as_ref()
+                    .is_some_and(|h| h.runs(&topology, &settings))
+                {
                     let started = crate::cluster::heartbeat::Heartbeat::start(
                         self.heartbeat.take(),
                         &self.data_dir,
                         topology,
                         cluster.key(),
                         info.netft_port,
-                        keelson_netft::NetftSettings::default(),
+                        settings,
                         self.notices_tx.clone(),
                     );
                     match started {

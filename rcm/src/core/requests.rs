@@ -121,6 +121,8 @@ impl Core {
                 key_file,
                 name,
             } => self.node_join(cluster, key_file, name)?,
+            R::ClusterGet { names } => self.cluster_get(&names)?,
+            R::ClusterSet { properties } => self.cluster_set(&properties)?,
             R::Log { .. } | R::Events { .. } => {
                 return Err("log and events are streamed by the API".into())
             }

@@ -1,8 +1,9 @@
-//! The cluster views: `keelson cluster status` (name, leader, term, quorum) and `keelson node
-//! list` (each node with its state, id and addresses). Not the single node's `status`
-//! (status.rs).
+//! The cluster views: `keelson cluster status` (name, leader, term, quorum), `keelson node
+//! list` (each node with its state, id and addresses) and `keelson cluster get` (the cluster-wide
+//! properties). Not the single node's `status` (status.rs).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// `keelson cluster status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,4 +95,24 @@ pub struct Validation {
     pub errors: usize,
     pub findings: Vec<Finding>,
     pub warnings: usize,
+}
+
+/// One cluster-wide property of `keelson cluster get`: its value, its default and the values
+/// `keelson cluster set` accepts now (`min..=max`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterProperty {
+    pub default: u32,
+    pub max: u32,
+    pub min: u32,
+    pub value: u32,
+}
+
+/// `keelson cluster get [NAME...]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterProperties {
+    pub cluster: String,
+    /// By property name (PascalCase), sorted.
+    pub properties: BTreeMap<String, ClusterProperty>,
 }
