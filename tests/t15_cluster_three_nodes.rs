@@ -2,7 +2,8 @@
 //! a switch namespace of the test's own, 192.0.2.0/24 and 198.51.100.0/24): create on one, join
 //! the others (a wrong key and an unlisted name are refused with nothing left behind), a change
 //! made on any node is visible on all, a group runs only on its owner, a killed node does not stop
-//! the majority from committing, and it catches up when restarted. Everything the test creates is
+//! the majority from committing, and it catches up when restarted; heartbeats, cuts, quorum, evict,
+//! and a restart of every node. Everything the test creates is
 //! removed, even when it fails. Root only: fails in CI without it.
 
 mod common;
@@ -423,6 +424,27 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         properties: vec![],
     });
     wait_for_group(&n1, "after-the-eviction");
-    drop((n1, n2, n3));
+
+    // Restart every node: the configuration is all there, and the cluster commits again.
+    drop(n3);
+    let (d1, d2) = (n1.keep_dir(), n2.keep_dir());
+    let n1 = start(&lab, 0, d1.clone());
+    let n2 = start(&lab, 1, d2.clone());
+    for n in [&n1, &n2] {
+        for g in ["web", "db", "while-n3-was-cut", "after-the-eviction"] {
+            assert!(group_exists(n, g), "group {g} lost in the restart");
+        }
+    }
+    wait_node(&n1, "n2", "Up", LIMIT);
+    wait_node(&n2, "n1", "Up", LIMIT);
+    n1.ok(R::GroupCreate {
+        name: "after-the-restart".into(),
+        properties: vec![],
+    });
+    wait_for_group(&n2, "after-the-restart");
+    drop((n1, n2));
+    for d in [d1, d2] {
+        let _ = std::fs::remove_dir_all(d);
+    }
     drop(lab);
 }
