@@ -3,8 +3,8 @@
 //! the others (a wrong key and an unlisted name are refused with nothing left behind), a change
 //! made on any node is visible on all, a group runs only on its owner, a killed node does not stop
 //! the majority from committing, and it catches up when restarted; heartbeats, cuts, quorum, evict,
-//! and a restart of every node. Everything the test creates is
-//! removed, even when it fails. Root only: fails in CI without it.
+//! and a restart of every node. Everything the test creates is removed, even when it fails. Root
+//! only: fails in CI without it.
 
 mod common;
 
@@ -101,7 +101,7 @@ impl Drop for Lab {
     }
 }
 
-fn start(lab: &Lab, i: usize, dir: PathBuf) -> Rcm {
+fn boot(lab: &Lab, i: usize, dir: PathBuf) -> Rcm {
     let name = format!("n{}", i + 1);
     Rcm::start_in_netns(dir, &lab.nodes[i], &["--node-name", &name])
 }
@@ -184,7 +184,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         return;
     }
     let lab = Lab::create();
-    let n1 = start(&lab, 0, Rcm::new_dir("t15-n1"));
+    let n1 = boot(&lab, 0, Rcm::new_dir("t15-n1"));
     n1.ok(R::GroupCreate {
         name: "web".into(),
         properties: vec![],
@@ -201,8 +201,8 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     });
     let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
 
-    let mut n2 = start(&lab, 1, Rcm::new_dir("t15-n2"));
-    let n3 = start(&lab, 2, Rcm::new_dir("t15-n3"));
+    let mut n2 = boot(&lab, 1, Rcm::new_dir("t15-n2"));
+    let n3 = boot(&lab, 2, Rcm::new_dir("t15-n3"));
     // A key of another cluster (same name, other secret) is refused; nothing is left behind.
     let wrong = n3.dir.join("wrong.key");
     std::fs::write(
@@ -308,7 +308,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         properties: vec![],
     });
     wait_for_group(&n1, "while-n2-was-down");
-    let n2 = start(&lab, 1, n2_dir);
+    let n2 = boot(&lab, 1, n2_dir);
     wait_for_group(&n2, "while-n2-was-down");
     assert!(group_exists(&n2, "db"));
     for n in [&n1, &n3] {
@@ -428,8 +428,8 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     // Restart every node: the configuration is all there, and the cluster commits again.
     drop(n3);
     let (d1, d2) = (n1.keep_dir(), n2.keep_dir());
-    let n1 = start(&lab, 0, d1.clone());
-    let n2 = start(&lab, 1, d2.clone());
+    let n1 = boot(&lab, 0, d1.clone());
+    let n2 = boot(&lab, 1, d2.clone());
     for n in [&n1, &n2] {
         for g in ["web", "db", "while-n3-was-cut", "after-the-eviction"] {
             assert!(group_exists(n, g), "group {g} lost in the restart");
