@@ -39,8 +39,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start or stop the node service (keelson-rcm) of the data directory, or list the cluster's
-    /// nodes.
+    /// Start or stop the node service (keelson-rcm) of the data directory; join, evict or list
+    /// the cluster's nodes.
     #[command(subcommand)]
     Node(node::NodeCommand),
     /// Create a cluster from this node, show it, and get or set its cluster-wide properties.
