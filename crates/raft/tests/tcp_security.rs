@@ -118,6 +118,11 @@ async fn scenario() {
     );
     assert!(e.to_string().contains("the cluster keys differ"), "{e}");
     counted(server, "a wrong key counted", |c| c.wrong_key == 1).await;
+    // The count comes before the log line: wait for the line, then check there is exactly one.
+    eventually("the refusal logged", || {
+        !lines_with("Raft connection from 127.0.0.1").is_empty()
+    })
+    .await;
     let refused = lines_with("Raft connection from 127.0.0.1");
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(refused[0].contains("RAFT"), "{}", refused[0]);
