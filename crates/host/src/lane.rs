@@ -87,17 +87,16 @@ async fn run(
                 span,
             } => {
                 let deadline = Duration::from_millis(deadline_ms);
-                let result = handle
-                    .call_with_deadline(op, deadline)
-                    .instrument(span)
-                    .await;
+                // Boxed, so an idle lane (10,000 of them on a big node) holds only its queue.
+                let result =
+                    Box::pin(handle.call_with_deadline(op, deadline).instrument(span)).await;
                 let _ = reports.send(PoolReport::CallDone {
                     resource,
                     op,
                     result,
                 });
             }
-            Job::Poll(plan) => match handle.set_polling(plan).await {
+            Job::Poll(plan) => match Box::pin(handle.set_polling(plan)).await {
                 // A host that died or a resource closed meanwhile is reported on its own.
                 Ok(()) | Err(CallError::HostDied(_)) | Err(CallError::Closed) => {}
                 Err(e) => tracing::error!(
@@ -108,7 +107,7 @@ async fn run(
             },
             // Its outcome is the host's business: nobody waits for a close.
             Job::Close { deadline_ms } => {
-                let _ = handle.close(Duration::from_millis(deadline_ms)).await;
+                let _ = Box::pin(handle.close(Duration::from_millis(deadline_ms))).await;
                 return;
             }
         }
