@@ -311,14 +311,9 @@ impl Cluster {
         })
     }
 
-    /// Evicts node `name` (not this one): out of raft's membership, its entry removed; its id is
-    /// never given out again. The evicted node's id.
+    /// Evicts node `name` (another node: the core refuses this one): out of raft's membership,
+    /// its entry removed; its id is never given out again. The evicted node's id.
     pub fn evict(&self, name: &str) -> Result<NodeId, String> {
-        if name == self.identity.node_name {
-            return Err(format!(
-                "node '{name}' is this node: evict it from another member"
-            ));
-        }
         let info = self.info();
         let entry = info
             .nodes

@@ -85,8 +85,10 @@ fn link_facts(link: &LinkMessage) -> (String, String, bool) {
         match attribute {
             LinkAttribute::IfName(n) => name = n.clone(),
             // Loopback reports all zeros: no MAC address to speak of.
-            LinkAttribute::Address(bytes) if bytes.len() == 6 && bytes.iter().any(|b| *b != 0) => {
-                mac = format_mac(bytes)
+            LinkAttribute::Address(bytes) if bytes.iter().any(|b| *b != 0) => {
+                if let Ok(six) = <[u8; 6]>::try_from(bytes.as_slice()) {
+                    mac = crate::validate::format_mac(six);
+                }
             }
             _ => {}
         }
@@ -96,7 +98,9 @@ fn link_facts(link: &LinkMessage) -> (String, String, bool) {
     (name, mac, carrier)
 }
 
-fn address_of(address: &AddressMessage) -> Option<IpAddr> {
+/// The address a netlink address message is about: its local address (the peer's on a
+/// point-to-point link is `Address`), else `Address`.
+pub(crate) fn address_of(address: &AddressMessage) -> Option<IpAddr> {
     let local = address.attributes.iter().find_map(|a| match a {
         AddressAttribute::Local(addr) => Some(*addr),
         _ => None,
@@ -107,14 +111,6 @@ fn address_of(address: &AddressMessage) -> Option<IpAddr> {
             _ => None,
         })
     })
-}
-
-fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 #[cfg(test)]
@@ -137,7 +133,7 @@ mod tests {
     #[test]
     fn macs_are_lower_case_colon_separated() {
         assert_eq!(
-            format_mac(&[0x02, 0xAB, 0, 1, 2, 0xff]),
+            crate::validate::format_mac([0x02, 0xAB, 0, 1, 2, 0xff]),
             "02:ab:00:01:02:ff"
         );
     }

@@ -6,12 +6,11 @@
 use crate::detector::Event;
 use futures::{Stream, StreamExt, TryStreamExt};
 use rtnetlink::packet_core::NetlinkPayload;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::MulticastGroup;
 use std::io;
-use std::net::IpAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -106,15 +105,6 @@ fn link_event(link: &LinkMessage, deleted: bool) -> Option<Event> {
 }
 
 fn address_event(address: &AddressMessage, present: bool) -> Option<Event> {
-    let local = address.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(addr) => Some(*addr),
-        _ => None,
-    });
-    let addr: IpAddr = local.or_else(|| {
-        address.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Address(addr) => Some(*addr),
-            _ => None,
-        })
-    })?;
+    let addr = crate::interfaces::address_of(address)?;
     Some(Event::Address { addr, present })
 }

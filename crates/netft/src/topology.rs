@@ -211,31 +211,48 @@ fn check_interface(
 
 /// Whether `remote` lies in `local`'s subnet.
 fn same_subnet(local: &InterfaceSpec, remote: &InterfaceSpec) -> bool {
-    match (local.addr, remote.addr) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            masked(u32::from(a) as u128, local.prefix_len, 32)
-                == masked(u32::from(b) as u128, local.prefix_len, 32)
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            masked(u128::from(a), local.prefix_len, 128)
-                == masked(u128::from(b), local.prefix_len, 128)
-        }
-        _ => false,
+    local.addr.is_ipv4() == remote.addr.is_ipv4()
+        && network_address(local.addr, local.prefix_len)
+            == network_address(remote.addr, local.prefix_len)
+}
+
+/// `addr` with its host bits (past `prefix_len`) cleared: the subnet it lies in.
+pub fn network_address(addr: IpAddr, prefix_len: u8) -> IpAddr {
+    match addr {
+        // A 32-bit value stays one when bits are cleared.
+        IpAddr::V4(v4) => IpAddr::V4((masked(u32::from(v4).into(), prefix_len, 32) as u32).into()),
+        IpAddr::V6(v6) => IpAddr::V6(masked(u128::from(v6), prefix_len, 128).into()),
     }
 }
 
+/// `addr` (of `bits` bits) with its bits past `prefix_len` cleared.
 fn masked(addr: u128, prefix_len: u8, bits: u32) -> u128 {
     let host_bits = bits - u32::from(prefix_len).min(bits);
     if host_bits >= 128 {
         0
     } else {
-        addr >> host_bits
+        (addr >> host_bits) << host_bits
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_addresses_clear_the_host_bits() {
+        let net = |a: &str, p| network_address(a.parse().unwrap(), p);
+        assert_eq!(
+            net("192.0.2.77", 24),
+            "192.0.2.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            net("2001:db8::5", 64),
+            "2001:db8::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(net("10.1.2.3", 0), "0.0.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(net("2001:db8::5", 0), "::".parse::<IpAddr>().unwrap());
+    }
 
     fn iface(adapter: &str, addr: &str, prefix_len: u8, network: &str) -> InterfaceSpec {
         InterfaceSpec {

@@ -5,6 +5,7 @@
 //! `Notice`s. Not the failure detector (crates/netft) nor what node states mean for quorum
 //! (core/cluster_gate.rs).
 
+use keelson_netft::topology::network_address;
 use keelson_netft::{
     ClusterKey, DetectorConfig, InterfaceSpec, NetftEvent, NetftSettings, NetftSink, NetworkSpec,
     NodeSpec, NodeState, RouteKey, RouteState, Shell, StatusHandle, Topology,
@@ -228,29 +229,6 @@ pub fn netft_id(id: u64) -> keelson_netft::NodeId {
     keelson_netft::NodeId(u32::try_from(id).unwrap_or(u32::MAX))
 }
 
-fn network_address(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix.min(32)))
-            };
-            IpAddr::V4((bits & mask).into())
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix.min(128)))
-            };
-            IpAddr::V6((bits & mask).into())
-        }
-    }
-}
-
 /// Forwards what the shell reports to the core.
 struct CoreSink(mpsc::UnboundedSender<Notice>);
 
@@ -349,21 +327,5 @@ mod tests {
         ]);
         assert!(topology_of(&c, "n1").unwrap().is_none());
         assert!(topology_of(&c, "n2").unwrap().is_none(), "not a member yet");
-    }
-
-    #[test]
-    fn network_addresses_mask_the_host_bits() {
-        assert_eq!(
-            network_address("192.0.2.77".parse().unwrap(), 24),
-            "192.0.2.0".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(
-            network_address("2001:db8::5".parse().unwrap(), 64),
-            "2001:db8::".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(
-            network_address("10.1.2.3".parse().unwrap(), 0),
-            "0.0.0.0".parse::<IpAddr>().unwrap()
-        );
     }
 }
