@@ -11,6 +11,7 @@ use openraft::Raft;
 use crate::admin::{leadership, proposed_write_error};
 use crate::handshake::{connect, ConnectError};
 use crate::key::ClusterKey;
+use crate::routing::Routing;
 use crate::wire::{AdminError, Membership, Reply, Rpc, WireError};
 use crate::{ClusterNode, NodeId, Request, Response, TypeConfig};
 
@@ -53,6 +54,7 @@ pub struct ClusterClient {
     key: ClusterKey,
     cluster: String,
     timeout: Duration,
+    routing: Routing,
 }
 
 /// Where a local attempt says to go instead.
@@ -68,7 +70,20 @@ impl ClusterClient {
             key,
             cluster: cluster.to_string(),
             timeout,
+            routing: Routing::direct(),
         }
+    }
+
+    /// The same client, reaching a leader it is sent to where `routing` says.
+    pub fn with_routing(mut self, routing: Routing) -> ClusterClient {
+        self.routing = routing;
+        self
+    }
+
+    /// Where to reach `leader` now.
+    fn leader_addr(&self, leader: Option<ClusterNode>) -> Result<String, ClientError> {
+        let leader = leader.ok_or(ClientError::NoLeader)?;
+        Ok(self.routing.route(&leader).addr)
     }
 
     async fn deadline<T>(
@@ -100,7 +115,7 @@ impl ClusterClient {
             match local {
                 Local::Done(response) => Ok(response),
                 Local::Forward(leader) => {
-                    let addr = leader.ok_or(ClientError::NoLeader)?.addr;
+                    let addr = self.leader_addr(leader)?;
                     match self.call_leader(&addr, &Rpc::ClientWrite(request)).await? {
                         (Reply::ClientWrite(r), _) => r.map_err(from_admin),
                         (other, addr) => Err(unexpected(addr, &other)),
@@ -125,7 +140,7 @@ impl ClusterClient {
             let Local::Forward(leader) = local else {
                 return Ok(());
             };
-            let addr = leader.ok_or(ClientError::NoLeader)?.addr;
+            let addr = self.leader_addr(leader)?;
             let point = match self.call_leader(&addr, &Rpc::LinearizableRead).await? {
                 (Reply::LinearizableRead(r), _) => r.map_err(from_admin)?,
                 (other, addr) => return Err(unexpected(addr, &other)),
@@ -196,7 +211,7 @@ impl ClusterClient {
                 }
                 _ => return Ok((reply, addr)),
             };
-            addr = forward.ok_or(ClientError::NoLeader)?.addr;
+            addr = self.leader_addr(forward)?;
         }
         Err(ClientError::TooManyHops)
     }

@@ -15,7 +15,9 @@
 //!   on `raft_timing`).
 //! * `ClusterKey::new(bytes)` from the cluster key file (at least 16 bytes; the same file NetFT
 //!   reads; raft derives its own key from it).
-//! * `Network::new(id, key, cluster_name, &timing)` is the `RaftNetworkFactory` for `Raft::new`.
+//! * `Network::new(id, key, cluster_name, &timing)` is the `RaftNetworkFactory` for `Raft::new`;
+//!   `.with_routing(routing)` (and `ClusterClient::with_routing`) reach peers where a shared
+//!   `Routing` table says (their NetFT virtual addresses) instead of their membership address.
 //! * `serve(listener, raft, key, ServerConfig::new(cluster_name)) -> Server` answers peers on the
 //!   listener (raft's RPCs, and the administrative ones below); `Server::counters()` says what it
 //!   refused and dropped (`TransportCounters`); dropping the `Server` stops it.
@@ -47,6 +49,7 @@ mod handshake;
 mod key;
 mod log_store;
 mod network;
+mod routing;
 mod server;
 mod snapshot;
 mod state_machine;
@@ -66,6 +69,7 @@ pub use handshake::{accept, connect, AcceptError, ConnectError};
 pub use key::{ClusterKey, KeyTooShort, MIN_KEY_LEN};
 pub use log_store::LogStore;
 pub use network::{Network, PeerConnection};
+pub use routing::{Route, Routing};
 pub use server::{serve, Admission, Server, ServerConfig};
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::{SharedState, StateMachine};

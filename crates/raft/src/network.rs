@@ -24,6 +24,7 @@ use crate::channel::{Channel, MAX_PAYLOAD};
 use crate::counters::LogGate;
 use crate::handshake::{connect, ConnectError};
 use crate::key::ClusterKey;
+use crate::routing::Routing;
 use crate::wire::{encode, Reply, Rpc, WireError};
 use crate::{ClusterNode, NodeId, RaftTiming, TypeConfig};
 
@@ -42,6 +43,7 @@ struct Shared {
     cluster: String,
     backoff_start: Duration,
     backoff_max: Duration,
+    routing: Routing,
 }
 
 impl Network {
@@ -57,6 +59,23 @@ impl Network {
                 cluster: cluster.to_string(),
                 backoff_start: heartbeat,
                 backoff_max: heartbeat * 4,
+                routing: Routing::direct(),
+            }),
+        }
+    }
+
+    /// The same network, reaching peers where `routing` says (e.g. their virtual addresses).
+    pub fn with_routing(self, routing: Routing) -> Network {
+        let shared = &self.inner;
+        Network {
+            inner: Arc::new(Shared {
+                id: shared.id,
+                log_gate: LogGate::new(),
+                key: shared.key.clone(),
+                cluster: shared.cluster.clone(),
+                backoff_start: shared.backoff_start,
+                backoff_max: shared.backoff_max,
+                routing,
             }),
         }
     }
@@ -71,6 +90,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             node: node.clone(),
             channel: None,
+            generation: 0,
         }
     }
 }
@@ -81,6 +101,8 @@ pub struct PeerConnection {
     target: NodeId,
     node: ClusterNode,
     channel: Option<Channel>,
+    /// The routing generation `channel` was opened under.
+    generation: u64,
 }
 
 /// Why one call failed, before it becomes openraft's error.
@@ -98,12 +120,18 @@ enum Failure {
 impl PeerConnection {
     /// Sends `payload` (an encoded `Rpc`) and waits for the reply, within `ttl`.
     async fn exchange(&mut self, payload: &[u8], ttl: Duration) -> Result<Reply, Failure> {
+        let route = self.shared.routing.route(&self.node);
+        if route.generation != self.generation {
+            // The peer's address may have changed: reconnect to where it is now.
+            self.channel = None;
+            self.generation = route.generation;
+        }
         let attempt = async {
             let mut channel = match self.channel.take() {
                 Some(channel) => channel,
-                None => connect(&self.node.addr, &self.shared.key, &self.shared.cluster, ttl)
+                None => connect(&route.addr, &self.shared.key, &self.shared.cluster, ttl)
                     .await
-                    .map_err(|e| self.setup_failed(e))?,
+                    .map_err(|e| self.setup_failed(&route.addr, e))?,
             };
             channel.send_payload(payload).await.map_err(Failure::Call)?;
             let reply: Reply = channel.recv().await.map_err(Failure::Call)?;
@@ -117,17 +145,17 @@ impl PeerConnection {
             .unwrap_or(Err(Failure::Timeout(ttl)))
     }
 
-    fn setup_failed(&self, e: ConnectError) -> Failure {
+    fn setup_failed(&self, addr: &str, e: ConnectError) -> Failure {
         if let ConnectError::Timeout(after) = e {
             // A connection that does not come up in time is a lost path as likely as a dead
             // peer: no backoff (timing.rs relies on the next attempt going out at the next tick).
             return Failure::Timeout(after);
         }
         let refused = matches!(e, ConnectError::Refused(_) | ConnectError::PeerUnproven);
-        if refused && self.shared.log_gate.allow_peer(&self.node.addr) {
+        if refused && self.shared.log_gate.allow_peer(addr) {
             tracing::warn!(
                 component = "RAFT",
-                "Raft peer node {} ({}) refused or failed authentication: {e} (further lines about it are suppressed for a minute)",
+                "Raft peer node {} ({}, reached at {addr}) refused or failed authentication: {e} (further lines about it are suppressed for a minute)",
                 self.target,
                 self.node
             );
