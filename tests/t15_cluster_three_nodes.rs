@@ -3,18 +3,26 @@
 //! the others (a wrong key and an unlisted name are refused with nothing left behind), a change
 //! made on any node is visible on all, a group runs only on its owner, a killed node does not stop
 //! the majority from committing, and it catches up when restarted; heartbeats, cuts, quorum, evict,
-//! and a restart of every node. Everything the test creates is removed, even when it fails. Root
-//! only: fails in CI without it.
+//! and a restart of every node. Raft rides the NetFT virtual adapter (`keelson0`, 203.0.113.N):
+//! while the network it uses is cut, one TCP stream between two nodes' virtual addresses keeps
+//! flowing on the other network, and raft's term does not move. Everything the test creates is
+//! removed, even when it fails. Root only: fails in CI without it.
 
 mod common;
 
 use common::rcm::Rcm;
 use keelson_proto::ControlRequest as R;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
+/// The nodes' virtual adapter addresses: node id N has 203.0.113.N.
+const VIRTUAL_SUBNET: &str = "203.0.113.0/24";
 
 fn have_root() -> bool {
     // SAFETY-free check: the effective uid as the kernel reports it.
@@ -173,6 +181,173 @@ fn wait_for_group(rcm: &Rcm, name: &str) {
     }
 }
 
+/// Node `name`'s id and its virtual address (203.0.113.id), from `observer`'s node list.
+fn virtual_addr(observer: &Rcm, name: &str) -> std::net::IpAddr {
+    let list = observer.ok(R::NodeList);
+    let id = list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .and_then(|n| n["id"].as_u64())
+        .unwrap_or_else(|| panic!("no id for {name}: {list}"));
+    format!("203.0.113.{id}").parse().unwrap()
+}
+
+/// `observer`'s virtual adapter's route to `peer` (`LOCAL -> REMOTE`), empty when none is Up.
+fn adapter_route(observer: &Rcm, peer: &str) -> String {
+    let list = observer.ok(R::NetworkList);
+    list["virtual_adapter"]["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["node"] == peer)
+        .and_then(|p| p["route"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits until `observer`'s adapter sends `peer`'s packets on a route from `local_prefix`.
+fn wait_adapter_route(observer: &Rcm, peer: &str, local_prefix: &str) {
+    let start = Instant::now();
+    while !adapter_route(observer, peer).starts_with(local_prefix) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "{}'s virtual adapter never routed {peer} from {local_prefix}: {}",
+            observer.dir.display(),
+            observer.ok(R::NetworkList)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The byte at `offset` of the test stream (never constant, so a lost or repeated run shows).
+fn stream_byte(offset: u64) -> u8 {
+    (offset % 251) as u8
+}
+
+/// The most chunks either end moves: bounds the stream's loops.
+const MAX_CHUNKS: u64 = 1 << 20;
+const CHUNK: usize = 16 * 1024;
+
+/// One TCP connection from `from_ns` to `to` (a virtual address in `to_ns`), streaming a known
+/// sequence until stopped; `progress` counts the bytes received in order.
+struct Stream {
+    stop: Arc<AtomicBool>,
+    progress: Arc<AtomicU64>,
+    reader: std::thread::JoinHandle<Result<u64, String>>,
+    writer: std::thread::JoinHandle<Result<u64, String>>,
+}
+
+impl Stream {
+    fn start(from_ns: &str, to_ns: &str, to: std::net::IpAddr) -> Stream {
+        let (port_tx, port_rx) = mpsc::channel();
+        let progress = Arc::new(AtomicU64::new(0));
+        let seen = progress.clone();
+        let to_path = PathBuf::from(format!("/var/run/netns/{to_ns}"));
+        let reader = std::thread::spawn(move || {
+            keelson_sys::netns::enter_netns(&to_path).map_err(|e| e.to_string())?;
+            let listener = TcpListener::bind(SocketAddr::new(to, 0)).map_err(|e| e.to_string())?;
+            let _ = port_tx.send(listener.local_addr().map_err(|e| e.to_string())?.port());
+            let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
+            read_stream(stream, &seen)
+        });
+        let port = port_rx
+            .recv_timeout(LIMIT)
+            .expect("the stream's listener on the virtual address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        let from_path = PathBuf::from(format!("/var/run/netns/{from_ns}"));
+        let writer = std::thread::spawn(move || {
+            keelson_sys::netns::enter_netns(&from_path).map_err(|e| e.to_string())?;
+            let stream = TcpStream::connect_timeout(&SocketAddr::new(to, port), LIMIT)
+                .map_err(|e| format!("connect to {to}:{port}: {e}"))?;
+            write_stream(stream, &halt)
+        });
+        Stream {
+            stop,
+            progress,
+            reader,
+            writer,
+        }
+    }
+
+    /// Waits until `bytes` more have arrived in order.
+    fn advance(&self, bytes: u64, what: &str) {
+        let (from, start) = (self.progress.load(Ordering::Relaxed), Instant::now());
+        while self.progress.load(Ordering::Relaxed) < from + bytes {
+            assert!(
+                start.elapsed() < LIMIT && !self.reader.is_finished(),
+                "the stream stalled {what} at {} bytes",
+                self.progress.load(Ordering::Relaxed)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the writer; (bytes written, bytes read in order), or the first error either end saw.
+    fn finish(self) -> Result<(u64, u64), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let written = self.writer.join().expect("writer thread")?;
+        let read = self.reader.join().expect("reader thread")?;
+        Ok((written, read))
+    }
+}
+
+fn read_stream(mut stream: TcpStream, progress: &AtomicU64) -> Result<u64, String> {
+    stream
+        .set_read_timeout(Some(LIMIT))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut offset = 0u64;
+    for _ in 0..MAX_CHUNKS * CHUNK as u64 {
+        let n = stream
+            .read(&mut buf)
+            .map_err(|e| format!("read after {offset} bytes: {e} ({:?})", e.kind()))?;
+        if n == 0 {
+            return Ok(offset);
+        }
+        if let Some(bad) = (0..n).find(|&i| buf[i] != stream_byte(offset + i as u64)) {
+            return Err(format!("byte {} is out of sequence", offset + bad as u64));
+        }
+        offset += n as u64;
+        progress.store(offset, Ordering::Relaxed);
+    }
+    Err("the stream never ended".into())
+}
+
+fn write_stream(mut stream: TcpStream, stop: &AtomicBool) -> Result<u64, String> {
+    stream
+        .set_write_timeout(Some(LIMIT))
+        .map_err(|e| e.to_string())?;
+    let mut chunk = vec![0u8; CHUNK];
+    let mut offset = 0u64;
+    for _ in 0..MAX_CHUNKS {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        for (i, byte) in chunk.iter_mut().enumerate() {
+            *byte = stream_byte(offset + i as u64);
+        }
+        stream
+            .write_all(&chunk)
+            .map_err(|e| format!("write after {offset} bytes: {e} ({:?})", e.kind()))?;
+        offset += CHUNK as u64;
+    }
+    stream
+        .shutdown(Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    Ok(offset)
+}
+
+/// Every node's raft term, as its `cluster status` shows it.
+fn terms(nodes: &[&Rcm]) -> Vec<u64> {
+    nodes
+        .iter()
+        .map(|n| n.ok(R::ClusterStatus)["term"].as_u64().unwrap())
+        .collect()
+}
+
 #[test]
 fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     if !have_root() {
@@ -198,6 +373,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     n1.ok(R::ClusterCreate {
         name: "lab".into(),
         nodes: (1..=3).map(nodes).collect(),
+        virtual_subnet: Some(VIRTUAL_SUBNET.into()),
     });
     let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
 
@@ -313,6 +489,48 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     assert!(group_exists(&n2, "db"));
     for n in [&n1, &n3] {
         wait_node(n, "n2", "Up", LIMIT);
+    }
+
+    // Raft rides the virtual adapter: cut the network its packets use (net1, Priority 1) under
+    // n3. One TCP stream from n3's virtual address to n1's keeps flowing over net2, the same
+    // connection all along, and no election happens (the term does not move).
+    for (observer, peers) in [
+        (&n1, ["n2", "n3"]),
+        (&n2, ["n1", "n3"]),
+        (&n3, ["n1", "n2"]),
+    ] {
+        for peer in peers {
+            wait_adapter_route(observer, peer, "192.0.2.");
+        }
+    }
+    let terms_before = terms(&[&n1, &n2, &n3]);
+    let stream = Stream::start(&lab.nodes[2], &lab.nodes[0], virtual_addr(&n1, "n1"));
+    stream.advance(1 << 20, "before the cut");
+    let cut = Instant::now();
+    set_links(&lab, 2, &["eth1"], false);
+    wait_adapter_route(&n3, "n1", "198.51.100.");
+    wait_adapter_route(&n1, "n3", "198.51.100.");
+    stream.advance(1 << 20, "over net2 while net1 is cut");
+    println!(
+        "the stream moved to net2 and carried 1 MiB more {} ms after the cut",
+        cut.elapsed().as_millis()
+    );
+    set_links(&lab, 2, &["eth1"], true);
+    wait_adapter_route(&n3, "n1", "192.0.2.");
+    stream.advance(1 << 20, "back on net1");
+    let (written, read) = stream.finish().expect("one TCP connection, never reset");
+    assert_eq!(written, read, "every byte arrived, in order, once");
+    assert_eq!(
+        terms(&[&n1, &n2, &n3]),
+        terms_before,
+        "losing one path must not start an election"
+    );
+    for peer in ["n1", "n2"] {
+        assert_eq!(
+            node_state(&n3, peer),
+            "Up",
+            "one network cut took {peer} Down"
+        );
     }
 
     // Cut one network of n3: its routes on it go Down at once (netlink), no node goes Down.

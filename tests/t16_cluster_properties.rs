@@ -75,6 +75,7 @@ fn cluster_properties_have_wsfcs_defaults_are_committed_and_refuse_bad_values() 
     rcm.ok(R::ClusterCreate {
         name: "prod".into(),
         nodes: vec![("n1".into(), vec!["127.0.0.1".into()])],
+        virtual_subnet: None,
     });
 
     let view = get_all(&rcm);

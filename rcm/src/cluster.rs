@@ -9,6 +9,7 @@
 pub mod heartbeat;
 pub mod identity;
 pub mod settings;
+pub mod virtual_net;
 
 use identity::{Identity, KeyFile};
 use keelson_netft::interfaces::LocalInterface;
@@ -17,8 +18,8 @@ use keelson_proto::view;
 use keelson_raft::openraft::Raft;
 use keelson_raft::{
     raft_timing, Admission, Applied, ClusterClient, ClusterInfo, ClusterKey, ClusterNode,
-    ClusterState, InterfaceRecord, Network, NodeEntry, NodeId, Request, Server, ServerConfig,
-    SharedState, TypeConfig, DEFAULT_NETFT_PORT,
+    ClusterState, InterfaceRecord, Network, NodeEntry, NodeId, Request, Routing, Server,
+    ServerConfig, SharedState, TypeConfig, DEFAULT_NETFT_PORT,
 };
 use keelson_types::RecordChange;
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,10 +68,16 @@ pub struct Cluster {
     identity: Identity,
     /// Makes forwarded writes and the administrative calls.
     client: ClusterClient,
-    /// Answers the other nodes; dropping it stops it.
+    /// Answers the other nodes (held: dropping it stops serving).
+    #[allow(dead_code)]
     server: Server,
     /// The cluster key's bytes (NetFT derives its own key from them, as raft does).
     key: Vec<u8>,
+    /// Where raft and forwarded requests reach each peer (its virtual address while the virtual
+    /// adapter runs).
+    routing: Routing,
+    /// This node's raft endpoint as recorded: its first cluster address and the port listened on.
+    endpoint: SocketAddr,
 }
 
 /// What `start` needs besides the directory.
@@ -122,9 +129,15 @@ impl Cluster {
         nodes: &[NodeSpec],
         me: &str,
         raft_port: u16,
+        virtual_subnet: Option<&str>,
         records: Vec<RecordChange>,
     ) -> Result<Cluster, String> {
         let mut info = check_nodes(name, nodes, me)?;
+        if let Some(subnet) = virtual_subnet {
+            info.virtual_subnet = subnet.to_string();
+        }
+        let subnet = virtual_net::VirtualSubnet::parse(&info.virtual_subnet)?;
+        virtual_net::check_against(&subnet, &info)?;
         refuse_if_clustered(dir)?;
         let rt = raft_runtime()?;
         let local = block_on(&rt, keelson_netft::interfaces::local_interfaces())?
@@ -153,7 +166,7 @@ impl Cluster {
 
     fn first_node(&self, mut info: ClusterInfo, records: Vec<RecordChange>) -> Result<(), String> {
         let me = self.identity.node_name.clone();
-        let addr = self.server.local_addr().to_string();
+        let addr = self.endpoint.to_string();
         let entry = info
             .nodes
             .get_mut(&me)
@@ -250,7 +263,7 @@ impl Cluster {
             .cloned()
             .ok_or_else(|| format!("node '{me}' is not listed in cluster '{}'", info.name))?;
         entry.id = Some(self.identity.node_id);
-        entry.raft_addr = self.server.local_addr().to_string();
+        entry.raft_addr = self.endpoint.to_string();
         entry.interfaces = interfaces_for(me, &entry.addrs, local)?;
         self.propose(Request::PutNode(entry))?;
         Ok(())
@@ -272,8 +285,10 @@ impl Cluster {
         let cluster_name = key.cluster.clone();
         let raft_key = ClusterKey::new(&key.key).map_err(|e| format!("cluster key: {e}"))?;
         let key_bytes = key.key.clone();
-        let client = client_for(&key)?;
-        let (raft, view, applied, server) = block_on(&rt, async move {
+        let routing = Routing::direct();
+        let client = client_for(&key)?.with_routing(routing.clone());
+        let network_routing = routing.clone();
+        let (raft, view, applied, server, endpoint) = block_on(&rt, async move {
             let (log, mut sm) = keelson_raft::open(&dir)
                 .map_err(|e| format!("cannot open the cluster database: {e}"))?;
             let view = sm.view();
@@ -282,14 +297,23 @@ impl Cluster {
                 Listen::At(addr) => addr,
                 Listen::Recorded => recorded_endpoint(&view, &me)?,
             };
-            let listener = tokio::net::TcpListener::bind(addr)
+            // Every address of this node, on the recorded port: its cluster addresses (joins, and
+            // before the virtual adapter is up) and its virtual address.
+            let wildcard = SocketAddr::new(unspecified(addr.ip()), addr.port());
+            let listener = tokio::net::TcpListener::bind(wildcard)
                 .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                .map_err(|e| format!("cannot listen on {wildcard}: {e}"))?;
+            let port = listener
+                .local_addr()
+                .map_err(|e| format!("cannot read the listening address: {e}"))?
+                .port();
+            let endpoint = SocketAddr::new(addr.ip(), port);
             let timing = raft_timing(&NetftSettings::default());
             let config = timing
                 .config(&cluster_name)
                 .map_err(|e| format!("raft configuration: {e}"))?;
-            let network = Network::new(id, raft_key.clone(), &cluster_name, &timing);
+            let network = Network::new(id, raft_key.clone(), &cluster_name, &timing)
+                .with_routing(network_routing);
             let raft = Raft::new(id, config, network, log, sm)
                 .await
                 .map_err(|e| format!("cannot start the cluster database: {e}"))?;
@@ -297,7 +321,7 @@ impl Cluster {
             server_config.admission = Some(admission(view.clone()));
             let server = keelson_raft::serve(listener, raft.clone(), raft_key, server_config)
                 .map_err(|e| format!("cannot serve the cluster database on {addr}: {e}"))?;
-            Ok::<_, String>((raft, view, applied, server))
+            Ok::<_, String>((raft, view, applied, server, endpoint))
         })??;
         Ok(Cluster {
             raft,
@@ -308,7 +332,14 @@ impl Cluster {
             client,
             server,
             key: key_bytes,
+            routing,
+            endpoint,
         })
+    }
+
+    /// Where raft reaches each peer; the heartbeat network moves it onto the virtual addresses.
+    pub fn routing(&self) -> Routing {
+        self.routing.clone()
     }
 
     /// Evicts node `name` (another node: the core refuses this one): out of raft's membership,
@@ -320,7 +351,7 @@ impl Cluster {
             .get(name)
             .ok_or_else(|| format!("no node named '{name}' in cluster '{}'", info.name))?;
         if let Some(id) = entry.id {
-            let (client, me) = (self.client.clone(), self.server.local_addr().to_string());
+            let (client, me) = (self.client.clone(), self.endpoint.to_string());
             self.block(async move { client.evict(&me, id).await })?
                 .map_err(|e| format!("the cluster did not evict node '{name}': {e}"))?;
         }
@@ -635,6 +666,14 @@ fn recorded_endpoint(view: &SharedState, me: &str) -> Result<SocketAddr, String>
     })
 }
 
+/// The wildcard address of `ip`'s family.
+fn unspecified(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}
+
 /// `ADDR` or `ADDR:PORT` of a member.
 fn seed_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
@@ -743,6 +782,7 @@ pub fn check_nodes(name: &str, nodes: &[NodeSpec], me: &str) -> Result<ClusterIn
         name: name.to_string(),
         nodes: entries,
         netft_port: DEFAULT_NETFT_PORT,
+        virtual_subnet: keelson_raft::DEFAULT_VIRTUAL_SUBNET.to_string(),
         properties: BTreeMap::new(),
     })
 }

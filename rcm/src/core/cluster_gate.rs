@@ -98,6 +98,7 @@ impl Core {
         &mut self,
         name: String,
         nodes: Vec<(String, Vec<String>)>,
+        virtual_subnet: Option<String>,
     ) -> Result<ControlReply, String> {
         if let Some(cluster) = &self.cluster {
             return Err(format!(
@@ -129,6 +130,7 @@ impl Core {
             &specs,
             &node,
             self.raft_port,
+            virtual_subnet.as_deref(),
             records,
         );
         let mut cluster = made?;
@@ -220,20 +222,25 @@ impl Core {
                 keelson_netft::NetftSettings::default()
             }
         };
+        let adapter = crate::cluster::virtual_net::plan(&info, me).unwrap_or_else(|e| {
+            tracing::error!(component = "NETFT", "no virtual adapter: {e}");
+            None
+        });
         match crate::cluster::heartbeat::topology_of(&info, me) {
             Ok(Some(topology)) => {
-                if !self
-                    .heartbeat
-                    .as_ref()
-                    .is_some_and(|h| h.runs(&topology, &settings))
-                {
+                let plan = crate::cluster::heartbeat::Plan {
+                    topology,
+                    settings,
+                    adapter,
+                };
+                if !self.heartbeat.as_ref().is_some_and(|h| h.runs(&plan)) {
                     let started = crate::cluster::heartbeat::Heartbeat::start(
                         self.heartbeat.take(),
                         &self.data_dir,
-                        topology,
+                        plan,
                         cluster.key(),
                         info.netft_port,
-                        settings,
+                        cluster.routing(),
                         self.notices_tx.clone(),
                     );
                     match started {
@@ -351,9 +358,15 @@ impl Core {
                 state: format!("{:?}", r.state),
             })
             .collect();
+        let virtual_adapter = self
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.adapter_status())
+            .map(|a| adapter_view(&a, &name_of));
         Ok(keelson_proto::view::NetworkList {
             cluster: info.name.clone(),
             routes,
+            virtual_adapter,
         })
     }
 
@@ -479,4 +492,38 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
         .collect::<Result<_, _>>()
         .ok()?;
     bytes.try_into().ok()
+}
+
+/// The virtual adapter as `keelson network list` shows it.
+fn adapter_view(
+    a: &keelson_netft::AdapterStatus,
+    name_of: &dyn Fn(keelson_netft::NodeId) -> String,
+) -> keelson_proto::view::VirtualAdapter {
+    let c = &a.counters;
+    keelson_proto::view::VirtualAdapter {
+        name: a.name.clone(),
+        address: format!("{}/{}", a.address, a.prefix_len),
+        mtu: a.mtu,
+        paths: a
+            .paths
+            .iter()
+            .map(|(node, path)| keelson_proto::view::AdapterPath {
+                node: name_of(*node),
+                route: path
+                    .as_ref()
+                    .map(|p| format!("{} -> {}", p.key.local, p.key.remote))
+                    .unwrap_or_default(),
+                priority: path.as_ref().map_or(0, |p| p.priority),
+            })
+            .collect(),
+        sent: c.sent,
+        delivered: c.delivered,
+        no_route: c.no_route,
+        refused: c.forged
+            + c.replayed
+            + c.malformed
+            + c.wrong_sender
+            + c.spoofed_source
+            + c.not_for_us,
+    }
 }
