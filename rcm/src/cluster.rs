@@ -8,18 +8,18 @@
 
 pub mod heartbeat;
 pub mod identity;
+mod launch;
 pub mod settings;
 pub mod virtual_net;
 
 use identity::{Identity, KeyFile};
 use keelson_netft::interfaces::LocalInterface;
-use keelson_netft::NetftSettings;
 use keelson_proto::view;
 use keelson_raft::openraft::Raft;
 use keelson_raft::{
-    raft_timing, Admission, Applied, ClusterClient, ClusterInfo, ClusterKey, ClusterNode,
-    ClusterState, InterfaceRecord, Network, NodeEntry, NodeId, Request, Routing, Server,
-    ServerConfig, SharedState, TypeConfig, DEFAULT_NETFT_PORT,
+    Admission, Applied, ClusterClient, ClusterInfo, ClusterKey, ClusterNode, ClusterState,
+    InterfaceRecord, NodeEntry, NodeId, RaftTiming, Request, Routing, Server, SharedState,
+    TypeConfig, DEFAULT_NETFT_PORT,
 };
 use keelson_types::RecordChange;
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,9 +68,9 @@ pub struct Cluster {
     identity: Identity,
     /// Makes forwarded writes and the administrative calls.
     client: ClusterClient,
-    /// Answers the other nodes (held: dropping it stops serving).
+    /// Answers the other nodes (held: dropping it stops serving); None only while raft restarts.
     #[allow(dead_code)]
-    server: Server,
+    server: Option<Server>,
     /// The cluster key's bytes (NetFT derives its own key from them, as raft does).
     key: Vec<u8>,
     /// Where raft and forwarded requests reach each peer (its virtual address while the virtual
@@ -78,6 +78,10 @@ pub struct Cluster {
     routing: Routing,
     /// This node's raft endpoint as recorded: its first cluster address and the port listened on.
     endpoint: SocketAddr,
+    /// Raft's timing in force (from the cluster's NetFT settings when raft started).
+    timing: RaftTiming,
+    /// How raft was started, to start it again with new timing.
+    spec: launch::LaunchSpec,
 }
 
 /// What `start` needs besides the directory.
@@ -287,54 +291,76 @@ impl Cluster {
         let key_bytes = key.key.clone();
         let routing = Routing::direct();
         let client = client_for(&key)?.with_routing(routing.clone());
-        let network_routing = routing.clone();
-        let (raft, view, applied, server, endpoint) = block_on(&rt, async move {
-            let (log, mut sm) = keelson_raft::open(&dir)
-                .map_err(|e| format!("cannot open the cluster database: {e}"))?;
-            let view = sm.view();
-            let applied = sm.follow();
-            let addr = match listen {
-                Listen::At(addr) => addr,
-                Listen::Recorded => recorded_endpoint(&view, &me)?,
-            };
-            // Every address of this node, on the recorded port: its cluster addresses (joins, and
-            // before the virtual adapter is up) and its virtual address.
-            let wildcard = SocketAddr::new(unspecified(addr.ip()), addr.port());
-            let listener = tokio::net::TcpListener::bind(wildcard)
-                .await
-                .map_err(|e| format!("cannot listen on {wildcard}: {e}"))?;
-            let port = listener
-                .local_addr()
-                .map_err(|e| format!("cannot read the listening address: {e}"))?
-                .port();
-            let endpoint = SocketAddr::new(addr.ip(), port);
-            let timing = raft_timing(&NetftSettings::default());
-            let config = timing
-                .config(&cluster_name)
-                .map_err(|e| format!("raft configuration: {e}"))?;
-            let network = Network::new(id, raft_key.clone(), &cluster_name, &timing)
-                .with_routing(network_routing);
-            let raft = Raft::new(id, config, network, log, sm)
-                .await
-                .map_err(|e| format!("cannot start the cluster database: {e}"))?;
-            let mut server_config = ServerConfig::new(&cluster_name);
-            server_config.admission = Some(admission(view.clone()));
-            let server = keelson_raft::serve(listener, raft.clone(), raft_key, server_config)
-                .map_err(|e| format!("cannot serve the cluster database on {addr}: {e}"))?;
-            Ok::<_, String>((raft, view, applied, server, endpoint))
-        })??;
+        let spec = launch::LaunchSpec {
+            dir,
+            id,
+            cluster_name,
+            key: raft_key,
+            routing: routing.clone(),
+        };
+        let endpoint = match listen {
+            Listen::At(addr) => Some(addr),
+            Listen::Recorded => None,
+        };
+        let launched = {
+            let spec = spec.clone();
+            block_on(
+                &rt,
+                async move { launch::launch(spec, endpoint, &me).await },
+            )??
+        };
         Ok(Cluster {
-            raft,
+            raft: launched.raft,
             rt,
-            view,
-            applied: Some(applied),
+            view: launched.view,
+            applied: Some(launched.applied),
             identity,
             client,
-            server,
+            server: Some(launched.server),
             key: key_bytes,
             routing,
-            endpoint,
+            endpoint: launched.endpoint,
+            timing: launched.timing,
+            spec,
         })
+    }
+
+    /// Restarts raft with the timing the cluster's NetFT settings now call for, if that changed
+    /// (`cluster set SameSubnetDelay=...`): openraft takes its timing only when it starts. The new
+    /// channel of applies, for the core's loop, when it restarted. Costs an election when this
+    /// node led.
+    pub fn follow_timing(&mut self) -> Result<Option<mpsc::UnboundedReceiver<Applied>>, String> {
+        let wanted = launch::timing_of(self.state().cluster.as_ref());
+        if wanted == self.timing {
+            return Ok(None);
+        }
+        let raft = self.raft.clone();
+        self.block(async move { raft.shutdown().await })?
+            .map_err(|e| format!("cannot stop the cluster database to retime it: {e}"))?;
+        // Its port is listened on again by the new server.
+        drop(self.server.take());
+        let (spec, endpoint, me) = (
+            self.spec.clone(),
+            self.endpoint,
+            self.identity.node_name.clone(),
+        );
+        let launched =
+            self.block(async move { launch::launch(spec, Some(endpoint), &me).await })??;
+        tracing::info!(
+            component = "RAFT",
+            "The cluster database follows the new NetFT settings: heartbeat {} ms, election timeout {}..{} ms (was {} ms, {}..{} ms)",
+            launched.timing.heartbeat_ms,
+            launched.timing.election_min_ms,
+            launched.timing.election_max_ms,
+            self.timing.heartbeat_ms,
+            self.timing.election_min_ms,
+            self.timing.election_max_ms
+        );
+        self.raft = launched.raft;
+        self.view = launched.view;
+        self.server = Some(launched.server);
+        self.timing = launched.timing;
+        Ok(Some(launched.applied))
     }
 
     /// Where raft reaches each peer; the heartbeat network moves it onto the virtual addresses.
@@ -497,6 +523,9 @@ impl Cluster {
                 .filter_map(|id| names.get(id).cloned())
                 .collect(),
             witness: "none".into(),
+            raft_heartbeat_ms: self.timing.heartbeat_ms,
+            raft_election_min_ms: self.timing.election_min_ms,
+            raft_election_max_ms: self.timing.election_max_ms,
         }
     }
 
@@ -615,7 +644,7 @@ fn client_for(file: &KeyFile) -> Result<ClusterClient, String> {
 
 /// Only nodes listed at `cluster create`, not yet members, joining from one of their listed
 /// addresses, may reserve an id.
-fn admission(view: SharedState) -> Admission {
+pub(crate) fn admission(view: SharedState) -> Admission {
     Admission(Arc::new(move |node: &ClusterNode| {
         let state = view.read().unwrap_or_else(|p| p.into_inner());
         let info = state
@@ -651,7 +680,7 @@ fn admission(view: SharedState) -> Admission {
 }
 
 /// This node's endpoint as the applied state records it.
-fn recorded_endpoint(view: &SharedState, me: &str) -> Result<SocketAddr, String> {
+pub(crate) fn recorded_endpoint(view: &SharedState, me: &str) -> Result<SocketAddr, String> {
     let state = view.read().unwrap_or_else(|p| p.into_inner());
     let entry = state
         .cluster
@@ -664,14 +693,6 @@ fn recorded_endpoint(view: &SharedState, me: &str) -> Result<SocketAddr, String>
             entry.raft_addr
         )
     })
-}
-
-/// The wildcard address of `ip`'s family.
-fn unspecified(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-    }
 }
 
 /// `ADDR` or `ADDR:PORT` of a member.

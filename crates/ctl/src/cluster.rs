@@ -258,7 +258,7 @@ fn status(v: &ClusterStatus) -> String {
         &v.leader
     };
     format!(
-        "cluster {}\nnode    {} (id {})\nleader  {leader}\nterm    {}\napplied {}\nquorum  {} ({quorum})\nvoters  {}\nwitness {}\n",
+        "cluster {}\nnode    {} (id {})\nleader  {leader}\nterm    {}\napplied {}\nquorum  {} ({quorum})\nvoters  {}\nwitness {}\nraft    heartbeat {} ms, election timeout {}..{} ms\n",
         v.name,
         v.node,
         v.node_id,
@@ -266,7 +266,10 @@ fn status(v: &ClusterStatus) -> String {
         v.applied_index,
         v.quorum,
         v.voters.join(", "),
-        v.witness
+        v.witness,
+        v.raft_heartbeat_ms,
+        v.raft_election_min_ms,
+        v.raft_election_max_ms
     )
 }
 

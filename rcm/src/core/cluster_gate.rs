@@ -210,6 +210,7 @@ impl Core {
     /// Starts, restarts or stops the heartbeat network to match the cluster's members, and counts
     /// the votes again.
     pub(super) fn refresh_cluster_network(&mut self) {
+        self.follow_raft_timing();
         let Some(cluster) = &self.cluster else {
             return;
         };
@@ -256,6 +257,29 @@ impl Core {
             Err(e) => tracing::error!(component = "NETFT", "{e}"),
         }
         self.recount();
+    }
+
+    /// Restarts raft when the cluster's NetFT settings call for other timing; its applies then
+    /// come on a new channel.
+    fn follow_raft_timing(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        match cluster.follow_timing() {
+            Ok(Some(applied)) => {
+                // What the stopped raft applied and the core has not taken yet comes first.
+                if let Some(mut old) = self.applied.replace(applied) {
+                    while let Ok(step) = old.try_recv() {
+                        self.follow(step);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(
+                component = "RAFT",
+                "{e}; the cluster database may be stopped on this node: restart keelson-rcm"
+            ),
+        }
     }
 
     /// Counts the votes this node can reach; on losing quorum, event 1177.

@@ -26,6 +26,10 @@ pub struct ClusterStatus {
     pub voters: Vec<String>,
     /// "none" until a witness is configured.
     pub witness: String,
+    /// Raft's timing in force on this node, from the cluster's NetFT settings.
+    pub raft_heartbeat_ms: u64,
+    pub raft_election_min_ms: u64,
+    pub raft_election_max_ms: u64,
 }
 
 /// One node of `keelson node list`.
