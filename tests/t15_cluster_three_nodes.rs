@@ -635,6 +635,30 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    // The evicted node knows: it refuses every change with the reason (the probe is one that
+    // would be refused for its value otherwise, so nothing can commit), and says so once.
+    let probe = || R::ClusterSet {
+        properties: vec![("SameSubnetDelay".into(), "5".into())],
+    };
+    let start = Instant::now();
+    loop {
+        let e = n3.refused(probe());
+        if e.contains("was evicted from cluster 'lab'") {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "n3 never learnt it was evicted: {e}\n{}",
+            n3.cluster_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        n3.events()
+            .iter()
+            .any(|e| e["id"] == 1135 && e["message"].as_str().unwrap_or_default().contains("'n3'")),
+        "event 1135 for itself on the evicted node"
+    );
     let status = n2.ok(R::ClusterStatus);
     assert_eq!(status["voters"].as_array().unwrap().len(), 2, "{status}");
     n2.ok(R::GroupCreate {

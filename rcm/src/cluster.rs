@@ -36,6 +36,8 @@ use tokio::sync::mpsc;
 pub const RAFT_PORT: u16 = 3344;
 /// Longest wait for a proposal to be committed (and applied here) before the request is refused.
 const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a raft restarted with new timing is waited for to hold its state again.
+const SETTLE_FOR: Duration = Duration::from_secs(2);
 /// Most nodes in one cluster (WSFC's limit in the seed's era).
 const MAX_NODES: usize = 16;
 /// The raft id of the node that creates a cluster.
@@ -82,6 +84,8 @@ pub struct Cluster {
     timing: RaftTiming,
     /// How raft was started, to start it again with new timing.
     spec: launch::LaunchSpec,
+    /// Where membership changes are told (`watch_membership`).
+    membership_tx: Option<mpsc::UnboundedSender<heartbeat::Notice>>,
 }
 
 /// What `start` needs besides the directory.
@@ -322,6 +326,7 @@ impl Cluster {
             endpoint: launched.endpoint,
             timing: launched.timing,
             spec,
+            membership_tx: None,
         })
     }
 
@@ -335,6 +340,7 @@ impl Cluster {
             return Ok(None);
         }
         let raft = self.raft.clone();
+        let before = raft.metrics().borrow().clone();
         self.block(async move { raft.shutdown().await })?
             .map_err(|e| format!("cannot stop the cluster database to retime it: {e}"))?;
         // Its port is listened on again by the new server.
@@ -356,11 +362,49 @@ impl Cluster {
             self.timing.election_min_ms,
             self.timing.election_max_ms
         );
+        self.settle(&launched.raft, &before);
         self.raft = launched.raft;
         self.view = launched.view;
         self.server = Some(launched.server);
         self.timing = launched.timing;
+        if let Some(tx) = self.membership_tx.clone() {
+            self.watch_membership(tx);
+        }
         Ok(Some(launched.applied))
+    }
+
+    /// Waits, briefly, until a restarted raft holds the membership it held before and, if it led
+    /// then, leads again with everything applied, so that what is read next is as before.
+    fn settle(
+        &self,
+        raft: &Raft<TypeConfig>,
+        before: &keelson_raft::openraft::RaftMetrics<NodeId, ClusterNode>,
+    ) {
+        let me = self.identity.node_id;
+        let led = before.current_leader == Some(me);
+        let membership = before.membership_config.log_id().to_owned();
+        let raft = raft.clone();
+        let settled = self.block(async move {
+            raft.wait(Some(SETTLE_FOR))
+                .metrics(
+                    |m| {
+                        m.membership_config.log_id() == &membership
+                            && (!led
+                                || (m.current_leader == Some(me)
+                                    && m.last_applied.map(|l| l.index) == m.last_log_index))
+                    },
+                    "restarted raft settled",
+                )
+                .await
+                .map(drop)
+        });
+        if !matches!(settled, Ok(Ok(()))) {
+            tracing::warn!(
+                component = "RAFT",
+                "the restarted cluster database has not settled within {} ms; it goes on",
+                SETTLE_FOR.as_millis()
+            );
+        }
     }
 
     /// Where raft reaches each peer; the heartbeat network moves it onto the virtual addresses.
@@ -398,6 +442,49 @@ impl Cluster {
     /// This node's name and raft id.
     pub fn me(&self) -> (&str, NodeId) {
         (&self.identity.node_name, self.identity.node_id)
+    }
+
+    /// Whether raft's latest membership has this node as a voter, and whether the cluster's node
+    /// list (once there is one) still names it; None while raft has not loaded a membership.
+    pub fn own_membership(&self) -> Option<(bool, bool)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.membership_config.log_id().as_ref()?;
+        let membership = metrics.membership_config.membership();
+        let voter = membership
+            .get_joint_config()
+            .last()
+            .is_some_and(|config| config.contains(&self.identity.node_id));
+        let listed = self
+            .state()
+            .cluster
+            .is_none_or(|info| info.nodes.contains_key(&self.identity.node_name));
+        Some((voter, listed))
+    }
+
+    /// Sends `Notice::Membership` to `tx` whenever raft's membership changes (also across a
+    /// restart of raft with new timing).
+    pub fn watch_membership(&mut self, tx: mpsc::UnboundedSender<heartbeat::Notice>) {
+        self.membership_tx = Some(tx.clone());
+        let mut metrics = self.raft.metrics();
+        self.rt.spawn(async move {
+            let mut last = None;
+            loop {
+                let now = metrics
+                    .borrow_and_update()
+                    .membership_config
+                    .log_id()
+                    .to_owned();
+                if last != Some(now) {
+                    last = Some(now);
+                    if tx.send(heartbeat::Notice::Membership).is_err() {
+                        return;
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// The voters (id, name), from raft's membership.

@@ -10,6 +10,7 @@
 mod catalogue_gate;
 mod cluster_gate;
 mod cluster_properties;
+mod eviction;
 mod exec;
 mod requests;
 
@@ -70,6 +71,8 @@ pub struct Core {
     peers: BTreeMap<u64, keelson_netft::NodeState>,
     /// Whether administrator changes are admitted (the last vote count).
     quorum: keelson_quorum::QuorumGate,
+    /// This node's membership as far as it knows (a voter once, evicted since).
+    membership: eviction::Membership,
     data_dir: std::path::PathBuf,
     node: String,
     epoch: Instant,
@@ -122,6 +125,7 @@ impl Core {
             notices_tx,
             peers: BTreeMap::new(),
             quorum: keelson_quorum::QuorumGate::new(),
+            membership: eviction::Membership::default(),
             cluster: parts.cluster,
             raft_port: parts.raft_port,
             data_dir: parts.data_dir,
@@ -176,6 +180,9 @@ impl Core {
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
         self.applied = self.cluster.as_mut().and_then(Cluster::take_applied);
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.watch_membership(self.notices_tx.clone());
+        }
         self.refresh_cluster_network();
         let mut armed_for = u64::MAX;
         while !self.stop {

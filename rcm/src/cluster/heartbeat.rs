@@ -40,6 +40,8 @@ pub enum Notice {
     },
     /// The shell could not start or stopped: the reason.
     Stopped(String),
+    /// Raft's membership changed (cluster.rs watches it).
+    Membership,
 }
 
 /// The running heartbeat network of this node.

@@ -28,7 +28,7 @@ impl Core {
             self.execute(commands);
             return Ok(());
         }
-        self.quorum.admit()?;
+        self.admit_cluster_change()?;
         let cluster = self
             .cluster
             .as_ref()
@@ -41,7 +41,7 @@ impl Core {
     }
 
     /// Follows every durable apply told so far.
-    fn catch_up(&mut self) {
+    pub(super) fn catch_up(&mut self) {
         while let Some(step) = self.applied.as_mut().and_then(|rx| rx.try_recv().ok()) {
             self.follow(step);
         }
@@ -136,6 +136,7 @@ impl Core {
         let mut cluster = made?;
         self.engine.set_local_node(&node);
         self.applied = cluster.take_applied();
+        cluster.watch_membership(self.notices_tx.clone());
         self.cluster = Some(cluster);
         self.catch_up();
         self.refresh_cluster_network();
@@ -189,6 +190,7 @@ impl Core {
         self.node = name.clone();
         self.engine.set_local_node(&name);
         self.applied = cluster.take_applied();
+        cluster.watch_membership(self.notices_tx.clone());
         let status = cluster.status_view();
         self.cluster = Some(cluster);
         self.catch_up();
@@ -210,6 +212,10 @@ impl Core {
     /// Starts, restarts or stops the heartbeat network to match the cluster's members, and counts
     /// the votes again.
     pub(super) fn refresh_cluster_network(&mut self) {
+        self.check_membership();
+        if self.membership.evicted().is_some() {
+            return;
+        }
         self.follow_raft_timing();
         let Some(cluster) = &self.cluster else {
             return;
@@ -348,6 +354,10 @@ impl Core {
                     "the heartbeat network stopped: {reason}"
                 )
             }
+            Notice::Membership => {
+                self.check_membership();
+                self.recount();
+            }
         }
     }
 
@@ -485,7 +495,7 @@ impl Core {
                 owned.join(", ")
             ));
         }
-        self.quorum.admit()?;
+        self.admit_cluster_change()?;
         let id = self.in_cluster()?.evict(&name)?;
         self.peers.remove(&id);
         self.catch_up();
