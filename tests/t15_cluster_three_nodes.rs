@@ -10,12 +10,12 @@
 
 mod common;
 
+use common::lab::{root_or_skip, Lab};
 use common::rcm::Rcm;
 use keelson_proto::ControlRequest as R;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -23,96 +23,6 @@ use std::time::{Duration, Instant};
 const LIMIT: Duration = Duration::from_secs(30);
 /// The nodes' virtual adapter addresses: node id N has 203.0.113.N.
 const VIRTUAL_SUBNET: &str = "203.0.113.0/24";
-
-fn have_root() -> bool {
-    // SAFETY-free check: the effective uid as the kernel reports it.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ip {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "ip {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// The switch namespace with two bridges and three node namespaces, each with a port on both.
-struct Lab {
-    switch: String,
-    nodes: Vec<String>,
-}
-
-impl Lab {
-    fn create() -> Lab {
-        let pid = std::process::id();
-        let lab = Lab {
-            switch: format!("kc{pid}sw"),
-            nodes: (1..=3).map(|i| format!("kc{pid}n{i}")).collect(),
-        };
-        ip(&["netns", "add", &lab.switch]);
-        for net in 1..=2 {
-            let br = format!("br{net}");
-            ip(&["-n", &lab.switch, "link", "add", &br, "type", "bridge"]);
-            ip(&["-n", &lab.switch, "link", "set", &br, "up"]);
-        }
-        for (i, ns) in lab.nodes.iter().enumerate() {
-            ip(&["netns", "add", ns]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            for (net, subnet) in [(1, "192.0.2"), (2, "198.51.100")] {
-                let (inner, outer) = (format!("eth{net}"), format!("p{}n{net}", i + 1));
-                ip(&[
-                    "link",
-                    "add",
-                    &inner,
-                    "netns",
-                    ns,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &outer,
-                    "netns",
-                    &lab.switch,
-                ]);
-                let addr = format!("{subnet}.{}/24", i + 1);
-                ip(&["-n", ns, "addr", "add", &addr, "dev", &inner]);
-                ip(&["-n", ns, "link", "set", &inner, "up"]);
-                let br = format!("br{net}");
-                ip(&["-n", &lab.switch, "link", "set", &outer, "master", &br]);
-                ip(&["-n", &lab.switch, "link", "set", &outer, "up"]);
-            }
-        }
-        lab
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in self.nodes.iter().chain([&self.switch]) {
-            let status = Command::new("ip").args(["netns", "del", ns]).status();
-            if !matches!(status, Ok(s) if s.success()) {
-                eprintln!("cleanup: ip netns del {ns} failed: {status:?}");
-            }
-        }
-    }
-}
-
-fn boot(lab: &Lab, i: usize, dir: PathBuf) -> Rcm {
-    let name = format!("n{}", i + 1);
-    Rcm::start_in_netns(dir, &lab.nodes[i], &["--node-name", &name])
-}
 
 /// Heartbeats at their defaults (Delay 1000 ms, Threshold 5): a node is Down within
 /// Delay x Threshold + one Delay of its last heartbeat; the test allows 2 s more for its own polling.
@@ -145,19 +55,6 @@ fn wait_node(observer: &Rcm, node: &str, state: &str, limit: Duration) -> Durati
             observer.cluster_log()
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn set_links(lab: &Lab, node: usize, links: &[&str], up: bool) {
-    for link in links {
-        ip(&[
-            "-n",
-            &lab.nodes[node],
-            "link",
-            "set",
-            link,
-            if up { "up" } else { "down" },
-        ]);
     }
 }
 
@@ -350,35 +247,24 @@ fn terms(nodes: &[&Rcm]) -> Vec<u64> {
 
 #[test]
 fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
-    if !have_root() {
-        assert!(
-            !common::in_ci(),
-            "t15 needs root (network namespaces) and CI runs as root"
-        );
-        eprintln!("skipped: t15 needs root for network namespaces");
+    if !root_or_skip("t15") {
         return;
     }
-    let lab = Lab::create();
-    let n1 = boot(&lab, 0, Rcm::new_dir("t15-n1"));
+    let lab = Lab::create("kc", 3);
+    let n1 = lab.boot(0, Rcm::new_dir("t15-n1"));
     n1.ok(R::GroupCreate {
         name: "web".into(),
         properties: vec![],
     });
-    let nodes = |i: u8| {
-        (
-            format!("n{i}"),
-            vec![format!("192.0.2.{i}"), format!("198.51.100.{i}")],
-        )
-    };
     n1.ok(R::ClusterCreate {
         name: "lab".into(),
-        nodes: (1..=3).map(nodes).collect(),
+        nodes: (0..3).map(Lab::node_spec).collect(),
         virtual_subnet: Some(VIRTUAL_SUBNET.into()),
     });
     let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
 
-    let mut n2 = boot(&lab, 1, Rcm::new_dir("t15-n2"));
-    let n3 = boot(&lab, 2, Rcm::new_dir("t15-n3"));
+    let mut n2 = lab.boot(1, Rcm::new_dir("t15-n2"));
+    let n3 = lab.boot(2, Rcm::new_dir("t15-n3"));
     // A key of another cluster (same name, other secret) is refused; nothing is left behind.
     let wrong = n3.dir.join("wrong.key");
     std::fs::write(
@@ -484,7 +370,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         properties: vec![],
     });
     wait_for_group(&n1, "while-n2-was-down");
-    let n2 = boot(&lab, 1, n2_dir);
+    let n2 = lab.boot(1, n2_dir);
     wait_for_group(&n2, "while-n2-was-down");
     assert!(group_exists(&n2, "db"));
     for n in [&n1, &n3] {
@@ -507,7 +393,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     let stream = Stream::start(&lab.nodes[2], &lab.nodes[0], virtual_addr(&n1, "n1"));
     stream.advance(1 << 20, "before the cut");
     let cut = Instant::now();
-    set_links(&lab, 2, &["eth1"], false);
+    lab.set_links(2, &["eth1"], false);
     wait_adapter_route(&n3, "n1", "198.51.100.");
     wait_adapter_route(&n1, "n3", "198.51.100.");
     stream.advance(1 << 20, "over net2 while net1 is cut");
@@ -515,7 +401,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         "the stream moved to net2 and carried 1 MiB more {} ms after the cut",
         cut.elapsed().as_millis()
     );
-    set_links(&lab, 2, &["eth1"], true);
+    lab.set_links(2, &["eth1"], true);
     wait_adapter_route(&n3, "n1", "192.0.2.");
     stream.advance(1 << 20, "back on net1");
     let (written, read) = stream.finish().expect("one TCP connection, never reset");
@@ -534,7 +420,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     }
 
     // Cut one network of n3: its routes on it go Down at once (netlink), no node goes Down.
-    set_links(&lab, 2, &["eth2"], false);
+    lab.set_links(2, &["eth2"], false);
     let start = Instant::now();
     loop {
         let list = n3.ok(R::NetworkList);
@@ -572,11 +458,11 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
             .any(|f| f["interface"].as_str().unwrap_or_default().contains("eth2")),
         "the cut network's interfaces are named: {validation}"
     );
-    set_links(&lab, 2, &["eth2"], true);
+    lab.set_links(2, &["eth2"], true);
 
     // Cut every link of n3: it loses quorum on its side (event 1177, changes refused with the
     // reason) and is Down on the majority, which still commits; healed, it catches up.
-    set_links(&lab, 2, &["eth1", "eth2"], false);
+    lab.set_links(2, &["eth1", "eth2"], false);
     let cut = Instant::now();
     for peer in ["n1", "n2"] {
         wait_node(&n3, peer, "Down", DOWN_BOUND);
@@ -595,8 +481,8 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         name: "while-n3-was-cut".into(),
         properties: vec![],
     });
-    set_links(&lab, 2, &["eth1", "eth2"], false);
-    set_links(&lab, 2, &["eth1", "eth2"], true);
+    lab.set_links(2, &["eth1", "eth2"], false);
+    lab.set_links(2, &["eth1", "eth2"], true);
     for peer in ["n1", "n2"] {
         wait_node(&n3, peer, "Up", LIMIT);
     }
@@ -670,8 +556,8 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     // Restart every node: the configuration is all there, and the cluster commits again.
     drop(n3);
     let (d1, d2) = (n1.keep_dir(), n2.keep_dir());
-    let n1 = boot(&lab, 0, d1.clone());
-    let n2 = boot(&lab, 1, d2.clone());
+    let n1 = lab.boot(0, d1.clone());
+    let n2 = lab.boot(1, d2.clone());
     for n in [&n1, &n2] {
         for g in ["web", "db", "while-n3-was-cut", "after-the-eviction"] {
             assert!(group_exists(n, g), "group {g} lost in the restart");
