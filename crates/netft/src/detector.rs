@@ -101,6 +101,12 @@ struct Peer {
     name: String,
     incarnation: Option<u64>,
     state: NodeState,
+    /// Its interfaces in topology order (bit i of its heartbeats' `down` is the i-th): address and
+    /// adapter.
+    interfaces: Vec<(IpAddr, String)>,
+    /// The interfaces it reported down: routes to them stay Down until a heartbeat arrives on a
+    /// route to them that no longer says so.
+    reported_down: BTreeSet<IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +200,12 @@ impl Detector {
                     name: node.name.clone(),
                     incarnation: None,
                     state: NodeState::Unknown,
+                    interfaces: node
+                        .interfaces
+                        .iter()
+                        .map(|i| (i.addr, i.adapter.clone()))
+                        .collect(),
+                    reported_down: BTreeSet::new(),
                 },
             );
         }
@@ -382,13 +394,68 @@ impl Detector {
         route.received += 1;
         route.last_heard_ms = Some(now_ms);
         self.counters.accepted += 1;
-        if self.local_usable(local) {
+        self.peer_reports(node, hb.down, key.remote);
+        let reported_down = self.peers[&node].reported_down.contains(&key.remote);
+        if self.local_usable(local) && !reported_down {
             let route = self.routes.get_mut(&key).expect("looked up above");
             route.last_good_ms = now_ms;
             if route.state != RouteState::Up {
                 self.mark_up(key);
             }
         }
+    }
+
+    /// What a peer's authenticated heartbeat says of its own interfaces: each it reports down takes
+    /// the routes to it Down at once (the peer heard it from netlink; waiting for missed
+    /// heartbeats would keep sending into a dead link for a whole detection window).
+    fn peer_reports(&mut self, node: NodeId, down: u16, arrived_from: IpAddr) {
+        let peer = self
+            .peers
+            .get_mut(&node)
+            .expect("every route's node is a peer");
+        let now_down: BTreeSet<IpAddr> = peer
+            .interfaces
+            .iter()
+            .take(16)
+            .enumerate()
+            .filter(|(i, _)| down & (1 << i) != 0)
+            .map(|(_, (addr, _))| *addr)
+            .collect();
+        let newly: Vec<(IpAddr, String)> = peer
+            .interfaces
+            .iter()
+            .filter(|(addr, _)| now_down.contains(addr) && !peer.reported_down.contains(addr))
+            .cloned()
+            .collect();
+        let name = peer.name.clone();
+        // Cleared only by a heartbeat over the interface itself: one over another route may be
+        // older than the report.
+        if !now_down.contains(&arrived_from) {
+            peer.reported_down.remove(&arrived_from);
+        }
+        peer.reported_down.extend(now_down);
+        for (addr, adapter) in newly {
+            let keys: Vec<RouteKey> = self
+                .routes
+                .iter()
+                .filter(|(k, r)| k.remote == addr && r.state != RouteState::Down)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in keys {
+                let why = format!("node '{name}' reports its interface {adapter} down");
+                self.mark_down(key, why);
+            }
+        }
+    }
+
+    /// This node's interfaces that are down, as the `down` bits of its heartbeats.
+    fn local_down_mask(&self) -> u16 {
+        self.locals
+            .iter()
+            .take(16)
+            .enumerate()
+            .filter(|(_, l)| !l.usable())
+            .fold(0, |mask, (i, _)| mask | (1 << i))
     }
 
     /// Accepts the first incarnation seen and any higher one (the peer restarted: its sequence
@@ -516,6 +583,18 @@ impl Detector {
             &self.local_name,
             &spec.network,
         )));
+        // The peers hear of it at once, in the `down` bits of a heartbeat on every other route.
+        let usable: BTreeSet<IpAddr> = self
+            .locals
+            .iter()
+            .filter(|l| l.usable())
+            .map(|l| l.spec.addr)
+            .collect();
+        for route in self.routes.values_mut() {
+            if usable.contains(&route.spec.key.local) {
+                route.next_send_ms = now_ms;
+            }
+        }
         for key in keys {
             if self.routes[&key].state != RouteState::Down {
                 self.mark_down(key, format!("its local interface {} {what}", spec.adapter));
@@ -582,6 +661,7 @@ impl Detector {
 
     fn send_due(&mut self, now_ms: u64) {
         let keys: Vec<RouteKey> = self.routes.keys().copied().collect();
+        let down = self.local_down_mask();
         for key in keys {
             let usable = self.local_usable(key.local);
             let route = self.routes.get_mut(&key).expect("key from the map");
@@ -597,6 +677,7 @@ impl Detector {
                 sequence,
                 from: key.local,
                 to: key.remote,
+                down,
             };
             self.out.push(Action::Send {
                 local: key.local,

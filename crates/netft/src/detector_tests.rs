@@ -93,12 +93,26 @@ fn route(local: &str, remote: &str) -> RouteKey {
 
 /// A heartbeat from `from` (node `node`, incarnation `inc`) to `to`, as the datagram event.
 fn heartbeat_with(k: &ClusterKey, node: u32, inc: u64, seq: u64, from: &str, to: &str) -> Event {
+    heartbeat_down(k, node, inc, seq, from, to, 0)
+}
+
+/// As `heartbeat_with`, with the sender reporting the interfaces in `down` down.
+fn heartbeat_down(
+    k: &ClusterKey,
+    node: u32,
+    inc: u64,
+    seq: u64,
+    from: &str,
+    to: &str,
+    down: u16,
+) -> Event {
     let hb = Heartbeat {
         node,
         incarnation: inc,
         sequence: seq,
         from: ip(from),
         to: ip(to),
+        down,
     };
     Event::Datagram {
         local: ip(to),
@@ -831,4 +845,72 @@ fn new_settings_apply_to_every_route_from_now_on() {
     assert_eq!(net1, 3, "at 3250, 3500 and 3750: every 250 ms now");
     h.tick_to(3875);
     assert_eq!(h.state(A1, B1), RouteState::Down);
+}
+
+#[test]
+fn a_peer_reporting_its_interface_down_takes_the_routes_to_it_down_at_once() {
+    let mut h = Harness::two_nodes();
+    h.b_alive_until(3000);
+    assert_eq!(h.state(A1, B1), RouteState::Up);
+    h.clear();
+    // B's eth0 (its interface 0) lost its link: B says so on its net2 heartbeat.
+    h.tick_to(3100);
+    let seq = h.seq.entry(route(A2, B2)).or_insert(0);
+    *seq += 1;
+    let event = heartbeat_down(&key(), 2, 7, *seq, B2, A2, 0b01);
+    h.at(3100, event);
+    assert_eq!(
+        h.state(A1, B1),
+        RouteState::Down,
+        "no waiting for five misses"
+    );
+    assert_eq!(h.state(A2, B2), RouteState::Up);
+    assert!(
+        h.logs()
+            .iter()
+            .any(|l| l.contains("is down: node 'B' reports its interface eth0 down")),
+        "{:#?}",
+        h.logs()
+    );
+    // Another report of it changes nothing; B's link is back: its next net2 heartbeat clears the bit, the next one on net1 is Up.
+    let seq = h.seq.entry(route(A2, B2)).or_insert(0);
+    *seq += 1;
+    let again = heartbeat_down(&key(), 2, 7, *seq, B2, A2, 0b01);
+    h.at(3200, again);
+    h.tick_to(4100);
+    h.b_sends(B2, A2);
+    assert_eq!(
+        h.state(A1, B1),
+        RouteState::Down,
+        "a clear report over another route may be older: Up only on a heartbeat on it"
+    );
+    h.b_sends(B1, A1);
+    assert_eq!(h.state(A1, B1), RouteState::Up);
+}
+
+#[test]
+fn a_local_link_down_is_reported_in_the_next_heartbeats_sent_at_once() {
+    let mut h = Harness::two_nodes();
+    h.b_alive_until(2500);
+    h.clear();
+    let out = h.at(
+        2500,
+        Event::Link {
+            adapter: "eth0".into(),
+            carrier: false,
+        },
+    );
+    let sent: Vec<Heartbeat> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { datagram, .. } => Some(Heartbeat::decode(datagram, &key()).unwrap()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "one heartbeat at once, on the route still up: {out:?}"
+    );
+    assert_eq!((sent[0].from, sent[0].down), (ip(A2), 0b01));
 }

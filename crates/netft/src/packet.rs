@@ -4,9 +4,12 @@
 //! (detector.rs decides replay, incarnation and route matching).
 //!
 //! Layout (big-endian), `HEARTBEAT_LEN` = 92 bytes:
-//! `magic "KNFT" | version u8 = 1 | kind u8 = 1 | reserved u16 = 0 | node u32 | incarnation u64 |
+//! `magic "KNFT" | version u8 = 1 | kind u8 = 1 | down u16 | node u32 | incarnation u64 |
 //!  sequence u64 | from [u8;16] | to [u8;16] | hmac-sha256 [u8;32]` where the addresses are IPv6 or
-//! IPv4-mapped IPv6 and the tag covers every byte before it.
+//! IPv4-mapped IPv6 and the tag covers every byte before it. `down` has bit i set when the
+//! sender's interface i (in its topology order; the first 16) is down: the receiver need not wait
+//! for missed heartbeats to stop using routes to it. It was a reserved zero before, and is still
+//! zero while every interface is up.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -43,8 +46,6 @@ pub enum PacketError {
     UnknownKind(u8),
     #[error("HMAC does not verify under the cluster key")]
     Unauthenticated,
-    #[error("reserved field is {0:#06x}, not zero")]
-    Reserved(u16),
 }
 
 /// A cluster key that is too short to be one.
@@ -87,6 +88,8 @@ pub struct Heartbeat {
     pub from: IpAddr,
     /// The receiver's interface address the sender meant.
     pub to: IpAddr,
+    /// The sender's interfaces that are down (bit i: its interface i in topology order).
+    pub down: u16,
 }
 
 impl Heartbeat {
@@ -96,6 +99,7 @@ impl Heartbeat {
         out[0..4].copy_from_slice(&MAGIC);
         out[4] = VERSION;
         out[5] = KIND_HEARTBEAT;
+        out[6..8].copy_from_slice(&self.down.to_be_bytes());
         out[8..12].copy_from_slice(&self.node.to_be_bytes());
         out[12..20].copy_from_slice(&self.incarnation.to_be_bytes());
         out[20..28].copy_from_slice(&self.sequence.to_be_bytes());
@@ -126,11 +130,8 @@ impl Heartbeat {
         if bytes[5] != KIND_HEARTBEAT {
             return Err(PacketError::UnknownKind(bytes[5]));
         }
-        let reserved = u16::from_be_bytes([bytes[6], bytes[7]]);
-        if reserved != 0 {
-            return Err(PacketError::Reserved(reserved));
-        }
         Ok(Heartbeat {
+            down: u16::from_be_bytes([bytes[6], bytes[7]]),
             node: u32::from_be_bytes(array(&bytes[8..12])),
             incarnation: u64::from_be_bytes(array(&bytes[12..20])),
             sequence: u64::from_be_bytes(array(&bytes[20..28])),
@@ -176,6 +177,7 @@ mod tests {
             sequence: 42,
             from: "192.0.2.2".parse().unwrap(),
             to: "192.0.2.1".parse().unwrap(),
+            down: 0,
         }
     }
 
@@ -185,6 +187,8 @@ mod tests {
         assert_eq!(Heartbeat::decode(&hb.encode(&key()), &key()), Ok(hb));
         hb.from = "fe80::1".parse().unwrap();
         hb.to = "2001:db8::2".parse().unwrap();
+        assert_eq!(Heartbeat::decode(&hb.encode(&key()), &key()), Ok(hb));
+        hb.down = 0b10;
         assert_eq!(Heartbeat::decode(&hb.encode(&key()), &key()), Ok(hb));
     }
 
@@ -261,8 +265,8 @@ mod tests {
         }
 
         #[test]
-        fn any_heartbeat_round_trips(node: u32, incarnation: u64, sequence: u64, from: [u8; 4], to: [u8; 16]) {
-            let hb = Heartbeat { node, incarnation, sequence, from: IpAddr::from(from), to: from_v6(Ipv6Addr::from(to)) };
+        fn any_heartbeat_round_trips(node: u32, incarnation: u64, sequence: u64, from: [u8; 4], to: [u8; 16], down: u16) {
+            let hb = Heartbeat { node, incarnation, sequence, from: IpAddr::from(from), to: from_v6(Ipv6Addr::from(to)), down };
             prop_assert_eq!(Heartbeat::decode(&hb.encode(&key()), &key()), Ok(hb));
         }
     }
