@@ -620,6 +620,7 @@ impl Cluster {
     pub fn node_list_view(
         &self,
         peers: &BTreeMap<NodeId, keelson_netft::NodeState>,
+        hearing: &BTreeSet<NodeId>,
     ) -> view::NodeList {
         let metrics = self.raft.metrics().borrow().clone();
         let state = self.state();
@@ -627,7 +628,7 @@ impl Cluster {
         let nodes = info
             .nodes
             .values()
-            .map(|n| node_view(n, &self.identity, metrics.current_leader, peers))
+            .map(|n| node_view(n, &self.identity, metrics.current_leader, peers, hearing))
             .collect();
         view::NodeList {
             cluster: info.name,
@@ -641,13 +642,16 @@ fn node_view(
     me: &Identity,
     leader: Option<NodeId>,
     peers: &BTreeMap<NodeId, keelson_netft::NodeState>,
+    hearing: &BTreeSet<NodeId>,
 ) -> view::Node {
     use keelson_netft::NodeState as S;
     let state = match n.id {
         None => "Joining",
         Some(id) if id == me.node_id => "Up",
         Some(id) => match peers.get(&id) {
-            Some(S::Up) => "Up",
+            // Heard here, and it hears this node: Up; heard, but it does not hear this node.
+            Some(S::Up) if hearing.contains(&id) => "Up",
+            Some(S::Up) => "OneWay",
             Some(S::Down) => "Down",
             Some(S::Unknown) | None => "Unknown",
         },

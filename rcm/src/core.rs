@@ -69,6 +69,8 @@ pub struct Core {
     notices_tx: mpsc::UnboundedSender<crate::cluster::heartbeat::Notice>,
     /// The other members' states as the heartbeat network sees them, by raft id.
     peers: BTreeMap<u64, keelson_netft::NodeState>,
+    /// The members whose heartbeats say they hear this node (quorum counts only those both ways).
+    hearing: std::collections::BTreeSet<u64>,
     /// Whether administrator changes are admitted (the last vote count).
     quorum: keelson_quorum::QuorumGate,
     /// This node's membership as far as it knows (a voter once, evicted since).
@@ -124,6 +126,7 @@ impl Core {
             notices,
             notices_tx,
             peers: BTreeMap::new(),
+            hearing: std::collections::BTreeSet::new(),
             quorum: keelson_quorum::QuorumGate::new(),
             membership: eviction::Membership::default(),
             cluster: parts.cluster,

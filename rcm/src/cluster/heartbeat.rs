@@ -38,6 +38,11 @@ pub enum Notice {
         id: u64,
         state: NodeState,
     },
+    /// Whether member `id` hears this node changed.
+    HearsUs {
+        id: u64,
+        hears: bool,
+    },
     /// The shell could not start or stopped: the reason.
     Stopped(String),
     /// Raft's membership changed (cluster.rs watches it).
@@ -375,6 +380,13 @@ impl NetftSink for CoreSink {
     }
 
     fn node_incarnation(&mut self, _node: keelson_netft::NodeId, _incarnation: u64) {}
+
+    fn peer_hears_us(&mut self, node: keelson_netft::NodeId, hears: bool) {
+        let _ = self.0.send(Notice::HearsUs {
+            id: u64::from(node.0),
+            hears,
+        });
+    }
 }
 
 impl AdapterLog for CoreSink {

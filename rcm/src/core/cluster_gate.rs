@@ -302,10 +302,12 @@ impl Core {
                 .map(|(id, name)| keelson_quorum::NodeVoter { id, name })
                 .collect(),
             has_witness: false,
+            // Reached both ways: it is heard here and its heartbeats say it hears this node, so a
+            // one-way cut counts as a lost node on both sides.
             reachable: self
                 .peers
                 .iter()
-                .filter(|(_, s)| **s == keelson_netft::NodeState::Up)
+                .filter(|(id, s)| **s == keelson_netft::NodeState::Up && self.hearing.contains(id))
                 .map(|(id, _)| *id)
                 .collect(),
             witness_reachable: false,
@@ -346,6 +348,14 @@ impl Core {
             }
             Notice::Node { id, state } => {
                 self.peers.insert(id, state);
+                self.recount();
+            }
+            Notice::HearsUs { id, hears } => {
+                if hears {
+                    self.hearing.insert(id);
+                } else {
+                    self.hearing.remove(&id);
+                }
                 self.recount();
             }
             Notice::Stopped(reason) => {
@@ -498,6 +508,7 @@ impl Core {
         self.admit_cluster_change()?;
         let id = self.in_cluster()?.evict(&name)?;
         self.peers.remove(&id);
+        self.hearing.remove(&id);
         self.catch_up();
         self.refresh_cluster_network();
         tracing::info!(
