@@ -317,19 +317,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         }
     }
     // Every route Up (a node is Up as soon as one of its routes is).
-    let since = Instant::now();
-    loop {
-        let list = n1.ok(R::NetworkList);
-        let routes = list["routes"].as_array().unwrap();
-        if routes.len() == 4 && routes.iter().all(|r| r["state"] == "Up") {
-            break;
-        }
-        assert!(
-            since.elapsed() < LIMIT,
-            "two networks to each of two peers, all Up: {routes:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    all_routes_up(&n1);
     let validation = n1.ok(R::Validate);
     assert_eq!(
         (
