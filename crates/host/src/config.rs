@@ -18,8 +18,8 @@ pub struct HostConfig {
     /// Pass `--log-stderr` to the host (its log lines also go to its stderr).
     pub log_stderr: bool,
     /// Hosts hold this lease and fence themselves when it is not renewed (None: no lease, they
-    /// never fence). A `Pool` renews it; a bare `Host` started with one must be renewed by its
-    /// owner, or it fences after the lease.
+    /// never fence). A `Pool` grants and renews it; a bare `Host` started with one holds no lease
+    /// until its owner grants one through `Host::lease_socket` (with a `LeaseRenewer`).
     pub lease: Option<HostLease>,
 }
 

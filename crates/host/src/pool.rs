@@ -378,11 +378,17 @@ impl Pool {
         if self.retiring.remove(&host) {
             return;
         }
-        if matches!(died.cause, DeathCause::Fenced { .. }) {
+        if let DeathCause::Fenced {
+            resources,
+            terminated,
+            ..
+        } = died.cause
+        {
             tracing::warn!(
                 component = "RCM",
                 "Resource host {} fenced itself: this node service did not renew its lease in time \
-                 (it was frozen or starved). Nobody is blamed: not a resource failure. {died}",
+                 (it was frozen or starved); the host terminated {terminated} of its {resources} \
+                 resources and exited. Nobody is blamed: not a resource failure.",
                 died.pid
             );
         } else {
