@@ -192,8 +192,14 @@ impl Outcome {
                 "Fence: TERMINATE of resource '{name}' did not return within {budget} ms \
                  (a call of it may still be running); exiting anyway."
             ),
+            Some((Terminated::Returned { status: 0, .. }, took)) if *took <= self.budget => {
+                format!(
+                    "Fence: resource '{name}' terminated in {} ms.",
+                    took.as_millis()
+                )
+            }
             Some((Terminated::Returned { status: 0, .. }, took)) => format!(
-                "Fence: resource '{name}' terminated in {} ms.",
+                "Fence: resource '{name}' terminated in {} ms, past its {budget} ms budget.",
                 took.as_millis()
             ),
             Some((Terminated::Returned { status, message }, took)) => format!(
@@ -230,4 +236,71 @@ fn spawn_reporter(logger: Logger) -> (mpsc::Sender<Line>, mpsc::Receiver<()>) {
         return (mpsc::channel().0, mpsc::channel().1);
     }
     (tx, done_rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::{c_char, c_void};
+    use std::sync::atomic::AtomicU64;
+
+    /// Released by the test so the hung TERMINATE's thread ends.
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    static OK_CALLS: AtomicU64 = AtomicU64::new(0);
+
+    unsafe extern "C" fn terminate_ok(_: *mut c_void, _: *mut c_char, _: usize) -> i32 {
+        OK_CALLS.fetch_add(1, Ordering::SeqCst);
+        0
+    }
+
+    unsafe extern "C" fn terminate_hangs(_: *mut c_void, _: *mut c_char, _: usize) -> i32 {
+        let start = Instant::now();
+        while !RELEASE.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        0
+    }
+
+    fn gate(id: u64, terminate: CallFn, deadline_ms: u64, open: bool) -> Arc<CallGate> {
+        let gate = Arc::new(CallGate::new(
+            ResourceId(id),
+            format!("r{id}"),
+            Some(terminate),
+            deadline_ms,
+        ));
+        if open {
+            gate.call(deadline_ms, |h| {
+                *h = std::ptr::NonNull::<u8>::dangling().as_ptr().cast()
+            });
+        }
+        gate
+    }
+
+    #[test]
+    fn every_resource_is_terminated_at_once_and_a_hung_one_abandoned_at_its_budget() {
+        let gates = vec![
+            gate(1, terminate_ok, 5_000, true),
+            gate(2, terminate_hangs, 5_000, true),
+            gate(3, terminate_ok, 5_000, false),
+            // Its DeadlockTimeout is below the cap: that is its budget.
+            gate(4, terminate_hangs, 40, true),
+        ];
+        let start = Instant::now();
+        let outcomes = terminate_all(&gates, Duration::from_millis(150));
+        let took = start.elapsed();
+        RELEASE.store(true, Ordering::SeqCst);
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_millis(1_500),
+            "waited {took:?}, not the 150 ms budget"
+        );
+        assert_eq!(OK_CALLS.load(Ordering::SeqCst), 1, "only the open one");
+        let budgets: Vec<u128> = outcomes.iter().map(|o| o.budget.as_millis()).collect();
+        assert_eq!(budgets, [150, 150, 150, 40]);
+        let done: Vec<bool> = outcomes.iter().map(Outcome::is_done).collect();
+        assert_eq!(done, [true, false, true, false]);
+        assert!(outcomes[0].line().contains("'r1' terminated in"));
+        assert!(outcomes[1].line().contains("did not return within 150 ms"));
+        assert!(outcomes[2].line().contains("was not open"));
+        assert!(outcomes[3].line().contains("did not return within 40 ms"));
+    }
 }
