@@ -72,6 +72,12 @@ impl Pool {
         (pool, rx)
     }
 
+    /// The lease every host of this pool holds (None: none), for checking it against the cluster's
+    /// quorum lease (which must outlast its length plus its fence budget).
+    pub fn host_lease(&self) -> Option<crate::HostLease> {
+        self.config.lease
+    }
+
     /// Starts host `host`; `HostStarted` reports it.
     pub fn start_host(&mut self, host: HostId) {
         let tx = self.reports.clone();
