@@ -12,7 +12,9 @@ mod common;
 
 use common::rcm::Rcm;
 use common::wait_until;
+use keelson_host::{DeathCause, Host, HostConfig, HostLease, LeaseRenewer, OpenSpec};
 use keelson_proto::ControlRequest as R;
+use keelson_types::{Op, ResourceId};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -290,6 +292,22 @@ fn freeze(pid: u32, name: &str) -> Option<FrozenThread> {
     }
 }
 
+/// A `status` request to rcm answered within `limit`, or why not.
+fn answers_within(rcm: &Rcm, limit: Duration) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let client = keelson_client::Client::new(rcm.dir.join("rcm.sock")).with_reply_timeout(limit);
+    rt.block_on(async {
+        tokio::time::timeout(limit, client.replies(R::Status))
+            .await
+            .map_err(|_| "no answer".to_string())?
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
+
 #[test]
 fn a_busy_rcm_keeps_its_hosts_and_only_the_renewer_stops_them() {
     let (rcm, host) = node_with_group("fence-busy");
@@ -301,6 +319,10 @@ fn a_busy_rcm_keeps_its_hosts_and_only_the_renewer_stops_them() {
             return;
         };
         let blocked = Instant::now();
+        assert!(
+            answers_within(&rcm, Duration::from_millis(LEASE_MS)).is_err(),
+            "rcm answered with its core stopped"
+        );
         while blocked.elapsed() < Duration::from_millis(10 * LEASE_MS) {
             assert!(
                 keelson_sys::process::is_alive(host) && !fencing(host),
@@ -355,4 +377,52 @@ fn a_bad_lease_is_refused_with_one_line_and_changes_nothing() {
         assert!(stderr.contains(names), "{args:?}: {stderr}");
         assert!(!dir.exists(), "{args:?} created {}", dir.display());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_whose_renewals_stop_reports_a_fence_that_blames_nobody() {
+    let config = HostConfig {
+        lease: Some(HostLease::new(LEASE_MS, BUDGET_MS).unwrap()),
+        ..common::host_config()
+    };
+    let (host, _events) = Host::spawn(&config).await.expect("host spawns");
+    let renewer = LeaseRenewer::start(config.lease.unwrap()).unwrap();
+    renewer.add(host.pid(), host.lease_socket().expect("a leased host"));
+    let res = host
+        .open(OpenSpec::new(
+            ResourceId(1),
+            "plain",
+            &common::plugin("dummy"),
+            "dummy",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.call(Op::Online).await.unwrap().status, 0);
+    // Renewed for five leases: still there.
+    let renewed = tokio::time::timeout(Duration::from_millis(5 * LEASE_MS), host.died()).await;
+    assert!(renewed.is_err(), "fenced while renewed: {renewed:?}");
+    let stopped = Instant::now();
+    drop(renewer);
+    let died = tokio::time::timeout(LIMIT, host.died())
+        .await
+        .expect("the host fences once renewals stop");
+    let took = stopped.elapsed();
+    let DeathCause::Fenced {
+        resources,
+        terminated,
+        ..
+    } = died.cause
+    else {
+        panic!("not a fence: {died}");
+    };
+    assert_eq!((resources, terminated), (1, 1), "{died}");
+    assert_eq!(died.cause.offender(), None);
+    assert!(
+        took < Duration::from_millis(LEASE_MS + BUDGET_MS + 1_000),
+        "{took:?}"
+    );
+    println!(
+        "renewals stopped -> bare host fenced and reported: {} ms",
+        took.as_millis()
+    );
 }
