@@ -77,6 +77,7 @@ mod event;
 mod failure;
 mod graph;
 mod group;
+mod handoff;
 mod health;
 mod host_death;
 mod hosts;
@@ -91,7 +92,9 @@ mod state;
 mod timer;
 mod view;
 
-pub use command::{ClusterEvent, Command, EventLevel, GroupRecord, PersistChange, ResourceRecord};
+pub use command::{
+    ClusterEvent, Command, EventLevel, GroupRecord, PersistChange, PlacementReport, ResourceRecord,
+};
 pub use engine::Engine;
 pub use error::{EngineError, Refusal};
 pub use event::{Event, ResourceSpec};

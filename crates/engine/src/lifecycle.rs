@@ -200,6 +200,7 @@ impl Engine {
 
     pub(crate) fn reconcile(&mut self, group: GroupId) {
         if !self.hosted_here(group) {
+            self.release(group);
             return;
         }
         let g = &self.groups[&group];

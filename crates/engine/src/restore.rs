@@ -63,7 +63,9 @@ impl Engine {
         }
         for g in groups {
             let id = e.gid(&g.name)?;
-            e.groups.get_mut(&id).expect("just created").owner = g.owner.clone();
+            let group = e.groups.get_mut(&id).expect("just created");
+            group.owner = g.owner.clone();
+            group.placement = g.placement.clone();
         }
         for g in groups.iter().filter(|g| g.want_online) {
             e.groups
