@@ -83,6 +83,7 @@ mod host_death;
 mod hosts;
 mod ids;
 mod lifecycle;
+pub mod placement;
 mod plan;
 mod replica;
 mod resource;
