@@ -39,6 +39,10 @@ impl Engine {
                     properties,
                 },
             )?);
+            // Owned elsewhere (or still being released): its resources are not opened here.
+            let group = e.groups.get_mut(&e.gid(&g.name)?).expect("just created");
+            group.owner = g.owner.clone();
+            group.placement = g.placement.clone();
         }
         for r in resources {
             let spec = ResourceSpec {
@@ -60,12 +64,6 @@ impl Engine {
                 };
                 out.extend(e.handle(now, event)?);
             }
-        }
-        for g in groups {
-            let id = e.gid(&g.name)?;
-            let group = e.groups.get_mut(&id).expect("just created");
-            group.owner = g.owner.clone();
-            group.placement = g.placement.clone();
         }
         for g in groups.iter().filter(|g| g.want_online) {
             e.groups
