@@ -41,8 +41,8 @@ impl Engine {
 
     fn apply_policy(&mut self, id: ResourceId) {
         let gid = self.res(id).group;
-        if self.groups[&gid].failed_over {
-            return;
+        if self.groups[&gid].failed_over || !self.hosted_here(gid) {
+            return; // a group leaving this node is not restarted here
         }
         let r = self.res(id);
         let name = r.name.clone();

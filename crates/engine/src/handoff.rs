@@ -1,6 +1,7 @@
 //! One node's side of group ownership in a cluster: a group runs here only while this node owns it,
 //! no previous owner is still releasing it, and this node has quorum. A group that does not run
-//! here is taken offline (dependents first) and its resources closed; once all are down, a node
+//! here is taken offline (dependents first), its Failed resources terminated, and its resources
+//! closed; once nothing of it runs here, a node
 //! that is the group's `releasing_from` reports the release to the leader (once per placement
 //! epoch). Losing quorum terminates every group here at once (event 1177). Not the decisions of
 //! who owns what (placement/, on the leader) nor the transport of reports (rcm).
@@ -25,8 +26,13 @@ impl Engine {
     /// or quorum is lost): takes it down, closes its resources, and reports the release if this
     /// node is the one releasing it.
     pub(crate) fn release(&mut self, gid: GroupId) {
-        self.clear_group_failure(gid);
-        let members: Vec<ResourceId> = self.groups[&gid].members.iter().copied().collect();
+        let g = self
+            .groups
+            .get_mut(&gid)
+            .expect("group id from the engine's tables");
+        g.failed_over = false;
+        let members: Vec<ResourceId> = g.members.iter().copied().collect();
+        self.cancel(TimerKind::GroupRetry(gid));
         for m in &members {
             self.cancel(TimerKind::Restart(*m));
             self.cancel(TimerKind::Retry(*m));
@@ -40,12 +46,52 @@ impl Engine {
         if !members.iter().all(|m| down(self.res(*m).state)) {
             return; // the rest comes with the Offline results
         }
+        // A Failed resource may still run (its offline failed, its IsAlive did): terminate it
+        // before anyone else may start it.
+        for m in &members {
+            let r = self.res(*m);
+            if r.state == ResourceState::Failed
+                && r.host.is_some()
+                && !r.outstanding.contains(&Op::Terminate)
+            {
+                let name = r.name.clone();
+                self.log(
+                    LogLevel::Warn,
+                    format!("Terminating failed resource '{name}': its group leaves this node."),
+                );
+                self.call(*m, Op::Terminate);
+            }
+        }
+        if !members.iter().all(|m| self.released(*m)) {
+            return; // waits for the Terminate results
+        }
         for m in &members {
             if self.res(*m).host.is_some() {
                 self.close(*m);
             }
         }
         self.report_release(gid);
+    }
+
+    /// The resource runs nothing here: Offline (or Failed and closed) with no Terminate under way.
+    fn released(&self, id: ResourceId) -> bool {
+        let r = self.res(id);
+        let stopped = r.state == ResourceState::Offline
+            || (r.state == ResourceState::Failed && r.host.is_none());
+        stopped && !r.outstanding.contains(&Op::Terminate)
+    }
+
+    /// A Terminate returned: a Failed resource of a group that does not run here is now Offline,
+    /// and the group's release may go on.
+    pub(crate) fn terminate_done(&mut self, id: ResourceId) {
+        let gid = self.res(id).group;
+        if self.hosted_here(gid) {
+            return;
+        }
+        if self.res(id).state == ResourceState::Failed {
+            self.set_state(id, ResourceState::Offline);
+        }
+        self.release(gid);
     }
 
     /// Emits the release report of `gid` once per placement epoch, if this node is releasing it.
@@ -74,8 +120,8 @@ impl Engine {
         }));
     }
 
-    /// Every release this node can report now (groups it is releasing, all down here): for a shell
-    /// that re-sends them to a new leader. Nothing changes.
+    /// Every release this node can report now (groups it is releasing, nothing of them running
+    /// here): for a shell that re-sends them to a new leader. Nothing changes.
     pub fn pending_releases(&self) -> Vec<PlacementReport> {
         if self.local_node.is_empty() {
             return Vec::new();
@@ -83,7 +129,7 @@ impl Engine {
         self.groups
             .values()
             .filter(|g| g.placement.releasing_from == self.local_node)
-            .filter(|g| g.members.iter().all(|m| down(self.res(*m).state)))
+            .filter(|g| g.members.iter().all(|m| self.released(*m)))
             .map(|g| PlacementReport::Released {
                 group: g.name.clone(),
                 node: self.local_node.clone(),
