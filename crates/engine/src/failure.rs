@@ -26,6 +26,9 @@ impl Engine {
             .retain(|op| matches!(op, Op::Open | Op::Terminate));
         let (name, group) = (r.name.clone(), self.group_name_of(id));
         self.set_state(id, ResourceState::Failed);
+        if !self.hosted_here(self.res(id).group) {
+            self.res_mut(id).released_failure = true; // a fresh start if the group comes back
+        }
         self.log(
             LogLevel::Err,
             format!("Resource '{name}' failed: {reason}."),

@@ -36,6 +36,9 @@ impl Engine {
         for m in &members {
             self.cancel(TimerKind::Restart(*m));
             self.cancel(TimerKind::Retry(*m));
+            if self.res(*m).state == ResourceState::Failed {
+                self.res_mut(*m).released_failure = true;
+            }
             let dependents_down = graph::direct_dependents(&self.resources, *m)
                 .iter()
                 .all(|d| down(self.res(*d).state));
@@ -73,6 +76,23 @@ impl Engine {
         self.report_release(gid);
     }
 
+    /// A group that runs here (again): members left Failed when it last left this node start
+    /// afresh, once no Terminate of theirs is under way.
+    pub(crate) fn resume_released(&mut self, gid: GroupId) {
+        let members: Vec<ResourceId> = self.groups[&gid].members.iter().copied().collect();
+        for m in members {
+            let r = self.res(m);
+            if r.released_failure && !r.outstanding.contains(&Op::Terminate) {
+                let r = self.res_mut(m);
+                r.released_failure = false;
+                r.restarts.clear();
+                if r.state == ResourceState::Failed {
+                    self.set_state(m, ResourceState::Offline);
+                }
+            }
+        }
+    }
+
     /// The resource runs nothing here: Offline (or Failed and closed) with no Terminate under way.
     fn released(&self, id: ResourceId) -> bool {
         let r = self.res(id);
@@ -86,7 +106,7 @@ impl Engine {
     pub(crate) fn terminate_done(&mut self, id: ResourceId) {
         let gid = self.res(id).group;
         if self.hosted_here(gid) {
-            return;
+            return self.reconcile(gid); // it came back meanwhile: resume_released
         }
         if self.res(id).state == ResourceState::Failed {
             self.set_state(id, ResourceState::Offline);
@@ -189,7 +209,8 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
-    /// Terminates every member that is up, each only once nothing depending on it is up.
+    /// Terminates every member that is up, each only once nothing depending on it is up, then
+    /// every Failed one still open (it may still run).
     fn terminate_group(&mut self, gid: GroupId) {
         let members: Vec<ResourceId> = self.groups[&gid].members.iter().copied().collect();
         for _ in 0..=members.len() {
@@ -199,8 +220,17 @@ impl Engine {
                         .iter()
                         .all(|d| down(self.res(*d).state))
             });
-            let Some(m) = next else { return };
+            let Some(m) = next else { break };
             self.terminate(m);
+        }
+        for m in members {
+            let r = self.res(m);
+            if r.state == ResourceState::Failed
+                && r.host.is_some()
+                && !r.outstanding.contains(&Op::Terminate)
+            {
+                self.terminate(m);
+            }
         }
     }
 
@@ -215,6 +245,8 @@ impl Engine {
             format!("Terminating resource '{name}': this node lost quorum."),
         );
         self.call(id, Op::Terminate);
-        self.set_state(id, ResourceState::Offline);
+        if self.res(id).state != ResourceState::Failed {
+            self.set_state(id, ResourceState::Offline);
+        }
     }
 }

@@ -203,6 +203,7 @@ impl Engine {
             self.release(group);
             return;
         }
+        self.resume_released(group);
         let g = &self.groups[&group];
         let failed_over = g.failed_over;
         let members: Vec<ResourceId> = g.members.iter().copied().collect();
