@@ -5,8 +5,8 @@
 //! lost with it. Random steps: node deaths and restarts, partitions and heals, a cut-off node
 //! noticing it lost quorum (it terminates its groups: that is what its lease promises) and the
 //! leader being told that node's lease expired (only then, or once the node is dead), deliveries,
-//! reports, moves, pauses with and without drain, resumes, failures, call results, timers and the
-//! hour. After every step: at most one node believes it may run a group, a resource runs (is up, or
+//! reports, moves, pauses with and without drain, resumes, failures, call results, timers, the
+//! hour, and administrators' whole-record upserts built on a node's (maybe stale) view. After every step: at most one node believes it may run a group, a resource runs (is up, or
 //! has a call under way, or is Failed and still open) only on a node that is its group's owner or
 //! is releasing it, by its own view and by the committed one, and no group runs on two nodes at the
 //! same instant. At the end, with every node back and the network healed (a stable majority),
@@ -109,6 +109,9 @@ enum Step {
     Pause(usize, bool),
     Resume(usize),
     Hour(u32),
+    /// An administrator's `group set` proposed on node i: the whole record as that node sees it
+    /// (maybe stale), with one property changed, committed.
+    Upsert(usize, usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -131,6 +134,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (n(), any::<bool>()).prop_map(|(i, d)| Step::Pause(i, d)),
         1 => n().prop_map(Step::Resume),
         1 => (0..24u32).prop_map(Step::Hour),
+        2 => (n(), 0..3usize).prop_map(|(i, g)| Step::Upsert(i, g)),
     ]
 }
 
@@ -378,6 +382,9 @@ impl World {
             }),
             Step::Resume(i) if i < n => self.lead(PlacementEvent::Resume { node: node_name(i) }),
             Step::Hour(h) => self.lead(PlacementEvent::Hour(h)),
+            Step::Upsert(i, g) if i < n && self.alive(i) && self.connected_to_leader(i) => {
+                self.upsert(i, GROUPS[g])
+            }
             _ => {}
         }
         for i in 0..n {
@@ -401,6 +408,21 @@ impl World {
         node.quorum = false;
         node.seen = 0;
         self.topology();
+    }
+
+    fn upsert(&mut self, i: usize, group: &str) {
+        let sim = self.nodes[i].sim.as_ref().unwrap();
+        let mut record = sim.engine.group_record(group).unwrap();
+        let toggled = match record.properties.get("FailoverPeriod").map(String::as_str) {
+            Some("7200000") => "3600000",
+            _ => "7200000",
+        };
+        record
+            .properties
+            .insert("FailoverPeriod".into(), toggled.into());
+        let change = RecordChange::PutGroup(record);
+        self.log.push(change.clone());
+        self.lead(PlacementEvent::Committed(vec![change]));
     }
 
     fn deliver(&mut self, i: usize, k: usize) {

@@ -261,3 +261,27 @@ fn a_single_node_engine_ignores_ownership() {
         "lose_quorum is for clusters, but obeyed"
     );
 }
+
+#[test]
+fn a_resource_failed_when_its_group_left_starts_afresh_when_the_group_comes_back() {
+    let mut a = node("a", "a", &[]);
+    a.ok(Event::FailResource { name: "r2".into() });
+    assert_eq!(
+        a.state("r2"),
+        ResourceState::Failed,
+        "its restart is scheduled"
+    );
+    // Moved away (its restart cancelled, the others going offline)...
+    let cmds = commit(&mut a, placed("b", "a", 1));
+    assert_eq!(
+        calls_of(&cmds, Op::Offline)
+            .iter()
+            .map(|r| a.name(*r))
+            .collect::<Vec<_>>(),
+        ["r1"]
+    );
+    // ...and moved back before anything answered.
+    commit(&mut a, placed("a", "", 2));
+    a.run(10_000);
+    assert_eq!(states(&a), [ResourceState::Online; 3]);
+}

@@ -82,6 +82,17 @@ pub struct GroupMove {
     pub at_ms: u64,
 }
 
+impl GroupPlacement {
+    /// Failovers within the `period_ms` (FailoverPeriod) before `now_ms` (wall clock): the count
+    /// FailoverThreshold is held against, as `group get` shows it.
+    pub fn failovers_in_period(&self, now_ms: u64, period_ms: u64) -> usize {
+        self.failovers
+            .iter()
+            .filter(|t| now_ms.saturating_sub(**t) < period_ms)
+            .count()
+    }
+}
+
 impl GroupRecord {
     /// This record as committed over `held`, the one a replica holds: its owner and placement are
     /// taken only if its placement epoch is not older than the held one (the rest is always taken).
@@ -148,6 +159,17 @@ mod tests {
         assert_eq!(newer.merge_placement(&held), newer);
         let same = record("b", 3, true);
         assert_eq!(same.merge_placement(&held), same);
+    }
+
+    #[test]
+    fn failovers_count_within_the_period_only() {
+        let p = GroupPlacement {
+            failovers: vec![1_000, 5_000, 9_000],
+            ..Default::default()
+        };
+        assert_eq!(p.failovers_in_period(10_000, 6_000), 2);
+        assert_eq!(p.failovers_in_period(10_000, 1_000), 0);
+        assert_eq!(p.failovers_in_period(10_000, 100_000), 3);
     }
 
     #[test]
