@@ -12,7 +12,7 @@
 //!   expired ([`PlacementEvent::LeaseExpired`]): until then it may still run them.
 //! * A failure report from the owner (a resource past RestartThreshold with RestartAndFailover)
 //!   fails the group over to the next node that has not failed it within FailoverPeriod; that
-//!   node's engine gives the resource its own restarts (one, by default: post [13]). More than
+//!   node's engine gives the resource its own restarts (one, by default: post \[13\] of the cluster posts). More than
 //!   FailoverThreshold failovers (default nodes-1) within FailoverPeriod, and the group stays
 //!   Failed where it is (event 1254); failed on every node, it stays Failed too. Node losses do not
 //!   count as failovers. RestartAction=Restart never reports, so never moves a group.
