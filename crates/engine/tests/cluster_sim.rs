@@ -6,9 +6,10 @@
 //! noticing it lost quorum (it terminates its groups: that is what its lease promises) and the
 //! leader being told that node's lease expired (only then, or once the node is dead), deliveries,
 //! reports, moves, pauses with and without drain, resumes, failures, call results, timers, the
-//! hour, and administrators' whole-record upserts built on a node's (maybe stale) view. After every step: at most one node believes it may run a group, a resource runs (is up, or
-//! has a call under way, or is Failed and still open) only on a node that is its group's owner or
-//! is releasing it, by its own view and by the committed one, and no group runs on two nodes at the
+//! hour, and administrators' whole-record upserts built on a node's (maybe stale) view. After
+//! every step: at most one node believes it may run a group, a resource runs (is up, or has a call
+//! under way, or is Failed and still open) only on a node that is its group's owner or is
+//! releasing it, by its own view and by the committed one, and no group runs on two nodes at the
 //! same instant. At the end, with every node back and the network healed (a stable majority),
 //! every group is Online on its owner and nowhere else.
 

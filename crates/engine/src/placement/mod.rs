@@ -12,10 +12,11 @@
 //!   expired ([`PlacementEvent::LeaseExpired`]): until then it may still run them.
 //! * A failure report from the owner (a resource past RestartThreshold with RestartAndFailover)
 //!   fails the group over to the next node that has not failed it within FailoverPeriod; that
-//!   node's engine gives the resource its own restarts (one, by default: post \[13\] of the cluster posts). More than
-//!   FailoverThreshold failovers (default nodes-1) within FailoverPeriod, and the group stays
-//!   Failed where it is (event 1254); failed on every node, it stays Failed too. Node losses do not
-//!   count as failovers. RestartAction=Restart never reports, so never moves a group.
+//!   node's engine gives the resource its own restarts (one by default, as post \[13\] of the
+//!   cluster posts says). More than FailoverThreshold failovers (default nodes-1) within
+//!   FailoverPeriod, and the group stays Failed where it is (event 1254); failed on every node, it
+//!   stays Failed too. Node losses do not count as failovers. RestartAction=Restart never reports,
+//!   so it never moves a group.
 //! * `move G [--to N]`, `pause N [--drain]` (drain moves all its groups off at once), `resume N`.
 //! * AutoFailbackType=Allow: a group that failed over (node lost, failure, drain) moves back to a
 //!   more preferred owner once that one is Up and unpaused, and only inside
