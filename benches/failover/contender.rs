@@ -4,7 +4,7 @@
 //! harness does the timing, the same way for every contender. Not any contender itself
 //! (pacemaker.rs) or the timing (measure.rs).
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Where the group runs and which node leads (Pacemaker's DC, keelson's raft leader), by node
 /// number 1..=3.
@@ -27,6 +27,8 @@ pub struct Detection {
 pub struct Death {
     /// Stamped immediately before the kill: the start of the sample.
     pub at: Instant,
+    /// The same instant by the wall clock, to compare with the contender's logs.
+    pub wall: SystemTime,
     /// What was killed, for the log (e.g. "corosync, pacemakerd, …").
     pub what: String,
 }
@@ -49,6 +51,15 @@ pub trait Contender {
     /// The nodes on which `observer`, a live node, reports the group Online now. One call is one
     /// poll; it must not wait for anything.
     fn online_on(&mut self, observer: usize) -> Result<Vec<usize>, String>;
+    /// When `observer` itself logged the dead node gone (its membership without it formed), if the
+    /// contender logs that instant: the detection actually observed in this run, beside the
+    /// configured one. Asked right after the group is seen Online elsewhere.
+    fn detected_at(
+        &mut self,
+        observer: usize,
+        dead: usize,
+        killed: SystemTime,
+    ) -> Result<Option<SystemTime>, String>;
     /// Brings a killed node back and returns once the cluster is whole and quiet again.
     fn restore(&mut self, node: usize) -> Result<(), String>;
 }
@@ -66,5 +77,6 @@ pub trait Contender {
 //  * place: `keelson group move G --to NODE --wait`;
 //  * kill: SIGKILL of that node's keelson-rcm and its keelson-rhs hosts, stamped just before;
 //  * online_on: `keelson group get --json` on the observer: owner_node with state Online;
+//  * detected_at: the observer's log line or event for the node Down (NetFT), by its timestamp;
 //  * restore: start the node's rcm again and wait until `cluster status` shows 3 nodes Up and the
 //    group Online on exactly one node.

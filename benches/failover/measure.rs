@@ -36,6 +36,8 @@ pub struct Sample {
     pub ms: f64,
     /// The poll's own duration, averaged over the run: the sample's resolution.
     pub mean_poll_ms: f64,
+    /// From the kill to the observer's own log of the node gone, where the contender logs it.
+    pub detected_ms: Option<f64>,
 }
 
 /// Measures `runs` failovers of each case, alternating; prints one line per run.
@@ -82,8 +84,16 @@ fn run_one(contender: &mut dyn Contender, case: Case, leader: &str) -> Result<Sa
     let death = contender.kill(owner)?;
     let (seen_at, polls, poll_time) = poll_until_elsewhere(contender, observer, owner)?;
     let ms = seen_at.duration_since(death.at).as_secs_f64() * 1e3;
+    let detected_ms = contender
+        .detected_at(observer, owner, death.wall)?
+        .map(|at| match at.duration_since(death.wall) {
+            Ok(later) => later.as_secs_f64() * 1e3,
+            // The log's millisecond stamp rounds down to just before the kill.
+            Err(_) => 0.0,
+        });
+    let detected = detected_ms.map_or("not logged".to_string(), |d| format!("{d:.0} ms"));
     println!(
-        "    killed node{owner} ({leader}: node{}; died: {}); node{observer} saw the group Online elsewhere at poll {polls}",
+        "    killed node{owner} ({leader}: node{}; died: {}); node{observer} logged it gone after {detected} and saw the group Online elsewhere at poll {polls}",
         placed.leader, death.what
     );
     contender.restore(owner)?;
@@ -91,6 +101,7 @@ fn run_one(contender: &mut dyn Contender, case: Case, leader: &str) -> Result<Sa
         case,
         ms,
         mean_poll_ms: poll_time.as_secs_f64() * 1e3 / polls as f64,
+        detected_ms,
     })
 }
 
@@ -132,6 +143,19 @@ pub struct Summary {
     pub min: f64,
     pub max: f64,
     pub poll_ms: f64,
+    /// Medians of the observed detection and of the time after it, over the runs that logged it.
+    pub detected: Option<f64>,
+    pub after_detection: Option<f64>,
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
 }
 
 pub fn summarize(samples: &[Sample], case: Case) -> Option<Summary> {
@@ -143,18 +167,20 @@ pub fn summarize(samples: &[Sample], case: Case) -> Option<Summary> {
     ms.sort_by(f64::total_cmp);
     let rank = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
     let n = ms.len();
-    let median = if n % 2 == 1 {
-        ms[n / 2]
-    } else {
-        (ms[n / 2 - 1] + ms[n / 2]) / 2.0
-    };
     Some(Summary {
         runs: n,
-        median,
+        median: median(ms.clone())?,
         p90: rank(0.90),
         min: ms[0],
         max: ms[n - 1],
         poll_ms: chosen.iter().map(|s| s.mean_poll_ms).sum::<f64>() / n as f64,
+        detected: median(chosen.iter().filter_map(|s| s.detected_ms).collect()),
+        after_detection: median(
+            chosen
+                .iter()
+                .filter_map(|s| Some(s.ms - s.detected_ms?))
+                .collect(),
+        ),
     })
 }
 
@@ -166,22 +192,25 @@ pub fn print_table(name: &str, samples: &[Sample], detection: &Detection, leader
         detection.ms, detection.how
     );
     println!(
-        "{:<26} {:>4} {:>9} {:>9} {:>9} {:>9} {:>22}",
-        "case", "runs", "median", "p90", "max", "min", "median - detection"
+        "{:<26} {:>4} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11}",
+        "case", "runs", "median", "p90", "max", "min", "- config.", "observed", "after obs."
     );
     for case in Case::ALL {
         let Some(s) = summarize(samples, case) else {
             continue;
         };
+        let or_dash = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
         println!(
-            "{:<26} {:>4} {:>6.0} ms {:>6.0} ms {:>6.0} ms {:>6.0} ms {:>19.0} ms",
+            "{:<26} {:>4} {:>6.0} ms {:>6.0} ms {:>6.0} ms {:>6.0} ms {:>8.0} ms {:>11} {:>11}",
             case.label(leader),
             s.runs,
             s.median,
             s.p90,
             s.max,
             s.min,
-            s.median - detection.ms
+            s.median - detection.ms,
+            or_dash(s.detected),
+            or_dash(s.after_detection),
         );
     }
     let polls: Vec<f64> = Case::ALL
@@ -189,6 +218,7 @@ pub fn print_table(name: &str, samples: &[Sample], detection: &Detection, leader
         .filter_map(|c| summarize(samples, *c))
         .map(|s| s.poll_ms)
         .collect();
+    println!("(- config.: the median less the configured detection; observed: the median time from the kill to the observer's own log of the node gone; after obs.: the median of each run's time after that)");
     println!(
         "(each sample ends with the first poll that saw it; a poll took {:.0} ms on average, one every {} ms at most)",
         polls.iter().sum::<f64>() / polls.len().max(1) as f64,

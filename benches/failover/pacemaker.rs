@@ -10,7 +10,7 @@ use crate::contender::{Contender, Death, Detection, Placement};
 use crate::lab::Lab;
 use crate::pcmk_node::PcmkNode;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const NODES: usize = 3;
 const RESOURCE: &str = "dummy";
@@ -242,6 +242,7 @@ impl Contender for Pacemaker {
         let killed = self.nodes[node - 1].kill()?;
         Ok(Death {
             at: killed.at,
+            wall: killed.wall,
             what: killed.processes.join(", "),
         })
     }
@@ -253,6 +254,16 @@ impl Contender for Pacemaker {
             .into_iter()
             .map(Self::index_of)
             .collect()
+    }
+
+    fn detected_at(
+        &mut self,
+        observer: usize,
+        dead: usize,
+        killed: SystemTime,
+    ) -> Result<Option<SystemTime>, String> {
+        let log = self.node(observer).corosync_log_text()?;
+        Ok(membership_without(&log, dead, killed))
     }
 
     fn restore(&mut self, node: usize) -> Result<(), String> {
@@ -276,4 +287,36 @@ fn corosync_conf(token_ms: u32, log: &Path) -> String {
         "totem {{\n    version: 2\n    cluster_name: keelsonfailover\n    transport: knet\n    token: {token_ms}\n    crypto_cipher: none\n    crypto_hash: none\n    interface {{\n        linknumber: 0\n    }}\n    interface {{\n        linknumber: 1\n    }}\n}}\nnodelist {{\n{nodes}}}\nquorum {{\n    provider: corosync_votequorum\n}}\nlogging {{\n    to_stderr: no\n    to_syslog: no\n    to_logfile: yes\n    logfile: {}\n    timestamp: hires\n}}\n",
         log.display()
     )
+}
+
+/// The instant of the first line of a corosync log after `after` that says a membership without
+/// node `dead` was formed ("A new membership (…) was formed. Members left: 1"). corosync stamps its
+/// lines `Mon DD HH:MM:SS.mmm` in UTC (node.sh sets TZ); the time of day is read against `after`'s,
+/// and only lines within FAILOVER_WINDOW after it count.
+fn membership_without(log: &str, dead: usize, after: SystemTime) -> Option<SystemTime> {
+    const DAY_MS: u64 = 86_400_000;
+    const FAILOVER_WINDOW_MS: u64 = 120_000;
+    let after_ms = after.duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    log.lines()
+        .filter(|line| line.contains("A new membership") && line.contains("was formed"))
+        .filter(|line| {
+            line.split_once("Members left:")
+                .is_some_and(|(_, left)| left.split_whitespace().any(|id| id == dead.to_string()))
+        })
+        .filter_map(|line| {
+            let of_day = time_of_day_ms(line.split_whitespace().nth(2)?)?;
+            let later = (of_day + DAY_MS - after_ms % DAY_MS) % DAY_MS;
+            (later < FAILOVER_WINDOW_MS).then_some(later)
+        })
+        .min()
+        .map(|later| UNIX_EPOCH + Duration::from_millis(after_ms + later))
+}
+
+/// `HH:MM:SS.mmm` in milliseconds since midnight.
+fn time_of_day_ms(stamp: &str) -> Option<u64> {
+    let (hms, ms) = stamp.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    let ms: u64 = ms.get(..3)?.parse().ok()?;
+    Some(((h * 60 + m) * 60 + s) * 1000 + ms)
 }

@@ -14,7 +14,7 @@ use crate::crm_status::CrmStatus;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a boot's pid 1 may take to appear, and a killed boot to be reaped.
 const PROCESS_LIMIT: Duration = Duration::from_secs(5);
@@ -30,6 +30,8 @@ pub const BOOT_SCRIPT: &str = r#"#!/bin/bash
 # daemon ends, this ends, and the kernel kills the rest of the node with it.
 set -euo pipefail
 D=$1
+# The daemons' log timestamps in UTC, so that the bench can read them against its own clock.
+export TZ=UTC
 mount --bind "$D/etc-corosync" /etc/corosync
 mount --bind "$D/lib-corosync" /var/lib/corosync
 mount --bind "$D/lib-pacemaker" /var/lib/pacemaker
@@ -66,6 +68,8 @@ struct Boot {
 pub struct Killed {
     /// Stamped immediately before the kill.
     pub at: Instant,
+    /// The same instant by the wall clock.
+    pub wall: SystemTime,
     /// The command names of the processes that died with the node.
     pub processes: Vec<String>,
 }
@@ -198,7 +202,7 @@ impl PcmkNode {
             return Err(format!("{} is already down", self.name));
         };
         let members = pid_namespace_members(boot.init)?;
-        let at = Instant::now();
+        let (at, wall) = (Instant::now(), SystemTime::now());
         keelson_sys::process::kill(boot.init, keelson_sys::Signal::SIGKILL)
             .map_err(|e| format!("kill -9 {} ({}'s pid 1): {e}", boot.init, self.name))?;
         self.reap(boot)?;
@@ -216,6 +220,7 @@ impl PcmkNode {
         }
         Ok(Killed {
             at,
+            wall,
             processes: members.into_iter().map(|(_, comm)| comm).collect(),
         })
     }
@@ -240,6 +245,12 @@ impl PcmkNode {
                 Err(e) => return Err(format!("waiting for {}'s boot: {e}", self.name)),
             }
         }
+    }
+
+    /// The node's corosync log (every boot appends to it).
+    pub fn corosync_log_text(&self) -> Result<String, String> {
+        let path = self.dir.join("corosync.log");
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The end of the node's current boot log, for error messages.
