@@ -22,6 +22,16 @@ pub struct Detection {
     pub how: String,
 }
 
+/// One failover as the contender's own logs stamp it (wall clock, to the millisecond); None
+/// where it does not log that step.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Logged {
+    /// The observer logged the dead node gone (for corosync: a membership without it formed).
+    pub gone: Option<SystemTime>,
+    /// The new owner logged the group Online (for Pacemaker: the start's result, ok).
+    pub online: Option<SystemTime>,
+}
+
 /// What a node death did.
 #[derive(Debug)]
 pub struct Death {
@@ -51,15 +61,15 @@ pub trait Contender {
     /// The nodes on which `observer`, a live node, reports the group Online now. One call is one
     /// poll; it must not wait for anything.
     fn online_on(&mut self, observer: usize) -> Result<Vec<usize>, String>;
-    /// When `observer` itself logged the dead node gone (its membership without it formed), if the
-    /// contender logs that instant: the detection actually observed in this run, beside the
-    /// configured one. Asked right after the group is seen Online elsewhere.
-    fn detected_at(
+    /// What the contender's own logs say about this failover (see Logged), read right after the
+    /// group was seen Online on `new_owner`; `since` is the kill.
+    fn logged(
         &mut self,
         observer: usize,
         dead: usize,
-        killed: SystemTime,
-    ) -> Result<Option<SystemTime>, String>;
+        new_owner: usize,
+        since: SystemTime,
+    ) -> Result<Logged, String>;
     /// Brings a killed node back and returns once the cluster is whole and quiet again.
     fn restore(&mut self, node: usize) -> Result<(), String>;
 }
@@ -77,6 +87,7 @@ pub trait Contender {
 //  * place: `keelson group move G --to NODE --wait`;
 //  * kill: SIGKILL of that node's keelson-rcm and its keelson-rhs hosts, stamped just before;
 //  * online_on: `keelson group get --json` on the observer: owner_node with state Online;
-//  * detected_at: the observer's log line or event for the node Down (NetFT), by its timestamp;
+//  * logged: the observer's log line or event for the node Down (NetFT) and the new owner's for
+//    the group Online, by their timestamps;
 //  * restore: start the node's rcm again and wait until `cluster status` shows 3 nodes Up and the
 //    group Online on exactly one node.

@@ -5,7 +5,7 @@
 //! two cases. Also the summary (median, p90, max) and its table. Not any contender (pacemaker.rs).
 
 use crate::contender::{Contender, Detection};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The pause between the starts of two polls (a poll itself takes what it takes).
 pub const POLL_PERIOD: Duration = Duration::from_millis(50);
@@ -37,7 +37,9 @@ pub struct Sample {
     /// The poll's own duration, averaged over the run: the sample's resolution.
     pub mean_poll_ms: f64,
     /// From the kill to the observer's own log of the node gone, where the contender logs it.
-    pub detected_ms: Option<f64>,
+    pub gone_ms: Option<f64>,
+    /// From the kill to the new owner's own log of the group Online, where the contender logs it.
+    pub online_ms: Option<f64>,
 }
 
 /// Measures `runs` failovers of each case, alternating; prints one line per run.
@@ -82,36 +84,52 @@ fn run_one(contender: &mut dyn Contender, case: Case, leader: &str) -> Result<Sa
     }
     let observer = (1..=3).find(|n| *n != owner).expect("3 nodes");
     let death = contender.kill(owner)?;
-    let (seen_at, polls, poll_time) = poll_until_elsewhere(contender, observer, owner)?;
-    let ms = seen_at.duration_since(death.at).as_secs_f64() * 1e3;
-    let detected_ms = contender
-        .detected_at(observer, owner, death.wall)?
-        .map(|at| match at.duration_since(death.wall) {
+    let seen = poll_until_elsewhere(contender, observer, owner)?;
+    let ms = seen.at.duration_since(death.at).as_secs_f64() * 1e3;
+    let logged = contender.logged(observer, owner, seen.on, death.wall)?;
+    let since_kill = |at: Option<SystemTime>| {
+        at.map(|at| match at.duration_since(death.wall) {
             Ok(later) => later.as_secs_f64() * 1e3,
-            // The log's millisecond stamp rounds down to just before the kill.
+            // A log's millisecond stamp rounds down to just before the kill.
             Err(_) => 0.0,
-        });
-    let detected = detected_ms.map_or("not logged".to_string(), |d| format!("{d:.0} ms"));
+        })
+    };
+    let (gone_ms, online_ms) = (since_kill(logged.gone), since_kill(logged.online));
+    let shown = |ms: Option<f64>| ms.map_or("(not logged)".to_string(), |ms| format!("{ms:.0} ms"));
     println!(
-        "    killed node{owner} ({leader}: node{}; died: {}); node{observer} logged it gone after {detected} and saw the group Online elsewhere at poll {polls}",
-        placed.leader, death.what
+        "    killed node{owner} ({leader}: node{}; died: {}); node{observer} logged it gone at {}, node{} logged the group Online at {}, node{observer}'s poll {} saw it",
+        placed.leader,
+        death.what,
+        shown(gone_ms),
+        seen.on,
+        shown(online_ms),
+        seen.polls
     );
     contender.restore(owner)?;
     Ok(Sample {
         case,
         ms,
-        mean_poll_ms: poll_time.as_secs_f64() * 1e3 / polls as f64,
-        detected_ms,
+        mean_poll_ms: seen.busy.as_secs_f64() * 1e3 / seen.polls as f64,
+        gone_ms,
+        online_ms,
     })
 }
 
-/// Polls `observer` until it reports the group Online on a node other than `dead`: the end of
-/// that poll, how many polls it took and their total time.
+/// The poll that first saw the group Online elsewhere: when it ended, the node it named, and how
+/// many polls it took in how much time.
+struct Seen {
+    at: Instant,
+    on: usize,
+    polls: usize,
+    busy: Duration,
+}
+
+/// Polls `observer` until it reports the group Online on a node other than `dead`.
 fn poll_until_elsewhere(
     contender: &mut dyn Contender,
     observer: usize,
     dead: usize,
-) -> Result<(Instant, usize, Duration), String> {
+) -> Result<Seen, String> {
     let deadline = Instant::now() + FAILOVER_LIMIT;
     let (mut polls, mut busy) = (0usize, Duration::ZERO);
     loop {
@@ -121,7 +139,14 @@ fn poll_until_elsewhere(
         polls += 1;
         busy += ended - started;
         let last = match answer {
-            Ok(on) if !on.is_empty() && !on.contains(&dead) => return Ok((ended, polls, busy)),
+            Ok(on) if !on.is_empty() && !on.contains(&dead) => {
+                return Ok(Seen {
+                    at: ended,
+                    on: on[0],
+                    polls,
+                    busy,
+                })
+            }
             Ok(on) => format!("Online on {on:?}"),
             Err(e) => e,
         };
@@ -143,9 +168,11 @@ pub struct Summary {
     pub min: f64,
     pub max: f64,
     pub poll_ms: f64,
-    /// Medians of the observed detection and of the time after it, over the runs that logged it.
-    pub detected: Option<f64>,
-    pub after_detection: Option<f64>,
+    /// Medians over the runs whose logs had them: kill to logged gone (the detection seen), logged
+    /// gone to logged Online (the failover after detection), logged Online to the poll's end.
+    pub gone: Option<f64>,
+    pub after_gone: Option<f64>,
+    pub poll_lag: Option<f64>,
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {
@@ -174,34 +201,41 @@ pub fn summarize(samples: &[Sample], case: Case) -> Option<Summary> {
         min: ms[0],
         max: ms[n - 1],
         poll_ms: chosen.iter().map(|s| s.mean_poll_ms).sum::<f64>() / n as f64,
-        detected: median(chosen.iter().filter_map(|s| s.detected_ms).collect()),
-        after_detection: median(
+        gone: median(chosen.iter().filter_map(|s| s.gone_ms).collect()),
+        after_gone: median(
             chosen
                 .iter()
-                .filter_map(|s| Some(s.ms - s.detected_ms?))
+                .filter_map(|s| Some(s.online_ms? - s.gone_ms?))
+                .collect(),
+        ),
+        poll_lag: median(
+            chosen
+                .iter()
+                .filter_map(|s| Some(s.ms - s.online_ms?))
                 .collect(),
         ),
     })
 }
 
-/// The table: one row per case, with the time less the configured detection.
+/// The table: one row per case, with the time less the configured detection and the medians of
+/// the logged steps.
 pub fn print_table(name: &str, samples: &[Sample], detection: &Detection, leader: &str) {
-    println!("\n== {name}: node loss (SIGKILL of every process of the owner) -> Started on another node ==");
+    println!("\n== {name}: node loss (SIGKILL of every process of the owner) -> Online on another node ==");
     println!(
         "detection configured: {:.0} ms = {}",
         detection.ms, detection.how
     );
     println!(
-        "{:<26} {:>4} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11}",
-        "case", "runs", "median", "p90", "max", "min", "- config.", "observed", "after obs."
+        "{:<24} {:>4} {:>9} {:>9} {:>9} {:>9} {:>10} | {:>9} {:>9} {:>9}",
+        "case", "runs", "median", "p90", "max", "min", "- config.", "gone", "->Online", "poll lag"
     );
+    let or_dash = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
     for case in Case::ALL {
         let Some(s) = summarize(samples, case) else {
             continue;
         };
-        let or_dash = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
         println!(
-            "{:<26} {:>4} {:>6.0} ms {:>6.0} ms {:>6.0} ms {:>6.0} ms {:>8.0} ms {:>11} {:>11}",
+            "{:<24} {:>4} {:>6.0} ms {:>6.0} ms {:>6.0} ms {:>6.0} ms {:>7.0} ms | {:>9} {:>9} {:>9}",
             case.label(leader),
             s.runs,
             s.median,
@@ -209,8 +243,9 @@ pub fn print_table(name: &str, samples: &[Sample], detection: &Detection, leader
             s.max,
             s.min,
             s.median - detection.ms,
-            or_dash(s.detected),
-            or_dash(s.after_detection),
+            or_dash(s.gone),
+            or_dash(s.after_gone),
+            or_dash(s.poll_lag),
         );
     }
     let polls: Vec<f64> = Case::ALL
@@ -218,9 +253,10 @@ pub fn print_table(name: &str, samples: &[Sample], detection: &Detection, leader
         .filter_map(|c| summarize(samples, *c))
         .map(|s| s.poll_ms)
         .collect();
-    println!("(- config.: the median less the configured detection; observed: the median time from the kill to the observer's own log of the node gone; after obs.: the median of each run's time after that)");
+    println!("median..min: kill -> the first poll of a survivor that saw the group Online elsewhere; - config.: the median less the configured detection.");
+    println!("From the contender's own logs (medians): gone: kill -> the observer logged the node gone; ->Online: from that to the new owner logging the group Online; poll lag: from that to the poll's end.");
     println!(
-        "(each sample ends with the first poll that saw it; a poll took {:.0} ms on average, one every {} ms at most)",
+        "A poll took {:.0} ms on average, one started every {} ms at most.",
         polls.iter().sum::<f64>() / polls.len().max(1) as f64,
         POLL_PERIOD.as_millis()
     );

@@ -6,7 +6,7 @@
 //! with the low-level tools only (crm_attribute, cibadmin, crm_resource; crm_mon and crmadmin to
 //! read). Not the nodes' processes (pcmk_node.rs) or the timing (measure.rs).
 
-use crate::contender::{Contender, Death, Detection, Placement};
+use crate::contender::{Contender, Death, Detection, Logged, Placement};
 use crate::lab::Lab;
 use crate::pcmk_node::PcmkNode;
 use std::path::Path;
@@ -256,14 +256,27 @@ impl Contender for Pacemaker {
             .collect()
     }
 
-    fn detected_at(
+    fn logged(
         &mut self,
         observer: usize,
         dead: usize,
-        killed: SystemTime,
-    ) -> Result<Option<SystemTime>, String> {
-        let log = self.node(observer).corosync_log_text()?;
-        Ok(membership_without(&log, dead, killed))
+        new_owner: usize,
+        since: SystemTime,
+    ) -> Result<Logged, String> {
+        let corosync = self.node(observer).corosync_log_text()?;
+        let pacemaker = self.node(new_owner).pacemaker_log_text()?;
+        let dead_id = dead.to_string();
+        let membership_without_dead = |line: &str| {
+            line.contains("A new membership")
+                && line
+                    .split_once("was formed. Members left:")
+                    .is_some_and(|(_, left)| left.split_whitespace().any(|id| id == dead_id))
+        };
+        let started = format!("Result of start operation for {RESOURCE} on node{new_owner}: ok");
+        Ok(Logged {
+            gone: first_logged_after(&corosync, since, membership_without_dead),
+            online: first_logged_after(&pacemaker, since, |line| line.contains(&started)),
+        })
     }
 
     fn restore(&mut self, node: usize) -> Result<(), String> {
@@ -289,24 +302,23 @@ fn corosync_conf(token_ms: u32, log: &Path) -> String {
     )
 }
 
-/// The instant of the first line of a corosync log after `after` that says a membership without
-/// node `dead` was formed ("A new membership (…) was formed. Members left: 1"). corosync stamps its
-/// lines `Mon DD HH:MM:SS.mmm` in UTC (node.sh sets TZ); the time of day is read against `after`'s,
-/// and only lines within FAILOVER_WINDOW after it count.
-fn membership_without(log: &str, dead: usize, after: SystemTime) -> Option<SystemTime> {
+/// The instant of the first line of a corosync or pacemaker log after `after` that `matches`.
+/// Both stamp their lines `Mon DD HH:MM:SS.mmm …` in UTC (node.sh sets TZ); the time of day is
+/// read against `after`'s, and only lines within WINDOW_MS after it count.
+fn first_logged_after(
+    log: &str,
+    after: SystemTime,
+    matches: impl Fn(&str) -> bool,
+) -> Option<SystemTime> {
     const DAY_MS: u64 = 86_400_000;
-    const FAILOVER_WINDOW_MS: u64 = 120_000;
+    const WINDOW_MS: u64 = 120_000;
     let after_ms = after.duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     log.lines()
-        .filter(|line| line.contains("A new membership") && line.contains("was formed"))
-        .filter(|line| {
-            line.split_once("Members left:")
-                .is_some_and(|(_, left)| left.split_whitespace().any(|id| id == dead.to_string()))
-        })
+        .filter(|line| matches(line))
         .filter_map(|line| {
             let of_day = time_of_day_ms(line.split_whitespace().nth(2)?)?;
             let later = (of_day + DAY_MS - after_ms % DAY_MS) % DAY_MS;
-            (later < FAILOVER_WINDOW_MS).then_some(later)
+            (later < WINDOW_MS).then_some(later)
         })
         .min()
         .map(|later| UNIX_EPOCH + Duration::from_millis(after_ms + later))

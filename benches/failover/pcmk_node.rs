@@ -1,7 +1,7 @@
 //! One Pacemaker node of the benchmark: a directory of its own (its "disk": /etc/corosync,
 //! /var/lib/corosync, /var/lib/pacemaker, /var/log/pacemaker, kept across boots) and, while it
 //! runs, a boot: `ip netns exec` into the node's network namespace, then `unshare` into a new
-//! mount and pid namespace whose pid 1 (node.sh) bind-mounts those directories over the system's,
+//! mount, pid and UTS namespace whose pid 1 (node.sh) bind-mounts those directories over the system's,
 //! puts fresh tmpfs on /run and /dev/shm (libqb's IPC files, /run/crm, the Dummy agent's state file
 //! live there: lost at each boot like a real node's), and starts corosync, then pacemakerd.
 //! Commands run "on the node" through nsenter into its three namespaces. A node death is SIGKILL
@@ -23,13 +23,15 @@ pub const COMMAND_LIMIT: Duration = Duration::from_secs(15);
 /// The pause between two looks at /proc while waiting for a process to appear or go.
 const PROC_POLL: Duration = Duration::from_millis(2);
 
-/// pid 1 of a node's boot. $1 is the node's directory.
+/// pid 1 of a node's boot. $1 is the node's directory, $2 its name (also its hostname, in a UTS
+/// namespace of its own, so that its logs say which node wrote them).
 pub const BOOT_SCRIPT: &str = r#"#!/bin/bash
 # pid 1 of one Pacemaker node's boot (benches/failover/pcmk_node.rs): private directories over the
 # system's, fresh /run and /dev/shm, then corosync and, once it answers, pacemakerd. When either
 # daemon ends, this ends, and the kernel kills the rest of the node with it.
 set -euo pipefail
 D=$1
+hostname "$2"
 # The daemons' log timestamps in UTC, so that the bench can read them against its own clock.
 export TZ=UTC
 mount --bind "$D/etc-corosync" /etc/corosync
@@ -146,10 +148,18 @@ impl PcmkNode {
             .map_err(|e| format!("{}: {e}", log.display()))?;
         let child = Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "ip", "netns", "exec", &self.netns])
-            .args(["unshare", "--mount", "--pid", "--fork", "--kill-child"])
+            .args([
+                "unshare",
+                "--mount",
+                "--pid",
+                "--uts",
+                "--fork",
+                "--kill-child",
+            ])
             .args(["--mount-proc", "--propagation", "private", "/bin/bash"])
             .arg(&self.script)
             .arg(&self.dir)
+            .arg(&self.name)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -250,6 +260,12 @@ impl PcmkNode {
     /// The node's corosync log (every boot appends to it).
     pub fn corosync_log_text(&self) -> Result<String, String> {
         let path = self.dir.join("corosync.log");
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The node's pacemaker log (every boot appends to it).
+    pub fn pacemaker_log_text(&self) -> Result<String, String> {
+        let path = self.dir.join("log-pacemaker/pacemaker.log");
         std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
