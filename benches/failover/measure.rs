@@ -4,7 +4,7 @@
 //! bring the node back and let the cluster settle before the next run. Runs alternate between the
 //! two cases. Also the summary (median, p90, max) and its table. Not any contender (pacemaker.rs).
 
-use crate::contender::{Contender, Detection};
+use crate::contender::{Contender, Detection, Placement};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The pause between the starts of two polls (a poll itself takes what it takes).
@@ -66,6 +66,34 @@ pub fn run_all(
 }
 
 fn run_one(contender: &mut dyn Contender, case: Case, leader: &str) -> Result<Sample, String> {
+    let placed = arrange(contender, case, leader)?;
+    let owner = placed.owner;
+    let observer = (1..=3).find(|n| *n != owner).expect("3 nodes");
+    let death = contender.kill(owner)?;
+    let seen = poll_until_elsewhere(contender, observer, owner)?;
+    let logged = contender.logged(observer, owner, seen.on, death.wall)?;
+    let since_kill = |at: Option<SystemTime>| {
+        at.map(|at| match at.duration_since(death.wall) {
+            Ok(later) => later.as_secs_f64() * 1e3,
+            // A log's millisecond stamp rounds down to just before the kill.
+            Err(_) => 0.0,
+        })
+    };
+    let sample = Sample {
+        case,
+        ms: seen.at.duration_since(death.at).as_secs_f64() * 1e3,
+        mean_poll_ms: seen.busy.as_secs_f64() * 1e3 / seen.polls as f64,
+        gone_ms: since_kill(logged.gone),
+        online_ms: since_kill(logged.online),
+    };
+    print_steps(&sample, placed, observer, &seen, &death.what, leader);
+    contender.restore(owner)?;
+    Ok(sample)
+}
+
+/// Puts the group where `case` wants it: on the leader, or on a node that is not the leader (where
+/// it is, if it is not on the leader already).
+fn arrange(contender: &mut dyn Contender, case: Case, leader: &str) -> Result<Placement, String> {
     let before = contender.placement()?;
     let owner = match case {
         Case::OwnerIsLeader => before.leader,
@@ -82,37 +110,27 @@ fn run_one(contender: &mut dyn Contender, case: Case, leader: &str) -> Result<Sa
             placed.leader
         ));
     }
-    let observer = (1..=3).find(|n| *n != owner).expect("3 nodes");
-    let death = contender.kill(owner)?;
-    let seen = poll_until_elsewhere(contender, observer, owner)?;
-    let ms = seen.at.duration_since(death.at).as_secs_f64() * 1e3;
-    let logged = contender.logged(observer, owner, seen.on, death.wall)?;
-    let since_kill = |at: Option<SystemTime>| {
-        at.map(|at| match at.duration_since(death.wall) {
-            Ok(later) => later.as_secs_f64() * 1e3,
-            // A log's millisecond stamp rounds down to just before the kill.
-            Err(_) => 0.0,
-        })
-    };
-    let (gone_ms, online_ms) = (since_kill(logged.gone), since_kill(logged.online));
+    Ok(placed)
+}
+
+fn print_steps(
+    sample: &Sample,
+    placed: Placement,
+    observer: usize,
+    seen: &Seen,
+    died: &str,
+    leader: &str,
+) {
     let shown = |ms: Option<f64>| ms.map_or("(not logged)".to_string(), |ms| format!("{ms:.0} ms"));
     println!(
-        "    killed node{owner} ({leader}: node{}; died: {}); node{observer} logged it gone at {}, node{} logged the group Online at {}, node{observer}'s poll {} saw it",
+        "    killed node{} ({leader}: node{}; died: {died}); node{observer} logged it gone at {}, node{} logged the group Online at {}, node{observer}'s poll {} saw it",
+        placed.owner,
         placed.leader,
-        death.what,
-        shown(gone_ms),
+        shown(sample.gone_ms),
         seen.on,
-        shown(online_ms),
+        shown(sample.online_ms),
         seen.polls
     );
-    contender.restore(owner)?;
-    Ok(Sample {
-        case,
-        ms,
-        mean_poll_ms: seen.busy.as_secs_f64() * 1e3 / seen.polls as f64,
-        gone_ms,
-        online_ms,
-    })
 }
 
 /// The poll that first saw the group Online elsewhere: when it ended, the node it named, and how
