@@ -464,19 +464,23 @@ impl Cluster {
         Some((voter, listed))
     }
 
-    /// Sends `Notice::Membership` to `tx` whenever raft's membership changes (also across a
-    /// restart of raft with new timing).
+    /// True when this node is raft's leader now.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.identity.node_id)
+    }
+
+    /// Sends `Notice::Membership` to `tx` whenever raft's membership or leader changes (also
+    /// across a restart of raft with new timing).
     pub fn watch_membership(&mut self, tx: mpsc::UnboundedSender<heartbeat::Notice>) {
         self.membership_tx = Some(tx.clone());
         let mut metrics = self.raft.metrics();
         self.rt.spawn(async move {
             let mut last = None;
             loop {
-                let now = metrics
-                    .borrow_and_update()
-                    .membership_config
-                    .log_id()
-                    .to_owned();
+                let now = {
+                    let m = metrics.borrow_and_update();
+                    (m.membership_config.log_id().to_owned(), m.current_leader)
+                };
                 if last != Some(now) {
                     last = Some(now);
                     if tx.send(heartbeat::Notice::Membership).is_err() {

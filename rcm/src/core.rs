@@ -12,6 +12,7 @@ mod cluster_gate;
 mod cluster_properties;
 mod eviction;
 mod exec;
+mod placement_gate;
 mod requests;
 
 use crate::api::CoreRequest;
@@ -75,6 +76,8 @@ pub struct Core {
     quorum: keelson_quorum::QuorumGate,
     /// This node's membership as far as it knows (a voter once, evicted since).
     membership: eviction::Membership,
+    /// The placement core while this node leads, and the Down members' lease timers.
+    placement: placement_gate::Placement,
     data_dir: std::path::PathBuf,
     node: String,
     epoch: Instant,
@@ -129,6 +132,7 @@ impl Core {
             hearing: std::collections::BTreeSet::new(),
             quorum: keelson_quorum::QuorumGate::new(),
             membership: eviction::Membership::default(),
+            placement: placement_gate::Placement::default(),
             cluster: parts.cluster,
             raft_port: parts.raft_port,
             data_dir: parts.data_dir,

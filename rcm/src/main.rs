@@ -220,7 +220,7 @@ async fn run(args: Args) -> Result<()> {
     };
     // A cluster node runs only the groups it owns; a single node runs them all.
     let local = if cluster.is_some() { node.as_str() } else { "" };
-    let (engine, commands) = restore(local, &snapshot)?;
+    let (engine, commands) = restore(local, cluster.is_some(), &snapshot)?;
     let (mut core, pool_reports) = core::Core::new(core::CoreParts {
         engine,
         store,
@@ -306,14 +306,22 @@ fn repair(dir: &std::path::Path) -> Result<()> {
 /// Every stored resource comes back with its stored plugin name; the file behind its type is resolved
 /// from the catalogue when it is opened (an open waits while that type is still being probed, and a
 /// type no probe provides fails the open with the reason).
+/// A cluster node starts with nothing running: its groups wait until it has quorum and has caught
+/// up with the cluster (another node may own them by now).
 fn restore(
     local_node: &str,
+    clustered: bool,
     snapshot: &keelson_store::Snapshot,
 ) -> Result<(Engine, Vec<keelson_engine::Command>)> {
     let groups = &snapshot.groups;
     let now = clusterlog::unix_ms();
-    let (engine, commands) = Engine::restore_on(local_node, now, groups, &snapshot.resources)
-        .map_err(|e| anyhow::anyhow!("cluster database does not hold together: {e}"))?;
+    let restored = if clustered {
+        Engine::restore_waiting_for_quorum(local_node, now, groups, &snapshot.resources)
+    } else {
+        Engine::restore_on(local_node, now, groups, &snapshot.resources)
+    };
+    let (engine, commands) =
+        restored.map_err(|e| anyhow::anyhow!("cluster database does not hold together: {e}"))?;
     Ok((engine, commands))
 }
 

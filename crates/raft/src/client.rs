@@ -41,6 +41,11 @@ pub enum ClientError {
     Uncertain(String),
 }
 
+/// The first pause before a write is tried again (no leader, or it cannot be connected to), and
+/// the longest (it doubles).
+const RETRY_FIRST: Duration = Duration::from_millis(20);
+const RETRY_MAX: Duration = Duration::from_millis(500);
+
 /// A reserved id and the leader that reserved it (to send `admit` to).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
@@ -105,6 +110,36 @@ impl ClusterClient {
         request: Request,
     ) -> Result<Response, ClientError> {
         self.deadline(async {
+            // While there is no leader (an election) or the leader cannot be connected to (its
+            // raft restarting), nothing was proposed: try again, within the deadline.
+            // Retries stop at nine tenths of the deadline, so the answer stays "not committed".
+            let stop = tokio::time::Instant::now() + self.timeout * 9 / 10;
+            let mut pause = RETRY_FIRST;
+            loop {
+                match self.write_once(raft, request.clone()).await {
+                    Err(e @ (ClientError::NoLeader | ClientError::Connect { .. }))
+                        if tokio::time::Instant::now() + pause < stop =>
+                    {
+                        tracing::debug!(
+                            component = "RAFT",
+                            "write not proposed yet ({e}); trying again"
+                        );
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(RETRY_MAX);
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn write_once(
+        &self,
+        raft: &Raft<TypeConfig>,
+        request: Request,
+    ) -> Result<Response, ClientError> {
+        {
             let local = match leadership(raft) {
                 Ok(()) => match raft.client_write(request.clone()).await {
                     Ok(written) => Local::Done(written.data),
@@ -123,8 +158,7 @@ impl ClusterClient {
                     }
                 }
             }
-        })
-        .await
+        }
     }
 
     /// Returns once this node's state machine holds everything committed before the call: a read

@@ -45,8 +45,13 @@ pub enum Notice {
     },
     /// The shell could not start or stopped: the reason.
     Stopped(String),
-    /// Raft's membership changed (cluster.rs watches it).
+    /// Raft's membership or leader changed (cluster.rs watches it).
     Membership,
+    /// Member `id`, Down since `down_at`, has waited out its quorum lease (placement_gate.rs).
+    LeaseExpired {
+        id: u64,
+        down_at: std::time::Instant,
+    },
 }
 
 /// The running heartbeat network of this node.

@@ -60,8 +60,7 @@ pub async fn launch(
     endpoint: Option<SocketAddr>,
     me: &str,
 ) -> Result<Launched, String> {
-    let (log, mut sm) = keelson_raft::open(&spec.dir)
-        .map_err(|e| format!("cannot open the cluster database: {e}"))?;
+    let (log, mut sm) = open_store(&spec.dir).await?;
     let view = sm.view();
     let applied = sm.follow();
     let addr = match endpoint {
@@ -97,6 +96,26 @@ pub async fn launch(
         endpoint: SocketAddr::new(addr.ip(), port),
         timing,
     })
+}
+
+/// Opens `raft.redb`; after a restart of raft, the stopped instance's last readers (replication
+/// tasks winding down) may hold the file for a moment: that is retried for REBIND_FOR.
+async fn open_store(
+    dir: &std::path::Path,
+) -> Result<(keelson_raft::LogStore, keelson_raft::StateMachine), String> {
+    let deadline = tokio::time::Instant::now() + REBIND_FOR;
+    loop {
+        match keelson_raft::open(dir) {
+            Ok(store) => return Ok(store),
+            Err(e)
+                if e.to_string().contains("already open")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(REBIND_PAUSE).await
+            }
+            Err(e) => return Err(format!("cannot open the cluster database: {e}")),
+        }
+    }
 }
 
 /// Listens on `addr`'s port on every address of its family; a port still held by a server being

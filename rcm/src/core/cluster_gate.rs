@@ -66,6 +66,7 @@ impl Core {
         let mut commands = self.engine.apply_records(now, &changes);
         commands.retain(|c| !matches!(c, Command::Persist(_)));
         self.execute(commands);
+        self.placement_committed(&changes);
     }
 
     /// The record changes that turn the engine's configuration into `state`'s.
@@ -217,6 +218,7 @@ impl Core {
             return;
         }
         self.follow_raft_timing();
+        self.refresh_placer();
         let Some(cluster) = &self.cluster else {
             return;
         };
@@ -313,16 +315,18 @@ impl Core {
             witness_reachable: false,
         };
         let verdict = input.count();
-        if let Some(event) = self.quorum.update(verdict) {
+        let was_in = self
+            .quorum
+            .last()
+            .is_some_and(keelson_quorum::QuorumVerdict::in_quorum);
+        let now_in = verdict.in_quorum();
+        if self.quorum.update(verdict).is_some() {
             let why = self.quorum.admit().err().unwrap_or_default();
             tracing::error!(component = "RCM", "quorum lost: {why}");
-            self.events.raise(
-                event.id,
-                keelson_engine::EventLevel::Critical,
-                event.message,
-                None,
-                None,
-            );
+            // The engine terminates every group here and raises event 1177.
+            self.quorum_changed(false);
+        } else if now_in && !was_in {
+            self.quorum_changed(true);
         }
     }
 
@@ -349,6 +353,7 @@ impl Core {
             Notice::Node { id, state } => {
                 self.peers.insert(id, state);
                 self.recount();
+                self.placement_member_changed(id);
             }
             Notice::HearsUs { id, hears } => {
                 if hears {
@@ -357,7 +362,9 @@ impl Core {
                     self.hearing.remove(&id);
                 }
                 self.recount();
+                self.placement_member_changed(id);
             }
+            Notice::LeaseExpired { id, down_at } => self.placement_lease_expired(id, down_at),
             Notice::Stopped(reason) => {
                 tracing::error!(
                     component = "NETFT",
@@ -367,6 +374,7 @@ impl Core {
             Notice::Membership => {
                 self.check_membership();
                 self.recount();
+                self.refresh_placer();
             }
         }
     }

@@ -1,0 +1,206 @@
+//! The core's facet for group placement across nodes. On the raft leader it runs the placement
+//! core (`keelson_engine::Placer`): fed with every member's state (Up when reached both ways,
+//! Down from NetFT), each Down member's lease expiry (the takeover wait after it went Down) and
+//! every committed record; what it decides (a group's new owner) is committed through raft like
+//! any change. On every node it tells the engine when quorum is lost (terminate everything, before
+//! the quorum lease ends) and regained. Not the placement rules (crates/engine/src/placement), not
+//! the hand-off each node obeys (the engine), not the timing argument (cluster/takeover.rs).
+
+use super::Core;
+use crate::cluster::takeover::TakeoverTiming;
+use keelson_engine::placement::{PlacementEvent, Placer};
+use keelson_engine::Command;
+use keelson_types::RecordChange;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The leader's placement state.
+#[derive(Default)]
+pub(super) struct Placement {
+    placer: Option<Placer>,
+    /// The members the placer was built for (it is rebuilt when they change).
+    members: Vec<String>,
+    /// When each member was last seen going Down (its lease expiry is timed from then).
+    down_since: BTreeMap<u64, Instant>,
+}
+
+impl Core {
+    /// Starts or stops the placement core as this node becomes or stops being the raft leader.
+    pub(super) fn refresh_placer(&mut self) {
+        let leads = self.cluster.as_ref().is_some_and(|c| c.is_leader());
+        if !leads {
+            self.placement.placer = None;
+            return;
+        }
+        if self.placement.placer.is_none() || self.placement.members != self.members() {
+            self.start_placer();
+        }
+    }
+
+    /// The cluster's members (nodes with an id), by name.
+    fn members(&self) -> Vec<String> {
+        let Some(cluster) = &self.cluster else {
+            return Vec::new();
+        };
+        cluster
+            .info()
+            .nodes
+            .values()
+            .filter(|n| n.id.is_some())
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    fn start_placer(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let info = cluster.info();
+        let members = self.members();
+        let (groups, _) = self.engine.records();
+        self.placement.placer = Some(Placer::new(&members, &groups));
+        self.placement.members = members.clone();
+        tracing::info!(
+            component = "RCM",
+            "This node leads: it places the cluster's {} groups on its {} members",
+            groups.len(),
+            members.len()
+        );
+        let me = self.node.clone();
+        self.place(PlacementEvent::NodeUp { node: me });
+        let states: Vec<(u64, String, bool)> = info
+            .nodes
+            .values()
+            .filter_map(|n| n.id.map(|id| (id, n.name.clone())))
+            .filter(|(_, name)| *name != self.node)
+            .map(|(id, name)| (id, name, self.reached_both_ways(id)))
+            .collect();
+        for (id, node, up) in states {
+            if up {
+                self.place(PlacementEvent::NodeUp { node });
+            } else if self.peers.get(&id) == Some(&keelson_netft::NodeState::Down) {
+                self.place(PlacementEvent::NodeDown { node });
+                // Its lease is timed from now: this leader did not see it go.
+                self.start_lease_timer(id);
+            }
+        }
+    }
+
+    /// A member is Up for placement when it is heard here and hears this node.
+    fn reached_both_ways(&self, id: u64) -> bool {
+        self.peers.get(&id) == Some(&keelson_netft::NodeState::Up) && self.hearing.contains(&id)
+    }
+
+    /// Member `id`'s state may have changed: tells the placer (Up both ways, or Down).
+    pub(super) fn placement_member_changed(&mut self, id: u64) {
+        let Some(name) = self.member_name(id) else {
+            return;
+        };
+        let up = self.reached_both_ways(id);
+        let down = self.peers.get(&id) == Some(&keelson_netft::NodeState::Down);
+        if up {
+            self.placement.down_since.remove(&id);
+            self.place(PlacementEvent::NodeUp { node: name });
+        } else if down && !self.placement.down_since.contains_key(&id) {
+            self.start_lease_timer(id);
+            self.place(PlacementEvent::NodeDown { node: name });
+        }
+    }
+
+    /// Member `id`'s lease, timed from when it went Down (`down_at`), has run out: if it is still
+    /// Down since then, its groups may move.
+    pub(super) fn placement_lease_expired(&mut self, id: u64, down_at: Instant) {
+        if self.placement.down_since.get(&id) != Some(&down_at) {
+            return;
+        }
+        if let Some(node) = self.member_name(id) {
+            tracing::info!(
+                component = "RCM",
+                "Node '{node}' (id {id}) has been Down for {} ms: its quorum lease has expired, its groups may move",
+                down_at.elapsed().as_millis()
+            );
+            self.place(PlacementEvent::LeaseExpired { node });
+        }
+    }
+
+    /// Records committed through raft: the placer follows them.
+    pub(super) fn placement_committed(&mut self, changes: &[RecordChange]) {
+        if self.placement.placer.is_some() && !changes.is_empty() {
+            self.place(PlacementEvent::Committed(changes.to_vec()));
+        }
+    }
+
+    fn start_lease_timer(&mut self, id: u64) {
+        let down_at = Instant::now();
+        self.placement.down_since.insert(id, down_at);
+        let wait = self.takeover_wait();
+        let tx = self.notices_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = tx.send(crate::cluster::heartbeat::Notice::LeaseExpired { id, down_at });
+        });
+    }
+
+    /// How long after a member went Down its groups may start elsewhere: the takeover argument's
+    /// wait for the cluster's settings, and long enough for a frozen node's hosts to have fenced
+    /// themselves (their lease and TERMINATE budget) too.
+    fn takeover_wait(&self) -> Duration {
+        let settings = self
+            .cluster
+            .as_ref()
+            .and_then(|c| crate::cluster::settings::netft_settings(&c.info()).ok())
+            .unwrap_or_default();
+        let lease = self.pool.host_lease().unwrap_or_default();
+        let budget = lease.terminate_within().as_millis() as u64;
+        let timing = TakeoverTiming::new(&settings, budget);
+        let hosts_done = lease.valid_for().as_millis() as u64 + budget + timing.delay_ms;
+        let wait = timing
+            .takeover_wait_ms
+            .max(hosts_done.saturating_sub(timing.earliest_down_ms));
+        Duration::from_millis(wait)
+    }
+
+    fn member_name(&self, id: u64) -> Option<String> {
+        let info = self.cluster.as_ref()?.info();
+        info.nodes
+            .values()
+            .find(|n| n.id == Some(id))
+            .map(|n| n.name.clone())
+    }
+
+    /// One event to the placer; what it decides is carried out (records committed through raft,
+    /// events raised, lines logged).
+    fn place(&mut self, event: PlacementEvent) {
+        let now = self.now();
+        let Some(placer) = self.placement.placer.as_mut() else {
+            return;
+        };
+        match placer.handle(now, event) {
+            Ok(commands) => self.execute(commands),
+            Err(e) => tracing::warn!(component = "RCM", "placement: {e}"),
+        }
+    }
+
+    /// Quorum changed on this node: losing it terminates every group here at once (event 1177),
+    /// regaining it lets the groups it owns run again.
+    pub(super) fn quorum_changed(&mut self, in_quorum: bool) {
+        let now = self.now();
+        let commands: Vec<Command> = if in_quorum {
+            // Only once caught up with the cluster: another node may own its groups by now.
+            if let Some(cluster) = &self.cluster {
+                if let Err(e) = cluster.committed_info() {
+                    tracing::warn!(
+                        component = "RCM",
+                        "quorum is back but this node cannot catch up with the cluster yet ({e}); its groups wait"
+                    );
+                    return;
+                }
+            }
+            self.catch_up();
+            self.engine.regain_quorum(now)
+        } else {
+            self.engine.lose_quorum(now)
+        };
+        self.execute(commands);
+    }
+}
