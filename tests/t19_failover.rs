@@ -145,6 +145,39 @@ fn killing_the_owner_moves_its_group_to_another_node_after_its_lease() {
         Some("Offline"),
         "n2 does not run the group it lost"
     );
+    // An administrator's move back to n2, asked on n3: offline on its owner first, then Online on
+    // n2. Unknown names are refused, naming them, with nothing moved.
+    let e = n3.refused(R::GroupMove {
+        name: "nope".into(),
+        to: None,
+    });
+    assert!(e.contains("nope"), "{e}");
+    let e = n3.refused(R::GroupMove {
+        name: "web".into(),
+        to: Some("n9".into()),
+    });
+    assert!(e.contains("n9"), "{e}");
+    n3.ok(R::GroupMove {
+        name: "web".into(),
+        to: Some("n2".into()),
+    });
+    let took = wait_until("web Online on n2 after the move", LIMIT, || {
+        group(&n2, "web") == Some(("n2".into(), "Online".into()))
+    });
+    println!(
+        "web moved back to n2 and Online there {} ms after the request",
+        took.as_millis()
+    );
+    // The node that took the request decided the move, and says so.
+    let events = n3.events();
+    assert!(
+        events.iter().any(|e| e["id"] == 1641
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("to node 'n2'")),
+        "event 1641 for the administrator's move: {events:?}"
+    );
     // From the journal alone: never Online on two nodes at once.
     let text = std::fs::read_to_string(&journal).expect("the journal");
     let lines = keelson_plugin_journal::check::parse(&text).expect("a well-formed journal");

@@ -144,6 +144,14 @@ pub fn describe(request: &ControlRequest) -> String {
         R::GroupDelete { name } => named(&mut out, "GroupDelete", name),
         R::GroupOnline { name } => named(&mut out, "GroupOnline", name),
         R::GroupOffline { name } => named(&mut out, "GroupOffline", name),
+        R::GroupMove { name, to } => {
+            let _ = write!(
+                out,
+                "GroupMove name='{}' to='{}'",
+                text(name),
+                text(to.as_deref().unwrap_or(""))
+            );
+        }
         R::GroupGet { name } => named(&mut out, "GroupGet", name),
         R::ResourceCreate {
             name,

@@ -72,6 +72,8 @@ pub struct Core {
     peers: BTreeMap<u64, keelson_netft::NodeState>,
     /// The members whose heartbeats say they hear this node (quorum counts only those both ways).
     hearing: std::collections::BTreeSet<u64>,
+    /// The members whose heartbeats say they do not hear this node.
+    deaf: std::collections::BTreeSet<u64>,
     /// Whether administrator changes are admitted (the last vote count).
     quorum: keelson_quorum::QuorumGate,
     /// This node's membership as far as it knows (a voter once, evicted since).
@@ -130,6 +132,7 @@ impl Core {
             notices_tx,
             peers: BTreeMap::new(),
             hearing: std::collections::BTreeSet::new(),
+            deaf: std::collections::BTreeSet::new(),
             quorum: keelson_quorum::QuorumGate::new(),
             membership: eviction::Membership::default(),
             placement: placement_gate::Placement::default(),

@@ -45,6 +45,15 @@ pub enum GroupCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move a group to another node of the cluster: offline on its owner first, then online on
+    /// the new one (the best other node unless --to names one).
+    Move {
+        /// Name of the group.
+        name: String,
+        /// The node to move it to.
+        #[arg(long, value_name = "NODE")]
+        to: Option<String>,
+    },
     /// Set common properties of a group.
     Set {
         /// Name of the group.
@@ -129,5 +138,6 @@ pub async fn run(client: &Client, command: GroupCommand) -> Result<()> {
             let properties = crate::assign::properties(&properties)?;
             confirm(client, R::GroupSet { name, properties }).await
         }
+        GroupCommand::Move { name, to } => confirm(client, R::GroupMove { name, to }).await,
     }
 }

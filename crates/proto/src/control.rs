@@ -35,6 +35,11 @@ pub enum ControlRequest {
     GroupOnline {
         name: String,
     },
+    /// Move a group to another node (`to`, or the best other one): offline on its owner first.
+    GroupMove {
+        name: String,
+        to: Option<String>,
+    },
     GroupOffline {
         name: String,
     },

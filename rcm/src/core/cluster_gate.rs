@@ -296,6 +296,10 @@ impl Core {
             return;
         };
         let (_, me) = cluster.me();
+        let was_in = self
+            .quorum
+            .last()
+            .is_some_and(keelson_quorum::QuorumVerdict::in_quorum);
         let input = keelson_quorum::QuorumInput {
             this_node: me,
             nodes: cluster
@@ -305,20 +309,18 @@ impl Core {
                 .collect(),
             has_witness: false,
             // Reached both ways: it is heard here and its heartbeats say it hears this node, so a
-            // one-way cut counts as a lost node on both sides.
-            reachable: self
-                .peers
-                .iter()
-                .filter(|(id, s)| **s == keelson_netft::NodeState::Up && self.hearing.contains(id))
-                .map(|(id, _)| *id)
+            // one-way cut counts as a lost node on both sides. A voter the heartbeats have said
+            // nothing definite of yet (it just joined, or has not said whether it hears this node)
+            // keeps a node that is in quorum in it, and does not bring one into it.
+            reachable: cluster
+                .voters()
+                .into_iter()
+                .map(|(id, _)| id)
+                .filter(|id| self.counts_towards_quorum(*id, was_in))
                 .collect(),
             witness_reachable: false,
         };
         let verdict = input.count();
-        let was_in = self
-            .quorum
-            .last()
-            .is_some_and(keelson_quorum::QuorumVerdict::in_quorum);
         let now_in = verdict.in_quorum();
         if self.quorum.update(verdict).is_some() {
             let why = self.quorum.admit().err().unwrap_or_default();
@@ -327,6 +329,17 @@ impl Core {
             self.quorum_changed(false);
         } else if now_in && !was_in {
             self.quorum_changed(true);
+        }
+    }
+
+    /// Whether voter `id` counts towards this node's quorum (see `recount`).
+    fn counts_towards_quorum(&self, id: u64, was_in: bool) -> bool {
+        use keelson_netft::NodeState as S;
+        match self.peers.get(&id) {
+            Some(S::Down) => false,
+            _ if self.deaf.contains(&id) => false,
+            Some(S::Up) if self.hearing.contains(&id) => true,
+            _ => was_in,
         }
     }
 
@@ -358,8 +371,10 @@ impl Core {
             Notice::HearsUs { id, hears } => {
                 if hears {
                     self.hearing.insert(id);
+                    self.deaf.remove(&id);
                 } else {
                     self.hearing.remove(&id);
+                    self.deaf.insert(id);
                 }
                 self.recount();
                 self.placement_member_changed(id);
@@ -517,6 +532,7 @@ impl Core {
         let id = self.in_cluster()?.evict(&name)?;
         self.peers.remove(&id);
         self.hearing.remove(&id);
+        self.deaf.remove(&id);
         self.catch_up();
         self.refresh_cluster_network();
         tracing::info!(

@@ -3,13 +3,16 @@
 //! Down from NetFT), each Down member's lease expiry (the takeover wait after it went Down) and
 //! every committed record; what it decides (a group's new owner) is committed through raft like
 //! any change. On every node it tells the engine when quorum is lost (terminate everything, before
-//! the quorum lease ends) and regained. Not the placement rules (crates/engine/src/placement), not
+//! the quorum lease ends) and regained, and it decides, with a placement core of its own built from
+//! the committed records, what its own reports (a group released, a group failed) and an
+//! administrator's `group move` commit: every decision is a group record with a new placement
+//! epoch, so one built on an older view loses to a newer one. Not the placement rules (crates/engine/src/placement), not
 //! the hand-off each node obeys (the engine), not the timing argument (cluster/takeover.rs).
 
 use super::Core;
 use crate::cluster::takeover::TakeoverTiming;
 use keelson_engine::placement::{PlacementEvent, Placer};
-use keelson_engine::Command;
+use keelson_engine::{Command, PersistChange, PlacementReport};
 use keelson_types::RecordChange;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -202,5 +205,121 @@ impl Core {
             self.engine.lose_quorum(now)
         };
         self.execute(commands);
+    }
+}
+
+impl Core {
+    /// A placement core built from the committed records and this node's view of the members.
+    fn local_placer(&self) -> Placer {
+        let (groups, _) = self.engine.records();
+        let mut placer = Placer::new(&self.members(), &groups);
+        let now = self.now();
+        let mut feed = vec![PlacementEvent::NodeUp {
+            node: self.node.clone(),
+        }];
+        if let Some(cluster) = &self.cluster {
+            for n in cluster.info().nodes.values() {
+                let (Some(id), false) = (n.id, n.name == self.node) else {
+                    continue;
+                };
+                let node = n.name.clone();
+                if self.reached_both_ways(id) {
+                    feed.push(PlacementEvent::NodeUp { node });
+                } else if self.peers.get(&id) == Some(&keelson_netft::NodeState::Down) {
+                    feed.push(PlacementEvent::NodeDown { node });
+                }
+            }
+        }
+        for event in feed {
+            // A fresh core's view: what it would commit for these is the leader's to decide.
+            let _ = placer.handle(now, event);
+        }
+        placer
+    }
+
+    /// Decides `event` with a local placement core; its records are committed (waited for when
+    /// `wait`), its events raised. The refusal names the group or node.
+    fn place_locally(&mut self, event: PlacementEvent, wait: bool) -> Result<usize, String> {
+        let now = self.now();
+        let commands = self
+            .local_placer()
+            .handle(now, event)
+            .map_err(|e| e.to_string())?;
+        let (persist, rest): (Vec<Command>, Vec<Command>) = commands
+            .into_iter()
+            .partition(|c| matches!(c, Command::Persist(_)));
+        let changes: Vec<PersistChange> = persist
+            .into_iter()
+            .filter_map(|c| match c {
+                Command::Persist(change) => Some(change),
+                _ => None,
+            })
+            .collect();
+        let count = changes.len();
+        if let Some(cluster) = &self.cluster {
+            if wait {
+                cluster
+                    .propose(keelson_raft::Request::Changes(changes))
+                    .map_err(|e| format!("{e}; nothing was changed"))?;
+            } else if !changes.is_empty() {
+                cluster.propose_in_background(changes);
+            }
+        }
+        self.execute(rest);
+        Ok(count)
+    }
+
+    /// This node's engine reports a hand-off step or a failed group: committed from here.
+    pub(super) fn report_placement(&mut self, report: PlacementReport) {
+        let event = match report {
+            PlacementReport::Released { group, node, epoch } => {
+                PlacementEvent::Released { group, node, epoch }
+            }
+            PlacementReport::GroupFailed {
+                group,
+                node,
+                resource,
+            } => PlacementEvent::GroupFailed {
+                group,
+                node,
+                resource,
+            },
+        };
+        if let Err(e) = self.place_locally(event, false) {
+            tracing::warn!(component = "RCM", "placement report not taken: {e}");
+        }
+    }
+
+    /// `keelson group move G [--to N]`.
+    pub(super) fn group_move(
+        &mut self,
+        group: String,
+        to: Option<String>,
+    ) -> Result<keelson_proto::ControlReply, String> {
+        self.in_cluster()?;
+        self.admit_cluster_change()?;
+        let shown = to.clone().unwrap_or_else(|| "the best other node".into());
+        self.place_locally(
+            PlacementEvent::Move {
+                group: group.clone(),
+                to,
+            },
+            true,
+        )?;
+        self.catch_up();
+        let owner = self
+            .engine
+            .group_record(&group)
+            .map(|g| g.owner)
+            .unwrap_or_default();
+        tracing::info!(
+            component = "RCM",
+            "Administrator moves group '{group}' to {shown}: its owner is now '{owner}'"
+        );
+        Ok(keelson_proto::ControlReply::Done {
+            message: format!(
+                "group '{group}' moving to node '{owner}' (offline on its previous owner first)"
+            ),
+        })
     }
 }

@@ -59,6 +59,7 @@ impl Core {
                 self.admin(Event::OnlineGroup { name: name.clone() })?;
                 done(format!("group '{name}' coming online"))
             }
+            R::GroupMove { name, to } => self.group_move(name, to)?,
             R::GroupOffline { name } => {
                 self.admin(Event::OfflineGroup { name: name.clone() })?;
                 done(format!("group '{name}' going offline"))
