@@ -145,6 +145,9 @@ struct Network {
     ever_up: bool,
 }
 
+/// The shortest hold of a peer's report before it takes a route Down (half a Delay otherwise).
+const REPORT_HOLD_MIN_MS: u64 = 100;
+
 /// The failure detector of one node.
 #[derive(Debug, Clone)]
 pub struct Detector {
@@ -162,6 +165,10 @@ pub struct Detector {
     /// Routes taken Down because their peer reported its interface down (a local cause found
     /// later is still logged).
     down_by_report: BTreeSet<RouteKey>,
+    /// Routes a peer reported the far end of down, and when that takes them Down (a short hold,
+    /// so that this node's own netlink word on the same cut, which names the local cause, comes
+    /// first when it is coming).
+    reports_due: BTreeMap<RouteKey, (u64, String)>,
     /// Remote interfaces for which 1126 was raised and 1125 not yet.
     reported_unreachable: BTreeSet<IpAddr>,
     counters: Counters,
@@ -196,6 +203,7 @@ impl Detector {
             networks: BTreeMap::new(),
             remote_reachable: BTreeMap::new(),
             down_by_report: BTreeSet::new(),
+            reports_due: BTreeMap::new(),
             reported_unreachable: BTreeSet::new(),
             counters: Counters::default(),
             drop_log: RateLimiter::default(),
@@ -254,6 +262,7 @@ impl Detector {
             } => self.on_send_failed(now_ms, local, remote, &error),
         }
         self.expire_routes(now_ms);
+        self.apply_reports(now_ms);
         self.send_due(now_ms);
         self.reconcile();
         // A node that just came Up is told at once that this node hears it.
@@ -270,6 +279,7 @@ impl Detector {
                 [Some(r.next_send_ms), down]
             })
             .flatten()
+            .chain(self.reports_due.values().map(|(at, _)| *at))
             .min()
     }
 
@@ -408,7 +418,7 @@ impl Detector {
         route.received += 1;
         route.last_heard_ms = Some(now_ms);
         self.counters.accepted += 1;
-        self.peer_reports(node, hb.down, key.remote);
+        self.peer_reports(now_ms, node, hb.down, key.remote);
         self.heard_hears_us(now_ms, node, key, hb.hears_you);
         let reported_down = self.peers[&node].reported_down.contains(&key.remote);
         if self.local_usable(local) && !reported_down {
@@ -423,7 +433,7 @@ impl Detector {
     /// What a peer's authenticated heartbeat says of its own interfaces: each it reports down takes
     /// the routes to it Down at once (the peer heard it from netlink; waiting for missed
     /// heartbeats would keep sending into a dead link for a whole detection window).
-    fn peer_reports(&mut self, node: NodeId, down: u16, arrived_from: IpAddr) {
+    fn peer_reports(&mut self, now_ms: u64, node: NodeId, down: u16, arrived_from: IpAddr) {
         let peer = self
             .peers
             .get_mut(&node)
@@ -458,6 +468,25 @@ impl Detector {
                 .collect();
             for key in keys {
                 let why = format!("node '{name}' reports its interface {adapter} down");
+                let hold = (self.routes[&key].delay_ms / 2).max(REPORT_HOLD_MIN_MS);
+                self.reports_due.entry(key).or_insert((now_ms + hold, why));
+            }
+        }
+    }
+
+    /// Takes Down the routes whose peer's report has waited out its hold and still stands.
+    fn apply_reports(&mut self, now_ms: u64) {
+        let due: Vec<RouteKey> = self
+            .reports_due
+            .iter()
+            .filter(|(_, (at, _))| *at <= now_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let (_, why) = self.reports_due.remove(&key).expect("listed above");
+            let node = self.routes[&key].spec.node;
+            let stands = self.peers[&node].reported_down.contains(&key.remote);
+            if stands && self.routes[&key].state != RouteState::Down {
                 self.mark_down(key, why);
                 self.down_by_report.insert(key);
             }

@@ -875,6 +875,13 @@ fn a_peer_reporting_its_interface_down_takes_the_routes_to_it_down_at_once() {
     h.at(3100, event);
     assert_eq!(
         h.state(A1, B1),
+        RouteState::Up,
+        "held half a Delay, for a local netlink word to come first"
+    );
+    assert_eq!(h.det.next_deadline_ms(), Some(3600));
+    h.at(3600, Event::Tick);
+    assert_eq!(
+        h.state(A1, B1),
         RouteState::Down,
         "no waiting for five misses"
     );
@@ -890,7 +897,7 @@ fn a_peer_reporting_its_interface_down_takes_the_routes_to_it_down_at_once() {
     let seq = h.seq.entry(route(A2, B2)).or_insert(0);
     *seq += 1;
     let again = heartbeat_down(&key(), 2, 7, *seq, B2, A2, 0b01);
-    h.at(3200, again);
+    h.at(3700, again);
     h.tick_to(4100);
     h.b_sends(B2, A2);
     assert_eq!(
