@@ -9,6 +9,7 @@
 pub mod heartbeat;
 pub mod identity;
 pub mod settings;
+pub mod witness;
 
 use identity::{Identity, KeyFile};
 use keelson_netft::interfaces::LocalInterface;
@@ -17,8 +18,8 @@ use keelson_proto::view;
 use keelson_raft::openraft::Raft;
 use keelson_raft::{
     raft_timing, Admission, Applied, ClusterClient, ClusterInfo, ClusterKey, ClusterNode,
-    ClusterState, InterfaceRecord, Network, NodeEntry, NodeId, Request, Server, ServerConfig,
-    SharedState, TypeConfig, DEFAULT_NETFT_PORT,
+    ClusterState, InterfaceRecord, Network, NodeEntry, NodeId, Request, Routing, Server,
+    ServerConfig, SharedState, TypeConfig, DEFAULT_NETFT_PORT,
 };
 use keelson_types::RecordChange;
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,6 +72,8 @@ pub struct Cluster {
     server: Server,
     /// The cluster key's bytes (NetFT derives its own key from them, as raft does).
     key: Vec<u8>,
+    /// The witness lease and voter, while the cluster has a witness.
+    witness: witness::Witness,
 }
 
 /// What `start` needs besides the directory.
@@ -272,7 +275,9 @@ impl Cluster {
         let cluster_name = key.cluster.clone();
         let raft_key = ClusterKey::new(&key.key).map_err(|e| format!("cluster key: {e}"))?;
         let key_bytes = key.key.clone();
-        let client = client_for(&key)?;
+        let routing = Routing::direct();
+        let client = client_for(&key)?.with_routing(routing.clone());
+        let net_routing = routing.clone();
         let (raft, view, applied, server) = block_on(&rt, async move {
             let (log, mut sm) = keelson_raft::open(&dir)
                 .map_err(|e| format!("cannot open the cluster database: {e}"))?;
@@ -289,7 +294,8 @@ impl Cluster {
             let config = timing
                 .config(&cluster_name)
                 .map_err(|e| format!("raft configuration: {e}"))?;
-            let network = Network::new(id, raft_key.clone(), &cluster_name, &timing);
+            let network = Network::new(id, raft_key.clone(), &cluster_name, &timing)
+                .with_routing(net_routing);
             let raft = Raft::new(id, config, network, log, sm)
                 .await
                 .map_err(|e| format!("cannot start the cluster database: {e}"))?;
@@ -299,6 +305,18 @@ impl Cluster {
                 .map_err(|e| format!("cannot serve the cluster database on {addr}: {e}"))?;
             Ok::<_, String>((raft, view, applied, server))
         })??;
+        let witness = witness::Witness::start(witness::WitnessParts {
+            rt: rt.clone(),
+            raft: raft.clone(),
+            view: view.clone(),
+            routing: routing.clone(),
+            hosted: server.hosted(),
+            client: client.clone(),
+            key: key_bytes.clone(),
+            cluster: identity.cluster.clone(),
+            me: id,
+            addr: server.local_addr().to_string(),
+        });
         Ok(Cluster {
             raft,
             rt,
@@ -308,6 +326,7 @@ impl Cluster {
             client,
             server,
             key: key_bytes,
+            witness,
         })
     }
 
@@ -338,19 +357,24 @@ impl Cluster {
         &self.key
     }
 
+    /// This node's witness role.
+    pub fn witness(&self) -> &witness::Witness {
+        &self.witness
+    }
+
     /// This node's name and raft id.
     pub fn me(&self) -> (&str, NodeId) {
         (&self.identity.node_name, self.identity.node_id)
     }
 
-    /// The voters (id, name), from raft's membership.
+    /// The voting nodes (id, name), from raft's membership (not the witness voter).
     pub fn voters(&self) -> Vec<(NodeId, String)> {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         membership
             .nodes()
-            .filter(|(id, _)| voters.contains(id))
+            .filter(|(id, n)| voters.contains(id) && !n.is_hosted())
             .map(|(id, n)| (*id, n.name.clone()))
             .collect()
     }
@@ -424,6 +448,7 @@ impl Cluster {
 
     /// Stops raft (the process is ending).
     pub fn shutdown(&self) {
+        self.witness.release();
         let raft = self.raft.clone();
         let _ = self.block(async move { raft.shutdown().await });
     }
@@ -465,7 +490,7 @@ impl Cluster {
                 .iter()
                 .filter_map(|id| names.get(id).cloned())
                 .collect(),
-            witness: "none".into(),
+            witness: self.witness.status_line(&names),
         }
     }
 
@@ -744,6 +769,7 @@ pub fn check_nodes(name: &str, nodes: &[NodeSpec], me: &str) -> Result<ClusterIn
         nodes: entries,
         netft_port: DEFAULT_NETFT_PORT,
         properties: BTreeMap::new(),
+        witness: None,
     })
 }
 

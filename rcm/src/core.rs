@@ -12,6 +12,7 @@ mod cluster_gate;
 mod cluster_properties;
 mod exec;
 mod requests;
+mod witness_gate;
 
 use crate::api::CoreRequest;
 use crate::audit::AuditLog;

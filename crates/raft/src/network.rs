@@ -22,7 +22,7 @@ use openraft::raft::{
 
 use crate::channel::{Channel, MAX_PAYLOAD};
 use crate::counters::LogGate;
-use crate::handshake::{connect, ConnectError};
+use crate::handshake::{connect_to, ConnectError};
 use crate::key::ClusterKey;
 use crate::routing::Routing;
 use crate::wire::{encode, Reply, Rpc, WireError};
@@ -129,9 +129,15 @@ impl PeerConnection {
         let attempt = async {
             let mut channel = match self.channel.take() {
                 Some(channel) => channel,
-                None => connect(&route.addr, &self.shared.key, &self.shared.cluster, ttl)
-                    .await
-                    .map_err(|e| self.setup_failed(&route.addr, e))?,
+                None => connect_to(
+                    &route.addr,
+                    Some(self.target),
+                    &self.shared.key,
+                    &self.shared.cluster,
+                    ttl,
+                )
+                .await
+                .map_err(|e| self.setup_failed(&route.addr, e))?,
             };
             channel.send_payload(payload).await.map_err(Failure::Call)?;
             let reply: Reply = channel.recv().await.map_err(Failure::Call)?;

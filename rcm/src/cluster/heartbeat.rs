@@ -289,6 +289,7 @@ mod tests {
             nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
             netft_port: 3343,
             properties: Default::default(),
+            witness: None,
         }
     }
 

@@ -264,14 +264,14 @@ impl Core {
                 .into_iter()
                 .map(|(id, name)| keelson_quorum::NodeVoter { id, name })
                 .collect(),
-            has_witness: false,
+            has_witness: cluster.witness().has_vote(&cluster.info()),
             reachable: self
                 .peers
                 .iter()
                 .filter(|(_, s)| **s == keelson_netft::NodeState::Up)
                 .map(|(id, _)| *id)
                 .collect(),
-            witness_reachable: false,
+            witness_reachable: cluster.witness().reachable(&self.peers, &self.notices_tx),
         };
         let verdict = input.count();
         if let Some(event) = self.quorum.update(verdict) {
