@@ -236,6 +236,23 @@ impl Witness {
         .map_err(|e| format!("the cluster did not remove the witness voter (node {id}): {e}"))
     }
 
+    /// Waits (at most `within`) until raft knows a leader other than node `not` (after the witness
+    /// voter, if it led, was taken out of the membership and stepped down).
+    pub fn wait_leader_other_than(&self, not: NodeId, within: Duration) -> Result<(), String> {
+        let raft = self.inner.parts.raft.clone();
+        block_on(&self.inner.parts.rt, within, async move {
+            raft.wait(Some(within))
+                .metrics(
+                    |m| m.current_leader.is_some_and(|l| l != not),
+                    "a leader other than the witness voter",
+                )
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?
+        .map_err(|e| format!("the cluster elected no new leader: {e}"))
+    }
+
     /// Runs a lease driver for `config` before it is committed (this node configures it, so it
     /// reads the witness first), or stops doing so (None).
     pub fn set_pending(&self, config: Option<WitnessConfig>) {

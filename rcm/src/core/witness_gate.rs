@@ -22,6 +22,11 @@ use keelson_raft::{NodeId, Request, WitnessConfig, WitnessKind};
 
 /// How long, past the lease's takeover wait, a new witness may take to be hosted here.
 const HOSTING_SLACK: Duration = Duration::from_secs(10);
+/// How long the nodes may take to elect a leader after the witness voter, leading, is removed: a
+/// follower campaigns after its election timeout and the other grants its vote only once the old
+/// leader's lease (the longest election timeout) has run out, so up to two election timeouts (raft's
+/// follow the default NetFT settings: 10 s at most), plus a margin.
+const LEADER_WAIT: Duration = Duration::from_secs(25);
 
 fn spec_of(config: &WitnessConfig) -> WitnessSpec {
     let path = Path::new(&config.path).to_path_buf();
@@ -227,6 +232,15 @@ impl Core {
                 .evict(config.id)
                 .map_err(|e| format!("{e}; nothing was changed"))?;
         }
+        // A witness voter that led steps down once it is out: the nodes elect a leader first.
+        witness
+            .wait_leader_other_than(config.id, LEADER_WAIT)
+            .map_err(|e| {
+                format!(
+                    "the witness voter (node {}) was removed, but {e}; run the command again",
+                    config.id
+                )
+            })?;
         cluster.propose(Request::SetWitness(None)).map_err(|e| {
             format!(
                 "the witness voter (node {}) was removed, but the witness configuration was not: \

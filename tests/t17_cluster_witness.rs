@@ -1,0 +1,438 @@
+//! Two real keelson-rcm nodes in two network namespaces joined by two networks (two bridges in a
+//! switch namespace of the test's own, 192.0.2.0/24 and 198.51.100.0/24) and a file-share witness
+//! (a directory under the test's temp dir: every namespace sees the same file system). Node
+//! Majority first; bad witness paths are refused naming them with nothing changed; with the
+//! witness the cluster is Node and File Share Majority with 3 voters; kill -9 the node hosting the
+//! witness voter: the survivor takes the lease after expiry and margin, regains quorum and commits;
+//! the killed node restarts and catches up; then the other node is killed and the first survives
+//! likewise; last the witness is removed again. Everything the test creates is removed, even when
+//! it fails. Root only: fails in CI without it.
+
+mod common;
+
+use common::rcm::Rcm;
+use keelson_proto::{ControlReply, ControlRequest as R};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(30);
+/// From a kill to the survivor's first commit: the lease's takeover wait (1.6 s at the timings
+/// set below) plus a raft election, whose timeouts still follow the default NetFT settings (8-10 s;
+/// README, "Running a cluster"), plus the test's own polling.
+const TAKEOVER_LIMIT: Duration = Duration::from_secs(45);
+
+fn have_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "ip {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// The switch namespace with two bridges and two node namespaces, each with a port on both.
+struct Lab {
+    switch: String,
+    nodes: Vec<String>,
+}
+
+impl Lab {
+    fn create() -> Lab {
+        let pid = std::process::id();
+        let mut lab = Lab {
+            switch: format!("kw{pid}sw"),
+            nodes: Vec::new(),
+        };
+        ip(&["netns", "add", &lab.switch]);
+        for net in 1..=2 {
+            let br = format!("br{net}");
+            ip(&["-n", &lab.switch, "link", "add", &br, "type", "bridge"]);
+            ip(&["-n", &lab.switch, "link", "set", &br, "up"]);
+        }
+        for i in 0..2 {
+            let ns = format!("kw{pid}n{}", i + 1);
+            ip(&["netns", "add", &ns]);
+            lab.nodes.push(ns.clone());
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            for (net, subnet) in [(1, "192.0.2"), (2, "198.51.100")] {
+                let (inner, outer) = (format!("eth{net}"), format!("p{}n{net}", i + 1));
+                ip(&[
+                    "link",
+                    "add",
+                    &inner,
+                    "netns",
+                    &ns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &outer,
+                    "netns",
+                    &lab.switch,
+                ]);
+                let addr = format!("{subnet}.{}/24", i + 1);
+                ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner]);
+                ip(&["-n", &ns, "link", "set", &inner, "up"]);
+                let br = format!("br{net}");
+                ip(&["-n", &lab.switch, "link", "set", &outer, "master", &br]);
+                ip(&["-n", &lab.switch, "link", "set", &outer, "up"]);
+            }
+        }
+        lab
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.nodes.iter().chain([&self.switch]) {
+            let status = Command::new("ip").args(["netns", "del", ns]).status();
+            if !matches!(status, Ok(s) if s.success()) {
+                eprintln!("cleanup: ip netns del {ns} failed: {status:?}");
+            }
+        }
+    }
+}
+
+/// The file-share witness directory (removed on drop).
+struct Share(PathBuf);
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("cleanup: remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+fn boot(lab: &Lab, i: usize, dir: PathBuf) -> Rcm {
+    let name = format!("n{}", i + 1);
+    Rcm::start_in_netns(dir, &lab.nodes[i], &["--node-name", &name])
+}
+
+fn node_state(observer: &Rcm, node: &str) -> String {
+    let list = observer.ok(R::NodeList);
+    list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == node)
+        .map(|n| n["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+fn wait_node(observer: &Rcm, node: &str, state: &str) {
+    let start = Instant::now();
+    while node_state(observer, node) != state {
+        assert!(
+            start.elapsed() < LIMIT,
+            "node {node} never became {state} on {}\n{}",
+            observer.dir.display(),
+            observer.cluster_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn quorum(rcm: &Rcm) -> serde_json::Value {
+    rcm.ok(R::ClusterQuorum { witness: None })
+}
+
+/// Waits until `rcm`'s quorum view satisfies `cond`; the view.
+fn wait_quorum(
+    rcm: &Rcm,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let view = quorum(rcm);
+        if cond(&view) {
+            return view;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "{what} never held on {}: {view:#}\n{}",
+            rcm.dir.display(),
+            rcm.cluster_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn group_exists(rcm: &Rcm, name: &str) -> bool {
+    matches!(
+        rcm.request(R::GroupGet { name: name.into() }).first(),
+        Some(ControlReply::Json(_))
+    )
+}
+
+fn wait_for_group(rcm: &Rcm, name: &str) {
+    let start = Instant::now();
+    while !group_exists(rcm, name) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "group '{name}' never reached node {}\n{}",
+            rcm.dir.display(),
+            rcm.cluster_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Creates group `name` on `rcm`, asking again while it is refused (no quorum yet, no leader
+/// yet), until `limit`; the refusals seen.
+fn commit_group(rcm: &Rcm, name: &str, limit: Duration) -> Vec<String> {
+    let start = Instant::now();
+    let mut refusals = Vec::new();
+    loop {
+        // A request that timed out may have been committed after all: look before asking again.
+        if group_exists(rcm, name) {
+            return refusals;
+        }
+        let reply = rcm.request(R::GroupCreate {
+            name: name.into(),
+            properties: vec![],
+        });
+        match reply.into_iter().next() {
+            Some(ControlReply::Done { .. }) => return refusals,
+            Some(ControlReply::Error { message }) => {
+                if refusals.last() != Some(&message) {
+                    refusals.push(message);
+                }
+            }
+            other => panic!("group create answered {other:?}"),
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{} could not commit group '{name}' within {limit:?}; refusals: {refusals:#?}\n{}",
+            rcm.dir.display(),
+            rcm.cluster_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills `victim` (it hosts the witness voter), checks `survivor` takes the lease and commits; the
+/// victim's data directory.
+fn lose_the_host(victim: Rcm, survivor: &Rcm, survivor_name: &str, group: &str) -> PathBuf {
+    let mut victim = victim;
+    let before = quorum(survivor);
+    let generation = before["lease"]["generation"].as_u64().unwrap();
+    victim.kill9();
+    let killed = Instant::now();
+    let refusals = commit_group(survivor, group, TAKEOVER_LIMIT);
+    let committed = killed.elapsed();
+    let view = wait_quorum(survivor, "the survivor hosts the witness", |v| {
+        v["witness_host"] == survivor_name
+    });
+    assert!(view["quorum_ok"].as_bool().unwrap(), "{view:#}");
+    assert_eq!(view["votes"], 2, "itself and the witness: {view:#}");
+    assert!(
+        view["lease"]["generation"].as_u64().unwrap() > generation,
+        "a takeover is a new generation: {view:#}"
+    );
+    let log = survivor.cluster_log();
+    assert!(
+        log.contains("[QUORUM] This node now hosts the witness voter"),
+        "the takeover is in cluster.log:\n{log}"
+    );
+    println!(
+        "{survivor_name}: first commit {} ms after kill -9 of the witness host (refusals meanwhile: {refusals:?})",
+        committed.as_millis()
+    );
+    victim.keep_dir()
+}
+
+#[test]
+fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
+    if !have_root() {
+        assert!(
+            !common::in_ci(),
+            "t17 needs root (network namespaces) and CI runs as root"
+        );
+        eprintln!("skipped: t17 needs root for network namespaces");
+        return;
+    }
+    let lab = Lab::create();
+    let share =
+        Share(std::env::temp_dir().join(format!("keelson-t17-witness-{}", std::process::id())));
+    std::fs::create_dir_all(&share.0).unwrap();
+    let n1 = boot(&lab, 0, Rcm::new_dir("t17-n1"));
+    let nodes = |i: u8| {
+        (
+            format!("n{i}"),
+            vec![format!("192.0.2.{i}"), format!("198.51.100.{i}")],
+        )
+    };
+    n1.ok(R::ClusterCreate {
+        name: "lab".into(),
+        nodes: (1..=2).map(nodes).collect(),
+    });
+    let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
+    let n2 = boot(&lab, 1, Rcm::new_dir("t17-n2"));
+    n2.ok(R::NodeJoin {
+        cluster: "192.0.2.1".into(),
+        key_file: key,
+        name: None,
+    });
+    wait_node(&n1, "n2", "Up");
+    wait_node(&n2, "n1", "Up");
+    // Small heartbeat timings (test-only): the lease follows them (renew 100 ms, give up 500 ms,
+    // lease 1500 ms, margin 100 ms: a takeover 1600 ms after the last renewal).
+    n1.ok(R::ClusterSet {
+        properties: [
+            ("TestOnlyLowerLimits", "1"),
+            ("SameSubnetDelay", "100"),
+            ("SameSubnetThreshold", "5"),
+            ("CrossSubnetDelay", "100"),
+            ("CrossSubnetThreshold", "5"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    });
+
+    // Node Majority: two votes, both needed.
+    for n in [&n1, &n2] {
+        let view = quorum(n);
+        assert_eq!(view["model"], "Node Majority", "{view:#}");
+        assert_eq!(
+            (view["votes_total"].as_u64(), view["needed"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(view["witness_id"], 0, "{view:#}");
+    }
+
+    // Bad witness paths are refused naming them, and change nothing.
+    let plain = share.0.join("not-a-directory");
+    std::fs::write(&plain, b"x").unwrap();
+    let missing = share.0.join("missing");
+    for (path, why) in [
+        (
+            &plain,
+            "is neither a directory (file-share witness) nor a block device",
+        ),
+        (&missing, "No such file or directory"),
+    ] {
+        let shown = path.display().to_string();
+        let e = n1.refused(R::ClusterQuorum {
+            witness: Some(shown.clone()),
+        });
+        assert!(e.contains(&shown) && e.contains(why), "{e}");
+        assert!(e.contains("nothing was changed"), "{e}");
+    }
+    let e = n2.refused(R::ClusterQuorum {
+        witness: Some("relative/dir".into()),
+    });
+    assert!(
+        e.contains("relative/dir") && e.contains("not an absolute path"),
+        "{e}"
+    );
+    std::fs::remove_file(&plain).unwrap();
+    for n in [&n1, &n2] {
+        assert_eq!(quorum(n)["model"], "Node Majority");
+    }
+    let e = n1.refused(R::ClusterQuorum {
+        witness: Some("none".into()),
+    });
+    assert!(e.contains("has no witness"), "{e}");
+
+    // The file-share witness: a third vote, its voter hosted by the node that set it.
+    let dir = share.0.display().to_string();
+    let done = n1.ok(R::ClusterQuorum {
+        witness: Some(dir.clone()),
+    });
+    let model = format!("Node and File Share Majority (file-share witness {dir})");
+    assert!(done.as_str().unwrap().contains(&model), "{done}");
+    for n in [&n1, &n2] {
+        let view = wait_quorum(n, "three votes with the witness hosted by n1", |v| {
+            v["votes_total"] == 3 && v["witness_host"] == "n1" && v["votes"] == 3
+        });
+        assert_eq!(view["model"], model.as_str(), "{view:#}");
+        assert_eq!(view["voters"], serde_json::json!(["n1", "n2", "witness"]));
+        let status = n.ok(R::ClusterStatus);
+        let witness = status["witness"].as_str().unwrap();
+        assert!(
+            witness.contains(&dir) && witness.contains("hosted by n1"),
+            "{status:#}"
+        );
+        assert_eq!(status["voters"].as_array().unwrap().len(), 3, "{status:#}");
+    }
+    let e = n2.refused(R::ClusterQuorum {
+        witness: Some(dir.clone()),
+    });
+    assert!(e.contains("already has the file-share witness"), "{e}");
+    n2.ok(R::GroupCreate {
+        name: "with-the-witness".into(),
+        properties: vec![],
+    });
+    wait_for_group(&n1, "with-the-witness");
+    assert!(
+        share.0.join("raft.redb").exists(),
+        "the witness voter's store is on the share"
+    );
+
+    // Lose the host of the witness voter (n1): n2 takes the lease and commits with it.
+    let n1_dir = lose_the_host(n1, &n2, "n2", "after-losing-n1");
+    // n1 comes back and catches up.
+    let n1 = boot(&lab, 0, n1_dir);
+    wait_for_group(&n1, "after-losing-n1");
+    wait_node(&n1, "n2", "Up");
+    wait_node(&n2, "n1", "Up");
+    wait_quorum(&n1, "n1 sees the witness on n2 and counts 3 votes", |v| {
+        v["witness_host"] == "n2" && v["votes"] == 3
+    });
+
+    // Now lose n2 (hosting the witness voter since the takeover): n1 survives the same way.
+    let n2_dir = lose_the_host(n2, &n1, "n1", "after-losing-n2");
+    let n2 = boot(&lab, 1, n2_dir);
+    wait_for_group(&n2, "after-losing-n2");
+    assert!(group_exists(&n2, "after-losing-n1"));
+    wait_node(&n1, "n2", "Up");
+    wait_node(&n2, "n1", "Up");
+
+    // Back to Node Majority: the witness voter leaves the membership.
+    // (If the witness voter leads, the nodes elect a leader before the command answers.)
+    let removing = Instant::now();
+    let done = n2.ok_within(
+        R::ClusterQuorum {
+            witness: Some("none".into()),
+        },
+        Duration::from_secs(60),
+    );
+    println!(
+        "the witness removed in {} ms",
+        removing.elapsed().as_millis()
+    );
+    assert!(done.as_str().unwrap().contains("Node Majority"), "{done}");
+    for n in [&n1, &n2] {
+        let view = wait_quorum(n, "Node Majority again", |v| {
+            v["model"] == "Node Majority" && v["votes_total"] == 2
+        });
+        assert_eq!(view["voters"], serde_json::json!(["n1", "n2"]), "{view:#}");
+        assert_eq!(view["witness_host"], "", "{view:#}");
+    }
+    n1.ok(R::GroupCreate {
+        name: "after-removing-the-witness".into(),
+        properties: vec![],
+    });
+    wait_for_group(&n2, "after-removing-the-witness");
+    drop((n1, n2));
+    drop(share);
+    drop(lab);
+}
