@@ -286,7 +286,7 @@ impl Rcm {
             .enable_all()
             .build()
             .unwrap();
-        let client = Client::new(&self.dir.join("rcm.sock")).with_reply_timeout(limit);
+        let client = Client::new(self.dir.join("rcm.sock")).with_reply_timeout(limit);
         let replies = rt
             .block_on(client.replies(request))
             .unwrap_or_else(|e| panic!("{shown}: {e}\nrcm.out:\n{}", self.output()));
