@@ -255,6 +255,9 @@ fn lose_the_host(victim: Rcm, survivor: &Rcm, survivor_name: &str, group: &str) 
         "{survivor_name}: first commit {} ms after kill -9 of the witness host (refusals meanwhile: {refusals:?})",
         committed.as_millis()
     );
+    if std::env::var_os("KEELSON_T17_LOG").is_some() {
+        println!("{survivor_name}'s cluster.log:\n{log}");
+    }
     victim.keep_dir()
 }
 
@@ -432,6 +435,21 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
         properties: vec![],
     });
     wait_for_group(&n2, "after-removing-the-witness");
+    // The same share again: the earlier voter's store is replaced, a new voter id is given out.
+    let done = n1.ok(R::ClusterQuorum {
+        witness: Some(dir.clone()),
+    });
+    assert!(done.as_str().unwrap().contains(&model), "{done}");
+    let view = wait_quorum(&n2, "three votes again", |v| v["votes"] == 3);
+    assert!(
+        view["witness_id"].as_u64().unwrap() > 3,
+        "ids are never reused: {view:#}"
+    );
+    n2.ok(R::GroupCreate {
+        name: "with-the-witness-again".into(),
+        properties: vec![],
+    });
+    wait_for_group(&n1, "with-the-witness-again");
     drop((n1, n2));
     drop(share);
     drop(lab);

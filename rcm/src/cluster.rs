@@ -316,7 +316,7 @@ impl Cluster {
             cluster: identity.cluster.clone(),
             me: id,
             addr: server.local_addr().to_string(),
-        });
+        })?;
         Ok(Cluster {
             raft,
             rt,

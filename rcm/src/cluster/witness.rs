@@ -59,6 +59,7 @@ pub struct Seen {
 
 /// The pieces of this node's cluster membership the witness needs.
 pub struct WitnessParts {
+    /// The runtime raft runs on (the witness voter runs there too).
     pub rt: Handle,
     pub raft: Raft<TypeConfig>,
     pub view: SharedState,
@@ -80,6 +81,9 @@ pub struct Witness {
 
 struct Inner {
     parts: WitnessParts,
+    /// A runtime of the lease's own (its thread never waits for raft's storage, so renewals keep
+    /// their timing): the watcher and the driver run there.
+    lease_rt: Handle,
     state: Mutex<State>,
     /// Bumped when hosting or the wanted witness changes (wakes the watcher).
     changed: watch::Sender<u64>,
@@ -125,22 +129,32 @@ fn settings_of(info: &ClusterInfo) -> NetftSettings {
 
 impl Witness {
     /// Starts watching the configured witness (none yet is fine).
-    pub fn start(parts: WitnessParts) -> Witness {
-        let rt = parts.rt.clone();
+    pub fn start(parts: WitnessParts) -> Result<Witness, String> {
+        let rt = lease_runtime()?;
         let inner = Arc::new(Inner {
             parts,
+            lease_rt: rt.clone(),
             state: Mutex::default(),
             changed: watch::channel(0).0,
             seen: watch::channel(Seen::default()).0,
             core: Mutex::default(),
         });
         let watcher = rt.spawn(watch_loop(inner.clone()));
-        Witness { inner, watcher }
+        Ok(Witness { inner, watcher })
     }
 
-    /// What this node knows of the witness now.
+    /// What this node knows of the witness now (nothing of a witness no longer configured, even
+    /// while its driver is still giving the lease up).
     pub fn seen(&self) -> Seen {
-        self.inner.seen.borrow().clone()
+        let seen = self.inner.seen.borrow().clone();
+        let wanted = self.inner.wanted();
+        if seen.config == wanted {
+            return seen;
+        }
+        Seen {
+            config: wanted,
+            ..Seen::default()
+        }
     }
 
     /// Whether the witness voter runs here or on a node NetFT reports Up; tells `notices` (from
@@ -162,9 +176,22 @@ impl Witness {
                 .is_some_and(|h| peers.get(&h) == Some(&NodeState::Up))
     }
 
-    /// Whether the witness voter (`info`'s) is one of raft's voters.
-    pub fn has_vote(&self, info: &ClusterInfo) -> bool {
-        let Some(config) = &info.witness else {
+    /// Whether the configured witness voter is one of raft's voters (its vote counts).
+    pub fn has_vote(&self) -> bool {
+        let configured = {
+            let state = self
+                .inner
+                .parts
+                .view
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            state
+                .cluster
+                .as_ref()
+                .and_then(|c| c.witness.as_ref())
+                .map(|w| w.id)
+        };
+        let Some(id) = configured else {
             return false;
         };
         let metrics = self.inner.parts.raft.metrics().borrow().clone();
@@ -172,8 +199,20 @@ impl Witness {
             .membership_config
             .membership()
             .voter_ids()
-            .any(|id| id == config.id);
+            .any(|v| v == id);
         is_voter
+    }
+
+    /// A hosted voter (a witness voter) in raft's membership, if there is one.
+    pub fn hosted_member(&self) -> Option<NodeId> {
+        let metrics = self.inner.parts.raft.metrics().borrow().clone();
+        let found = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(_, n)| n.is_hosted())
+            .map(|(id, _)| *id);
+        found
     }
 
     /// Whether raft's membership holds the witness voter `id` at all (voter or learner).
@@ -281,24 +320,38 @@ impl Witness {
     }
 
     /// Checks that this node can use `config`'s witness now: it opens, its lease (if any) verifies
-    /// under the cluster key, and a file share holds no voter store of an earlier witness.
-    pub fn check_usable(
-        &self,
-        config: &WitnessConfig,
-        netft: &NetftSettings,
-    ) -> Result<(), String> {
+    /// under the cluster key and is not held, and on a file share the store an earlier witness
+    /// voter of this cluster left (its lease verified, so it is this cluster's; its voter was
+    /// removed) is deleted.
+    pub fn prepare(&self, config: &WitnessConfig, netft: &NetftSettings) -> Result<(), String> {
         let timings = LeaseTimings::from_netft(netft);
         let mut store = open_store(config, &self.inner.parts.key, self.inner.parts.me, &timings)?;
-        store.read().map_err(|e| e.to_string())?;
+        let record = store.read().map_err(|e| e.to_string())?;
+        if let Some(r) =
+            record.filter(|r| !r.released && wall_ms() < r.expiry_ms + timings.margin_ms)
+        {
+            return Err(format!(
+                "{}: its lease is held (node {}, generation {}): is it another witness's?",
+                describe(config),
+                r.holder,
+                r.generation
+            ));
+        }
         if config.kind == WitnessKind::FileShare {
             let old = keelson_quorum::witness_store_path(std::path::Path::new(&config.path));
             if old.exists() {
-                return Err(format!(
-                    "{}: it holds the store of an earlier witness voter ({}); give an empty \
-                     directory or remove that file",
-                    describe(config),
+                std::fs::remove_file(&old).map_err(|e| {
+                    format!(
+                        "{}: cannot remove an earlier witness voter's store {}: {e}",
+                        describe(config),
+                        old.display()
+                    )
+                })?;
+                tracing::info!(
+                    component = "QUORUM",
+                    "Removed {}, the store of an earlier witness voter of this cluster",
                     old.display()
-                ));
+                );
             }
         }
         Ok(())
@@ -311,7 +364,7 @@ impl Witness {
         if let Some(running) = running {
             let within = release_budget(&running.timings);
             let inner = self.inner.clone();
-            if let Err(e) = block_on(&self.inner.parts.rt, within + RELEASE_SLACK, async move {
+            if let Err(e) = block_on(&self.inner.lease_rt, within + RELEASE_SLACK, async move {
                 inner.stop_driver(running).await
             }) {
                 tracing::error!(component = "QUORUM", "giving up the witness lease: {e}");
@@ -361,6 +414,20 @@ fn open_store(
     })
 }
 
+/// The lease's runtime, on a thread that lives as long as the process.
+fn lease_runtime() -> Result<Handle, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the witness lease's runtime: {e}"))?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("witness-lease".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(|e| format!("cannot start the witness lease's thread: {e}"))?;
+    Ok(handle)
+}
+
 /// Runs `fut` on `rt`, waiting at most `within` from this (non-raft) thread.
 fn block_on<T: Send + 'static>(
     rt: &Handle,
@@ -405,6 +472,15 @@ async fn status_changed(status: Option<watch::Receiver<LeaseStatus>>) {
 }
 
 impl Inner {
+    /// The configured witness, or the one this node is configuring.
+    fn wanted(&self) -> Option<WitnessConfig> {
+        let configured = {
+            let state = self.parts.view.read().unwrap_or_else(|p| p.into_inner());
+            state.cluster.as_ref().and_then(|c| c.witness.clone())
+        };
+        configured.or_else(|| lock(&self.state).pending.clone())
+    }
+
     fn info(&self) -> ClusterInfo {
         let state = self.parts.view.read().unwrap_or_else(|p| p.into_inner());
         state.cluster.clone().unwrap_or_default()
@@ -499,6 +575,7 @@ impl Inner {
             slot: slot.clone(),
             me,
             changed: self.changed.clone(),
+            raft_rt: parts.rt.clone(),
         };
         let machine = LeaseMachine::new(parts.me, timings);
         let tick = Duration::from_millis((timings.renew_ms / 10).max(5));
@@ -507,6 +584,7 @@ impl Inner {
         let (release, rx) = oneshot::channel();
         let ended = DriverEnd {
             config: config.clone(),
+            raft_rt: parts.rt.clone(),
             hosted: parts.hosted.clone(),
             slot: slot.clone(),
             within: Duration::from_millis(timings.stop_budget_ms()),
@@ -640,6 +718,7 @@ fn wall_ms() -> u64 {
 /// ends the process (so the kernel closes the witness store).
 struct DriverEnd {
     config: WitnessConfig,
+    raft_rt: Handle,
     hosted: HostedRafts,
     slot: HostedSlot,
     within: Duration,
@@ -663,7 +742,11 @@ impl DriverEnd {
                 let Some(hosted) = self.slot.lock().await.take() else {
                     return;
                 };
-                if let Err(e) = hosted.stop(self.within).await {
+                let stopped = self.raft_rt.spawn(hosted.stop(self.within)).await;
+                if let Err(e) = stopped
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                {
                     tracing::error!(component = "QUORUM", "the witness voter could not be stopped ({e}); this process must exit now so the witness store is closed");
                     std::process::exit(EXIT_WITNESS_NOT_STOPPED);
                 }

@@ -264,7 +264,7 @@ impl Core {
                 .into_iter()
                 .map(|(id, name)| keelson_quorum::NodeVoter { id, name })
                 .collect(),
-            has_witness: cluster.witness().has_vote(&cluster.info()),
+            has_witness: cluster.witness().has_vote(),
             reachable: self
                 .peers
                 .iter()

@@ -59,7 +59,7 @@ impl Core {
                 .into_iter()
                 .map(|(id, name)| NodeVoter { id, name })
                 .collect(),
-            has_witness: cluster.witness().has_vote(&cluster.info()),
+            has_witness: cluster.witness().has_vote(),
             reachable: self
                 .peers
                 .iter()
@@ -84,7 +84,7 @@ impl Core {
         };
         let verdict = self.count_votes(cluster);
         let mut voters: Vec<String> = cluster.voters().into_iter().map(|(_, n)| n).collect();
-        if cluster.witness().has_vote(&info) {
+        if cluster.witness().has_vote() {
             voters.push(WITNESS_NAME.to_string());
         }
         let lease = match (seen.record, seen.held_generation) {
@@ -157,8 +157,14 @@ impl Core {
             id: 0,
         };
         let witness = cluster.witness();
+        if let Some(id) = witness.hosted_member() {
+            return Err(format!(
+                "raft's membership still holds a witness voter (node {id}) of an earlier witness: \
+                 remove it first with `keelson cluster quorum --witness none`; nothing was changed"
+            ));
+        }
         witness
-            .check_usable(&probe, &netft)
+            .prepare(&probe, &netft)
             .map_err(|e| format!("{e}; nothing was changed"))?;
         let reservation = witness
             .reserve()
@@ -210,8 +216,25 @@ impl Core {
         let cluster = self.in_cluster()?;
         self.quorum.admit()?;
         let info = cluster.committed_info()?;
-        let Some(config) = info.witness.clone() else {
-            return Err("the cluster has no witness (Node Majority); nothing was changed".into());
+        let witness = cluster.witness();
+        let config = match (info.witness.clone(), witness.hosted_member()) {
+            (Some(config), _) => config,
+            // Left by a configuration that failed part-way: only the voter to take out.
+            (None, Some(id)) => {
+                witness
+                    .evict(id)
+                    .map_err(|e| format!("{e}; nothing was changed"))?;
+                return Ok(ControlReply::Done {
+                    message: format!(
+                        "quorum: Node Majority; the leftover witness voter (node {id}) was removed"
+                    ),
+                });
+            }
+            (None, None) => {
+                return Err(
+                    "the cluster has no witness (Node Majority); nothing was changed".into(),
+                )
+            }
         };
         let nodes = cluster.voters();
         let (_, me) = cluster.me();
@@ -226,7 +249,6 @@ impl Core {
                 nodes.len() / 2 + 1
             ));
         }
-        let witness = cluster.witness();
         if witness.is_member(config.id) {
             witness
                 .evict(config.id)

@@ -32,20 +32,14 @@ pub struct Hooks {
     /// This node's name and raft endpoint (the witness voter is reached where this node is).
     pub me: (String, String),
     pub changed: tokio::sync::watch::Sender<u64>,
+    /// Where the witness voter runs: raft's runtime, not the lease's (whose thread must never wait
+    /// for the voter's storage).
+    pub raft_rt: tokio::runtime::Handle,
 }
 
 impl Hooks {
     fn describe(&self) -> String {
         describe(&self.config)
-    }
-
-    fn open(&self, lease: &HeldLease) -> Result<keelson_quorum::WitnessStore, String> {
-        let path = std::path::Path::new(&self.config.path);
-        match self.config.kind {
-            WitnessKind::FileShare => open_witness_store(path, lease, &self.fence),
-            WitnessKind::Disk => open_disk_witness_store(path, lease, &self.fence),
-        }
-        .map_err(|e| e.to_string())
     }
 
     fn network(&self, id: NodeId) -> Network {
@@ -59,6 +53,20 @@ impl Hooks {
     }
 }
 
+/// Opens the witness voter's store of `config` under `lease` (blocking I/O).
+fn open(
+    config: &WitnessConfig,
+    lease: &HeldLease,
+    fence: &LeaseFence,
+) -> Result<keelson_quorum::WitnessStore, String> {
+    let path = std::path::Path::new(&config.path);
+    match config.kind {
+        WitnessKind::FileShare => open_witness_store(path, lease, fence),
+        WitnessKind::Disk => open_disk_witness_store(path, lease, fence),
+    }
+    .map_err(|e| e.to_string())
+}
+
 /// `file-share witness /mnt/w` or `disk witness /dev/sdx`.
 pub fn describe(config: &WitnessConfig) -> String {
     match config.kind {
@@ -70,10 +78,17 @@ pub fn describe(config: &WitnessConfig) -> String {
 impl WitnessHooks for Hooks {
     async fn start_hosting(&mut self, lease: HeldLease) -> Result<(), String> {
         let id = self.config.id;
-        let store = self.open(&lease)?;
-        let raft_config = witness_raft_config(&self.cluster, &self.netft);
-        let hosted = HostedWitness::start(store, id, raft_config, self.network(id))
+        let (config, fence) = (self.config.clone(), self.fence.clone());
+        let store = tokio::task::spawn_blocking(move || open(&config, &lease, &fence))
             .await
+            .map_err(|e| format!("opening the witness voter's store panicked: {e}"))??;
+        let raft_config = witness_raft_config(&self.cluster, &self.netft);
+        let network = self.network(id);
+        let hosted = self
+            .raft_rt
+            .spawn(HostedWitness::start(store, id, raft_config, network))
+            .await
+            .map_err(|e| format!("starting the witness voter panicked: {e}"))?
             .map_err(|e| e.to_string())?;
         self.hosted.host(id, hosted.raft().clone());
         let (name, addr) = &self.me;
@@ -95,7 +110,10 @@ impl WitnessHooks for Hooks {
         let Some(hosted) = self.slot.lock().await.take() else {
             return Ok(());
         };
-        let stopped = hosted.stop(within).await.map_err(|e| e.to_string());
+        let stopped = match self.raft_rt.spawn(hosted.stop(within)).await {
+            Ok(stopped) => stopped.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("stopping the witness voter panicked: {e}")),
+        };
         match &stopped {
             Ok(()) => tracing::info!(
                 component = "QUORUM",
