@@ -21,6 +21,11 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// set below) plus a raft election, whose timeouts still follow the default NetFT settings (8-10 s;
 /// README, "Running a cluster"), plus the test's own polling.
 const TAKEOVER_LIMIT: Duration = Duration::from_secs(45);
+/// The lease timings the heartbeat settings below give (LeaseTimings::from_netft): renew every
+/// Delay, lease Delay x Threshold + 1 s (the least stop budget), margin one Delay.
+const RENEW_MS: u64 = 100;
+const LEASE_MS: u64 = 100 * 5 + 1000;
+const MARGIN_MS: u64 = 100;
 
 fn have_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -235,11 +240,19 @@ fn lose_the_host(victim: Rcm, survivor: &Rcm, survivor_name: &str, group: &str) 
     let generation = before["lease"]["generation"].as_u64().unwrap();
     victim.kill9();
     let killed = Instant::now();
-    let refusals = commit_group(survivor, group, TAKEOVER_LIMIT);
-    let committed = killed.elapsed();
     let view = wait_quorum(survivor, "the survivor hosts the witness", |v| {
         v["witness_host"] == survivor_name
     });
+    let took_over = killed.elapsed();
+    // The victim renewed at most one renewal period before the kill; nobody may take the lease
+    // before it has stood unchanged for lease + margin.
+    let earliest = Duration::from_millis(LEASE_MS + MARGIN_MS - RENEW_MS);
+    assert!(
+        took_over >= earliest,
+        "the lease was taken {took_over:?} after the kill, before {earliest:?}"
+    );
+    let refusals = commit_group(survivor, group, TAKEOVER_LIMIT);
+    let committed = killed.elapsed();
     assert!(view["quorum_ok"].as_bool().unwrap(), "{view:#}");
     assert_eq!(view["votes"], 2, "itself and the witness: {view:#}");
     assert!(
@@ -252,7 +265,8 @@ fn lose_the_host(victim: Rcm, survivor: &Rcm, survivor_name: &str, group: &str) 
         "the takeover is in cluster.log:\n{log}"
     );
     println!(
-        "{survivor_name}: first commit {} ms after kill -9 of the witness host (refusals meanwhile: {refusals:?})",
+        "{survivor_name}: took the witness lease {} ms and first committed {} ms after kill -9 of the witness host (refusals meanwhile: {refusals:?})",
+        took_over.as_millis(),
         committed.as_millis()
     );
     if std::env::var_os("KEELSON_T17_LOG").is_some() {

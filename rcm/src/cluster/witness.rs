@@ -169,11 +169,7 @@ impl Witness {
             *core = Some(notices.clone());
         }
         drop(core);
-        let seen = self.seen();
-        seen.hosting
-            || seen
-                .holder
-                .is_some_and(|h| peers.get(&h) == Some(&NodeState::Up))
+        counts(&self.seen(), peers)
     }
 
     /// Whether the configured witness voter is one of raft's voters (its vote counts).
@@ -678,6 +674,15 @@ impl Inner {
     }
 }
 
+/// Whether the witness's vote counts for this node: its voter runs here, or on the node holding a
+/// live lease if NetFT reports that node Up.
+fn counts(seen: &Seen, peers: &BTreeMap<u64, NodeState>) -> bool {
+    seen.hosting
+        || seen
+            .holder
+            .is_some_and(|h| peers.get(&h) == Some(&NodeState::Up))
+}
+
 /// What a driver's status says of the witness.
 fn seen_from(
     config: &WitnessConfig,
@@ -810,6 +815,31 @@ mod tests {
             (true, Some(1), Some(5))
         );
         assert_eq!(seen(LeaseStatus::Claiming, 0).holder, None);
+    }
+
+    #[test]
+    fn the_witness_vote_counts_where_it_runs_or_where_netft_sees_its_host() {
+        let peers = BTreeMap::from([(2, NodeState::Up), (4, NodeState::Down)]);
+        let seen = |hosting, holder| Seen {
+            config: Some(config()),
+            hosting,
+            holder,
+            ..Seen::default()
+        };
+        assert!(counts(&seen(true, Some(1)), &peers), "hosted here");
+        assert!(
+            counts(&seen(false, Some(2)), &peers),
+            "on a node that is Up"
+        );
+        assert!(
+            !counts(&seen(false, Some(4)), &peers),
+            "on a node that is Down"
+        );
+        assert!(
+            !counts(&seen(false, Some(5)), &peers),
+            "on a node NetFT has not seen"
+        );
+        assert!(!counts(&seen(false, None), &peers), "no live lease");
     }
 
     #[test]
