@@ -1,12 +1,13 @@
 //! Two real keelson-rcm nodes in two network namespaces joined by two networks (two bridges in a
-//! switch namespace of the test's own, 192.0.2.0/24 and 198.51.100.0/24) and a file-share witness
-//! (a directory under the test's temp dir: every namespace sees the same file system). Node
-//! Majority first; bad witness paths are refused naming them with nothing changed; with the
-//! witness the cluster is Node and File Share Majority with 3 voters; kill -9 the node hosting the
-//! witness voter: the survivor takes the lease after expiry and margin, regains quorum and commits;
-//! the killed node restarts and catches up; then the other node is killed and the first survives
-//! likewise; last the witness is removed again. Everything the test creates is removed, even when
-//! it fails. Root only: fails in CI without it.
+//! switch namespace of the test's own, 192.0.2.0/24 and 198.51.100.0/24) and a witness every
+//! namespace sees: a file-share witness (a directory under the test's temp dir) or a disk witness
+//! (a loop device over a file there). Node Majority first; bad witness paths are refused naming
+//! them with nothing changed; with the witness the cluster is Node and File Share (or Disk)
+//! Majority with 3 voters; kill -9 the node hosting the witness voter: the survivor takes the lease
+//! after expiry and margin, regains quorum and commits; the killed node restarts and catches up;
+//! then the other node is killed and the first survives likewise; last the witness is removed (and
+//! the share set again). Everything the test creates is removed, even when it fails. Root only:
+//! fails in CI without it. The two tests take turns (one lab at a time on a loaded machine).
 
 mod common;
 
@@ -17,15 +18,32 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
-/// From a kill to the survivor's first commit: the lease's takeover wait (1.6 s at the timings
+/// From a kill to the survivor's first commit: the lease's takeover wait (about 2 s at the timings
 /// set below) plus a raft election, whose timeouts still follow the default NetFT settings (8-10 s;
 /// README, "Running a cluster"), plus the test's own polling.
 const TAKEOVER_LIMIT: Duration = Duration::from_secs(45);
-/// The lease timings the heartbeat settings below give (LeaseTimings::from_netft): renew every
+/// The heartbeat Delay the test sets (test-only lower limits).
+const DELAY_MS: u64 = 100;
+/// One lab at a time.
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lease timings of Delay 100 ms and `threshold` (LeaseTimings::from_netft): renew every
 /// Delay, lease Delay x Threshold + 1 s (the least stop budget), margin one Delay.
-const RENEW_MS: u64 = 100;
-const LEASE_MS: u64 = 100 * 5 + 1000;
-const MARGIN_MS: u64 = 100;
+struct Timings {
+    threshold: u64,
+}
+
+impl Timings {
+    fn renew_ms(&self) -> u64 {
+        DELAY_MS
+    }
+    fn lease_ms(&self) -> u64 {
+        DELAY_MS * self.threshold + 1000
+    }
+    fn margin_ms(&self) -> u64 {
+        DELAY_MS
+    }
+}
 
 fn have_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -57,10 +75,10 @@ struct Lab {
 }
 
 impl Lab {
-    fn create() -> Lab {
+    fn create(tag: &str) -> Lab {
         let pid = std::process::id();
         let mut lab = Lab {
-            switch: format!("kw{pid}sw"),
+            switch: format!("kw{pid}{tag}sw"),
             nodes: Vec::new(),
         };
         ip(&["netns", "add", &lab.switch]);
@@ -70,7 +88,7 @@ impl Lab {
             ip(&["-n", &lab.switch, "link", "set", &br, "up"]);
         }
         for i in 0..2 {
-            let ns = format!("kw{pid}n{}", i + 1);
+            let ns = format!("kw{pid}{tag}n{}", i + 1);
             ip(&["netns", "add", &ns]);
             lab.nodes.push(ns.clone());
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
@@ -113,15 +131,94 @@ impl Drop for Lab {
     }
 }
 
-/// The file-share witness directory (removed on drop).
-struct Share(PathBuf);
+/// The witness under test, removed (detached) on drop.
+enum Witness {
+    /// A directory.
+    Share(PathBuf),
+    /// A loop device over a file.
+    Disk { device: PathBuf, backing: PathBuf },
+}
 
-impl Drop for Share {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("cleanup: remove {}: {e}", self.0.display());
+impl Witness {
+    fn share() -> Witness {
+        let dir = scratch("share");
+        std::fs::create_dir_all(&dir).unwrap();
+        Witness::Share(dir)
+    }
+
+    /// A 64 MiB loop device (the least a disk witness takes), or why there is none.
+    fn disk() -> Result<Witness, String> {
+        let backing = scratch("disk.img");
+        let file = std::fs::File::create(&backing).unwrap();
+        file.set_len(64 << 20).unwrap();
+        drop(file);
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&backing)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let device = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                Ok(Witness::Disk {
+                    device: PathBuf::from(device),
+                    backing,
+                })
+            }
+            other => {
+                if let Err(e) = std::fs::remove_file(&backing) {
+                    eprintln!("cleanup: remove {}: {e}", backing.display());
+                }
+                Err(format!("losetup --find --show: {other:?}"))
+            }
         }
     }
+
+    fn path(&self) -> String {
+        match self {
+            Witness::Share(dir) => dir.display().to_string(),
+            Witness::Disk { device, .. } => device.display().to_string(),
+        }
+    }
+
+    fn model(&self) -> String {
+        match self {
+            Witness::Share(_) => {
+                format!(
+                    "Node and File Share Majority (file-share witness {})",
+                    self.path()
+                )
+            }
+            Witness::Disk { .. } => {
+                format!("Node and Disk Majority (disk witness {})", self.path())
+            }
+        }
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        match self {
+            Witness::Share(dir) => {
+                if let Err(e) = std::fs::remove_dir_all(&*dir) {
+                    eprintln!("cleanup: remove {}: {e}", dir.display());
+                }
+            }
+            Witness::Disk { device, backing } => {
+                let status = Command::new("losetup").arg("-d").arg(&*device).status();
+                if !matches!(status, Ok(s) if s.success()) {
+                    eprintln!("cleanup: losetup -d {}: {status:?}", device.display());
+                }
+                if let Err(e) = std::fs::remove_file(&*backing) {
+                    eprintln!("cleanup: remove {}: {e}", backing.display());
+                }
+            }
+        }
+    }
+}
+
+/// A path of this test run under the temp dir.
+fn scratch(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("keelson-t17-{}-{what}", std::process::id()))
 }
 
 fn boot(lab: &Lab, i: usize, dir: PathBuf) -> Rcm {
@@ -234,7 +331,13 @@ fn commit_group(rcm: &Rcm, name: &str, limit: Duration) -> Vec<String> {
 
 /// Kills `victim` (it hosts the witness voter), checks `survivor` takes the lease and commits; the
 /// victim's data directory.
-fn lose_the_host(victim: Rcm, survivor: &Rcm, survivor_name: &str, group: &str) -> PathBuf {
+fn lose_the_host(
+    victim: Rcm,
+    survivor: &Rcm,
+    survivor_name: &str,
+    group: &str,
+    timings: &Timings,
+) -> PathBuf {
     let mut victim = victim;
     let before = quorum(survivor);
     let generation = before["lease"]["generation"].as_u64().unwrap();
@@ -246,7 +349,8 @@ fn lose_the_host(victim: Rcm, survivor: &Rcm, survivor_name: &str, group: &str) 
     let took_over = killed.elapsed();
     // The victim renewed at most one renewal period before the kill; nobody may take the lease
     // before it has stood unchanged for lease + margin.
-    let earliest = Duration::from_millis(LEASE_MS + MARGIN_MS - RENEW_MS);
+    let earliest =
+        Duration::from_millis(timings.lease_ms() + timings.margin_ms() - timings.renew_ms());
     assert!(
         took_over >= earliest,
         "the lease was taken {took_over:?} after the kill, before {earliest:?}"
@@ -275,21 +379,53 @@ fn lose_the_host(victim: Rcm, survivor: &Rcm, survivor_name: &str, group: &str) 
     victim.keep_dir()
 }
 
+fn root_or_skip() -> bool {
+    if have_root() {
+        return true;
+    }
+    assert!(
+        !common::in_ci(),
+        "t17 needs root (network namespaces) and CI runs as root"
+    );
+    eprintln!("skipped: t17 needs root for network namespaces");
+    false
+}
+
 #[test]
 fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
-    if !have_root() {
-        assert!(
-            !common::in_ci(),
-            "t17 needs root (network namespaces) and CI runs as root"
-        );
-        eprintln!("skipped: t17 needs root for network namespaces");
+    if !root_or_skip() {
         return;
     }
-    let lab = Lab::create();
-    let share =
-        Share(std::env::temp_dir().join(format!("keelson-t17-witness-{}", std::process::id())));
-    std::fs::create_dir_all(&share.0).unwrap();
-    let n1 = boot(&lab, 0, Rcm::new_dir("t17-n1"));
+    let _turn = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
+    scenario("s", Witness::share(), &Timings { threshold: 5 });
+}
+
+/// The disk witness's claim waits three I/O bounds (a sixth of the give-up time each) and its I/O
+/// is O_DIRECT | O_SYNC: a longer give-up time (Threshold 10: 1000 ms) keeps renewals in time on a
+/// loaded machine.
+#[test]
+fn two_nodes_and_a_disk_witness_survive_the_loss_of_either_node() {
+    if !root_or_skip() {
+        return;
+    }
+    let _turn = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
+    let witness = match Witness::disk() {
+        Ok(witness) => witness,
+        Err(why) => {
+            assert!(!common::in_ci(), "CI=true but no loop device: {why}");
+            eprintln!("skipped: no loop device ({why})");
+            return;
+        }
+    };
+    scenario("d", witness, &Timings { threshold: 10 });
+}
+
+/// The whole story against `witness`; `tag` keeps the names of one scenario's lab apart.
+fn scenario(tag: &str, witness: Witness, timings: &Timings) {
+    let lab = Lab::create(tag);
+    let share = witness;
+    let n1 = boot(&lab, 0, Rcm::new_dir(&format!("t17{tag}-n1")));
+
     let nodes = |i: u8| {
         (
             format!("n{i}"),
@@ -301,7 +437,7 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
         nodes: (1..=2).map(nodes).collect(),
     });
     let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
-    let n2 = boot(&lab, 1, Rcm::new_dir("t17-n2"));
+    let n2 = boot(&lab, 1, Rcm::new_dir(&format!("t17{tag}-n2")));
     n2.ok(R::NodeJoin {
         cluster: "192.0.2.1".into(),
         key_file: key,
@@ -309,15 +445,15 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
     });
     wait_node(&n1, "n2", "Up");
     wait_node(&n2, "n1", "Up");
-    // Small heartbeat timings (test-only): the lease follows them (renew 100 ms, give up 500 ms,
-    // lease 1500 ms, margin 100 ms: a takeover 1600 ms after the last renewal).
+    // Small heartbeat timings (test-only): the lease follows them (at Threshold 5: renew 100 ms,
+    // give up 500 ms, lease 1500 ms, margin 100 ms: a takeover 1600 ms after the last renewal).
     n1.ok(R::ClusterSet {
         properties: [
-            ("TestOnlyLowerLimits", "1"),
-            ("SameSubnetDelay", "100"),
-            ("SameSubnetThreshold", "5"),
-            ("CrossSubnetDelay", "100"),
-            ("CrossSubnetThreshold", "5"),
+            ("TestOnlyLowerLimits", 1),
+            ("SameSubnetDelay", DELAY_MS),
+            ("SameSubnetThreshold", timings.threshold),
+            ("CrossSubnetDelay", DELAY_MS),
+            ("CrossSubnetThreshold", timings.threshold),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -336,9 +472,9 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
     }
 
     // Bad witness paths are refused naming them, and change nothing.
-    let plain = share.0.join("not-a-directory");
+    let plain = scratch("not-a-directory");
     std::fs::write(&plain, b"x").unwrap();
-    let missing = share.0.join("missing");
+    let missing = scratch("missing");
     for (path, why) in [
         (
             &plain,
@@ -369,12 +505,12 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
     });
     assert!(e.contains("has no witness"), "{e}");
 
-    // The file-share witness: a third vote, its voter hosted by the node that set it.
-    let dir = share.0.display().to_string();
+    // The witness: a third vote, its voter hosted by the node that set it.
+    let dir = share.path();
     let done = n1.ok(R::ClusterQuorum {
         witness: Some(dir.clone()),
     });
-    let model = format!("Node and File Share Majority (file-share witness {dir})");
+    let model = share.model();
     assert!(done.as_str().unwrap().contains(&model), "{done}");
     for n in [&n1, &n2] {
         let view = wait_quorum(n, "three votes with the witness hosted by n1", |v| {
@@ -393,19 +529,21 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
     let e = n2.refused(R::ClusterQuorum {
         witness: Some(dir.clone()),
     });
-    assert!(e.contains("already has the file-share witness"), "{e}");
+    assert!(e.contains("already has the"), "{e}");
     n2.ok(R::GroupCreate {
         name: "with-the-witness".into(),
         properties: vec![],
     });
     wait_for_group(&n1, "with-the-witness");
-    assert!(
-        share.0.join("raft.redb").exists(),
-        "the witness voter's store is on the share"
-    );
+    if let Witness::Share(dir) = &share {
+        assert!(
+            dir.join("raft.redb").exists(),
+            "the voter's store is on the share"
+        );
+    }
 
     // Lose the host of the witness voter (n1): n2 takes the lease and commits with it.
-    let n1_dir = lose_the_host(n1, &n2, "n2", "after-losing-n1");
+    let n1_dir = lose_the_host(n1, &n2, "n2", "after-losing-n1", timings);
     // n1 comes back and catches up.
     let n1 = boot(&lab, 0, n1_dir);
     wait_for_group(&n1, "after-losing-n1");
@@ -416,7 +554,7 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
     });
 
     // Now lose n2 (hosting the witness voter since the takeover): n1 survives the same way.
-    let n2_dir = lose_the_host(n2, &n1, "n1", "after-losing-n2");
+    let n2_dir = lose_the_host(n2, &n1, "n1", "after-losing-n2", timings);
     let n2 = boot(&lab, 1, n2_dir);
     wait_for_group(&n2, "after-losing-n2");
     assert!(group_exists(&n2, "after-losing-n1"));
@@ -450,6 +588,10 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
     });
     wait_for_group(&n2, "after-removing-the-witness");
     // The same share again: the earlier voter's store is replaced, a new voter id is given out.
+    // (A disk keeps its earlier voter's store: not set again here.)
+    if matches!(share, Witness::Disk { .. }) {
+        return;
+    }
     let done = n1.ok(R::ClusterQuorum {
         witness: Some(dir.clone()),
     });
