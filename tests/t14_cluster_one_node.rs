@@ -53,6 +53,7 @@ fn create(nodes: &[(&str, &[&str])]) -> R {
             .iter()
             .map(|(n, a)| (n.to_string(), a.iter().map(|s| s.to_string()).collect()))
             .collect(),
+        virtual_subnet: None,
     }
 }
 

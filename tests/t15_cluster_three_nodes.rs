@@ -3,108 +3,26 @@
 //! the others (a wrong key and an unlisted name are refused with nothing left behind), a change
 //! made on any node is visible on all, a group runs only on its owner, a killed node does not stop
 //! the majority from committing, and it catches up when restarted; heartbeats, cuts, quorum, evict,
-//! and a restart of every node. Everything the test creates is removed, even when it fails. Root
-//! only: fails in CI without it.
+//! and a restart of every node. Raft rides the NetFT virtual adapter (`keelson0`, 203.0.113.N):
+//! while the network it uses is cut, one TCP stream between two nodes' virtual addresses keeps
+//! flowing on the other network, and raft's term does not move. Everything the test creates is
+//! removed, even when it fails. Root only: fails in CI without it.
 
 mod common;
 
+use common::lab::{root_or_skip, Lab};
 use common::rcm::Rcm;
 use keelson_proto::ControlRequest as R;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn have_root() -> bool {
-    // SAFETY-free check: the effective uid as the kernel reports it.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ip {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "ip {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// The switch namespace with two bridges and three node namespaces, each with a port on both.
-struct Lab {
-    switch: String,
-    nodes: Vec<String>,
-}
-
-impl Lab {
-    fn create() -> Lab {
-        let pid = std::process::id();
-        let lab = Lab {
-            switch: format!("kc{pid}sw"),
-            nodes: (1..=3).map(|i| format!("kc{pid}n{i}")).collect(),
-        };
-        ip(&["netns", "add", &lab.switch]);
-        for net in 1..=2 {
-            let br = format!("br{net}");
-            ip(&["-n", &lab.switch, "link", "add", &br, "type", "bridge"]);
-            ip(&["-n", &lab.switch, "link", "set", &br, "up"]);
-        }
-        for (i, ns) in lab.nodes.iter().enumerate() {
-            ip(&["netns", "add", ns]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            for (net, subnet) in [(1, "192.0.2"), (2, "198.51.100")] {
-                let (inner, outer) = (format!("eth{net}"), format!("p{}n{net}", i + 1));
-                ip(&[
-                    "link",
-                    "add",
-                    &inner,
-                    "netns",
-                    ns,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &outer,
-                    "netns",
-                    &lab.switch,
-                ]);
-                let addr = format!("{subnet}.{}/24", i + 1);
-                ip(&["-n", ns, "addr", "add", &addr, "dev", &inner]);
-                ip(&["-n", ns, "link", "set", &inner, "up"]);
-                let br = format!("br{net}");
-                ip(&["-n", &lab.switch, "link", "set", &outer, "master", &br]);
-                ip(&["-n", &lab.switch, "link", "set", &outer, "up"]);
-            }
-        }
-        lab
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in self.nodes.iter().chain([&self.switch]) {
-            let status = Command::new("ip").args(["netns", "del", ns]).status();
-            if !matches!(status, Ok(s) if s.success()) {
-                eprintln!("cleanup: ip netns del {ns} failed: {status:?}");
-            }
-        }
-    }
-}
-
-fn boot(lab: &Lab, i: usize, dir: PathBuf) -> Rcm {
-    let name = format!("n{}", i + 1);
-    Rcm::start_in_netns(dir, &lab.nodes[i], &["--node-name", &name])
-}
+/// The nodes' virtual adapter addresses: node id N has 203.0.113.N.
+const VIRTUAL_SUBNET: &str = "203.0.113.0/24";
 
 /// Heartbeats at their defaults (Delay 1000 ms, Threshold 5): a node is Down within
 /// Delay x Threshold + one Delay of its last heartbeat; the test allows 2 s more for its own polling.
@@ -140,19 +58,6 @@ fn wait_node(observer: &Rcm, node: &str, state: &str, limit: Duration) -> Durati
     }
 }
 
-fn set_links(lab: &Lab, node: usize, links: &[&str], up: bool) {
-    for link in links {
-        ip(&[
-            "-n",
-            &lab.nodes[node],
-            "link",
-            "set",
-            link,
-            if up { "up" } else { "down" },
-        ]);
-    }
-}
-
 fn group_exists(rcm: &Rcm, name: &str) -> bool {
     matches!(
         rcm.request(R::GroupGet { name: name.into() }).first(),
@@ -173,36 +78,193 @@ fn wait_for_group(rcm: &Rcm, name: &str) {
     }
 }
 
+/// Node `name`'s id and its virtual address (203.0.113.id), from `observer`'s node list.
+fn virtual_addr(observer: &Rcm, name: &str) -> std::net::IpAddr {
+    let list = observer.ok(R::NodeList);
+    let id = list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .and_then(|n| n["id"].as_u64())
+        .unwrap_or_else(|| panic!("no id for {name}: {list}"));
+    format!("203.0.113.{id}").parse().unwrap()
+}
+
+/// `observer`'s virtual adapter's route to `peer` (`LOCAL -> REMOTE`), empty when none is Up.
+fn adapter_route(observer: &Rcm, peer: &str) -> String {
+    let list = observer.ok(R::NetworkList);
+    list["virtual_adapter"]["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["node"] == peer)
+        .and_then(|p| p["route"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits until `observer`'s adapter sends `peer`'s packets on a route from `local_prefix`.
+fn wait_adapter_route(observer: &Rcm, peer: &str, local_prefix: &str) {
+    let start = Instant::now();
+    while !adapter_route(observer, peer).starts_with(local_prefix) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "{}'s virtual adapter never routed {peer} from {local_prefix}: {}",
+            observer.dir.display(),
+            observer.ok(R::NetworkList)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The byte at `offset` of the test stream (never constant, so a lost or repeated run shows).
+fn stream_byte(offset: u64) -> u8 {
+    (offset % 251) as u8
+}
+
+/// The most chunks either end moves: bounds the stream's loops.
+const MAX_CHUNKS: u64 = 1 << 20;
+const CHUNK: usize = 16 * 1024;
+
+/// One TCP connection from `from_ns` to `to` (a virtual address in `to_ns`), streaming a known
+/// sequence until stopped; `progress` counts the bytes received in order.
+struct Stream {
+    stop: Arc<AtomicBool>,
+    progress: Arc<AtomicU64>,
+    reader: std::thread::JoinHandle<Result<u64, String>>,
+    writer: std::thread::JoinHandle<Result<u64, String>>,
+}
+
+impl Stream {
+    fn start(from_ns: &str, to_ns: &str, to: std::net::IpAddr) -> Stream {
+        let (port_tx, port_rx) = mpsc::channel();
+        let progress = Arc::new(AtomicU64::new(0));
+        let seen = progress.clone();
+        let to_path = PathBuf::from(format!("/var/run/netns/{to_ns}"));
+        let reader = std::thread::spawn(move || {
+            keelson_sys::netns::enter_netns(&to_path).map_err(|e| e.to_string())?;
+            let listener = TcpListener::bind(SocketAddr::new(to, 0)).map_err(|e| e.to_string())?;
+            let _ = port_tx.send(listener.local_addr().map_err(|e| e.to_string())?.port());
+            let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
+            read_stream(stream, &seen)
+        });
+        let port = port_rx
+            .recv_timeout(LIMIT)
+            .expect("the stream's listener on the virtual address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        let from_path = PathBuf::from(format!("/var/run/netns/{from_ns}"));
+        let writer = std::thread::spawn(move || {
+            keelson_sys::netns::enter_netns(&from_path).map_err(|e| e.to_string())?;
+            let stream = TcpStream::connect_timeout(&SocketAddr::new(to, port), LIMIT)
+                .map_err(|e| format!("connect to {to}:{port}: {e}"))?;
+            write_stream(stream, &halt)
+        });
+        Stream {
+            stop,
+            progress,
+            reader,
+            writer,
+        }
+    }
+
+    /// Waits until `bytes` more have arrived in order.
+    fn advance(&self, bytes: u64, what: &str) {
+        let (from, start) = (self.progress.load(Ordering::Relaxed), Instant::now());
+        while self.progress.load(Ordering::Relaxed) < from + bytes {
+            assert!(
+                start.elapsed() < LIMIT && !self.reader.is_finished(),
+                "the stream stalled {what} at {} bytes",
+                self.progress.load(Ordering::Relaxed)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the writer; (bytes written, bytes read in order), or the first error either end saw.
+    fn finish(self) -> Result<(u64, u64), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let written = self.writer.join().expect("writer thread")?;
+        let read = self.reader.join().expect("reader thread")?;
+        Ok((written, read))
+    }
+}
+
+fn read_stream(mut stream: TcpStream, progress: &AtomicU64) -> Result<u64, String> {
+    stream
+        .set_read_timeout(Some(LIMIT))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut offset = 0u64;
+    for _ in 0..MAX_CHUNKS * CHUNK as u64 {
+        let n = stream
+            .read(&mut buf)
+            .map_err(|e| format!("read after {offset} bytes: {e} ({:?})", e.kind()))?;
+        if n == 0 {
+            return Ok(offset);
+        }
+        if let Some(bad) = (0..n).find(|&i| buf[i] != stream_byte(offset + i as u64)) {
+            return Err(format!("byte {} is out of sequence", offset + bad as u64));
+        }
+        offset += n as u64;
+        progress.store(offset, Ordering::Relaxed);
+    }
+    Err("the stream never ended".into())
+}
+
+fn write_stream(mut stream: TcpStream, stop: &AtomicBool) -> Result<u64, String> {
+    stream
+        .set_write_timeout(Some(LIMIT))
+        .map_err(|e| e.to_string())?;
+    let mut chunk = vec![0u8; CHUNK];
+    let mut offset = 0u64;
+    for _ in 0..MAX_CHUNKS {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        for (i, byte) in chunk.iter_mut().enumerate() {
+            *byte = stream_byte(offset + i as u64);
+        }
+        stream
+            .write_all(&chunk)
+            .map_err(|e| format!("write after {offset} bytes: {e} ({:?})", e.kind()))?;
+        offset += CHUNK as u64;
+    }
+    stream
+        .shutdown(Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    Ok(offset)
+}
+
+/// Every node's raft term, as its `cluster status` shows it.
+fn terms(nodes: &[&Rcm]) -> Vec<u64> {
+    nodes
+        .iter()
+        .map(|n| n.ok(R::ClusterStatus)["term"].as_u64().unwrap())
+        .collect()
+}
+
 #[test]
 fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
-    if !have_root() {
-        assert!(
-            !common::in_ci(),
-            "t15 needs root (network namespaces) and CI runs as root"
-        );
-        eprintln!("skipped: t15 needs root for network namespaces");
+    if !root_or_skip("t15") {
         return;
     }
-    let lab = Lab::create();
-    let n1 = boot(&lab, 0, Rcm::new_dir("t15-n1"));
+    let lab = Lab::create("kc", 3);
+    let n1 = lab.boot(0, Rcm::new_dir("t15-n1"));
     n1.ok(R::GroupCreate {
         name: "web".into(),
         properties: vec![],
     });
-    let nodes = |i: u8| {
-        (
-            format!("n{i}"),
-            vec![format!("192.0.2.{i}"), format!("198.51.100.{i}")],
-        )
-    };
     n1.ok(R::ClusterCreate {
         name: "lab".into(),
-        nodes: (1..=3).map(nodes).collect(),
+        nodes: (0..3).map(Lab::node_spec).collect(),
+        virtual_subnet: Some(VIRTUAL_SUBNET.into()),
     });
     let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
 
-    let mut n2 = boot(&lab, 1, Rcm::new_dir("t15-n2"));
-    let n3 = boot(&lab, 2, Rcm::new_dir("t15-n3"));
+    let mut n2 = lab.boot(1, Rcm::new_dir("t15-n2"));
+    let n3 = lab.boot(2, Rcm::new_dir("t15-n3"));
     // A key of another cluster (same name, other secret) is refused; nothing is left behind.
     let wrong = n3.dir.join("wrong.key");
     std::fs::write(
@@ -308,15 +370,57 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         properties: vec![],
     });
     wait_for_group(&n1, "while-n2-was-down");
-    let n2 = boot(&lab, 1, n2_dir);
+    let n2 = lab.boot(1, n2_dir);
     wait_for_group(&n2, "while-n2-was-down");
     assert!(group_exists(&n2, "db"));
     for n in [&n1, &n3] {
         wait_node(n, "n2", "Up", LIMIT);
     }
 
+    // Raft rides the virtual adapter: cut the network its packets use (net1, Priority 1) under
+    // n3. One TCP stream from n3's virtual address to n1's keeps flowing over net2, the same
+    // connection all along, and no election happens (the term does not move).
+    for (observer, peers) in [
+        (&n1, ["n2", "n3"]),
+        (&n2, ["n1", "n3"]),
+        (&n3, ["n1", "n2"]),
+    ] {
+        for peer in peers {
+            wait_adapter_route(observer, peer, "192.0.2.");
+        }
+    }
+    let terms_before = terms(&[&n1, &n2, &n3]);
+    let stream = Stream::start(&lab.nodes[2], &lab.nodes[0], virtual_addr(&n1, "n1"));
+    stream.advance(1 << 20, "before the cut");
+    let cut = Instant::now();
+    lab.set_links(2, &["eth1"], false);
+    wait_adapter_route(&n3, "n1", "198.51.100.");
+    wait_adapter_route(&n1, "n3", "198.51.100.");
+    stream.advance(1 << 20, "over net2 while net1 is cut");
+    println!(
+        "the stream moved to net2 and carried 1 MiB more {} ms after the cut",
+        cut.elapsed().as_millis()
+    );
+    lab.set_links(2, &["eth1"], true);
+    wait_adapter_route(&n3, "n1", "192.0.2.");
+    stream.advance(1 << 20, "back on net1");
+    let (written, read) = stream.finish().expect("one TCP connection, never reset");
+    assert_eq!(written, read, "every byte arrived, in order, once");
+    assert_eq!(
+        terms(&[&n1, &n2, &n3]),
+        terms_before,
+        "losing one path must not start an election"
+    );
+    for peer in ["n1", "n2"] {
+        assert_eq!(
+            node_state(&n3, peer),
+            "Up",
+            "one network cut took {peer} Down"
+        );
+    }
+
     // Cut one network of n3: its routes on it go Down at once (netlink), no node goes Down.
-    set_links(&lab, 2, &["eth2"], false);
+    lab.set_links(2, &["eth2"], false);
     let start = Instant::now();
     loop {
         let list = n3.ok(R::NetworkList);
@@ -354,11 +458,11 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
             .any(|f| f["interface"].as_str().unwrap_or_default().contains("eth2")),
         "the cut network's interfaces are named: {validation}"
     );
-    set_links(&lab, 2, &["eth2"], true);
+    lab.set_links(2, &["eth2"], true);
 
     // Cut every link of n3: it loses quorum on its side (event 1177, changes refused with the
     // reason) and is Down on the majority, which still commits; healed, it catches up.
-    set_links(&lab, 2, &["eth1", "eth2"], false);
+    lab.set_links(2, &["eth1", "eth2"], false);
     let cut = Instant::now();
     for peer in ["n1", "n2"] {
         wait_node(&n3, peer, "Down", DOWN_BOUND);
@@ -377,8 +481,8 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         name: "while-n3-was-cut".into(),
         properties: vec![],
     });
-    set_links(&lab, 2, &["eth1", "eth2"], false);
-    set_links(&lab, 2, &["eth1", "eth2"], true);
+    lab.set_links(2, &["eth1", "eth2"], false);
+    lab.set_links(2, &["eth1", "eth2"], true);
     for peer in ["n1", "n2"] {
         wait_node(&n3, peer, "Up", LIMIT);
     }
@@ -417,6 +521,30 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    // The evicted node knows: it refuses every change with the reason (the probe is one that
+    // would be refused for its value otherwise, so nothing can commit), and says so once.
+    let probe = || R::ClusterSet {
+        properties: vec![("SameSubnetDelay".into(), "5".into())],
+    };
+    let start = Instant::now();
+    loop {
+        let e = n3.refused(probe());
+        if e.contains("was evicted from cluster 'lab'") {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "n3 never learnt it was evicted: {e}\n{}",
+            n3.cluster_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        n3.events()
+            .iter()
+            .any(|e| e["id"] == 1135 && e["message"].as_str().unwrap_or_default().contains("'n3'")),
+        "event 1135 for itself on the evicted node"
+    );
     let status = n2.ok(R::ClusterStatus);
     assert_eq!(status["voters"].as_array().unwrap().len(), 2, "{status}");
     n2.ok(R::GroupCreate {
@@ -428,8 +556,8 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     // Restart every node: the configuration is all there, and the cluster commits again.
     drop(n3);
     let (d1, d2) = (n1.keep_dir(), n2.keep_dir());
-    let n1 = boot(&lab, 0, d1.clone());
-    let n2 = boot(&lab, 1, d2.clone());
+    let n1 = lab.boot(0, d1.clone());
+    let n2 = lab.boot(1, d2.clone());
     for n in [&n1, &n2] {
         for g in ["web", "db", "while-n3-was-cut", "after-the-eviction"] {
             assert!(group_exists(n, g), "group {g} lost in the restart");

@@ -75,6 +75,7 @@ fn cluster_properties_have_wsfcs_defaults_are_committed_and_refuse_bad_values() 
     rcm.ok(R::ClusterCreate {
         name: "prod".into(),
         nodes: vec![("n1".into(), vec!["127.0.0.1".into()])],
+        virtual_subnet: None,
     });
 
     let view = get_all(&rcm);
@@ -98,6 +99,32 @@ fn cluster_properties_have_wsfcs_defaults_are_committed_and_refuse_bad_values() 
     });
     assert_eq!(shown(&one, "SameSubnetDelay"), (2000, 1000, 250, 2000));
     assert_eq!(one["properties"].as_object().unwrap().len(), 1, "{one}");
+    // Raft follows: restarted with heartbeats every Delay / 2 and an election timeout past the
+    // slower route kind's (Threshold + 1) x Delay + 2 heartbeats + Delay; and it still commits.
+    let start = std::time::Instant::now();
+    let status = loop {
+        let status = rcm.ok(R::ClusterStatus);
+        if status["raft_heartbeat_ms"] == 1000 {
+            break status;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "raft never took the new timing: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        (
+            status["raft_election_min_ms"].as_u64(),
+            status["raft_election_max_ms"].as_u64()
+        ),
+        (Some(6 * 2000 + 2 * 1000 + 2000), Some(16000 + 2 * 2000)),
+        "{status}"
+    );
+    rcm.ok(R::GroupCreate {
+        name: "after-the-retiming".into(),
+        properties: vec![],
+    });
 
     // Refused with the property, the value and the range named; nothing committed.
     let at = applied(&rcm);

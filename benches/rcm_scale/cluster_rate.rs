@@ -150,6 +150,7 @@ pub fn run(target: &Path) {
     node.ok(R::ClusterCreate {
         name: "bench".into(),
         nodes: vec![("n1".into(), vec!["127.0.0.1".into()])],
+        virtual_subnet: None,
     });
     let one = measure_committed(&node, "one", count, &mut store);
     one.print("(b) same node, one-node cluster", Some(&single));
@@ -285,6 +286,7 @@ impl ThreeNodes {
         self.nodes[0].ok(R::ClusterCreate {
             name: "bench".into(),
             nodes: (1..=3).map(|i| (format!("n{i}"), addrs(i))).collect(),
+            virtual_subnet: Some("203.0.113.0/24".into()),
         });
         let key = self.nodes[0].dir.join("cluster.key");
         for node in &self.nodes[1..] {

@@ -108,16 +108,21 @@ pub fn describe(request: &ControlRequest) -> String {
                 text(name.as_deref().unwrap_or(""))
             );
         }
-        R::ClusterCreate { name, nodes } => {
+        R::ClusterCreate {
+            name,
+            nodes,
+            virtual_subnet,
+        } => {
             let nodes: Vec<String> = nodes
                 .iter()
                 .map(|(n, addrs)| format!("{}={}", text(n), text(&addrs.join(","))))
                 .collect();
             let _ = write!(
                 out,
-                "ClusterCreate name='{}' nodes=[{}]",
+                "ClusterCreate name='{}' nodes=[{}] virtual_subnet='{}'",
                 text(name),
-                nodes.join(", ")
+                nodes.join(", "),
+                text(virtual_subnet.as_deref().unwrap_or("default"))
             );
         }
         R::ClusterGet { names } => {

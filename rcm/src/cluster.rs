@@ -8,18 +8,19 @@
 
 pub mod heartbeat;
 pub mod identity;
+mod launch;
 pub mod settings;
+pub mod virtual_net;
 pub mod witness;
 
 use identity::{Identity, KeyFile};
 use keelson_netft::interfaces::LocalInterface;
-use keelson_netft::NetftSettings;
 use keelson_proto::view;
 use keelson_raft::openraft::Raft;
 use keelson_raft::{
-    raft_timing, Admission, Applied, ClusterClient, ClusterInfo, ClusterKey, ClusterNode,
-    ClusterState, InterfaceRecord, Network, NodeEntry, NodeId, Request, Routing, Server,
-    ServerConfig, SharedState, TypeConfig, DEFAULT_NETFT_PORT,
+    Admission, Applied, ClusterClient, ClusterInfo, ClusterKey, ClusterNode, ClusterState,
+    InterfaceRecord, NodeEntry, NodeId, RaftTiming, Request, Routing, Server, SharedState,
+    TypeConfig, DEFAULT_NETFT_PORT,
 };
 use keelson_types::RecordChange;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,8 @@ use tokio::sync::mpsc;
 pub const RAFT_PORT: u16 = 3344;
 /// Longest wait for a proposal to be committed (and applied here) before the request is refused.
 const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a raft restarted with new timing is waited for to hold its state again.
+const SETTLE_FOR: Duration = Duration::from_secs(2);
 /// Most nodes in one cluster (WSFC's limit in the seed's era).
 const MAX_NODES: usize = 16;
 /// The raft id of the node that creates a cluster.
@@ -68,10 +71,22 @@ pub struct Cluster {
     identity: Identity,
     /// Makes forwarded writes and the administrative calls.
     client: ClusterClient,
-    /// Answers the other nodes; dropping it stops it.
-    server: Server,
+    /// Answers the other nodes (held: dropping it stops serving); None only while raft restarts.
+    #[allow(dead_code)]
+    server: Option<Server>,
     /// The cluster key's bytes (NetFT derives its own key from them, as raft does).
     key: Vec<u8>,
+    /// Where raft and forwarded requests reach each peer (its virtual address while the virtual
+    /// adapter runs).
+    routing: Routing,
+    /// This node's raft endpoint as recorded: its first cluster address and the port listened on.
+    endpoint: SocketAddr,
+    /// Raft's timing in force (from the cluster's NetFT settings when raft started).
+    timing: RaftTiming,
+    /// How raft was started, to start it again with new timing.
+    spec: launch::LaunchSpec,
+    /// Where membership changes are told (`watch_membership`).
+    membership_tx: Option<mpsc::UnboundedSender<heartbeat::Notice>>,
     /// The witness lease and voter, while the cluster has a witness.
     witness: witness::Witness,
 }
@@ -125,9 +140,15 @@ impl Cluster {
         nodes: &[NodeSpec],
         me: &str,
         raft_port: u16,
+        virtual_subnet: Option<&str>,
         records: Vec<RecordChange>,
     ) -> Result<Cluster, String> {
         let mut info = check_nodes(name, nodes, me)?;
+        if let Some(subnet) = virtual_subnet {
+            info.virtual_subnet = subnet.to_string();
+        }
+        let subnet = virtual_net::VirtualSubnet::parse(&info.virtual_subnet)?;
+        virtual_net::check_against(&subnet, &info)?;
         refuse_if_clustered(dir)?;
         let rt = raft_runtime()?;
         let local = block_on(&rt, keelson_netft::interfaces::local_interfaces())?
@@ -156,7 +177,7 @@ impl Cluster {
 
     fn first_node(&self, mut info: ClusterInfo, records: Vec<RecordChange>) -> Result<(), String> {
         let me = self.identity.node_name.clone();
-        let addr = self.server.local_addr().to_string();
+        let addr = self.endpoint.to_string();
         let entry = info
             .nodes
             .get_mut(&me)
@@ -253,7 +274,7 @@ impl Cluster {
             .cloned()
             .ok_or_else(|| format!("node '{me}' is not listed in cluster '{}'", info.name))?;
         entry.id = Some(self.identity.node_id);
-        entry.raft_addr = self.server.local_addr().to_string();
+        entry.raft_addr = self.endpoint.to_string();
         entry.interfaces = interfaces_for(me, &entry.addrs, local)?;
         self.propose(Request::PutNode(entry))?;
         Ok(())
@@ -277,57 +298,139 @@ impl Cluster {
         let key_bytes = key.key.clone();
         let routing = Routing::direct();
         let client = client_for(&key)?.with_routing(routing.clone());
-        let net_routing = routing.clone();
-        let (raft, view, applied, server) = block_on(&rt, async move {
-            let (log, mut sm) = keelson_raft::open(&dir)
-                .map_err(|e| format!("cannot open the cluster database: {e}"))?;
-            let view = sm.view();
-            let applied = sm.follow();
-            let addr = match listen {
-                Listen::At(addr) => addr,
-                Listen::Recorded => recorded_endpoint(&view, &me)?,
-            };
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            let timing = raft_timing(&NetftSettings::default());
-            let config = timing
-                .config(&cluster_name)
-                .map_err(|e| format!("raft configuration: {e}"))?;
-            let network = Network::new(id, raft_key.clone(), &cluster_name, &timing)
-                .with_routing(net_routing);
-            let raft = Raft::new(id, config, network, log, sm)
-                .await
-                .map_err(|e| format!("cannot start the cluster database: {e}"))?;
-            let mut server_config = ServerConfig::new(&cluster_name);
-            server_config.admission = Some(admission(view.clone()));
-            let server = keelson_raft::serve(listener, raft.clone(), raft_key, server_config)
-                .map_err(|e| format!("cannot serve the cluster database on {addr}: {e}"))?;
-            Ok::<_, String>((raft, view, applied, server))
-        })??;
+        let spec = launch::LaunchSpec {
+            dir,
+            id,
+            cluster_name,
+            key: raft_key,
+            routing: routing.clone(),
+        };
+        let endpoint = match listen {
+            Listen::At(addr) => Some(addr),
+            Listen::Recorded => None,
+        };
+        let launched = {
+            let spec = spec.clone();
+            block_on(
+                &rt,
+                async move { launch::launch(spec, endpoint, &me).await },
+            )??
+        };
         let witness = witness::Witness::start(witness::WitnessParts {
             rt: rt.clone(),
-            raft: raft.clone(),
-            view: view.clone(),
+            raft: launched.raft.clone(),
+            view: launched.view.clone(),
             routing: routing.clone(),
-            hosted: server.hosted(),
+            hosted: launched.server.hosted(),
             client: client.clone(),
             key: key_bytes.clone(),
             cluster: identity.cluster.clone(),
             me: id,
-            addr: server.local_addr().to_string(),
+            addr: launched.endpoint.to_string(),
         })?;
         Ok(Cluster {
-            raft,
+            raft: launched.raft,
             rt,
-            view,
-            applied: Some(applied),
+            view: launched.view,
+            applied: Some(launched.applied),
             identity,
             client,
-            server,
+            server: Some(launched.server),
             key: key_bytes,
+            routing,
+            endpoint: launched.endpoint,
+            timing: launched.timing,
+            spec,
+            membership_tx: None,
             witness,
         })
+    }
+
+    /// Restarts raft with the timing the cluster's NetFT settings now call for, if that changed
+    /// (`cluster set SameSubnetDelay=...`): openraft takes its timing only when it starts. The new
+    /// channel of applies, for the core's loop, when it restarted. Costs an election when this
+    /// node led.
+    pub fn follow_timing(&mut self) -> Result<Option<mpsc::UnboundedReceiver<Applied>>, String> {
+        let wanted = launch::timing_of(self.state().cluster.as_ref());
+        if wanted == self.timing {
+            return Ok(None);
+        }
+        let raft = self.raft.clone();
+        let before = raft.metrics().borrow().clone();
+        self.block(async move { raft.shutdown().await })?
+            .map_err(|e| format!("cannot stop the cluster database to retime it: {e}"))?;
+        // Its port is listened on again by the new server.
+        drop(self.server.take());
+        let (spec, endpoint, me) = (
+            self.spec.clone(),
+            self.endpoint,
+            self.identity.node_name.clone(),
+        );
+        let launched =
+            self.block(async move { launch::launch(spec, Some(endpoint), &me).await })??;
+        tracing::info!(
+            component = "RAFT",
+            "The cluster database follows the new NetFT settings: heartbeat {} ms, election timeout {}..{} ms (was {} ms, {}..{} ms)",
+            launched.timing.heartbeat_ms,
+            launched.timing.election_min_ms,
+            launched.timing.election_max_ms,
+            self.timing.heartbeat_ms,
+            self.timing.election_min_ms,
+            self.timing.election_max_ms
+        );
+        self.settle(&launched.raft, &before);
+        self.witness.rebind(
+            launched.raft.clone(),
+            launched.view.clone(),
+            launched.server.hosted(),
+        );
+        self.raft = launched.raft;
+        self.view = launched.view;
+        self.server = Some(launched.server);
+        self.timing = launched.timing;
+        if let Some(tx) = self.membership_tx.clone() {
+            self.watch_membership(tx);
+        }
+        Ok(Some(launched.applied))
+    }
+
+    /// Waits, briefly, until a restarted raft holds the membership it held before and, if it led
+    /// then, leads again with everything applied, so that what is read next is as before.
+    fn settle(
+        &self,
+        raft: &Raft<TypeConfig>,
+        before: &keelson_raft::openraft::RaftMetrics<NodeId, ClusterNode>,
+    ) {
+        let me = self.identity.node_id;
+        let led = before.current_leader == Some(me);
+        let membership = before.membership_config.log_id().to_owned();
+        let raft = raft.clone();
+        let settled = self.block(async move {
+            raft.wait(Some(SETTLE_FOR))
+                .metrics(
+                    |m| {
+                        m.membership_config.log_id() == &membership
+                            && (!led
+                                || (m.current_leader == Some(me)
+                                    && m.last_applied.map(|l| l.index) == m.last_log_index))
+                    },
+                    "restarted raft settled",
+                )
+                .await
+                .map(drop)
+        });
+        if !matches!(settled, Ok(Ok(()))) {
+            tracing::warn!(
+                component = "RAFT",
+                "the restarted cluster database has not settled within {} ms; it goes on",
+                SETTLE_FOR.as_millis()
+            );
+        }
+    }
+
+    /// Where raft reaches each peer; the heartbeat network moves it onto the virtual addresses.
+    pub fn routing(&self) -> Routing {
+        self.routing.clone()
     }
 
     /// Evicts node `name` (another node: the core refuses this one): out of raft's membership,
@@ -339,7 +442,7 @@ impl Cluster {
             .get(name)
             .ok_or_else(|| format!("no node named '{name}' in cluster '{}'", info.name))?;
         if let Some(id) = entry.id {
-            let (client, me) = (self.client.clone(), self.server.local_addr().to_string());
+            let (client, me) = (self.client.clone(), self.endpoint.to_string());
             self.block(async move { client.evict(&me, id).await })?
                 .map_err(|e| format!("the cluster did not evict node '{name}': {e}"))?;
         }
@@ -365,6 +468,49 @@ impl Cluster {
     /// This node's name and raft id.
     pub fn me(&self) -> (&str, NodeId) {
         (&self.identity.node_name, self.identity.node_id)
+    }
+
+    /// Whether raft's latest membership has this node as a voter, and whether the cluster's node
+    /// list (once there is one) still names it; None while raft has not loaded a membership.
+    pub fn own_membership(&self) -> Option<(bool, bool)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.membership_config.log_id().as_ref()?;
+        let membership = metrics.membership_config.membership();
+        let voter = membership
+            .get_joint_config()
+            .last()
+            .is_some_and(|config| config.contains(&self.identity.node_id));
+        let listed = self
+            .state()
+            .cluster
+            .is_none_or(|info| info.nodes.contains_key(&self.identity.node_name));
+        Some((voter, listed))
+    }
+
+    /// Sends `Notice::Membership` to `tx` whenever raft's membership changes (also across a
+    /// restart of raft with new timing).
+    pub fn watch_membership(&mut self, tx: mpsc::UnboundedSender<heartbeat::Notice>) {
+        self.membership_tx = Some(tx.clone());
+        let mut metrics = self.raft.metrics();
+        self.rt.spawn(async move {
+            let mut last = None;
+            loop {
+                let now = metrics
+                    .borrow_and_update()
+                    .membership_config
+                    .log_id()
+                    .to_owned();
+                if last != Some(now) {
+                    last = Some(now);
+                    if tx.send(heartbeat::Notice::Membership).is_err() {
+                        return;
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// The voting nodes (id, name), from raft's membership (not the witness voter).
@@ -491,6 +637,9 @@ impl Cluster {
                 .filter_map(|id| names.get(id).cloned())
                 .collect(),
             witness: self.witness.status_line(&names),
+            raft_heartbeat_ms: self.timing.heartbeat_ms,
+            raft_election_min_ms: self.timing.election_min_ms,
+            raft_election_max_ms: self.timing.election_max_ms,
         }
     }
 
@@ -498,6 +647,7 @@ impl Cluster {
     pub fn node_list_view(
         &self,
         peers: &BTreeMap<NodeId, keelson_netft::NodeState>,
+        hearing: &BTreeSet<NodeId>,
     ) -> view::NodeList {
         let metrics = self.raft.metrics().borrow().clone();
         let state = self.state();
@@ -505,7 +655,7 @@ impl Cluster {
         let nodes = info
             .nodes
             .values()
-            .map(|n| node_view(n, &self.identity, metrics.current_leader, peers))
+            .map(|n| node_view(n, &self.identity, metrics.current_leader, peers, hearing))
             .collect();
         view::NodeList {
             cluster: info.name,
@@ -519,13 +669,16 @@ fn node_view(
     me: &Identity,
     leader: Option<NodeId>,
     peers: &BTreeMap<NodeId, keelson_netft::NodeState>,
+    hearing: &BTreeSet<NodeId>,
 ) -> view::Node {
     use keelson_netft::NodeState as S;
     let state = match n.id {
         None => "Joining",
         Some(id) if id == me.node_id => "Up",
         Some(id) => match peers.get(&id) {
-            Some(S::Up) => "Up",
+            // Heard here, and it hears this node: Up; heard, but it does not hear this node.
+            Some(S::Up) if hearing.contains(&id) => "Up",
+            Some(S::Up) => "OneWay",
             Some(S::Down) => "Down",
             Some(S::Unknown) | None => "Unknown",
         },
@@ -609,7 +762,7 @@ fn client_for(file: &KeyFile) -> Result<ClusterClient, String> {
 
 /// Only nodes listed at `cluster create`, not yet members, joining from one of their listed
 /// addresses, may reserve an id.
-fn admission(view: SharedState) -> Admission {
+pub(crate) fn admission(view: SharedState) -> Admission {
     Admission(Arc::new(move |node: &ClusterNode| {
         let state = view.read().unwrap_or_else(|p| p.into_inner());
         let info = state
@@ -645,7 +798,7 @@ fn admission(view: SharedState) -> Admission {
 }
 
 /// This node's endpoint as the applied state records it.
-fn recorded_endpoint(view: &SharedState, me: &str) -> Result<SocketAddr, String> {
+pub(crate) fn recorded_endpoint(view: &SharedState, me: &str) -> Result<SocketAddr, String> {
     let state = view.read().unwrap_or_else(|p| p.into_inner());
     let entry = state
         .cluster
@@ -768,6 +921,7 @@ pub fn check_nodes(name: &str, nodes: &[NodeSpec], me: &str) -> Result<ClusterIn
         name: name.to_string(),
         nodes: entries,
         netft_port: DEFAULT_NETFT_PORT,
+        virtual_subnet: keelson_raft::DEFAULT_VIRTUAL_SUBNET.to_string(),
         properties: BTreeMap::new(),
         witness: None,
     })

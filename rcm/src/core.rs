@@ -10,6 +10,7 @@
 mod catalogue_gate;
 mod cluster_gate;
 mod cluster_properties;
+mod eviction;
 mod exec;
 mod requests;
 mod witness_gate;
@@ -69,8 +70,12 @@ pub struct Core {
     notices_tx: mpsc::UnboundedSender<crate::cluster::heartbeat::Notice>,
     /// The other members' states as the heartbeat network sees them, by raft id.
     peers: BTreeMap<u64, keelson_netft::NodeState>,
+    /// The members whose heartbeats say they hear this node (quorum counts only those both ways).
+    hearing: std::collections::BTreeSet<u64>,
     /// Whether administrator changes are admitted (the last vote count).
     quorum: keelson_quorum::QuorumGate,
+    /// This node's membership as far as it knows (a voter once, evicted since).
+    membership: eviction::Membership,
     data_dir: std::path::PathBuf,
     node: String,
     epoch: Instant,
@@ -122,7 +127,9 @@ impl Core {
             notices,
             notices_tx,
             peers: BTreeMap::new(),
+            hearing: std::collections::BTreeSet::new(),
             quorum: keelson_quorum::QuorumGate::new(),
+            membership: eviction::Membership::default(),
             cluster: parts.cluster,
             raft_port: parts.raft_port,
             data_dir: parts.data_dir,
@@ -177,6 +184,9 @@ impl Core {
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
         self.applied = self.cluster.as_mut().and_then(Cluster::take_applied);
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.watch_membership(self.notices_tx.clone());
+        }
         self.refresh_cluster_network();
         let mut armed_for = u64::MAX;
         while !self.stop {

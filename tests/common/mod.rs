@@ -86,4 +86,5 @@ pub fn zombie_children_named(comm: &str) -> Vec<u32> {
         .collect()
 }
 
+pub mod lab;
 pub mod rcm;

@@ -25,6 +25,10 @@ pub enum ClusterCommand {
         /// (by its node name).
         #[arg(long = "node", value_name = "NAME=ADDR[,ADDR...]", required = true)]
         nodes: Vec<String>,
+        /// The subnet of the nodes' virtual adapter (keelson0) addresses: node id N gets the
+        /// subnet's address + N. Must not hold any cluster address.
+        #[arg(long, value_name = "ADDR/PREFIX", default_value = "169.254.1.0/24")]
+        virtual_subnet: String,
     },
     /// Show the cluster: name, leader, term, quorum and witness.
     Status {
@@ -71,12 +75,25 @@ pub enum ClusterCommand {
 /// Runs one `keelson cluster` command.
 pub async fn run(client: &Client, command: ClusterCommand) -> Result<()> {
     match command {
-        ClusterCommand::Create { name, nodes } => {
+        ClusterCommand::Create {
+            name,
+            nodes,
+            virtual_subnet,
+        } => {
             let nodes = nodes
                 .iter()
                 .map(|n| parse_node(n))
                 .collect::<Result<Vec<_>>>()?;
-            confirm(client, R::ClusterCreate { name, nodes }).await
+            let virtual_subnet = Some(virtual_subnet);
+            confirm(
+                client,
+                R::ClusterCreate {
+                    name,
+                    nodes,
+                    virtual_subnet,
+                },
+            )
+            .await
         }
         ClusterCommand::Status { json } => show(client, R::ClusterStatus, json, status).await,
         ClusterCommand::Get { names, json } => {
@@ -191,8 +208,32 @@ fn routes(v: &NetworkList) -> String {
             ]
         })
         .collect();
+    let adapter = v.virtual_adapter.as_ref().map_or(
+        "virtual adapter: not running\n".to_string(),
+        |a| {
+            let paths: Vec<String> = a
+                .paths
+                .iter()
+                .map(|p| match p.route.as_str() {
+                    "" => format!("  {}: no route Up", p.node),
+                    route => format!("  {}: {route} (Priority {})", p.node, p.priority),
+                })
+                .collect();
+            format!(
+                "virtual adapter {} {} MTU {}: {} sent, {} delivered, {} without a route, {} refused\n{}\n",
+                a.name,
+                a.address,
+                a.mtu,
+                a.sent,
+                a.delivered,
+                a.no_route,
+                a.refused,
+                paths.join("\n")
+            )
+        },
+    );
     format!(
-        "cluster {}\n{}",
+        "cluster {}\n{adapter}{}",
         v.cluster,
         table(
             &[
@@ -295,7 +336,7 @@ fn status(v: &ClusterStatus) -> String {
         &v.leader
     };
     format!(
-        "cluster {}\nnode    {} (id {})\nleader  {leader}\nterm    {}\napplied {}\nquorum  {} ({quorum})\nvoters  {}\nwitness {}\n",
+        "cluster {}\nnode    {} (id {})\nleader  {leader}\nterm    {}\napplied {}\nquorum  {} ({quorum})\nvoters  {}\nwitness {}\nraft    heartbeat {} ms, election timeout {}..{} ms\n",
         v.name,
         v.node,
         v.node_id,
@@ -303,7 +344,10 @@ fn status(v: &ClusterStatus) -> String {
         v.applied_index,
         v.quorum,
         v.voters.join(", "),
-        v.witness
+        v.witness,
+        v.raft_heartbeat_ms,
+        v.raft_election_min_ms,
+        v.raft_election_max_ms
     )
 }
 

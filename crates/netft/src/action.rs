@@ -81,6 +81,8 @@ pub enum Action {
     NodeState { node: NodeId, state: NodeState },
     /// A peer restarted: its heartbeats now carry this higher incarnation.
     NodeIncarnation { node: NodeId, incarnation: u64 },
+    /// Whether a peer hears this node changed (its heartbeats say so; false once it is Down here).
+    PeerHearsUs { node: NodeId, hears: bool },
 }
 
 /// `ADDR:~PORT~`, the seed's way of writing an endpoint.

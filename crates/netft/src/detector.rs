@@ -101,6 +101,14 @@ struct Peer {
     name: String,
     incarnation: Option<u64>,
     state: NodeState,
+    /// Its interfaces in topology order (bit i of its heartbeats' `down` is the i-th): address and
+    /// adapter.
+    interfaces: Vec<(IpAddr, String)>,
+    /// The interfaces it reported down: routes to them stay Down until a heartbeat arrives on a
+    /// route to them that no longer says so.
+    reported_down: BTreeSet<IpAddr>,
+    /// Its latest heartbeat said it hears this node (false until one does, and once it is Down).
+    hears_us: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +155,9 @@ pub struct Detector {
     networks: BTreeMap<String, Network>,
     /// Remote interface address -> whether some route to it is Up (absent: not decided yet).
     remote_reachable: BTreeMap<IpAddr, bool>,
+    /// Routes taken Down because their peer reported its interface down (a local cause found
+    /// later is still logged).
+    down_by_report: BTreeSet<RouteKey>,
     /// Remote interfaces for which 1126 was raised and 1125 not yet.
     reported_unreachable: BTreeSet<IpAddr>,
     counters: Counters,
@@ -180,6 +191,7 @@ impl Detector {
                 .collect(),
             networks: BTreeMap::new(),
             remote_reachable: BTreeMap::new(),
+            down_by_report: BTreeSet::new(),
             reported_unreachable: BTreeSet::new(),
             counters: Counters::default(),
             drop_log: RateLimiter::default(),
@@ -194,6 +206,13 @@ impl Detector {
                     name: node.name.clone(),
                     incarnation: None,
                     state: NodeState::Unknown,
+                    interfaces: node
+                        .interfaces
+                        .iter()
+                        .map(|i| (i.addr, i.adapter.clone()))
+                        .collect(),
+                    reported_down: BTreeSet::new(),
+                    hears_us: false,
                 },
             );
         }
@@ -232,6 +251,8 @@ impl Detector {
         self.expire_routes(now_ms);
         self.send_due(now_ms);
         self.reconcile();
+        // A node that just came Up is told at once that this node hears it.
+        self.send_due(now_ms);
         std::mem::take(&mut self.out)
     }
 
@@ -382,13 +403,102 @@ impl Detector {
         route.received += 1;
         route.last_heard_ms = Some(now_ms);
         self.counters.accepted += 1;
-        if self.local_usable(local) {
+        self.peer_reports(node, hb.down, key.remote);
+        self.set_hears_us(node, hb.hears_you);
+        let reported_down = self.peers[&node].reported_down.contains(&key.remote);
+        if self.local_usable(local) && !reported_down {
             let route = self.routes.get_mut(&key).expect("looked up above");
             route.last_good_ms = now_ms;
             if route.state != RouteState::Up {
                 self.mark_up(key);
             }
         }
+    }
+
+    /// What a peer's authenticated heartbeat says of its own interfaces: each it reports down takes
+    /// the routes to it Down at once (the peer heard it from netlink; waiting for missed
+    /// heartbeats would keep sending into a dead link for a whole detection window).
+    fn peer_reports(&mut self, node: NodeId, down: u16, arrived_from: IpAddr) {
+        let peer = self
+            .peers
+            .get_mut(&node)
+            .expect("every route's node is a peer");
+        let now_down: BTreeSet<IpAddr> = peer
+            .interfaces
+            .iter()
+            .take(crate::packet::REPORTED_INTERFACES)
+            .enumerate()
+            .filter(|(i, _)| down & (1 << i) != 0)
+            .map(|(_, (addr, _))| *addr)
+            .collect();
+        let newly: Vec<(IpAddr, String)> = peer
+            .interfaces
+            .iter()
+            .filter(|(addr, _)| now_down.contains(addr) && !peer.reported_down.contains(addr))
+            .cloned()
+            .collect();
+        let name = peer.name.clone();
+        // Cleared only by a heartbeat over the interface itself: one over another route may be
+        // older than the report.
+        if !now_down.contains(&arrived_from) {
+            peer.reported_down.remove(&arrived_from);
+        }
+        peer.reported_down.extend(now_down);
+        for (addr, adapter) in newly {
+            let keys: Vec<RouteKey> = self
+                .routes
+                .iter()
+                .filter(|(k, r)| k.remote == addr && r.state != RouteState::Down)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in keys {
+                let why = format!("node '{name}' reports its interface {adapter} down");
+                self.mark_down(key, why);
+                self.down_by_report.insert(key);
+            }
+        }
+    }
+
+    /// Records whether `node` hears this node; a change is logged and reported.
+    fn set_hears_us(&mut self, node: NodeId, hears: bool) {
+        let peer = self
+            .peers
+            .get_mut(&node)
+            .expect("every route's node is a peer");
+        if peer.hears_us == hears {
+            return;
+        }
+        peer.hears_us = hears;
+        let name = peer.name.clone();
+        if hears {
+            self.log(
+                LogLevel::Info,
+                "NM",
+                format!("Node '{name}' (id {node}) hears this node"),
+            );
+        } else if peer.state == NodeState::Up {
+            self.log(
+                LogLevel::Warn,
+                "NM",
+                format!("Node '{name}' (id {node}) no longer hears this node, although this node hears it: the cut is one-way"),
+            );
+        }
+        self.out.push(Action::PeerHearsUs { node, hears });
+    }
+
+    /// Whether `node`'s latest heartbeat said it hears this node (false once it is Down here).
+    pub fn hears_us(&self, node: NodeId) -> bool {
+        self.peers.get(&node).is_some_and(|p| p.hears_us)
+    }
+
+    /// This node's interfaces that are down, as the `down` bits of its heartbeats.
+    fn local_down_mask(&self) -> u16 {
+        self.locals
+            .iter()
+            .take(crate::packet::REPORTED_INTERFACES)
+            .enumerate()
+            .filter(|(_, l)| !l.usable())
+            .fold(0, |mask, (i, _)| mask | (1 << i))
     }
 
     /// Accepts the first incarnation seen and any higher one (the peer restarted: its sequence
@@ -516,9 +626,33 @@ impl Detector {
             &self.local_name,
             &spec.network,
         )));
+        // The peers hear of it at once, in the `down` bits of a heartbeat on every other route.
+        let usable: BTreeSet<IpAddr> = self
+            .locals
+            .iter()
+            .filter(|l| l.usable())
+            .map(|l| l.spec.addr)
+            .collect();
+        for route in self.routes.values_mut() {
+            if usable.contains(&route.spec.key.local) {
+                route.next_send_ms = now_ms;
+            }
+        }
         for key in keys {
+            let why = format!("its local interface {} {what}", spec.adapter);
             if self.routes[&key].state != RouteState::Down {
-                self.mark_down(key, format!("its local interface {} {what}", spec.adapter));
+                self.mark_down(key, why);
+            } else if self.down_by_report.remove(&key) {
+                // Already Down on the peer's word; the cause is here too.
+                let (local, remote) = (
+                    endpoint(key.local, self.port),
+                    endpoint(key.remote, self.port),
+                );
+                self.log(
+                    LogLevel::Warn,
+                    "NETFT",
+                    format!("Route from {local} to {remote} is down: {why}"),
+                );
             }
         }
     }
@@ -582,6 +716,7 @@ impl Detector {
 
     fn send_due(&mut self, now_ms: u64) {
         let keys: Vec<RouteKey> = self.routes.keys().copied().collect();
+        let down = self.local_down_mask();
         for key in keys {
             let usable = self.local_usable(key.local);
             let route = self.routes.get_mut(&key).expect("key from the map");
@@ -591,12 +726,18 @@ impl Detector {
             if !usable {
                 continue;
             }
+            let hears_you = self
+                .peers
+                .get(&route.spec.node)
+                .is_some_and(|p| p.state == NodeState::Up);
             let heartbeat = Heartbeat {
                 node: self.local_id.0,
                 incarnation: self.incarnation,
                 sequence,
                 from: key.local,
                 to: key.remote,
+                down,
+                hears_you,
             };
             self.out.push(Action::Send {
                 local: key.local,
@@ -608,6 +749,7 @@ impl Detector {
 
     fn mark_up(&mut self, key: RouteKey) {
         self.routes.get_mut(&key).expect("route exists").state = RouteState::Up;
+        self.down_by_report.remove(&key);
         let (local, remote) = (
             endpoint(key.local, self.port),
             endpoint(key.remote, self.port),
@@ -708,6 +850,11 @@ impl Detector {
                     "NM",
                     format!("Node '{name}' (id {id}) is up"),
                 );
+                // It learns that this node hears it with the next heartbeat: send it now.
+                let now = self.last_now_ms;
+                for route in self.routes.values_mut().filter(|r| r.spec.node == id) {
+                    route.next_send_ms = route.next_send_ms.min(now);
+                }
             } else {
                 self.log(
                     LogLevel::Warn,
@@ -725,6 +872,9 @@ impl Detector {
                 node: id,
                 state: new,
             });
+            if new == NodeState::Down {
+                self.set_hears_us(id, false);
+            }
         }
     }
 

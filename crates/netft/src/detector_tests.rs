@@ -93,12 +93,40 @@ fn route(local: &str, remote: &str) -> RouteKey {
 
 /// A heartbeat from `from` (node `node`, incarnation `inc`) to `to`, as the datagram event.
 fn heartbeat_with(k: &ClusterKey, node: u32, inc: u64, seq: u64, from: &str, to: &str) -> Event {
+    heartbeat_flags(k, node, inc, seq, (from, to), 0, false)
+}
+
+/// As `heartbeat_with`, with the sender reporting the interfaces in `down` down.
+fn heartbeat_down(
+    k: &ClusterKey,
+    node: u32,
+    inc: u64,
+    seq: u64,
+    from: &str,
+    to: &str,
+    down: u16,
+) -> Event {
+    heartbeat_flags(k, node, inc, seq, (from, to), down, false)
+}
+
+/// A heartbeat with its `down` bits and whether the sender hears the receiver.
+fn heartbeat_flags(
+    k: &ClusterKey,
+    node: u32,
+    inc: u64,
+    seq: u64,
+    (from, to): (&str, &str),
+    down: u16,
+    hears_you: bool,
+) -> Event {
     let hb = Heartbeat {
         node,
         incarnation: inc,
         sequence: seq,
         from: ip(from),
         to: ip(to),
+        down,
+        hears_you,
     };
     Event::Datagram {
         local: ip(to),
@@ -831,4 +859,115 @@ fn new_settings_apply_to_every_route_from_now_on() {
     assert_eq!(net1, 3, "at 3250, 3500 and 3750: every 250 ms now");
     h.tick_to(3875);
     assert_eq!(h.state(A1, B1), RouteState::Down);
+}
+
+#[test]
+fn a_peer_reporting_its_interface_down_takes_the_routes_to_it_down_at_once() {
+    let mut h = Harness::two_nodes();
+    h.b_alive_until(3000);
+    assert_eq!(h.state(A1, B1), RouteState::Up);
+    h.clear();
+    // B's eth0 (its interface 0) lost its link: B says so on its net2 heartbeat.
+    h.tick_to(3100);
+    let seq = h.seq.entry(route(A2, B2)).or_insert(0);
+    *seq += 1;
+    let event = heartbeat_down(&key(), 2, 7, *seq, B2, A2, 0b01);
+    h.at(3100, event);
+    assert_eq!(
+        h.state(A1, B1),
+        RouteState::Down,
+        "no waiting for five misses"
+    );
+    assert_eq!(h.state(A2, B2), RouteState::Up);
+    assert!(
+        h.logs()
+            .iter()
+            .any(|l| l.contains("is down: node 'B' reports its interface eth0 down")),
+        "{:#?}",
+        h.logs()
+    );
+    // Another report of it changes nothing; B's link is back: its next net2 heartbeat clears the bit, the next one on net1 is Up.
+    let seq = h.seq.entry(route(A2, B2)).or_insert(0);
+    *seq += 1;
+    let again = heartbeat_down(&key(), 2, 7, *seq, B2, A2, 0b01);
+    h.at(3200, again);
+    h.tick_to(4100);
+    h.b_sends(B2, A2);
+    assert_eq!(
+        h.state(A1, B1),
+        RouteState::Down,
+        "a clear report over another route may be older: Up only on a heartbeat on it"
+    );
+    h.b_sends(B1, A1);
+    assert_eq!(h.state(A1, B1), RouteState::Up);
+}
+
+#[test]
+fn a_local_link_down_is_reported_in_the_next_heartbeats_sent_at_once() {
+    let mut h = Harness::two_nodes();
+    h.b_alive_until(2500);
+    h.clear();
+    let out = h.at(
+        2500,
+        Event::Link {
+            adapter: "eth0".into(),
+            carrier: false,
+        },
+    );
+    let sent: Vec<Heartbeat> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { datagram, .. } => Some(Heartbeat::decode(datagram, &key()).unwrap()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "one heartbeat at once, on the route still up: {out:?}"
+    );
+    assert_eq!((sent[0].from, sent[0].down), (ip(A2), 0b01));
+}
+
+#[test]
+fn each_side_knows_whether_the_other_hears_it_so_a_one_way_cut_shows_on_both() {
+    let mut h = Harness::two_nodes();
+    // A's first heartbeats to B: B is not Up yet here, so A does not claim to hear it.
+    let first = h.at(0, Event::Tick);
+    let said = |out: &[Action]| -> Vec<bool> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send { datagram, .. } => {
+                    Some(Heartbeat::decode(datagram, &key()).unwrap().hears_you)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(said(&first).iter().all(|h| !h), "{first:?}");
+    // B is heard: A tells it at once on every route to it.
+    let up = h.b_sends(B1, A1);
+    assert_eq!(said(&up), [true, true], "{up:?}");
+    assert!(!h.det.hears_us(NodeId(2)), "B has not said it hears A");
+    // B says it hears A.
+    let seq = h.seq.entry(route(A1, B1)).or_insert(0);
+    *seq += 1;
+    let heard = heartbeat_flags(&key(), 2, 7, *seq, (B1, A1), 0, true);
+    let out = h.at(0, heard);
+    assert!(h.det.hears_us(NodeId(2)));
+    assert!(out.contains(&Action::PeerHearsUs {
+        node: NodeId(2),
+        hears: true
+    }));
+    // One-way cut: B stops hearing A, while A still hears B.
+    h.clear();
+    h.tick_to(1000);
+    let seq = h.seq.entry(route(A1, B1)).or_insert(0);
+    *seq += 1;
+    let deaf = heartbeat_flags(&key(), 2, 7, *seq, (B1, A1), 0, false);
+    h.at(1000, deaf);
+    assert!(!h.det.hears_us(NodeId(2)));
+    assert_eq!(h.det.node_state(NodeId(2)), Some(NodeState::Up));
+    assert!(h.logs().iter().any(|l| l
+        .contains("no longer hears this node, although this node hears it: the cut is one-way")));
 }

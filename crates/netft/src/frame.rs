@@ -164,6 +164,8 @@ mod tests {
             sequence: 1,
             from: "192.0.2.2".parse().unwrap(),
             to: "192.0.2.1".parse().unwrap(),
+            down: 0,
+            hears_you: false,
         }
         .encode(&key());
         assert_eq!(hb[5], KIND_HEARTBEAT);

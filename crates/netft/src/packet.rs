@@ -4,9 +4,13 @@
 //! (detector.rs decides replay, incarnation and route matching).
 //!
 //! Layout (big-endian), `HEARTBEAT_LEN` = 92 bytes:
-//! `magic "KNFT" | version u8 = 1 | kind u8 = 1 | reserved u16 = 0 | node u32 | incarnation u64 |
+//! `magic "KNFT" | version u8 = 1 | kind u8 = 1 | down u16 | node u32 | incarnation u64 |
 //!  sequence u64 | from [u8;16] | to [u8;16] | hmac-sha256 [u8;32]` where the addresses are IPv6 or
-//! IPv4-mapped IPv6 and the tag covers every byte before it.
+//! IPv4-mapped IPv6 and the tag covers every byte before it. `down` has bit i (0..15) set when the
+//! sender's interface i (in its topology order; the first 15) is down: the receiver need not wait
+//! for missed heartbeats to stop using routes to it; and bit 15 set when the sender hears the
+//! receiver (its node state for it is Up), so each node knows which peers hear it, not only which
+//! it hears: a one-way cut shows on both sides. The field was a reserved zero before.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -25,6 +29,10 @@ pub const TAG_LEN: usize = 32;
 pub const BODY_LEN: usize = 4 + 1 + 1 + 2 + 4 + 8 + 8 + 16 + 16;
 /// Size of one heartbeat datagram; any other size is refused.
 pub const HEARTBEAT_LEN: usize = BODY_LEN + TAG_LEN;
+/// Bit 15 of the `down` field: the sender hears the receiver.
+const HEARS_YOU: u16 = 1 << 15;
+/// How many of a sender's interfaces its `down` bits can report.
+pub const REPORTED_INTERFACES: usize = 15;
 /// The shortest cluster key accepted.
 pub const MIN_KEY_LEN: usize = 16;
 
@@ -43,8 +51,6 @@ pub enum PacketError {
     UnknownKind(u8),
     #[error("HMAC does not verify under the cluster key")]
     Unauthenticated,
-    #[error("reserved field is {0:#06x}, not zero")]
-    Reserved(u16),
 }
 
 /// A cluster key that is too short to be one.
@@ -87,6 +93,10 @@ pub struct Heartbeat {
     pub from: IpAddr,
     /// The receiver's interface address the sender meant.
     pub to: IpAddr,
+    /// The sender's interfaces that are down (bit i: its interface i in topology order, i < 15).
+    pub down: u16,
+    /// The sender hears the receiver (its node state for the receiver is Up).
+    pub hears_you: bool,
 }
 
 impl Heartbeat {
@@ -96,6 +106,8 @@ impl Heartbeat {
         out[0..4].copy_from_slice(&MAGIC);
         out[4] = VERSION;
         out[5] = KIND_HEARTBEAT;
+        let flags = (self.down & !HEARS_YOU) | if self.hears_you { HEARS_YOU } else { 0 };
+        out[6..8].copy_from_slice(&flags.to_be_bytes());
         out[8..12].copy_from_slice(&self.node.to_be_bytes());
         out[12..20].copy_from_slice(&self.incarnation.to_be_bytes());
         out[20..28].copy_from_slice(&self.sequence.to_be_bytes());
@@ -126,11 +138,10 @@ impl Heartbeat {
         if bytes[5] != KIND_HEARTBEAT {
             return Err(PacketError::UnknownKind(bytes[5]));
         }
-        let reserved = u16::from_be_bytes([bytes[6], bytes[7]]);
-        if reserved != 0 {
-            return Err(PacketError::Reserved(reserved));
-        }
+        let flags = u16::from_be_bytes([bytes[6], bytes[7]]);
         Ok(Heartbeat {
+            down: flags & !HEARS_YOU,
+            hears_you: flags & HEARS_YOU != 0,
             node: u32::from_be_bytes(array(&bytes[8..12])),
             incarnation: u64::from_be_bytes(array(&bytes[12..20])),
             sequence: u64::from_be_bytes(array(&bytes[20..28])),
@@ -176,6 +187,8 @@ mod tests {
             sequence: 42,
             from: "192.0.2.2".parse().unwrap(),
             to: "192.0.2.1".parse().unwrap(),
+            down: 0,
+            hears_you: false,
         }
     }
 
@@ -185,6 +198,9 @@ mod tests {
         assert_eq!(Heartbeat::decode(&hb.encode(&key()), &key()), Ok(hb));
         hb.from = "fe80::1".parse().unwrap();
         hb.to = "2001:db8::2".parse().unwrap();
+        assert_eq!(Heartbeat::decode(&hb.encode(&key()), &key()), Ok(hb));
+        hb.down = 0b10;
+        hb.hears_you = true;
         assert_eq!(Heartbeat::decode(&hb.encode(&key()), &key()), Ok(hb));
     }
 
@@ -261,8 +277,8 @@ mod tests {
         }
 
         #[test]
-        fn any_heartbeat_round_trips(node: u32, incarnation: u64, sequence: u64, from: [u8; 4], to: [u8; 16]) {
-            let hb = Heartbeat { node, incarnation, sequence, from: IpAddr::from(from), to: from_v6(Ipv6Addr::from(to)) };
+        fn any_heartbeat_round_trips(node: u32, incarnation: u64, sequence: u64, from: [u8; 4], to: [u8; 16], down in 0u16..(1 << 15), hears_you: bool) {
+            let hb = Heartbeat { node, incarnation, sequence, from: IpAddr::from(from), to: from_v6(Ipv6Addr::from(to)), down, hears_you };
             prop_assert_eq!(Heartbeat::decode(&hb.encode(&key()), &key()), Ok(hb));
         }
     }

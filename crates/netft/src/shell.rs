@@ -34,6 +34,8 @@ pub trait NetftSink {
     fn node_state(&mut self, node: NodeId, state: NodeState);
     /// A peer's incarnation became known or went up (it restarted).
     fn node_incarnation(&mut self, node: NodeId, incarnation: u64);
+    /// Whether a peer hears this node changed (a one-way cut shows here first).
+    fn peer_hears_us(&mut self, _node: NodeId, _hears: bool) {}
 }
 
 /// What `keelson network list` shows, as of `taken_at` (refreshed every heartbeat interval and on
@@ -272,6 +274,7 @@ impl<S: NetftSink> Shell<S> {
                 Action::NodeIncarnation { node, incarnation } => {
                     self.sink.node_incarnation(node, incarnation)
                 }
+                Action::PeerHearsUs { node, hears } => self.sink.peer_hears_us(node, hears),
             }
         }
         failures

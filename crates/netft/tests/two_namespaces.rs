@@ -246,6 +246,8 @@ fn send_from_namespace(ns: &str, from: &str, port: u16, to: &str) {
             sequence: 1_000_000,
             from,
             to,
+            down: 0,
+            hears_you: false,
         }
         .encode(&wrong_key);
         for datagram in [&b"KNFT"[..], &[0u8; 1500][..], &forged[..]] {

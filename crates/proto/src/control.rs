@@ -103,6 +103,8 @@ pub enum ControlRequest {
     ClusterCreate {
         name: String,
         nodes: Vec<(String, Vec<String>)>,
+        /// The virtual adapter's subnet (`ADDR/PREFIX`); None: the default (169.254.1.0/24).
+        virtual_subnet: Option<String>,
     },
     /// The cluster: name, leader, term, quorum.
     ClusterStatus,

@@ -22,8 +22,8 @@ mod resource;
 mod status;
 
 pub use cluster::{
-    ClusterProperties, ClusterProperty, ClusterStatus, Finding, NetworkList, Node, NodeList, Route,
-    Validation,
+    AdapterPath, ClusterProperties, ClusterProperty, ClusterStatus, Finding, NetworkList, Node,
+    NodeList, Route, Validation, VirtualAdapter,
 };
 pub use group::{Group, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};

@@ -80,10 +80,11 @@ impl ClusterClient {
         self
     }
 
-    /// Where to reach `leader` now.
+    /// Where to reach `leader` now: `ADDR` or `ADDR|FALLBACK` (see `call`).
     fn leader_addr(&self, leader: Option<ClusterNode>) -> Result<String, ClientError> {
         let leader = leader.ok_or(ClientError::NoLeader)?;
-        Ok(self.routing.route(&leader).addr)
+        let route = self.routing.route(&leader);
+        Ok(route.candidates().collect::<Vec<_>>().join("|"))
     }
 
     async fn deadline<T>(
@@ -216,17 +217,36 @@ impl ClusterClient {
         Err(ClientError::TooManyHops)
     }
 
-    async fn call(&self, addr: &str, rpc: &Rpc) -> Result<Reply, ClientError> {
+    /// Calls `addrs`: one address, or several joined by `|` tried in turn while nothing can be
+    /// connected to (a virtual address, then the membership address).
+    async fn call(&self, addrs: &str, rpc: &Rpc) -> Result<Reply, ClientError> {
+        let mut channel = None;
+        let mut failed = None;
+        for addr in addrs.split('|') {
+            match connect(addr, &self.key, &self.cluster, self.timeout).await {
+                Ok(c) => {
+                    channel = Some((c, addr));
+                    break;
+                }
+                Err(source) => {
+                    let retry = matches!(source, ConnectError::Connect(_));
+                    failed = Some(ClientError::Connect {
+                        addr: addr.to_string(),
+                        source,
+                    });
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some((mut channel, addr)) = channel else {
+            return Err(failed.expect("at least one address was tried"));
+        };
         let wire = |source| ClientError::Wire {
             addr: addr.to_string(),
             source,
         };
-        let mut channel = connect(addr, &self.key, &self.cluster, self.timeout)
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
         channel.send(rpc).await.map_err(wire)?;
         channel.recv().await.map_err(wire)
     }

@@ -44,6 +44,15 @@ fn default_netft_port() -> u16 {
     DEFAULT_NETFT_PORT
 }
 
+/// The subnet of the NetFT virtual adapter's addresses (node id N has the subnet's address + N)
+/// unless the cluster was created with another: link-local (WSFC's NetFT used 169.254/16 too),
+/// one /24 so that no other 169.254 address (such as a cloud's 169.254.169.254) is routed into it.
+pub const DEFAULT_VIRTUAL_SUBNET: &str = "169.254.1.0/24";
+
+fn default_virtual_subnet() -> String {
+    DEFAULT_VIRTUAL_SUBNET.to_string()
+}
+
 /// The cluster itself: its name, its nodes, its heartbeat port and its cluster-wide properties.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterInfo {
@@ -51,6 +60,9 @@ pub struct ClusterInfo {
     pub nodes: BTreeMap<String, NodeEntry>,
     #[serde(default = "default_netft_port")]
     pub netft_port: u16,
+    /// `ADDR/PREFIX` of the virtual adapter's subnet (`keelson cluster create --virtual-subnet`).
+    #[serde(default = "default_virtual_subnet")]
+    pub virtual_subnet: String,
     /// Cluster-wide properties set with `keelson cluster set` (e.g. `SameSubnetDelay` -> `2000`),
     /// checked by the proposing node; one not here has its default.
     #[serde(default)]

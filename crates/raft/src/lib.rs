@@ -62,7 +62,7 @@ pub use channel::{Channel, MAX_PAYLOAD};
 pub use client::{ClientError, ClusterClient, Reservation};
 pub use cluster_state::{
     ClusterInfo, ClusterState, InterfaceRecord, NodeEntry, WitnessConfig, WitnessKind,
-    DEFAULT_NETFT_PORT,
+    DEFAULT_NETFT_PORT, DEFAULT_VIRTUAL_SUBNET,
 };
 pub use counters::TransportCounters;
 pub use db::{open, open_database, RAFT_FILE};

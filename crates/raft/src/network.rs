@@ -24,7 +24,7 @@ use crate::channel::{Channel, MAX_PAYLOAD};
 use crate::counters::LogGate;
 use crate::handshake::{connect_to, ConnectError};
 use crate::key::ClusterKey;
-use crate::routing::Routing;
+use crate::routing::{Route, Routing};
 use crate::wire::{encode, Reply, Rpc, WireError};
 use crate::{ClusterNode, NodeId, RaftTiming, TypeConfig};
 
@@ -129,15 +129,7 @@ impl PeerConnection {
         let attempt = async {
             let mut channel = match self.channel.take() {
                 Some(channel) => channel,
-                None => connect_to(
-                    &route.addr,
-                    Some(self.target),
-                    &self.shared.key,
-                    &self.shared.cluster,
-                    ttl,
-                )
-                .await
-                .map_err(|e| self.setup_failed(&route.addr, e))?,
+                None => self.connect(&route, ttl).await?,
             };
             channel.send_payload(payload).await.map_err(Failure::Call)?;
             let reply: Reply = channel.recv().await.map_err(Failure::Call)?;
@@ -149,6 +141,22 @@ impl PeerConnection {
         tokio::time::timeout(ttl, attempt)
             .await
             .unwrap_or(Err(Failure::Timeout(ttl)))
+    }
+
+    /// A new connection to where `route` says, else (nothing there: the virtual adapter may be
+    /// restarting) to its fallback.
+    async fn connect(&self, route: &Route, ttl: Duration) -> Result<Channel, Failure> {
+        let (key, cluster) = (&self.shared.key, &self.shared.cluster);
+        let mut last = None;
+        for addr in route.candidates() {
+            match connect_to(addr, Some(self.target), key, cluster, ttl).await {
+                Ok(channel) => return Ok(channel),
+                Err(e @ ConnectError::Connect(_)) => last = Some((addr, e)),
+                Err(e) => return Err(self.setup_failed(addr, e)),
+            }
+        }
+        let (addr, e) = last.expect("a route has at least one address");
+        Err(self.setup_failed(addr, e))
     }
 
     fn setup_failed(&self, addr: &str, e: ConnectError) -> Failure {

@@ -16,7 +16,17 @@ use crate::ClusterNode;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub addr: String,
+    /// The membership address, when an override replaced it: tried when `addr` cannot be
+    /// connected to (the virtual adapter restarting, say).
+    pub fallback: Option<String>,
     pub generation: u64,
+}
+
+impl Route {
+    /// The addresses to try, in order.
+    pub fn candidates(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.addr.as_str()).chain(self.fallback.as_deref())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,8 +66,13 @@ impl Routing {
             let hosted = table.lookup(host).filter(|a| !a.starts_with('@'));
             addr = Some(hosted.map_or(fallback, String::as_str).to_string());
         }
+        let fallback = addr
+            .as_ref()
+            .filter(|a| **a != node.addr && !node.addr.is_empty())
+            .map(|_| node.addr.clone());
         Route {
             addr: addr.unwrap_or_else(|| node.addr.clone()),
+            fallback,
             generation: table.generation,
         }
     }
@@ -109,12 +124,18 @@ mod tests {
             routing.route(&n2),
             Route {
                 addr: "192.0.2.2:3344".into(),
+                fallback: None,
                 generation: 0
             }
         );
         let virt = BTreeMap::from([("n2".to_string(), "203.0.113.2:3344".to_string())]);
         routing.set_overrides("virtual-adapter", virt.clone());
         assert_eq!(routing.route(&n2).addr, "203.0.113.2:3344");
+        assert_eq!(
+            routing.route(&n2).candidates().collect::<Vec<_>>(),
+            ["203.0.113.2:3344", "192.0.2.2:3344"],
+            "the membership address is the fallback"
+        );
         assert_eq!(routing.route(&n2).generation, 1);
         assert_eq!(
             routing.route(&node("n3", "192.0.2.3:3344")).addr,

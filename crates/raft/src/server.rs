@@ -137,6 +137,11 @@ impl HostedRafts {
         self.read().keys().copied().collect()
     }
 
+    /// The raft hosted as node `id`, if any.
+    pub fn raft(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
+        self.get(id).map(|t| t.raft.clone())
+    }
+
     fn get(&self, id: NodeId) -> Option<Arc<Target>> {
         self.read().get(&id).cloned()
     }

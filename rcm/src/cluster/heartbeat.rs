@@ -1,18 +1,21 @@
 //! The node's heartbeat network (crates/netft) as rcm runs it: the topology derived from the
 //! cluster's node entries (one cluster network per subnet, numbered in address order, Priority in
 //! that order), the shell started on rcm's runtime and restarted when the topology changes, its
-//! incarnation counted up durably on every start, and what it reports sent to the core as
-//! `Notice`s. Not the failure detector (crates/netft) nor what node states mean for quorum
-//! (core/cluster_gate.rs).
+//! incarnation counted up durably on every start, the virtual adapter (`keelson0`) on the shell's
+//! data plane with raft's connections moved onto the peers' virtual addresses while it runs, and
+//! what it reports sent to the core as `Notice`s. Not the failure detector (crates/netft) nor what
+//! node states mean for quorum (core/cluster_gate.rs).
 
+use super::virtual_net::{AdapterPlan, ROUTING_LAYER};
 use keelson_netft::topology::network_address;
+use keelson_netft::{Adapter, AdapterHandle, AdapterLog};
 use keelson_netft::{
     ClusterKey, DetectorConfig, InterfaceSpec, NetftEvent, NetftSettings, NetftSink, NetworkSpec,
     NodeSpec, NodeState, RouteKey, RouteState, Shell, StatusHandle, Topology,
 };
-use keelson_raft::ClusterInfo;
+use keelson_raft::{ClusterInfo, Routing};
 use keelson_types::LogLevel;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -35,15 +38,33 @@ pub enum Notice {
         id: u64,
         state: NodeState,
     },
+    /// Whether member `id` hears this node changed.
+    HearsUs {
+        id: u64,
+        hears: bool,
+    },
     /// The shell could not start or stopped: the reason.
     Stopped(String),
+    /// Raft's membership changed (cluster.rs watches it).
+    Membership,
 }
 
 /// The running heartbeat network of this node.
 pub struct Heartbeat {
     topology: String,
     task: JoinHandle<()>,
-    status: Arc<Mutex<Option<StatusHandle>>>,
+    status: Slot<StatusHandle>,
+    adapter: Slot<AdapterHandle>,
+}
+
+/// Where a running shell or adapter leaves the handle on its status.
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+/// What the heartbeat network runs: its topology and settings, and the virtual adapter beside it.
+pub struct Plan {
+    pub topology: Topology,
+    pub settings: NetftSettings,
+    pub adapter: Option<AdapterPlan>,
 }
 
 impl Drop for Heartbeat {
@@ -59,36 +80,34 @@ impl Heartbeat {
     pub fn start(
         previous: Option<Heartbeat>,
         dir: &Path,
-        topology: Topology,
+        plan: Plan,
         key: &[u8],
         port: u16,
-        settings: NetftSettings,
+        routing: Routing,
         tx: mpsc::UnboundedSender<Notice>,
     ) -> Result<Heartbeat, String> {
         let key = ClusterKey::new(key).map_err(|e| format!("cluster key for NetFT: {e}"))?;
         let incarnation = next_incarnation(dir)?;
-        let shown = describe(&topology, &settings);
+        let shown = describe(&plan);
         let config = DetectorConfig {
-            topology,
-            settings,
+            topology: plan.topology,
+            settings: plan.settings,
             key,
             incarnation,
             port,
         };
         let status = Arc::new(Mutex::new(None));
-        let slot = status.clone();
-        let previous = previous.map(Heartbeat::stop);
-        let task = tokio::spawn(async move {
+        let adapter = Arc::new(Mutex::new(None));
+        let slots = (status.clone(), adapter.clone());
+        let runtime = netft_runtime()?;
+        let previous = previous.map(|p| p.stop(&runtime));
+        let adapter_plan = plan.adapter;
+        let task = runtime.spawn(async move {
             if let Some(previous) = previous {
                 let _ = previous.await;
             }
             match start_shell(config, &tx).await {
-                Ok(shell) => {
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(shell.status());
-                    if let Err(e) = shell.run().await {
-                        let _ = tx.send(Notice::Stopped(e.to_string()));
-                    }
-                }
+                Ok(shell) => run_network(shell, adapter_plan, routing, slots, &tx).await,
                 Err(e) => {
                     let _ = tx.send(Notice::Stopped(e.to_string()));
                 }
@@ -98,19 +117,26 @@ impl Heartbeat {
             topology: shown,
             task,
             status,
+            adapter,
         })
     }
 
     /// Stops the shell; the handle resolves once its task is gone.
-    fn stop(mut self) -> JoinHandle<()> {
+    fn stop(mut self, runtime: &tokio::runtime::Handle) -> JoinHandle<()> {
         self.task.abort();
-        let idle = tokio::spawn(async {});
+        let idle = runtime.spawn(async {});
         std::mem::replace(&mut self.task, idle)
     }
 
-    /// True when this heartbeat network runs `topology` with `settings`.
-    pub fn runs(&self, topology: &Topology, settings: &NetftSettings) -> bool {
-        self.topology == describe(topology, settings)
+    /// True when this heartbeat network runs `plan`.
+    pub fn runs(&self, plan: &Plan) -> bool {
+        self.topology == describe(plan)
+    }
+
+    /// The virtual adapter's latest status, while it runs.
+    pub fn adapter_status(&self) -> Option<keelson_netft::AdapterStatus> {
+        let slot = self.adapter.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(AdapterHandle::get)
     }
 
     /// The routes' latest status, once the shell is up.
@@ -118,6 +144,26 @@ impl Heartbeat {
         let slot = self.status.lock().unwrap_or_else(|p| p.into_inner());
         slot.as_ref().map(StatusHandle::get)
     }
+}
+
+/// The runtime the heartbeat network and the virtual adapter run on: a thread of their own, so
+/// that neither heartbeats nor the packets of raft and forwarded requests wait while the core waits
+/// for a commit (which itself travels through the adapter).
+fn netft_runtime() -> Result<tokio::runtime::Handle, String> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+    if let Some(handle) = RUNTIME.get() {
+        return Ok(handle.clone());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the heartbeat network's runtime: {e}"))?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("netft".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(|e| format!("cannot start the heartbeat network's thread: {e}"))?;
+    Ok(RUNTIME.get_or_init(|| handle).clone())
 }
 
 /// How long a new shell keeps trying to bind while the previous one's sockets close.
@@ -144,11 +190,90 @@ async fn start_shell(
     }
 }
 
-/// A topology's and its settings' identity, to tell whether they changed.
-fn describe(topology: &Topology, settings: &NetftSettings) -> String {
+/// Runs the shell and, beside it, the virtual adapter on its data plane; raft reaches the peers at
+/// their virtual addresses only while the adapter runs.
+async fn run_network(
+    mut shell: Shell<CoreSink>,
+    plan: Option<AdapterPlan>,
+    routing: Routing,
+    (status, adapter_slot): (Slot<StatusHandle>, Slot<AdapterHandle>),
+    tx: &mpsc::UnboundedSender<Notice>,
+) {
+    *status.lock().unwrap_or_else(|p| p.into_inner()) = Some(shell.status());
+    let adapter = match (plan, shell.take_data_plane()) {
+        (Some(plan), Some(data_plane)) => {
+            match Adapter::start(plan.config, data_plane, CoreSink(tx.clone())).await {
+                Ok(adapter) => {
+                    *adapter_slot.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(adapter.status());
+                    Some((adapter, RoutesOverAdapter::set(routing, plan.raft_routes)))
+                }
+                Err(e) => {
+                    log(
+                        tx,
+                        LogLevel::Err,
+                        &format!("{e}; cluster traffic keeps to the nodes' cluster addresses"),
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let shell_run = shell.run();
+    tokio::pin!(shell_run);
+    if let Some((adapter, routes)) = adapter {
+        tokio::select! {
+            ended = &mut shell_run => return report(ended, tx),
+            ended = adapter.run() => {
+                drop(routes);
+                *adapter_slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                if let Err(e) = ended {
+                    log(tx, LogLevel::Err, &format!("{e}; the virtual adapter stopped, cluster traffic keeps to the nodes' cluster addresses"));
+                }
+            }
+        }
+    }
+    report(shell_run.await, tx)
+}
+
+fn report(ended: Result<(), keelson_netft::ShellError>, tx: &mpsc::UnboundedSender<Notice>) {
+    if let Err(e) = ended {
+        let _ = tx.send(Notice::Stopped(e.to_string()));
+    }
+}
+
+fn log(tx: &mpsc::UnboundedSender<Notice>, level: LogLevel, message: &str) {
+    let _ = tx.send(Notice::Log {
+        level,
+        component: "NETFT".into(),
+        message: message.into(),
+    });
+}
+
+/// Raft's routes onto the virtual addresses, in force while this lives (also when its task is
+/// aborted).
+struct RoutesOverAdapter(Routing);
+
+impl RoutesOverAdapter {
+    fn set(routing: Routing, routes: BTreeMap<String, String>) -> RoutesOverAdapter {
+        routing.set_overrides(ROUTING_LAYER, routes);
+        RoutesOverAdapter(routing)
+    }
+}
+
+impl Drop for RoutesOverAdapter {
+    fn drop(&mut self) {
+        self.0.set_overrides(ROUTING_LAYER, BTreeMap::new());
+    }
+}
+
+/// A plan's identity, to tell whether it changed.
+fn describe(plan: &Plan) -> String {
+    let t = &plan.topology;
     format!(
-        "{:?}|{:?}|{:?}|{settings:?}",
-        topology.local, topology.nodes, topology.networks
+        "{:?}|{:?}|{:?}|{:?}|{:?}",
+        t.local, t.nodes, t.networks, plan.settings, plan.adapter
     )
 }
 
@@ -255,6 +380,19 @@ impl NetftSink for CoreSink {
     }
 
     fn node_incarnation(&mut self, _node: keelson_netft::NodeId, _incarnation: u64) {}
+
+    fn peer_hears_us(&mut self, node: keelson_netft::NodeId, hears: bool) {
+        let _ = self.0.send(Notice::HearsUs {
+            id: u64::from(node.0),
+            hears,
+        });
+    }
+}
+
+impl AdapterLog for CoreSink {
+    fn log(&mut self, level: LogLevel, component: &str, message: &str) {
+        NetftSink::log(self, level, component, message);
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +426,7 @@ mod tests {
             name: "lab".into(),
             nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
             netft_port: 3343,
+            virtual_subnet: keelson_raft::DEFAULT_VIRTUAL_SUBNET.into(),
             properties: Default::default(),
             witness: None,
         }

@@ -7,8 +7,9 @@
 //! the voter (crates/quorum), nor the `cluster quorum` command (core/witness_gate.rs).
 
 mod hooks;
+mod live;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,6 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use hooks::describe;
 use hooks::{Hooks, HostedSlot};
+use live::Live;
 
 use super::heartbeat::Notice;
 
@@ -81,6 +83,8 @@ pub struct Witness {
 
 struct Inner {
     parts: WitnessParts,
+    /// Raft, its view and its server now (replaced when raft restarts).
+    live: Live,
     /// A runtime of the lease's own (its thread never waits for raft's storage, so renewals keep
     /// their timing): the watcher and the driver run there.
     lease_rt: Handle,
@@ -131,8 +135,10 @@ impl Witness {
     /// Starts watching the configured witness (none yet is fine).
     pub fn start(parts: WitnessParts) -> Result<Witness, String> {
         let rt = lease_runtime()?;
+        let live = Live::new(parts.raft.clone(), parts.view.clone(), parts.hosted.clone());
         let inner = Arc::new(Inner {
             parts,
+            live,
             lease_rt: rt.clone(),
             state: Mutex::default(),
             changed: watch::channel(0).0,
@@ -157,11 +163,13 @@ impl Witness {
         }
     }
 
-    /// Whether the witness voter runs here or on a node NetFT reports Up; tells `notices` (from
-    /// now on) whenever that may have changed, as a `Notice::Node` for the witness voter's id.
+    /// Whether the witness voter runs here or on a node NetFT reports Up and reached both ways
+    /// (`hearing`: its heartbeats say it hears this node); tells `notices` (from now on) whenever
+    /// that may have changed, as a `Notice::Node` for the witness voter's id.
     pub fn reachable(
         &self,
         peers: &BTreeMap<u64, NodeState>,
+        hearing: &BTreeSet<u64>,
         notices: &mpsc::UnboundedSender<Notice>,
     ) -> bool {
         let mut core = lock(&self.inner.core);
@@ -169,18 +177,14 @@ impl Witness {
             *core = Some(notices.clone());
         }
         drop(core);
-        counts(&self.seen(), peers)
+        counts(&self.seen(), peers, hearing)
     }
 
     /// Whether the configured witness voter is one of raft's voters (its vote counts).
     pub fn has_vote(&self) -> bool {
         let configured = {
-            let state = self
-                .inner
-                .parts
-                .view
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
+            let view = self.inner.live.view();
+            let state = view.read().unwrap_or_else(|p| p.into_inner());
             state
                 .cluster
                 .as_ref()
@@ -190,7 +194,7 @@ impl Witness {
         let Some(id) = configured else {
             return false;
         };
-        let metrics = self.inner.parts.raft.metrics().borrow().clone();
+        let metrics = self.inner.live.raft().metrics().borrow().clone();
         let is_voter = metrics
             .membership_config
             .membership()
@@ -201,7 +205,7 @@ impl Witness {
 
     /// A hosted voter (a witness voter) in raft's membership, if there is one.
     pub fn hosted_member(&self) -> Option<NodeId> {
-        let metrics = self.inner.parts.raft.metrics().borrow().clone();
+        let metrics = self.inner.live.raft().metrics().borrow().clone();
         let found = metrics
             .membership_config
             .membership()
@@ -213,7 +217,7 @@ impl Witness {
 
     /// Whether raft's membership holds the witness voter `id` at all (voter or learner).
     pub fn is_member(&self, id: NodeId) -> bool {
-        let metrics = self.inner.parts.raft.metrics().borrow().clone();
+        let metrics = self.inner.live.raft().metrics().borrow().clone();
         let member = metrics
             .membership_config
             .membership()
@@ -274,7 +278,7 @@ impl Witness {
     /// Waits (at most `within`) until raft knows a leader other than node `not` (after the witness
     /// voter, if it led, was taken out of the membership and stepped down).
     pub fn wait_leader_other_than(&self, not: NodeId, within: Duration) -> Result<(), String> {
-        let raft = self.inner.parts.raft.clone();
+        let raft = self.inner.live.raft();
         block_on(&self.inner.parts.rt, within, async move {
             raft.wait(Some(within))
                 .metrics(
@@ -351,6 +355,13 @@ impl Witness {
             }
         }
         Ok(())
+    }
+
+    /// Follows raft restarted with new timing: its raft, view and server (which answers for the
+    /// witness voter from now on if it runs here).
+    pub fn rebind(&self, raft: Raft<TypeConfig>, view: SharedState, hosted: HostedRafts) {
+        self.inner.live.replace(raft, view, hosted);
+        self.inner.changed.send_modify(|n| *n += 1);
     }
 
     /// Gives the lease up (stopping the witness voter first if it runs here): the node is stopping.
@@ -443,14 +454,19 @@ fn block_on<T: Send + 'static>(
 
 /// Reconciles and observes whenever raft applies something, hosting changes or the lease moves.
 async fn watch_loop(inner: Arc<Inner>) {
-    let mut metrics = inner.parts.raft.metrics();
     let mut changed = inner.changed.subscribe();
     loop {
         inner.reconcile().await;
         let status = inner.open_status();
         inner.observe();
+        // Raft's metrics now; a restarted raft (rebind) wakes the loop through `changed`.
+        let mut metrics = inner.live.raft().metrics();
+        metrics.borrow_and_update();
         tokio::select! {
-            r = metrics.changed() => if r.is_err() { return },
+            r = metrics.changed() => if r.is_err() {
+                // This raft stopped: wait for the next one (or for good, at the process's end).
+                let _ = changed.changed().await;
+            },
             _ = changed.changed() => {}
             _ = status_changed(status) => {}
         }
@@ -471,14 +487,16 @@ impl Inner {
     /// The configured witness, or the one this node is configuring.
     fn wanted(&self) -> Option<WitnessConfig> {
         let configured = {
-            let state = self.parts.view.read().unwrap_or_else(|p| p.into_inner());
+            let view = self.live.view();
+            let state = view.read().unwrap_or_else(|p| p.into_inner());
             state.cluster.as_ref().and_then(|c| c.witness.clone())
         };
         configured.or_else(|| lock(&self.state).pending.clone())
     }
 
     fn info(&self) -> ClusterInfo {
-        let state = self.parts.view.read().unwrap_or_else(|p| p.into_inner());
+        let view = self.live.view();
+        let state = view.read().unwrap_or_else(|p| p.into_inner());
         state.cluster.clone().unwrap_or_default()
     }
 
@@ -567,7 +585,7 @@ impl Inner {
             netft,
             fence: fence.clone(),
             routing: parts.routing.clone(),
-            hosted: parts.hosted.clone(),
+            live: self.live.clone(),
             slot: slot.clone(),
             me,
             changed: self.changed.clone(),
@@ -581,7 +599,7 @@ impl Inner {
         let ended = DriverEnd {
             config: config.clone(),
             raft_rt: parts.rt.clone(),
-            hosted: parts.hosted.clone(),
+            live: self.live.clone(),
             slot: slot.clone(),
             within: Duration::from_millis(timings.stop_budget_ms()),
         };
@@ -675,12 +693,12 @@ impl Inner {
 }
 
 /// Whether the witness's vote counts for this node: its voter runs here, or on the node holding a
-/// live lease if NetFT reports that node Up.
-fn counts(seen: &Seen, peers: &BTreeMap<u64, NodeState>) -> bool {
+/// live lease if NetFT reports that node Up and reached both ways.
+fn counts(seen: &Seen, peers: &BTreeMap<u64, NodeState>, hearing: &BTreeSet<u64>) -> bool {
     seen.hosting
         || seen
             .holder
-            .is_some_and(|h| peers.get(&h) == Some(&NodeState::Up))
+            .is_some_and(|h| peers.get(&h) == Some(&NodeState::Up) && hearing.contains(&h))
 }
 
 /// What a driver's status says of the witness.
@@ -724,7 +742,7 @@ fn wall_ms() -> u64 {
 struct DriverEnd {
     config: WitnessConfig,
     raft_rt: Handle,
-    hosted: HostedRafts,
+    live: Live,
     slot: HostedSlot,
     within: Duration,
 }
@@ -743,7 +761,7 @@ impl DriverEnd {
                     component = "QUORUM",
                     "the lease driver of the {what} stopped: {e}"
                 );
-                self.hosted.unhost(self.config.id);
+                self.live.unhost(self.config.id);
                 let Some(hosted) = self.slot.lock().await.take() else {
                     return;
                 };
@@ -819,27 +837,24 @@ mod tests {
 
     #[test]
     fn the_witness_vote_counts_where_it_runs_or_where_netft_sees_its_host() {
-        let peers = BTreeMap::from([(2, NodeState::Up), (4, NodeState::Down)]);
+        let peers = BTreeMap::from([(2, NodeState::Up), (4, NodeState::Down), (6, NodeState::Up)]);
+        let hearing = BTreeSet::from([2, 4]);
         let seen = |hosting, holder| Seen {
             config: Some(config()),
             hosting,
             holder,
             ..Seen::default()
         };
-        assert!(counts(&seen(true, Some(1)), &peers), "hosted here");
+        let c = |s: Seen| counts(&s, &peers, &hearing);
+        assert!(c(seen(true, Some(1))), "hosted here");
+        assert!(c(seen(false, Some(2))), "on a node that is Up, both ways");
+        assert!(!c(seen(false, Some(4))), "on a node that is Down");
         assert!(
-            counts(&seen(false, Some(2)), &peers),
-            "on a node that is Up"
+            !c(seen(false, Some(6))),
+            "on a node that does not hear this one"
         );
-        assert!(
-            !counts(&seen(false, Some(4)), &peers),
-            "on a node that is Down"
-        );
-        assert!(
-            !counts(&seen(false, Some(5)), &peers),
-            "on a node NetFT has not seen"
-        );
-        assert!(!counts(&seen(false, None), &peers), "no live lease");
+        assert!(!c(seen(false, Some(5))), "on a node NetFT has not seen");
+        assert!(!c(seen(false, None)), "no live lease");
     }
 
     #[test]

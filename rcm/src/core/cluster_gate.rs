@@ -28,7 +28,7 @@ impl Core {
             self.execute(commands);
             return Ok(());
         }
-        self.quorum.admit()?;
+        self.admit_cluster_change()?;
         let cluster = self
             .cluster
             .as_ref()
@@ -41,7 +41,7 @@ impl Core {
     }
 
     /// Follows every durable apply told so far.
-    fn catch_up(&mut self) {
+    pub(super) fn catch_up(&mut self) {
         while let Some(step) = self.applied.as_mut().and_then(|rx| rx.try_recv().ok()) {
             self.follow(step);
         }
@@ -98,6 +98,7 @@ impl Core {
         &mut self,
         name: String,
         nodes: Vec<(String, Vec<String>)>,
+        virtual_subnet: Option<String>,
     ) -> Result<ControlReply, String> {
         if let Some(cluster) = &self.cluster {
             return Err(format!(
@@ -129,11 +130,13 @@ impl Core {
             &specs,
             &node,
             self.raft_port,
+            virtual_subnet.as_deref(),
             records,
         );
         let mut cluster = made?;
         self.engine.set_local_node(&node);
         self.applied = cluster.take_applied();
+        cluster.watch_membership(self.notices_tx.clone());
         self.cluster = Some(cluster);
         self.catch_up();
         self.refresh_cluster_network();
@@ -187,6 +190,7 @@ impl Core {
         self.node = name.clone();
         self.engine.set_local_node(&name);
         self.applied = cluster.take_applied();
+        cluster.watch_membership(self.notices_tx.clone());
         let status = cluster.status_view();
         self.cluster = Some(cluster);
         self.catch_up();
@@ -208,6 +212,11 @@ impl Core {
     /// Starts, restarts or stops the heartbeat network to match the cluster's members, and counts
     /// the votes again.
     pub(super) fn refresh_cluster_network(&mut self) {
+        self.check_membership();
+        if self.membership.evicted().is_some() {
+            return;
+        }
+        self.follow_raft_timing();
         let Some(cluster) = &self.cluster else {
             return;
         };
@@ -220,20 +229,25 @@ impl Core {
                 keelson_netft::NetftSettings::default()
             }
         };
+        let adapter = crate::cluster::virtual_net::plan(&info, me).unwrap_or_else(|e| {
+            tracing::error!(component = "NETFT", "no virtual adapter: {e}");
+            None
+        });
         match crate::cluster::heartbeat::topology_of(&info, me) {
             Ok(Some(topology)) => {
-                if !self
-                    .heartbeat
-                    .as_ref()
-                    .is_some_and(|h| h.runs(&topology, &settings))
-                {
+                let plan = crate::cluster::heartbeat::Plan {
+                    topology,
+                    settings,
+                    adapter,
+                };
+                if !self.heartbeat.as_ref().is_some_and(|h| h.runs(&plan)) {
                     let started = crate::cluster::heartbeat::Heartbeat::start(
                         self.heartbeat.take(),
                         &self.data_dir,
-                        topology,
+                        plan,
                         cluster.key(),
                         info.netft_port,
-                        settings,
+                        cluster.routing(),
                         self.notices_tx.clone(),
                     );
                     match started {
@@ -251,6 +265,29 @@ impl Core {
         self.recount();
     }
 
+    /// Restarts raft when the cluster's NetFT settings call for other timing; its applies then
+    /// come on a new channel.
+    fn follow_raft_timing(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        match cluster.follow_timing() {
+            Ok(Some(applied)) => {
+                // What the stopped raft applied and the core has not taken yet comes first.
+                if let Some(mut old) = self.applied.replace(applied) {
+                    while let Ok(step) = old.try_recv() {
+                        self.follow(step);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(
+                component = "RAFT",
+                "{e}; the cluster database may be stopped on this node: restart keelson-rcm"
+            ),
+        }
+    }
+
     /// Counts the votes this node can reach; on losing quorum, event 1177.
     fn recount(&mut self) {
         let Some(cluster) = &self.cluster else {
@@ -265,13 +302,19 @@ impl Core {
                 .map(|(id, name)| keelson_quorum::NodeVoter { id, name })
                 .collect(),
             has_witness: cluster.witness().has_vote(),
+            // Reached both ways: it is heard here and its heartbeats say it hears this node, so a
+            // one-way cut counts as a lost node on both sides.
             reachable: self
                 .peers
                 .iter()
-                .filter(|(_, s)| **s == keelson_netft::NodeState::Up)
+                .filter(|(id, s)| **s == keelson_netft::NodeState::Up && self.hearing.contains(id))
                 .map(|(id, _)| *id)
                 .collect(),
-            witness_reachable: cluster.witness().reachable(&self.peers, &self.notices_tx),
+            witness_reachable: cluster.witness().reachable(
+                &self.peers,
+                &self.hearing,
+                &self.notices_tx,
+            ),
         };
         let verdict = input.count();
         if let Some(event) = self.quorum.update(verdict) {
@@ -311,11 +354,23 @@ impl Core {
                 self.peers.insert(id, state);
                 self.recount();
             }
+            Notice::HearsUs { id, hears } => {
+                if hears {
+                    self.hearing.insert(id);
+                } else {
+                    self.hearing.remove(&id);
+                }
+                self.recount();
+            }
             Notice::Stopped(reason) => {
                 tracing::error!(
                     component = "NETFT",
                     "the heartbeat network stopped: {reason}"
                 )
+            }
+            Notice::Membership => {
+                self.check_membership();
+                self.recount();
             }
         }
     }
@@ -351,9 +406,15 @@ impl Core {
                 state: format!("{:?}", r.state),
             })
             .collect();
+        let virtual_adapter = self
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.adapter_status())
+            .map(|a| adapter_view(&a, &name_of));
         Ok(keelson_proto::view::NetworkList {
             cluster: info.name.clone(),
             routes,
+            virtual_adapter,
         })
     }
 
@@ -448,9 +509,10 @@ impl Core {
                 owned.join(", ")
             ));
         }
-        self.quorum.admit()?;
+        self.admit_cluster_change()?;
         let id = self.in_cluster()?.evict(&name)?;
         self.peers.remove(&id);
+        self.hearing.remove(&id);
         self.catch_up();
         self.refresh_cluster_network();
         tracing::info!(
@@ -479,4 +541,38 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
         .collect::<Result<_, _>>()
         .ok()?;
     bytes.try_into().ok()
+}
+
+/// The virtual adapter as `keelson network list` shows it.
+fn adapter_view(
+    a: &keelson_netft::AdapterStatus,
+    name_of: &dyn Fn(keelson_netft::NodeId) -> String,
+) -> keelson_proto::view::VirtualAdapter {
+    let c = &a.counters;
+    keelson_proto::view::VirtualAdapter {
+        name: a.name.clone(),
+        address: format!("{}/{}", a.address, a.prefix_len),
+        mtu: a.mtu,
+        paths: a
+            .paths
+            .iter()
+            .map(|(node, path)| keelson_proto::view::AdapterPath {
+                node: name_of(*node),
+                route: path
+                    .as_ref()
+                    .map(|p| format!("{} -> {}", p.key.local, p.key.remote))
+                    .unwrap_or_default(),
+                priority: path.as_ref().map_or(0, |p| p.priority),
+            })
+            .collect(),
+        sent: c.sent,
+        delivered: c.delivered,
+        no_route: c.no_route,
+        refused: c.forged
+            + c.replayed
+            + c.malformed
+            + c.wrong_sender
+            + c.spoofed_source
+            + c.not_for_us,
+    }
 }

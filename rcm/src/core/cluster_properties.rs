@@ -21,8 +21,12 @@ impl Core {
     }
 
     /// `keelson cluster set Prop=Value...`: all of them or, refused, none.
-    pub(super) fn cluster_set(&self, assignments: &Assignments) -> Result<ControlReply, String> {
+    pub(super) fn cluster_set(
+        &mut self,
+        assignments: &Assignments,
+    ) -> Result<ControlReply, String> {
         let cluster = self.in_cluster()?;
+        self.admit_cluster_change()?;
         let info = cluster.committed_info()?;
         let changes = settings::check_set(&info, assignments)?;
         let shown: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -47,6 +51,9 @@ impl Core {
                 settings::TEST_ONLY_LOWER_LIMITS
             );
         }
+        // Followed here before the answer (heartbeats, raft's timing): what the administrator
+        // reads next is the cluster as set.
+        self.catch_up();
         Ok(ControlReply::Done {
             message: format!("cluster '{}' updated: {}", info.name, shown.join(", ")),
         })

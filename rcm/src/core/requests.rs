@@ -110,9 +110,17 @@ impl Core {
                 self.stop = true;
                 done("node service stopping".into())
             }
-            R::ClusterCreate { name, nodes } => self.cluster_create(name, nodes)?,
+            R::ClusterCreate {
+                name,
+                nodes,
+                virtual_subnet,
+            } => self.cluster_create(name, nodes, virtual_subnet)?,
             R::ClusterStatus => json_reply(&self.in_cluster()?.status_view())?,
-            R::NodeList => json_reply(&self.in_cluster()?.node_list_view(&self.peers))?,
+            R::NodeList => json_reply(
+                &self
+                    .in_cluster()?
+                    .node_list_view(&self.peers, &self.hearing),
+            )?,
             R::NetworkList => json_reply(&self.network_list_view()?)?,
             R::Validate => json_reply(&self.validation_view()?)?,
             R::NodeEvict { name } => self.node_evict(name)?,

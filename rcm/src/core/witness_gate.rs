@@ -24,8 +24,8 @@ use keelson_raft::{NodeId, Request, WitnessConfig, WitnessKind};
 const HOSTING_SLACK: Duration = Duration::from_secs(10);
 /// How long the nodes may take to elect a leader after the witness voter, leading, is removed: a
 /// follower campaigns after its election timeout and the other grants its vote only once the old
-/// leader's lease (the longest election timeout) has run out, so up to two election timeouts (raft's
-/// follow the default NetFT settings: 10 s at most), plus a margin.
+/// leader's lease (the longest election timeout) has run out, so up to two election timeouts (10 s
+/// at most each at the NetFT defaults), plus a margin.
 const LEADER_WAIT: Duration = Duration::from_secs(25);
 
 fn spec_of(config: &WitnessConfig) -> WitnessSpec {
@@ -63,10 +63,14 @@ impl Core {
             reachable: self
                 .peers
                 .iter()
-                .filter(|(_, s)| **s == keelson_netft::NodeState::Up)
+                .filter(|(id, s)| **s == keelson_netft::NodeState::Up && self.hearing.contains(id))
                 .map(|(id, _)| *id)
                 .collect(),
-            witness_reachable: cluster.witness().reachable(&self.peers, &self.notices_tx),
+            witness_reachable: cluster.witness().reachable(
+                &self.peers,
+                &self.hearing,
+                &self.notices_tx,
+            ),
         }
         .count()
     }
@@ -238,8 +242,11 @@ impl Core {
         };
         let nodes = cluster.voters();
         let (_, me) = cluster.me();
-        let up =
-            |id: &NodeId| *id == me || self.peers.get(id) == Some(&keelson_netft::NodeState::Up);
+        let up = |id: &NodeId| {
+            *id == me
+                || (self.peers.get(id) == Some(&keelson_netft::NodeState::Up)
+                    && self.hearing.contains(id))
+        };
         let reachable = nodes.iter().filter(|(id, _)| up(id)).count();
         if reachable * 2 <= nodes.len() {
             return Err(format!(

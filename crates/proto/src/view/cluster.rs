@@ -26,6 +26,10 @@ pub struct ClusterStatus {
     pub voters: Vec<String>,
     /// "none" until a witness is configured.
     pub witness: String,
+    /// Raft's timing in force on this node, from the cluster's NetFT settings.
+    pub raft_heartbeat_ms: u64,
+    pub raft_election_min_ms: u64,
+    pub raft_election_max_ms: u64,
 }
 
 /// One node of `keelson node list`.
@@ -74,6 +78,37 @@ pub struct Route {
 pub struct NetworkList {
     pub cluster: String,
     pub routes: Vec<Route>,
+    /// The virtual adapter, while it runs.
+    pub virtual_adapter: Option<VirtualAdapter>,
+}
+
+/// The NetFT virtual adapter (`keelson0`) of `keelson network list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VirtualAdapter {
+    pub name: String,
+    /// `ADDR/PREFIX`.
+    pub address: String,
+    pub mtu: u32,
+    /// Each peer and the route its packets take now.
+    pub paths: Vec<AdapterPath>,
+    /// Frames sent and packets delivered.
+    pub sent: u64,
+    pub delivered: u64,
+    /// Packets for a peer with no route Up.
+    pub no_route: u64,
+    /// Frames refused on arrival (forged, replayed, malformed, wrong sender, spoofed, not ours).
+    pub refused: u64,
+}
+
+/// One peer's path through the virtual adapter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdapterPath {
+    pub node: String,
+    /// `LOCAL -> REMOTE`, or empty when no route to it is Up.
+    pub route: String,
+    pub priority: u32,
 }
 
 /// One finding of `keelson validate`.

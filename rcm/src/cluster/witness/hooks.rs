@@ -12,7 +12,7 @@ use keelson_quorum::{
     open_disk_witness_store, open_witness_store, witness_raft_config, HeldLease, HostedWitness,
     LeaseFence, LogLevel, WitnessHooks,
 };
-use keelson_raft::{raft_timing, ClusterKey, HostedRafts, Network, Routing, WitnessConfig};
+use keelson_raft::{raft_timing, ClusterKey, Network, Routing, WitnessConfig};
 use keelson_raft::{NodeId, WitnessKind};
 
 /// The witness voter this node runs, shared between the hooks and the driver's owner (which stops
@@ -27,7 +27,8 @@ pub struct Hooks {
     pub netft: NetftSettings,
     pub fence: LeaseFence,
     pub routing: Routing,
-    pub hosted: HostedRafts,
+    /// This node's raft server (through a raft restart), which answers for the voter's id.
+    pub live: super::Live,
     pub slot: HostedSlot,
     /// This node's name and raft endpoint (the witness voter is reached where this node is).
     pub me: (String, String),
@@ -90,7 +91,7 @@ impl WitnessHooks for Hooks {
             .await
             .map_err(|e| format!("starting the witness voter panicked: {e}"))?
             .map_err(|e| e.to_string())?;
-        self.hosted.host(id, hosted.raft().clone());
+        self.live.host(id, hosted.raft().clone());
         let (name, addr) = &self.me;
         super::route_to(&self.routing, name, addr);
         *self.slot.lock().await = Some(hosted);
@@ -106,7 +107,7 @@ impl WitnessHooks for Hooks {
 
     async fn stop_hosting(&mut self, reason: String, within: Duration) -> Result<(), String> {
         let id = self.config.id;
-        self.hosted.unhost(id);
+        self.live.unhost(id);
         let Some(hosted) = self.slot.lock().await.take() else {
             return Ok(());
         };

@@ -1,0 +1,142 @@
+//! A cluster lab for system tests, as root: a switch namespace of the test's own with two bridges
+//! (net1 192.0.2.0/24, net2 198.51.100.0/24) and N node namespaces, node i (from 1) at 192.0.2.i
+//! on eth1 and 198.51.100.i on eth2; links cut and healed from inside a node; everything removed
+//! in Drop, even when the test fails. Names carry the pid, so parallel runs never collide. Not the
+//! rcm processes (rcm.rs) nor what a test asserts.
+
+use super::rcm::Rcm;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The two cluster networks: (interface in a node, subnet prefix).
+pub const NETWORKS: [(&str, &str); 2] = [("eth1", "192.0.2"), ("eth2", "198.51.100")];
+
+/// True when this process runs as root (uid 0), read from /proc.
+pub fn have_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Skips (false) a root-only test locally without root; fails it in CI, which runs as root.
+pub fn root_or_skip(test: &str) -> bool {
+    if have_root() {
+        return true;
+    }
+    assert!(
+        !super::in_ci(),
+        "{test} needs root (network namespaces) and CI runs as root"
+    );
+    eprintln!("skipped: {test} needs root for network namespaces");
+    false
+}
+
+/// Runs `ip ARGS`, failing the test with its stderr.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "ip {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// The switch namespace with its two bridges, and the node namespaces.
+pub struct Lab {
+    pub switch: String,
+    pub nodes: Vec<String>,
+}
+
+impl Lab {
+    /// `count` node namespaces named `<tag><pid>n<i>` on both networks.
+    pub fn create(tag: &str, count: usize) -> Lab {
+        let pid = std::process::id();
+        let lab = Lab {
+            switch: format!("{tag}{pid}sw"),
+            nodes: (1..=count).map(|i| format!("{tag}{pid}n{i}")).collect(),
+        };
+        ip(&["netns", "add", &lab.switch]);
+        for net in 1..=NETWORKS.len() {
+            let br = format!("br{net}");
+            ip(&["-n", &lab.switch, "link", "add", &br, "type", "bridge"]);
+            ip(&["-n", &lab.switch, "link", "set", &br, "up"]);
+        }
+        for (i, ns) in lab.nodes.iter().enumerate() {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            for (net, (inner, subnet)) in NETWORKS.iter().enumerate() {
+                let outer = format!("p{}n{}", i + 1, net + 1);
+                ip(&[
+                    "link",
+                    "add",
+                    inner,
+                    "netns",
+                    ns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &outer,
+                    "netns",
+                    &lab.switch,
+                ]);
+                let addr = format!("{subnet}.{}/24", i + 1);
+                ip(&["-n", ns, "addr", "add", &addr, "dev", inner]);
+                ip(&["-n", ns, "link", "set", inner, "up"]);
+                let br = format!("br{}", net + 1);
+                ip(&["-n", &lab.switch, "link", "set", &outer, "master", &br]);
+                ip(&["-n", &lab.switch, "link", "set", &outer, "up"]);
+            }
+        }
+        lab
+    }
+
+    /// Node `i`'s (from 0) name `n<i+1>` and its addresses on both networks.
+    pub fn node_spec(i: usize) -> (String, Vec<String>) {
+        (
+            format!("n{}", i + 1),
+            NETWORKS
+                .iter()
+                .map(|(_, subnet)| format!("{subnet}.{}", i + 1))
+                .collect(),
+        )
+    }
+
+    /// Starts keelson-rcm as node `n<i+1>` in node `i`'s namespace on `dir`.
+    pub fn boot(&self, i: usize, dir: PathBuf) -> Rcm {
+        let name = format!("n{}", i + 1);
+        Rcm::start_in_netns(dir, &self.nodes[i], &["--node-name", &name])
+    }
+
+    /// Sets node `i`'s `links` (eth1, eth2) down or up, from inside its namespace.
+    pub fn set_links(&self, i: usize, links: &[&str], up: bool) {
+        for link in links {
+            let state = if up { "up" } else { "down" };
+            ip(&["-n", &self.nodes[i], "link", "set", link, state]);
+        }
+    }
+
+    /// `/var/run/netns/<node i>`, for entering it from a thread.
+    pub fn netns_path(&self, i: usize) -> PathBuf {
+        PathBuf::from(format!("/var/run/netns/{}", self.nodes[i]))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.nodes.iter().chain([&self.switch]) {
+            let status = Command::new("ip").args(["netns", "del", ns]).status();
+            if !matches!(status, Ok(s) if s.success()) {
+                eprintln!("cleanup: ip netns del {ns} failed: {status:?}");
+            }
+        }
+    }
+}
