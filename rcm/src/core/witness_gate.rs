@@ -129,7 +129,7 @@ impl Core {
         let spec = WitnessSpec::from_path(Path::new(path))
             .map_err(|e| format!("{e}; nothing was changed"))?;
         let cluster = self.in_cluster()?;
-        self.quorum.admit()?;
+        self.admit_cluster_change()?;
         let info = cluster.committed_info()?;
         if let Some(old) = &info.witness {
             return Err(if old.path == path {
@@ -218,7 +218,7 @@ impl Core {
     /// `--witness none`: back to Node Majority, if the nodes alone are a majority now.
     fn remove_witness(&mut self) -> Result<ControlReply, String> {
         let cluster = self.in_cluster()?;
-        self.quorum.admit()?;
+        self.admit_cluster_change()?;
         let info = cluster.committed_info()?;
         let witness = cluster.witness();
         let config = match (info.witness.clone(), witness.hosted_member()) {
