@@ -237,6 +237,24 @@ fn write_stream(mut stream: TcpStream, stop: &AtomicBool) -> Result<u64, String>
     Ok(offset)
 }
 
+/// Waits until `observer` has both networks' routes to each of its two peers Up.
+fn all_routes_up(observer: &Rcm) {
+    let since = Instant::now();
+    loop {
+        let list = observer.ok(R::NetworkList);
+        let routes = list["routes"].as_array().unwrap();
+        if routes.len() == 4 && routes.iter().all(|r| r["state"] == "Up") {
+            break;
+        }
+        assert!(
+            since.elapsed() < LIMIT,
+            "two networks to each of two peers, all Up on {}: {routes:?}",
+            observer.dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Every node's raft term, as its `cluster status` shows it.
 fn terms(nodes: &[&Rcm]) -> Vec<u64> {
     nodes
@@ -317,19 +335,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         }
     }
     // Every route Up (a node is Up as soon as one of its routes is).
-    let since = Instant::now();
-    loop {
-        let list = n1.ok(R::NetworkList);
-        let routes = list["routes"].as_array().unwrap();
-        if routes.len() == 4 && routes.iter().all(|r| r["state"] == "Up") {
-            break;
-        }
-        assert!(
-            since.elapsed() < LIMIT,
-            "two networks to each of two peers, all Up: {routes:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    all_routes_up(&n1);
     let validation = n1.ok(R::Validate);
     assert_eq!(
         (
@@ -417,6 +423,11 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
             "Up",
             "one network cut took {peer} Down"
         );
+    }
+    // Healed: every node has every route back before the other network is cut (cutting it
+    // sooner would be cutting both at once).
+    for n in [&n1, &n2, &n3] {
+        all_routes_up(n);
     }
 
     // Cut one network of n3: its routes on it go Down at once (netlink), no node goes Down.

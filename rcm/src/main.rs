@@ -73,6 +73,15 @@ pub struct Args {
     /// free port; the port chosen is recorded in the cluster).
     #[arg(long, value_name = "PORT", default_value_t = cluster::RAFT_PORT)]
     pub raft_port: u16,
+    /// Each resource host's lease from this service, in milliseconds (renewed every third of it):
+    /// a host whose lease runs out (this process frozen) terminates its resources and exits. 0: no
+    /// lease, hosts never fence.
+    #[arg(long, value_name = "MS", default_value_t = keelson_host::DEFAULT_HOST_LEASE_MS)]
+    pub host_lease: u64,
+    /// How long each resource's TERMINATE may take when its host fences itself, in milliseconds
+    /// (at most its DeadlockTimeout).
+    #[arg(long, value_name = "MS", default_value_t = keelson_host::DEFAULT_FENCE_BUDGET_MS)]
+    pub host_fence_budget: u64,
 }
 
 /// Nothing rcm creates is readable by others or writable by its group: data dir 0750, files 0640.
@@ -106,6 +115,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let host_lease = match args.host_lease {
+        0 => None,
+        ms => Some(
+            keelson_host::HostLease::new(ms, args.host_fence_budget).map_err(anyhow::Error::msg)?,
+        ),
+    };
     let journald = Journald::choose(args.journald, std::env::var_os("JOURNAL_STREAM").as_deref());
     let diagnostics = Plan::new(&args.log_filter, journald).map_err(anyhow::Error::msg)?;
     keelson_sys::process::set_umask(UMASK);
@@ -213,7 +228,11 @@ async fn run(args: Args) -> Result<()> {
         events: events.clone(),
         audit: audit.clone(),
         catalogue,
-        host_config,
+        // The pool's hosts hold a lease; probe hosts (started above, renewed by nobody) do not.
+        host_config: HostConfig {
+            lease: host_lease,
+            ..host_config
+        },
         node,
         tx,
         cluster,

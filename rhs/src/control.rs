@@ -1,7 +1,9 @@
 //! Start-up and the control loop: adopt the inherited fds, install crash handling, exchange Hello,
-//! then serve LoadPlugin / Open / Shutdown until the parent goes away. Not the per-resource calls
-//! (resource.rs).
+//! start the lease watcher (with a lease socket), then serve LoadPlugin / Open / Shutdown until the
+//! parent goes away. Not the per-resource calls (resource.rs) nor the lease (lease_watch.rs).
 
+use crate::fence::Fence;
+use crate::lease_watch::LeaseWatch;
 use crate::log::{ControlWriter, Logger};
 use crate::monitor::Monitor;
 use crate::plugins::Registry;
@@ -27,6 +29,8 @@ struct Control {
     monitor: Arc<Monitor>,
     /// Statistics of the health checks the resource threads run, for the reporter thread.
     board: Arc<StatsBoard>,
+    /// Every open resource's call gate, for the fence.
+    fence: Arc<Fence>,
     logger: Logger,
 }
 
@@ -42,6 +46,14 @@ pub fn run(opts: Options) -> Result<(), String> {
     // SAFETY: as above.
     let alarm = unsafe { keelson_sys::process::adopt_fd(opts.alarm_fd) }
         .map_err(|e| format!("no alarm pipe on fd {} ({e})", opts.alarm_fd))?;
+    let lease = match opts.lease_fd {
+        // SAFETY: as above: the parent placed it there for us alone.
+        Some(fd) => Some(
+            unsafe { keelson_sys::process::adopt_fd(fd) }
+                .map_err(|e| format!("no lease socket on fd {fd} ({e})"))?,
+        ),
+        None => None,
+    };
     let _ = keelson_sys::process::raise_fd_limit();
     if !opts.core_dumps {
         let _ = keelson_sys::process::disable_core_dumps();
@@ -54,6 +66,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     let logger = Logger::new(writer, opts.log_stderr)?;
     let monitor = Monitor::new(logger.clone());
     let board = Arc::new(StatsBoard::default());
+    let fence = Fence::new(logger.clone());
     let mut control = Control {
         socket,
         frames: FrameBuf::new(),
@@ -61,9 +74,20 @@ pub fn run(opts: Options) -> Result<(), String> {
         registry: Registry::new(logger.clone()),
         monitor: monitor.clone(),
         board: board.clone(),
+        fence: fence.clone(),
         logger: logger.clone(),
     };
     control.handshake()?;
+    if let Some(lease) = lease {
+        let watch = LeaseWatch {
+            socket: std::os::unix::net::UnixDatagram::from(lease),
+            fence,
+            logger: logger.clone(),
+        };
+        watch
+            .spawn()
+            .map_err(|e| format!("cannot start the lease watcher: {e}"))?;
+    }
     std::thread::Builder::new()
         .name("deadlock-monitor".into())
         .spawn(move || monitor.run())
@@ -144,6 +168,7 @@ impl Control {
             monitor: self.monitor.clone(),
             logger: self.logger.clone(),
             board: self.board.clone(),
+            fence: self.fence.clone(),
         };
         if let Err(e) = thread.spawn() {
             self.logger.log(

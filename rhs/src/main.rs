@@ -2,11 +2,17 @@
 //! open resource on a thread of its own, times every call and dies loudly (naming the resource and
 //! the call) on a deadlock or a crash. Not policy: what to do about a death is rcm's decision.
 //!
-//! File descriptors at start: 3 = control socket, 4 = alarm pipe (write end). See crates/proto.
+//! File descriptors at start: 3 = control socket, 4 = alarm pipe (write end), and with --lease-fd the
+//! lease socket: the host then holds a lease from rcm and, when rcm stops renewing it, terminates its
+//! resources and exits (fence.rs). See crates/proto.
 
 mod callbacks;
 mod control;
 mod crash;
+mod fence;
+mod gate;
+mod lease;
+mod lease_watch;
 mod log;
 mod monitor;
 mod plugins;
@@ -20,10 +26,11 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 keelson-rhs: keelson resource host (started by keelson-rcm or `keelson plugin test`, not by hand)
 
-Usage: keelson-rhs [--control-fd N] [--alarm-fd N] [--core-dumps] [--log-stderr]
+Usage: keelson-rhs [--control-fd N] [--alarm-fd N] [--lease-fd N] [--core-dumps] [--log-stderr]
 
   --control-fd N   control socket inherited from the parent (default 3)
   --alarm-fd N     alarm pipe inherited from the parent (default 4)
+  --lease-fd N     lease socket inherited from the parent (default: none, no lease, never fences)
   --core-dumps     keep core dumps enabled when plugin code crashes (default: off)
   --log-stderr     also print every log line to stderr in cluster-log format
   -h, --help       this text
@@ -40,6 +47,8 @@ pub const EXIT_PROTOCOL: i32 = 2;
 pub struct Options {
     pub control_fd: i32,
     pub alarm_fd: i32,
+    /// The lease socket, if the parent gave one.
+    pub lease_fd: Option<i32>,
     pub core_dumps: bool,
     pub log_stderr: bool,
 }
@@ -48,6 +57,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
     let mut opts = Options {
         control_fd: 3,
         alarm_fd: 4,
+        lease_fd: None,
         core_dumps: false,
         log_stderr: false,
     };
@@ -68,6 +78,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
         match flag.as_str() {
             "--control-fd" => opts.control_fd = value("--control-fd")?,
             "--alarm-fd" => opts.alarm_fd = value("--alarm-fd")?,
+            "--lease-fd" => opts.lease_fd = Some(value("--lease-fd")?),
             "--core-dumps" => opts.core_dumps = true,
             "--log-stderr" => opts.log_stderr = true,
             "-h" | "--help" => {

@@ -1,6 +1,7 @@
 //! The deadlock monitor: every resource thread publishes its outstanding call in a lock-free slot; one
 //! monitor thread wakes at the earliest deadline, and when a call outlives it, logs the WSFC lines,
-//! raises `DeadlockDetected` on the alarm pipe and ends the process. Not crash handling (crash.rs),
+//! raises `DeadlockDetected` on the alarm pipe and ends the process (unless the fence has begun: then
+//! the fence ends it). Not crash handling (crash.rs),
 //! nor the overdue-or-sleep decision itself (scan.rs, pure).
 
 use crate::log::Logger;
@@ -100,7 +101,9 @@ impl Monitor {
         let mut guard = self.lock_slots();
         loop {
             let (overdue, sleep) = self.scan(&guard);
-            if let Some((slot, op, elapsed_ns)) = overdue {
+            // Once the fence has begun it owns the exit (and its status); a call overrunning now is
+            // its business.
+            if let Some((slot, op, elapsed_ns)) = overdue.filter(|_| !crate::fence::fencing()) {
                 drop(guard);
                 self.declare_deadlock(&slot, op, elapsed_ns);
             }

@@ -1,9 +1,12 @@
 //! One open resource: its call thread, which runs OPEN, then serves calls from the resource's own
 //! socket one at a time and, between them, the health checks the parent asked for, timing each under
-//! the deadlock monitor and marking it for crash attribution. Not loading plugins (plugins.rs), not
-//! when checks are due (polling.rs) and not deciding deadlines (the parent sends them).
+//! the deadlock monitor and marking it for crash attribution, each through the resource's call gate
+//! (gate.rs), which the fence shares. Not loading plugins (plugins.rs), not when checks are due
+//! (polling.rs) and not deciding deadlines (the parent sends them).
 
 use crate::callbacks::CallbackCtx;
+use crate::fence::Fence;
+use crate::gate::CallGate;
 use crate::log::Logger;
 use crate::monitor::{CallSlot, Monitor};
 use crate::plugins::Plugin;
@@ -42,13 +45,15 @@ pub struct ResourceThread {
     pub logger: Logger,
     /// Where the statistics of the health checks this thread runs are posted.
     pub board: Arc<StatsBoard>,
+    /// Where this resource's call gate is registered, so a fence can terminate it.
+    pub fence: Arc<Fence>,
 }
 
-/// The live resource: its type table, handle and parameters.
+/// The live resource: its type table, parameters and call gate (which holds the handle).
 struct Live {
     table: KeelsonResourceType,
-    handle: *mut c_void,
     params: CString,
+    gate: Arc<CallGate>,
 }
 
 impl ResourceThread {
@@ -74,6 +79,7 @@ impl ResourceThread {
             .register(self.spec.resource, self.spec.name.clone());
         if let Some(mut live) = self.open(&slot, &ctx) {
             self.serve(&slot, &mut live);
+            self.fence.unregister(&live.gate);
         }
         self.monitor.unregister(&slot);
         drop(ctx);
@@ -102,16 +108,41 @@ impl ResourceThread {
             self.reply(refused_open("parameters contain a NUL byte".into()));
             return None;
         };
+        let Some(gate) = self.fence.register(
+            self.spec.resource,
+            self.spec.name.clone(),
+            table.terminate,
+            self.spec.deadline_ms,
+        ) else {
+            let message = "this host is fencing itself (its lease from rcm ran out)".to_string();
+            self.reply(refused_open(message));
+            return None;
+        };
         let host = ctx.host();
-        let mut handle: *mut c_void = std::ptr::null_mut();
         let open = table.open.expect("checked at load");
-        let done = self.timed(slot, Op::Open, self.spec.deadline_ms, |err, cap| {
-            // SAFETY: a v1 open entry point with valid arguments: NUL-terminated params, a host
-            // struct that outlives the resource (boxed ctx), a writable handle slot and error buffer.
-            unsafe { open(params.as_ptr(), &host, &mut handle, err, cap) }
-        });
-        let ok = done.status == KEELSON_OK && !handle.is_null();
-        let done = if done.status == KEELSON_OK && handle.is_null() {
+        let mut got_handle = false;
+        let done = self.timed(
+            &gate,
+            slot,
+            Op::Open,
+            self.spec.deadline_ms,
+            |handle, err, cap| {
+                // SAFETY: a v1 open entry point with valid arguments: NUL-terminated params, a host
+                // struct that outlives the resource (boxed ctx), a writable handle slot and error buffer.
+                let status = unsafe { open(params.as_ptr(), &host, handle, err, cap) };
+                if status != KEELSON_OK {
+                    // A failed open's handle is not ours to use (nor for the fence to terminate).
+                    *handle = std::ptr::null_mut();
+                }
+                got_handle = !handle.is_null();
+                status
+            },
+        );
+        let ok = done.status == KEELSON_OK && got_handle;
+        if !ok {
+            self.fence.unregister(&gate);
+        }
+        let done = if done.status == KEELSON_OK && !got_handle {
             CallDone {
                 status: keelson_abi::KEELSON_ERROR,
                 message: "open returned a NULL handle".into(),
@@ -123,8 +154,8 @@ impl ResourceThread {
         self.reply(done);
         ok.then_some(Live {
             table,
-            handle,
             params,
+            gate,
         })
     }
 
@@ -234,11 +265,10 @@ impl ResourceThread {
                 elapsed_ns: 0,
             };
         };
-        let handle = live.handle;
-        self.timed(slot, op, deadline_ms, |err, cap| {
+        self.timed(&live.gate, slot, op, deadline_ms, |handle, err, cap| {
             // SAFETY: a v1 call entry point on the handle its own open returned; calls on one
-            // resource never overlap (this thread is the only caller).
-            unsafe { entry(handle, err, cap) }
+            // resource never overlap (the gate's lock is held).
+            unsafe { entry(*handle, err, cap) }
         })
     }
 
@@ -253,18 +283,25 @@ impl ResourceThread {
             };
         };
         let params = live.params.as_ptr();
-        self.timed(slot, Op::Validate, deadline_ms, |err, cap| {
-            // SAFETY: a v1 validate entry point with NUL-terminated params and an error buffer.
-            unsafe { validate(params, err, cap) }
-        })
+        self.timed(
+            &live.gate,
+            slot,
+            Op::Validate,
+            deadline_ms,
+            |_, err, cap| {
+                // SAFETY: a v1 validate entry point with NUL-terminated params and an error buffer.
+                unsafe { validate(params, err, cap) }
+            },
+        )
     }
 
     /// Runs CLOSE (timed like any call, within `deadline_ms`) and, if asked, answers it.
     fn close(&self, slot: &CallSlot, live: &mut Live, deadline_ms: u64, answer: bool) {
         let close = live.table.close.expect("checked at load");
-        let handle = std::mem::replace(&mut live.handle, std::ptr::null_mut());
-        let done = self.timed(slot, Op::Close, deadline_ms, |_, _| {
-            // SAFETY: the handle came from this resource's open and is not used after close.
+        let done = self.timed(&live.gate, slot, Op::Close, deadline_ms, |handle, _, _| {
+            let handle = std::mem::replace(handle, std::ptr::null_mut());
+            // SAFETY: the handle came from this resource's open and, nulled in the gate, is not
+            // used after close.
             unsafe { close(handle) };
             KEELSON_OK
         });
@@ -273,21 +310,26 @@ impl ResourceThread {
         }
     }
 
-    /// Runs `body` as call `op` under the monitor and crash attribution, and measures it.
+    /// Runs `body` as call `op` through the resource's gate (with its handle), under the monitor
+    /// and crash attribution, and measures it.
     fn timed(
         &self,
+        gate: &CallGate,
         slot: &CallSlot,
         op: Op,
         deadline_ms: u64,
-        body: impl FnOnce(*mut c_char, usize) -> i32,
+        body: impl FnOnce(&mut *mut c_void, *mut c_char, usize) -> i32,
     ) -> CallDone {
         let mut err = [0 as c_char; KEELSON_ERROR_BUF_LEN];
-        let _attribution = crate::crash::enter(self.spec.resource, op);
-        self.monitor.begin(slot, op, deadline_ms);
-        let start = Instant::now();
-        let status = body(err.as_mut_ptr(), err.len() - 1);
-        let elapsed_ns = start.elapsed().as_nanos() as u64;
-        self.monitor.end(slot);
+        let (status, elapsed_ns) = gate.call(deadline_ms, |handle| {
+            let _attribution = crate::crash::enter(self.spec.resource, op);
+            self.monitor.begin(slot, op, deadline_ms);
+            let start = Instant::now();
+            let status = body(handle, err.as_mut_ptr(), err.len() - 1);
+            let elapsed_ns = start.elapsed().as_nanos() as u64;
+            self.monitor.end(slot);
+            (status, elapsed_ns)
+        });
         let message = if status == KEELSON_OK {
             String::new()
         } else {

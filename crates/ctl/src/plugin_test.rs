@@ -420,6 +420,7 @@ fn death_message(died: &HostDied, deadline: Duration) -> String {
         DeathCause::PluginCrash { .. } => {
             format!("crashed on a thread of the plugin's own: {died}")
         }
+        DeathCause::Fenced { .. } => died.to_string(),
         DeathCause::Exit { status } => {
             format!("plugin ended the host process: exit status {status}")
         }

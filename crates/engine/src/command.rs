@@ -73,6 +73,8 @@ pub enum Command {
     /// A resource was deleted: the shell forgets everything it kept about it (timings, secrets…),
     /// in one place.
     ResourceDeleted { resource: ResourceId, name: String },
+    /// For the cluster leader's placement core (`placement::PlacementEvent`): forward it there.
+    Placement(PlacementReport),
     /// A resource changed state (for watchers and the API; nothing to execute).
     ResourceStateChanged {
         resource: ResourceId,
@@ -86,6 +88,26 @@ pub enum Command {
         name: String,
         from: GroupState,
         to: GroupState,
+    },
+}
+
+/// What a node tells the cluster leader about a group it holds (forwarded as a
+/// `placement::PlacementEvent`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlacementReport {
+    /// This node no longer owns `group` and all its resources here are Offline: the hand-off of
+    /// placement epoch `epoch` may go on (`PlacementEvent::Released`).
+    Released {
+        group: String,
+        node: String,
+        epoch: u64,
+    },
+    /// `resource` of `group` failed past its RestartThreshold with RestartAndFailover on `node`,
+    /// its owner: the group is Failed here and asks to fail over (`PlacementEvent::GroupFailed`).
+    GroupFailed {
+        group: String,
+        node: String,
+        resource: String,
     },
 }
 

@@ -36,6 +36,9 @@ pub struct Engine {
     /// This node's name in its cluster (empty on a single node): it runs the groups it owns and
     /// only holds the others' configuration.
     pub(crate) local_node: String,
+    /// In a cluster: this node lost quorum (its groups are terminated and nothing runs here until
+    /// it regains it).
+    pub(crate) quorum_lost: bool,
 }
 
 /// The Persist commands taken out of `commands`, in order.
@@ -108,11 +111,16 @@ impl Engine {
         self.local_node = name.to_string();
     }
 
-    /// True when group `id` runs on this node.
+    /// True when group `id` runs on this node: always on a single node; in a cluster, when this
+    /// node owns it, no previous owner is still releasing it, and this node has quorum.
     pub(crate) fn hosted_here(&self, id: GroupId) -> bool {
-        self.groups
-            .get(&id)
-            .is_some_and(|g| g.owner.is_empty() || g.owner == self.local_node)
+        let Some(g) = self.groups.get(&id) else {
+            return false;
+        };
+        if self.local_node.is_empty() {
+            return true;
+        }
+        g.owner == self.local_node && g.placement.releasing_from.is_empty() && !self.quorum_lost
     }
 
     /// Handles one event at time `now` (ms, from any monotonic origin; a smaller `now` than before is

@@ -1,9 +1,10 @@
 //! Resource failure and the restart policy: Failed + event 1069, then restart after RestartDelay,
-//! stay Failed (retried after RetryPeriodOnFailure or never), or fail the group (on a single node:
-//! group Failed, event 1205, retried after RetryPeriodOnFailure). Not the decision arithmetic
+//! stay Failed (retried after RetryPeriodOnFailure or never), or fail the group (group Failed,
+//! event 1205, retried after RetryPeriodOnFailure; in a cluster it also asks the leader to fail it
+//! over). Not the decision arithmetic
 //! (restart.rs) nor failure detection (health.rs, host_death.rs).
 
-use crate::command::EventLevel;
+use crate::command::{Command, EventLevel, PlacementReport};
 use crate::engine::Engine;
 use crate::ids::GroupId;
 use crate::restart::{decide, Decision};
@@ -25,6 +26,9 @@ impl Engine {
             .retain(|op| matches!(op, Op::Open | Op::Terminate));
         let (name, group) = (r.name.clone(), self.group_name_of(id));
         self.set_state(id, ResourceState::Failed);
+        if !self.hosted_here(self.res(id).group) {
+            self.res_mut(id).released_failure = true; // a fresh start if the group comes back
+        }
         self.log(
             LogLevel::Err,
             format!("Resource '{name}' failed: {reason}."),
@@ -40,8 +44,8 @@ impl Engine {
 
     fn apply_policy(&mut self, id: ResourceId) {
         let gid = self.res(id).group;
-        if self.groups[&gid].failed_over {
-            return;
+        if self.groups[&gid].failed_over || !self.hosted_here(gid) {
+            return; // a group leaving this node is not restarted here
         }
         let r = self.res(id);
         let name = r.name.clone();
@@ -90,14 +94,18 @@ impl Engine {
             self.cancel(TimerKind::Retry(m));
         }
         let name = self.res(offender).name.clone();
-        self.log(
-            LogLevel::Warn,
-            format!(
-                "Resource '{name}' failed past its RestartThreshold; group '{group}' failed over, no other node \
-                 can host it: group is Failed and will be retried in {} ms.",
-                retry_at.saturating_sub(self.now)
-            ),
-        );
+        if self.local_node.is_empty() {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "Resource '{name}' failed past its RestartThreshold; group '{group}' failed over, no other node \
+                     can host it: group is Failed and will be retried in {} ms.",
+                    retry_at.saturating_sub(self.now)
+                ),
+            );
+        } else {
+            self.report_group_failed(&group, &name, retry_at);
+        }
         let msg = format!(
             "The Cluster service failed to bring clustered service or application '{group}' completely online or \
              offline. One or more resources may be in a failed state. This may impact the availability of the \
@@ -105,6 +113,26 @@ impl Engine {
         );
         self.raise(1205, EventLevel::Error, msg, Some(name), Some(group));
         self.schedule(TimerKind::GroupRetry(gid), retry_at);
+    }
+
+    /// In a cluster: the group is Failed here and the leader decides where it goes next (it is
+    /// retried here at `retry_at` if it stays).
+    fn report_group_failed(&mut self, group: &str, resource: &str, retry_at: u64) {
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "Resource '{resource}' failed past its RestartThreshold; group '{group}' is Failed on node '{}' \
+                 and asks to fail over (retried here in {} ms if it stays).",
+                self.local_node,
+                retry_at.saturating_sub(self.now)
+            ),
+        );
+        self.out
+            .push(Command::Placement(PlacementReport::GroupFailed {
+                group: group.to_string(),
+                node: self.local_node.clone(),
+                resource: resource.to_string(),
+            }));
     }
 
     /// RestartDelay passed: the resource becomes Offline and reconciliation restarts it (after its

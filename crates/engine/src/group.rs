@@ -1,9 +1,10 @@
 //! One group's runtime record inside the engine: name, properties, members and whether it has failed
-//! (over) and waits for its retry. Not its state derivation (`GroupState::derive`) nor its policies.
+//! (over) and waits for its retry, its owner and placement. Not its state derivation
+//! (`GroupState::derive`) nor its policies.
 
 use crate::command::GroupRecord;
 use crate::ids::GroupId;
-use keelson_types::{GroupProperties, ResourceId};
+use keelson_types::{GroupPlacement, GroupProperties, ResourceId};
 use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
@@ -18,6 +19,10 @@ pub(crate) struct Group {
     pub failed_over: bool,
     /// The node that runs it (empty: this one, on a single node).
     pub owner: String,
+    /// The hand-off and failover state the cluster leader commits (handoff.rs obeys it).
+    pub placement: GroupPlacement,
+    /// The placement epoch whose release this node last reported (one report per epoch).
+    pub reported_release: Option<u64>,
 }
 
 impl Group {
@@ -30,6 +35,8 @@ impl Group {
             want_online: false,
             failed_over: false,
             owner: String::new(),
+            placement: GroupPlacement::default(),
+            reported_release: None,
         }
     }
 
@@ -40,6 +47,7 @@ impl Group {
             properties: self.props.non_default_map(),
             want_online: self.want_online,
             owner: self.owner.clone(),
+            placement: self.placement.clone(),
         }
     }
 }

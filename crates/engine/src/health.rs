@@ -91,6 +91,7 @@ impl Engine {
                     LogLevel::Dbg,
                     format!("Terminate of resource '{name}' returned (ok={ok}) {message}"),
                 );
+                self.terminate_done(id);
             }
             _ => {}
         }

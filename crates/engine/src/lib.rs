@@ -29,6 +29,9 @@
 //!     host reported one (`Crashed`/`DeadlockDetected`), else `None`; a crash on a plugin's own
 //!     thread names that plugin in `offending_plugin` instead. Calls in flight in a dead host must
 //!     not be reported afterwards.
+//!   - [`Command::Placement`] → forward the report to the cluster leader's placement core (as a
+//!     [`placement::PlacementEvent`]); a report lost with a leader is re-sent from
+//!     [`Engine::pending_releases`].
 //!   - [`Command::Log`] → one cluster-log line; [`Command::RaiseEvent`] → one cluster event;
 //!     [`Command::Persist`] → one change to the database (whole records, upserts);
 //!     [`Command::ResourceStateChanged`] / [`Command::GroupStateChanged`] → notifications only.
@@ -67,6 +70,17 @@
 //!   counts re-opens.
 //! * A SeparateMonitor set by hand moves the resource at its next online.
 //! * Ids (resources, groups, hosts, timers) are counters: the same events give the same commands.
+//!
+//! # In a cluster
+//!
+//! * [`Engine::set_local_node`] names the node. A group runs on it only while it is the group's
+//!   `owner`, no previous owner is still releasing it (`placement.releasing_from`) and the node has
+//!   quorum ([`Engine::lose_quorum`] terminates everything, event 1177; [`Engine::regain_quorum`];
+//!   [`Engine::restore_waiting_for_quorum`] for a node starting). A group that does not run here is
+//!   taken offline dependents first, its Failed resources terminated, its resources closed, and the
+//!   node that releases it reports [`PlacementReport::Released`]. A failure past the threshold
+//!   with RestartAndFailover reports [`PlacementReport::GroupFailed`].
+//! * [`placement`] is the leader's side: who owns what, and when a group moves.
 #![forbid(unsafe_code)]
 
 mod admin;
@@ -77,11 +91,13 @@ mod event;
 mod failure;
 mod graph;
 mod group;
+mod handoff;
 mod health;
 mod host_death;
 mod hosts;
 mod ids;
 mod lifecycle;
+pub mod placement;
 mod plan;
 mod replica;
 mod resource;
@@ -91,7 +107,9 @@ mod state;
 mod timer;
 mod view;
 
-pub use command::{ClusterEvent, Command, EventLevel, GroupRecord, PersistChange, ResourceRecord};
+pub use command::{
+    ClusterEvent, Command, EventLevel, GroupRecord, PersistChange, PlacementReport, ResourceRecord,
+};
 pub use engine::Engine;
 pub use error::{EngineError, Refusal};
 pub use event::{Event, ResourceSpec};

@@ -200,8 +200,10 @@ impl Engine {
 
     pub(crate) fn reconcile(&mut self, group: GroupId) {
         if !self.hosted_here(group) {
+            self.release(group);
             return;
         }
+        self.resume_released(group);
         let g = &self.groups[&group];
         let failed_over = g.failed_over;
         let members: Vec<ResourceId> = g.members.iter().copied().collect();

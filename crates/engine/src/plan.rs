@@ -72,6 +72,7 @@ impl Engine {
             properties: properties.non_default_map(),
             want_online: false,
             owner: self.local_node.clone(),
+            placement: Default::default(),
         })])
     }
 

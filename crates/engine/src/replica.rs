@@ -1,6 +1,7 @@
 //! Following the replicated cluster database: makes the engine's configuration match committed
-//! records (groups, resources, properties, parameters, dependencies and desired state), whoever
-//! proposed them, and never refuses: a committed record is a fact. A record equal to what the
+//! records (groups, resources, properties, parameters, dependencies, desired state, owner and
+//! placement: an owner or placement older than the held one is ignored), whoever proposed them, and
+//! never refuses: a committed record is a fact. A record equal to what the
 //! engine holds changes nothing, so applying a batch twice is harmless. Not validation (plan.rs
 //! does that on the proposing node before anything is committed) and not the raft log itself.
 
@@ -101,14 +102,7 @@ impl Engine {
             g.props = props;
             self.dirty_groups.insert(id);
         }
-        let g = self
-            .groups
-            .get_mut(&id)
-            .expect("group id from the name table");
-        if g.owner != record.owner {
-            g.owner = record.owner.clone();
-            self.dirty_groups.insert(id);
-        }
+        self.converge_placement(id, record);
         let g = self
             .groups
             .get_mut(&id)
@@ -121,6 +115,32 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Takes the record's owner and placement unless they are older than the held ones (an
+    /// upsert built on a stale view: `GroupRecord::merge_placement`, logged).
+    fn converge_placement(&mut self, id: GroupId, record: &GroupRecord) {
+        let held = self.groups[&id].record();
+        let merged = record.merge_placement(&held);
+        if merged.placement != record.placement {
+            let (name, theirs, ours) = (&record.name, record.placement.epoch, held.placement.epoch);
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "Group '{name}': a committed record carries placement epoch {theirs}, older than {ours}: \
+                     its owner and placement are ignored."
+                ),
+            );
+        }
+        let g = self
+            .groups
+            .get_mut(&id)
+            .expect("group id from the name table");
+        if g.owner != merged.owner || g.placement != merged.placement {
+            g.owner = merged.owner;
+            g.placement = merged.placement;
+            self.dirty_groups.insert(id);
+        }
     }
 
     fn converge_resource(

@@ -38,6 +38,9 @@ pub(crate) struct Resource {
     /// The health plan its host polls by (handed when it came Online), None when not polling.
     pub health_plan: Option<HealthPlan>,
     pub restarts: RestartHistory,
+    /// Failed when its group left this node (its restart or retry was cancelled): if the group
+    /// comes back, it starts afresh.
+    pub released_failure: bool,
 }
 
 impl Resource {
@@ -68,6 +71,7 @@ impl Resource {
             outstanding: BTreeSet::new(),
             health_plan: None,
             restarts: RestartHistory::default(),
+            released_failure: false,
         }
     }
 

@@ -20,15 +20,37 @@ impl Engine {
         Engine::restore_on("", now, groups, resources)
     }
 
-    /// `restore` on the cluster node `local_node`: only the groups it owns (or nobody owns) run.
+    /// `restore` on the cluster node `local_node`: only the groups it owns run.
     pub fn restore_on(
         local_node: &str,
         now: u64,
         groups: &[GroupRecord],
         resources: &[ResourceRecord],
     ) -> Result<(Engine, Vec<Command>), EngineError> {
+        Engine::restore_with(local_node, false, now, groups, resources)
+    }
+
+    /// `restore_on` for a node that has no quorum yet (a cluster node starting): nothing runs
+    /// until [`Engine::regain_quorum`], called once it has quorum and has caught up with the log.
+    pub fn restore_waiting_for_quorum(
+        local_node: &str,
+        now: u64,
+        groups: &[GroupRecord],
+        resources: &[ResourceRecord],
+    ) -> Result<(Engine, Vec<Command>), EngineError> {
+        Engine::restore_with(local_node, true, now, groups, resources)
+    }
+
+    fn restore_with(
+        local_node: &str,
+        quorum_lost: bool,
+        now: u64,
+        groups: &[GroupRecord],
+        resources: &[ResourceRecord],
+    ) -> Result<(Engine, Vec<Command>), EngineError> {
         let mut e = Engine::new();
         e.set_local_node(local_node);
+        e.quorum_lost = quorum_lost && !local_node.is_empty();
         let mut out: Vec<Command> = Vec::new();
         for g in groups {
             let properties = GroupProperties::from_map(&g.properties)?;
@@ -39,6 +61,10 @@ impl Engine {
                     properties,
                 },
             )?);
+            // Owned elsewhere (or still being released): its resources are not opened here.
+            let group = e.groups.get_mut(&e.gid(&g.name)?).expect("just created");
+            group.owner = g.owner.clone();
+            group.placement = g.placement.clone();
         }
         for r in resources {
             let spec = ResourceSpec {
@@ -60,10 +86,6 @@ impl Engine {
                 };
                 out.extend(e.handle(now, event)?);
             }
-        }
-        for g in groups {
-            let id = e.gid(&g.name)?;
-            e.groups.get_mut(&id).expect("just created").owner = g.owner.clone();
         }
         for g in groups.iter().filter(|g| g.want_online) {
             e.groups

@@ -219,6 +219,7 @@ fn restore_brings_back_what_was_online_in_dependency_order() {
         name: "g".into(),
         properties: Default::default(),
         want_online: true,
+        placement: Default::default(),
     }];
     let rec = |name: &str, deps: &[&str], want: bool| ResourceRecord {
         name: name.into(),

@@ -59,6 +59,17 @@ pub fn classify(
             elapsed: Duration::from_nanos(elapsed_ns),
             by_watchdog: false,
         },
+        Some(HostAlarm::Fenced {
+            seq,
+            late_ms,
+            resources,
+            terminated,
+        }) => DeathCause::Fenced {
+            seq,
+            late_ms,
+            resources,
+            terminated,
+        },
         Some(crashed @ HostAlarm::Crashed { .. }) => {
             crate::blame::crash_cause(&crashed, &name_of, plugins, symbolise)
                 .expect("a Crashed alarm is a crash")
@@ -175,6 +186,35 @@ mod tests {
             |_, _| None,
         );
         assert_eq!(cause.offender(), Some((ResourceId(1), Some(Op::Online))));
+    }
+
+    #[test]
+    fn a_fenced_alarm_is_a_fence_that_blames_nobody() {
+        let fenced = HostAlarm::Fenced {
+            seq: 12,
+            late_ms: 1,
+            resources: 3,
+            terminated: 2,
+        };
+        let cause = classify(
+            Exit::Code(keelson_proto::EXIT_FENCED),
+            vec![fenced],
+            None,
+            names,
+            &PluginSlots::default(),
+            |_, _| None,
+        );
+        assert_eq!(
+            cause,
+            DeathCause::Fenced {
+                seq: 12,
+                late_ms: 1,
+                resources: 3,
+                terminated: 2
+            }
+        );
+        assert_eq!(cause.offender(), None);
+        assert_eq!(cause.offending_plugin(), None);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Where the rhs binary is and the timing knobs of hosting. Not per-resource deadlines (OpenSpec).
+//! Where the rhs binary is and the timing knobs of hosting, the hosts' lease included. Not
+//! per-resource deadlines (OpenSpec).
 
+use crate::lease::HostLease;
 use keelson_types::{DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_WATCHDOG_GRACE_MS};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +17,10 @@ pub struct HostConfig {
     pub watchdog_grace: Duration,
     /// Pass `--log-stderr` to the host (its log lines also go to its stderr).
     pub log_stderr: bool,
+    /// Hosts hold this lease and fence themselves when it is not renewed (None: no lease, they
+    /// never fence). A `Pool` grants and renews it; a bare `Host` started with one holds no lease
+    /// until its owner grants one through `Host::lease_socket` (with a `LeaseRenewer`).
+    pub lease: Option<HostLease>,
 }
 
 impl HostConfig {
@@ -30,6 +36,7 @@ impl HostConfig {
             hello_timeout: Duration::from_millis(DEFAULT_HELLO_TIMEOUT_MS),
             watchdog_grace: Duration::from_millis(DEFAULT_WATCHDOG_GRACE_MS),
             log_stderr: false,
+            lease: None,
         }
     }
 }

@@ -46,6 +46,15 @@ pub enum DeathCause {
         fault_addr: u64,
         symbol: Option<String>,
     },
+    /// The host fenced itself: its lease from rcm (grant `seq`) was not renewed in time, so it
+    /// terminated its resources (`terminated` of `resources` within their budget; it noticed
+    /// `late_ms` after the lease ended) and exited. Nobody is to blame: rcm did not run.
+    Fenced {
+        seq: u64,
+        late_ms: u64,
+        resources: u32,
+        terminated: u32,
+    },
     /// The host exited by itself.
     Exit { status: i32 },
     /// The host was killed by a signal it did not report (SIGKILL from `Host::kill` or outside).
@@ -132,6 +141,17 @@ impl fmt::Display for HostDied {
                 }
                 Ok(())
             }
+            DeathCause::Fenced {
+                seq,
+                late_ms,
+                resources,
+                terminated,
+            } => write!(
+                f,
+                "host {pid} fenced itself: its lease from rcm ran out (grant {seq} not renewed; \
+                 noticed {late_ms} ms after its end) and it terminated {terminated} of {resources} \
+                 resources before exiting; not a resource failure"
+            ),
             DeathCause::Exit { status } => write!(f, "host {pid} exited with status {status}"),
             DeathCause::Killed { signal } => {
                 write!(f, "host {pid} was killed by {}", signal_name(*signal))

@@ -40,6 +40,11 @@ impl Host {
         Ok((Host { link }, events))
     }
 
+    /// rcm's end of the host's lease socket (None: started without a lease), for a renewer.
+    pub fn lease_socket(&self) -> Option<Arc<std::os::unix::net::UnixDatagram>> {
+        self.link.shared.lease.clone()
+    }
+
     /// The host's process id (its MonitorProcessId).
     pub fn pid(&self) -> u32 {
         self.link.shared.pid

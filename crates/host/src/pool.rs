@@ -2,7 +2,8 @@
 //! hosts, numbers opens, keeps each resource's handle and call timings across re-hosting, and
 //! promises in-order requests per resource (a call or health plan sent while an open is in flight
 //! waits behind it). Its tasks report back on one channel; `on_report` turns each report into
-//! outcomes for the owner. Not policy: which host a resource goes to, and what a death means, are
+//! outcomes for the owner. With a lease configured, every host it starts holds one, renewed by the
+//! pool's renewer thread; a host that fenced itself is lost with nobody to blame. Not policy: which host a resource goes to, and what a death means, are
 //! the engine's; which plugin file a type is, is the catalogue's.
 
 use crate::config::HostConfig;
@@ -11,6 +12,7 @@ use crate::event::HostEvent;
 use crate::host::Host;
 use crate::lane::Lane;
 use crate::pool_io::{PendingOpen, PoolOutcome, PoolReport, Queued};
+use crate::renewer::LeaseRenewer;
 use crate::resource::{ResourceHandle, SharedTimings};
 use crate::sequence::{OpenFate, Sequencer};
 use crate::spec::OpenSpec;
@@ -18,6 +20,7 @@ use crate::DeathCause;
 use keelson_proto::CallDone;
 use keelson_types::{CallStats, HealthPlan, HostId, Op, ResourceId};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -39,12 +42,21 @@ pub struct Pool {
     /// Calls completed since start, by entry point (for throughput figures).
     call_totals: BTreeMap<Op, u64>,
     reports: mpsc::UnboundedSender<PoolReport>,
+    /// Renews every host's lease (None: hosts hold none).
+    renewer: Option<Arc<LeaseRenewer>>,
 }
 
 impl Pool {
-    /// An empty pool whose hosts run with `config`; its tasks report on the returned channel.
+    /// An empty pool whose hosts run with `config`; its tasks report on the returned channel. With
+    /// `config.lease`, the thread that renews the hosts' leases starts here.
     pub fn new(config: HostConfig) -> (Pool, mpsc::UnboundedReceiver<PoolReport>) {
         let (reports, rx) = mpsc::unbounded_channel();
+        let renewer = config.lease.map(|lease| {
+            // A thread that cannot start at start-up is a process that cannot work at all.
+            Arc::new(
+                LeaseRenewer::start(lease).expect("cannot start the host lease renewer thread"),
+            )
+        });
         let pool = Pool {
             config,
             hosts: HashMap::new(),
@@ -55,16 +67,27 @@ impl Pool {
             timings: HashMap::new(),
             call_totals: BTreeMap::new(),
             reports,
+            renewer,
         };
         (pool, rx)
+    }
+
+    /// The lease every host of this pool holds (None: none), for checking it against the cluster's
+    /// quorum lease (which must outlast its length plus its fence budget).
+    pub fn host_lease(&self) -> Option<crate::HostLease> {
+        self.config.lease
     }
 
     /// Starts host `host`; `HostStarted` reports it.
     pub fn start_host(&mut self, host: HostId) {
         let tx = self.reports.clone();
         let config = self.config.clone();
+        let renewer = self.renewer.clone();
         tokio::spawn(async move {
             let result = Host::spawn(&config).await.map(|(h, mut events)| {
+                if let (Some(renewer), Some(socket)) = (&renewer, h.lease_socket()) {
+                    renewer.add(h.pid(), socket);
+                }
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     while let Some(event) = events.recv().await {
@@ -361,7 +384,22 @@ impl Pool {
         if self.retiring.remove(&host) {
             return;
         }
-        tracing::error!(component = "RCM", "resource host failure: {died}");
+        if let DeathCause::Fenced {
+            resources,
+            terminated,
+            ..
+        } = died.cause
+        {
+            tracing::warn!(
+                component = "RCM",
+                "Resource host {} fenced itself: this node service did not renew its lease in time \
+                 (it was frozen or starved); the host terminated {terminated} of its {resources} \
+                 resources and exited. Nobody is blamed: not a resource failure.",
+                died.pid
+            );
+        } else {
+            tracing::error!(component = "RCM", "resource host failure: {died}");
+        }
         let offender = match died.cause.offender() {
             Some((resource, Some(op))) => Some((resource, op)),
             _ => None,

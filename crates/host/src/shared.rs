@@ -10,7 +10,7 @@ use crate::event::HostEvent;
 use keelson_proto::{HostAlarm, HostReply};
 use keelson_types::{Op, PluginInfo, ResourceId};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     /// The plugins the host reported loading, by code slot (to blame a crash on a plugin thread).
     pub(crate) plugins: Mutex<PluginSlots>,
     pub(crate) events: mpsc::UnboundedSender<HostEvent>,
+    /// rcm's end of the host's lease socket, when it was started with a lease.
+    pub(crate) lease: Option<Arc<std::os::unix::net::UnixDatagram>>,
 }
 
 impl Shared {

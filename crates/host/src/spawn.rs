@@ -1,6 +1,6 @@
-//! Starting one host process: fork and exec `keelson-rhs` with its control socket on fd 3 and its
-//! alarm pipe on fd 4, the Hello exchange within a deadline, and the supervisor and stderr tasks
-//! behind it. Not the handle (host.rs) nor what the supervisor does (supervisor.rs).
+//! Starting one host process: fork and exec `keelson-rhs` with its control socket on fd 3, its
+//! alarm pipe on fd 4 and, for a leased host, its lease socket on fd 5, the Hello exchange within a
+//! deadline, and the supervisor and stderr tasks behind it. Not the handle (host.rs) nor what the supervisor does (supervisor.rs).
 
 use crate::config::HostConfig;
 use crate::error::HostError;
@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 /// Starts a host and waits for its Hello (at most `config.hello_timeout`).
 pub(crate) async fn spawn(config: &HostConfig) -> Result<(Arc<Link>, HostEvents), HostError> {
-    let (mut child, control, alarm) = start_process(config)?;
+    let (mut child, control, alarm, lease) = start_process(config)?;
     let pid = child.id().unwrap_or(0);
     let (mut reader, mut writer) = control.into_split();
     if let Err(e) = hello(config, &mut reader, &mut writer).await {
@@ -37,6 +37,7 @@ pub(crate) async fn spawn(config: &HostConfig) -> Result<(Arc<Link>, HostEvents)
         watchdog: Mutex::new(None),
         plugins: Mutex::new(crate::blame::PluginSlots::default()),
         events: events_tx,
+        lease: lease.map(Arc::new),
     });
     if let Some(stderr) = child.stderr.take() {
         tokio::spawn(supervisor::forward_stderr(shared.clone(), stderr));
@@ -45,7 +46,11 @@ pub(crate) async fn spawn(config: &HostConfig) -> Result<(Arc<Link>, HostEvents)
     Ok((Arc::new(Link::new(shared, writer)), events_rx))
 }
 
-/// Forks and execs the host with its control socket on fd 3 and its alarm pipe on fd 4.
+/// The fd a leased host finds its lease socket on.
+const LEASE_FD: i32 = 5;
+
+/// Forks and execs the host with its control socket on fd 3, its alarm pipe on fd 4 and, with a
+/// lease configured, its lease socket on fd 5 (rcm's end is returned, non-blocking).
 fn start_process(
     config: &HostConfig,
 ) -> Result<
@@ -53,6 +58,7 @@ fn start_process(
         tokio::process::Child,
         tokio::net::UnixStream,
         std::io::PipeReader,
+        Option<std::os::unix::net::UnixDatagram>,
     ),
     HostError,
 > {
@@ -69,14 +75,25 @@ fn start_process(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    keelson_sys::child::prepare(&mut cmd, vec![(child_end.into(), 3), (alarm_w.into(), 4)]);
+    let mut fds = vec![(child_end.into(), 3), (alarm_w.into(), 4)];
+    let lease = match config.lease {
+        Some(_) => {
+            let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().map_err(spawn_err)?;
+            ours.set_nonblocking(true).map_err(spawn_err)?;
+            cmd.arg("--lease-fd").arg(LEASE_FD.to_string());
+            fds.push((theirs.into(), LEASE_FD));
+            Some(ours)
+        }
+        None => None,
+    };
+    keelson_sys::child::prepare(&mut cmd, fds);
     let mut cmd = tokio::process::Command::from(cmd);
     let child = cmd.spawn().map_err(spawn_err)?;
     drop(cmd); // closes this process's copies of the child's ends
     parent.set_nonblocking(true).map_err(spawn_err)?;
     keelson_sys::process::set_nonblocking(&alarm_r).map_err(spawn_err)?;
     let control = tokio::net::UnixStream::from_std(parent).map_err(spawn_err)?;
-    Ok((child, control, alarm_r))
+    Ok((child, control, alarm_r, lease))
 }
 
 /// The Hello exchange: theirs within the deadline, then ours.

@@ -107,8 +107,12 @@ struct Peer {
     /// The interfaces it reported down: routes to them stay Down until a heartbeat arrives on a
     /// route to them that no longer says so.
     reported_down: BTreeSet<IpAddr>,
-    /// Its latest heartbeat said it hears this node (false until one does, and once it is Down).
-    hears_us: bool,
+    /// What its latest heartbeat said of hearing this node (None until one arrives; false once
+    /// it is Down here).
+    hears_us: Option<bool>,
+    /// When its current incarnation was first heard: a peer that just started does not hear this
+    /// node yet, and is not believed about that for a grace of two Delays.
+    incarnation_since_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -212,7 +216,8 @@ impl Detector {
                         .map(|i| (i.addr, i.adapter.clone()))
                         .collect(),
                     reported_down: BTreeSet::new(),
-                    hears_us: false,
+                    hears_us: None,
+                    incarnation_since_ms: 0,
                 },
             );
         }
@@ -385,7 +390,7 @@ impl Detector {
             );
             return self.dropped(now_ms, local, from, Drop::Forged, why);
         }
-        if let Err(why) = self.check_incarnation(node, hb.incarnation) {
+        if let Err(why) = self.check_incarnation(now_ms, node, hb.incarnation) {
             return self.dropped(now_ms, local, from, Drop::Replayed, why);
         }
         let route = self.routes.get_mut(&key).expect("looked up above");
@@ -404,7 +409,7 @@ impl Detector {
         route.last_heard_ms = Some(now_ms);
         self.counters.accepted += 1;
         self.peer_reports(node, hb.down, key.remote);
-        self.set_hears_us(node, hb.hears_you);
+        self.heard_hears_us(now_ms, node, key, hb.hears_you);
         let reported_down = self.peers[&node].reported_down.contains(&key.remote);
         if self.local_usable(local) && !reported_down {
             let route = self.routes.get_mut(&key).expect("looked up above");
@@ -459,16 +464,33 @@ impl Detector {
         }
     }
 
-    /// Records whether `node` hears this node; a change is logged and reported.
+    /// A heartbeat's word on whether `node` hears this node; a peer that started less than two of
+    /// its Delays ago may simply not have heard this node yet, so its "no" waits.
+    fn heard_hears_us(&mut self, now_ms: u64, node: NodeId, key: RouteKey, hears: bool) {
+        let since = self.peers[&node].incarnation_since_ms;
+        let grace = 2 * self.routes[&key].delay_ms;
+        if !hears && now_ms < since + grace {
+            return;
+        }
+        self.set_hears_us(node, hears);
+    }
+
+    /// Records whether `node` hears this node; the first word and every change is reported, a
+    /// change logged.
     fn set_hears_us(&mut self, node: NodeId, hears: bool) {
         let peer = self
             .peers
             .get_mut(&node)
             .expect("every route's node is a peer");
-        if peer.hears_us == hears {
+        let before = peer.hears_us.replace(hears);
+        if before == Some(hears) {
             return;
         }
-        peer.hears_us = hears;
+        if before.is_none() && !hears {
+            // Nothing to log: it has not heard this node yet.
+            self.out.push(Action::PeerHearsUs { node, hears });
+            return;
+        }
         let name = peer.name.clone();
         if hears {
             self.log(
@@ -488,7 +510,9 @@ impl Detector {
 
     /// Whether `node`'s latest heartbeat said it hears this node (false once it is Down here).
     pub fn hears_us(&self, node: NodeId) -> bool {
-        self.peers.get(&node).is_some_and(|p| p.hears_us)
+        self.peers
+            .get(&node)
+            .is_some_and(|p| p.hears_us == Some(true))
     }
 
     /// This node's interfaces that are down, as the `down` bits of its heartbeats.
@@ -503,11 +527,19 @@ impl Detector {
 
     /// Accepts the first incarnation seen and any higher one (the peer restarted: its sequence
     /// numbers start again); an older one is a replay.
-    fn check_incarnation(&mut self, node: NodeId, incarnation: u64) -> Result<(), String> {
+    fn check_incarnation(
+        &mut self,
+        now_ms: u64,
+        node: NodeId,
+        incarnation: u64,
+    ) -> Result<(), String> {
         let peer = self
             .peers
             .get_mut(&node)
             .expect("every route's node is a peer");
+        if peer.incarnation != Some(incarnation) {
+            peer.incarnation_since_ms = now_ms;
+        }
         match peer.incarnation {
             Some(known) if incarnation < known => {
                 return Err(format!("incarnation {incarnation} is older than {known}"))

@@ -959,13 +959,21 @@ fn each_side_knows_whether_the_other_hears_it_so_a_one_way_cut_shows_on_both() {
         node: NodeId(2),
         hears: true
     }));
-    // One-way cut: B stops hearing A, while A still hears B.
+    // One-way cut: B stops hearing A, while A still hears B. Within two Delays of B's start its
+    // "no" may only mean it has not heard A yet: it waits.
     h.clear();
     h.tick_to(1000);
     let seq = h.seq.entry(route(A1, B1)).or_insert(0);
     *seq += 1;
+    let early = heartbeat_flags(&key(), 2, 7, *seq, (B1, A1), 0, false);
+    h.at(1000, early);
+    assert!(h.det.hears_us(NodeId(2)), "a just-started peer's no waits");
+    h.tick_to(2500);
+    h.b_sends(B2, A2);
+    let seq = h.seq.entry(route(A1, B1)).or_insert(0);
+    *seq += 1;
     let deaf = heartbeat_flags(&key(), 2, 7, *seq, (B1, A1), 0, false);
-    h.at(1000, deaf);
+    h.at(2500, deaf);
     assert!(!h.det.hears_us(NodeId(2)));
     assert_eq!(h.det.node_state(NodeId(2)), Some(NodeState::Up));
     assert!(h.logs().iter().any(|l| l

@@ -67,6 +67,23 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ProtoError> {
     Ok(msg)
 }
 
+/// Decodes one complete frame held whole in `bytes` (e.g. one datagram): the header must claim
+/// exactly the bytes that follow it.
+pub fn decode_frame<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtoError> {
+    let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        return Err(ProtoError::Truncated);
+    };
+    let len = checked_len(*header)?;
+    match payload.len().cmp(&len) {
+        std::cmp::Ordering::Less => Err(ProtoError::Truncated),
+        std::cmp::Ordering::Greater => Err(ProtoError::Malformed(format!(
+            "{} bytes after a frame of {len}",
+            payload.len() - len
+        ))),
+        std::cmp::Ordering::Equal => decode(payload),
+    }
+}
+
 fn checked_len(header: [u8; HEADER_LEN]) -> Result<usize, ProtoError> {
     let len = u32::from_le_bytes(header) as usize;
     if len > MAX_FRAME_LEN {
@@ -336,6 +353,69 @@ mod tests {
         ));
     }
 
+    fn grant() -> LeaseMessage {
+        LeaseMessage::Grant(LeaseGrant {
+            seq: 41,
+            granted_at_ns: 123_456_789_000,
+            valid_for_ms: 3_000,
+            terminate_within_ms: 1_000,
+        })
+    }
+
+    #[test]
+    fn a_lease_grant_is_one_whole_frame() {
+        let frame = encode(&grant()).unwrap();
+        assert_eq!(decode_frame::<LeaseMessage>(&frame).unwrap(), grant());
+        assert_eq!(
+            read_frame::<LeaseMessage>(&mut std::io::Cursor::new(&frame)).unwrap(),
+            Some(grant())
+        );
+        assert!(frame.len() < 64, "a grant is a small datagram");
+    }
+
+    #[test]
+    fn malformed_lease_frames_are_errors() {
+        let frame = encode(&grant()).unwrap();
+        // Cut anywhere: a truncation, never a panic.
+        for cut in 0..frame.len() {
+            let err = decode_frame::<LeaseMessage>(&frame[..cut]).unwrap_err();
+            assert!(matches!(err, ProtoError::Truncated), "cut {cut}: {err}");
+        }
+        // Bytes after the frame its header claims.
+        let mut long = frame.clone();
+        long.push(0);
+        let err = decode_frame::<LeaseMessage>(&long).unwrap_err();
+        assert!(matches!(err, ProtoError::Malformed(_)), "{err}");
+        // A header claiming more than the limit.
+        let mut huge = u32::MAX.to_le_bytes().to_vec();
+        huge.extend_from_slice(&frame[4..]);
+        let err = decode_frame::<LeaseMessage>(&huge).unwrap_err();
+        assert!(matches!(err, ProtoError::TooLarge { .. }), "{err}");
+        // An unknown variant, and a grant whose last varint never ends.
+        let err = decode_frame::<LeaseMessage>(&[2, 0, 0, 0, 9, 1]).unwrap_err();
+        assert!(matches!(err, ProtoError::Malformed(_)), "{err}");
+        let mut cut_varint = frame.clone();
+        let last = cut_varint.len() - 1;
+        cut_varint[last] |= 0x80;
+        assert!(decode_frame::<LeaseMessage>(&cut_varint).is_err());
+        // Another message's frame is not a grant.
+        let other = encode(&HostRequest::Shutdown).unwrap();
+        assert!(decode_frame::<LeaseMessage>(&other).is_err());
+    }
+
+    #[test]
+    fn a_fenced_alarm_fits_the_alarm_buffer() {
+        let alarm = HostAlarm::Fenced {
+            seq: u64::MAX,
+            late_ms: u64::MAX,
+            resources: u32::MAX,
+            terminated: u32::MAX,
+        };
+        let mut buf = [0u8; 64];
+        let n = encode_into(&alarm, &mut buf).unwrap();
+        assert_eq!(decode_frame::<HostAlarm>(&buf[..n]).unwrap(), alarm);
+    }
+
     #[cfg(feature = "tokio")]
     #[test]
     fn an_admitted_read_asks_before_reading_the_payload() {
@@ -383,6 +463,7 @@ mod tests {
             let _ = read_frame::<HostReply>(&mut std::io::Cursor::new(&bytes));
             let _ = read_frame::<HostAlarm>(&mut std::io::Cursor::new(&bytes));
             let _ = read_frame::<HostRequest>(&mut std::io::Cursor::new(&bytes));
+            let _ = decode_frame::<LeaseMessage>(&bytes);
             x = x.wrapping_add(1);
         }
     }

@@ -12,6 +12,9 @@
 //!   [`ResourceReply`] up; strictly one call at a time, so no request ids are needed.
 //! * alarm pipe (rhs -> host only): [`HostAlarm`] frames written by the deadlock monitor and the
 //!   async-signal-safe crash handler, each a single `write` below `PIPE_BUF`, so never interleaved.
+//! * lease socket (rcm -> rhs only, a datagram socket, only when the host was started with
+//!   `--lease-fd`): [`LeaseMessage`] datagrams, each one whole frame ([`decode_frame`]); the host
+//!   fences itself (terminates its resources and exits with [`EXIT_FENCED`]) when they stop.
 #![forbid(unsafe_code)]
 
 mod codec;
@@ -20,7 +23,8 @@ mod messages;
 pub mod view;
 
 pub use codec::{
-    decode, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError, MAX_FRAME_LEN,
+    decode, decode_frame, encode, encode_into, read_frame, write_frame, FrameBuf, ProtoError,
+    MAX_FRAME_LEN,
 };
 #[cfg(feature = "tokio")]
 pub use codec::{read_frame_admitted, read_frame_async, read_frame_buffered, write_frame_async};
@@ -28,5 +32,11 @@ pub use control::*;
 pub use messages::*;
 
 /// Version of this protocol; both sides send it in [`Hello`] and refuse a mismatch. 2: crash alarms
-/// carry the faulting addresses and plugin, and hosts report `PluginMapped`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// carry the faulting addresses and plugin, and hosts report `PluginMapped`. 3: hosts take a lease
+/// from rcm ([`LeaseMessage`]) and fence themselves when it runs out ([`HostAlarm::Fenced`]); a host
+/// of version 2 knows neither, so it is refused at Hello like any other mismatch.
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// A host's exit status after it fenced itself (its lease from rcm ran out). 86 is the deadlock
+/// monitor's, 2 a protocol failure.
+pub const EXIT_FENCED: i32 = 87;

@@ -149,6 +149,37 @@ pub enum HostAlarm {
         fault_addr: u64,
         in_plugin: Option<PluginCode>,
     },
+    /// The host's lease from rcm ran out (grant `seq`, noticed `late_ms` past its end): it called
+    /// TERMINATE on its open resources (`terminated` of `resources` returned within their budget)
+    /// and is about to exit with [`crate::EXIT_FENCED`]. Nobody is to blame.
+    Fenced {
+        seq: u64,
+        late_ms: u64,
+        resources: u32,
+        terminated: u32,
+    },
+}
+
+/// rcm -> rhs on the lease socket (a datagram socket, one frame per datagram), only for a host
+/// started with `--lease-fd`. A host that never receives a grant holds no lease and never fences.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseMessage {
+    /// Keep the resources running until `granted_at_ns + valid_for_ms` (CLOCK_MONOTONIC, which rcm
+    /// and its hosts share); past that, terminate every open resource, each within
+    /// `min(its DeadlockTimeout, terminate_within_ms)`, and exit with [`crate::EXIT_FENCED`].
+    Grant(LeaseGrant),
+}
+
+/// One lease grant. `seq` grows by one with every grant to the same host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrant {
+    pub seq: u64,
+    /// rcm's CLOCK_MONOTONIC reading, in ns, when it made this grant: the lease runs from then,
+    /// not from when the host read it.
+    pub granted_at_ns: u64,
+    pub valid_for_ms: u64,
+    /// The fence's budget for each resource's TERMINATE (capped by the resource's DeadlockTimeout).
+    pub terminate_within_ms: u64,
 }
 
 /// An instruction address inside a loaded plugin: its slot (see [`PluginMapping`]) and the address

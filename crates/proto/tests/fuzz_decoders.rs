@@ -258,7 +258,22 @@ fn alarms() -> Vec<HostAlarm> {
                 offset: 0x1_2345,
             }),
         },
+        HostAlarm::Fenced {
+            seq: 12,
+            late_ms: 3,
+            resources: 2,
+            terminated: 1,
+        },
     ]
+}
+
+fn lease_messages() -> Vec<LeaseMessage> {
+    vec![LeaseMessage::Grant(LeaseGrant {
+        seq: 7,
+        granted_at_ns: 9_876_543_210,
+        valid_for_ms: 3_000,
+        terminate_within_ms: 1_000,
+    })]
 }
 
 /// Every valid frame of the corpus, encoded.
@@ -272,6 +287,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
     all.extend(frames(resource_requests()));
     all.extend(frames(resource_replies()));
     all.extend(frames(alarms()));
+    all.extend(frames(lease_messages()));
     all.extend(frames(vec![hello()]));
     all
 }
@@ -335,6 +351,12 @@ fn check_every_decoder(bytes: &[u8], split: usize) {
     check_frame::<ResourceReply>(bytes, split);
     check_frame::<HostAlarm>(bytes, split);
     check_frame::<Hello>(bytes, split);
+    check_frame::<LeaseMessage>(bytes, split);
+    let (_, largest) = largest_allocation(|| decode_frame::<LeaseMessage>(bytes));
+    assert!(
+        largest <= ALLOCATION_BOUND,
+        "decode_frame allocated {largest} bytes at once"
+    );
     // The payload decoder alone, on the bytes after a would-be header.
     let payload = bytes.get(4..).unwrap_or(&[]);
     let (_, largest) = largest_allocation(|| decode::<ControlEnvelope>(payload));

@@ -1,5 +1,5 @@
 //! Primitives for test journals that several processes in several network namespaces append to:
-//! the CLOCK_MONOTONIC instant (which every namespace on one machine shares), the identity of the
+//! the CLOCK_MONOTONIC instant (clock.rs; every namespace on one machine shares it), the identity of the
 //! calling thread's network namespace, and an append of one line under an exclusive `flock`. Not
 //! what a journal holds (the journal plugin) nor how it is checked (the tests).
 
@@ -7,17 +7,8 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-/// Nanoseconds on CLOCK_MONOTONIC.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec we own; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC) failed");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+/// Nanoseconds on CLOCK_MONOTONIC (the clock module's).
+pub use crate::clock::monotonic_ns;
 
 /// The inode of the calling thread's network namespace (what `stat -L /proc/self/ns/net` shows,
 /// and `stat /var/run/netns/NAME` for a named one).

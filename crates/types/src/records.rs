@@ -35,6 +35,77 @@ pub struct GroupRecord {
     /// The node that runs it, by name; empty on a single node (it runs there).
     #[serde(default)]
     pub owner: String,
+    /// Where it is in a hand-off between nodes, its failovers and its last move: written only by
+    /// the cluster leader's placement core (crates/engine, placement), read by every node.
+    #[serde(default)]
+    pub placement: GroupPlacement,
+}
+
+/// The placement state of one group, replicated with it. `epoch` orders the leader's writes: a
+/// record whose epoch is lower than the one held carries stale placement (an administrator's
+/// upsert built on an old view) and its `owner` and `placement` are ignored (see
+/// [`GroupRecord::merge_placement`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPlacement {
+    /// Bumped by the leader for every placement change it commits.
+    #[serde(default)]
+    pub epoch: u64,
+    /// The previous owner, still taking the group offline: the owner starts it only once this is
+    /// empty. The previous owner clears it (through the leader) when all its resources are
+    /// Offline; the leader clears it by itself only after that node's quorum lease expired.
+    #[serde(default)]
+    pub releasing_from: String,
+    /// When it failed over because of a failure (wall-clock ms), within its FailoverPeriod.
+    #[serde(default)]
+    pub failovers: Vec<u64>,
+    /// Nodes where a resource of it failed past its RestartThreshold (node, wall-clock ms),
+    /// within its FailoverPeriod: the restart-then-failover ladder does not go back there.
+    #[serde(default)]
+    pub failed_on: Vec<(String, u64)>,
+    /// Left Failed by the leader (FailoverThreshold exceeded, or failed on every node).
+    #[serde(default)]
+    pub failed: bool,
+    /// The last move, if it ever moved.
+    #[serde(default)]
+    pub last_move: Option<GroupMove>,
+}
+
+/// One move of a group between nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMove {
+    /// The node it left (empty: it had no owner).
+    pub from: String,
+    pub to: String,
+    /// Why, in words: `node lost`, `failure`, `administrator`, `drain`, `failback`, `assigned`.
+    pub reason: String,
+    /// When (wall-clock ms).
+    pub at_ms: u64,
+}
+
+impl GroupPlacement {
+    /// Failovers within the `period_ms` (FailoverPeriod) before `now_ms` (wall clock): the count
+    /// FailoverThreshold is held against, as `group get` shows it.
+    pub fn failovers_in_period(&self, now_ms: u64, period_ms: u64) -> usize {
+        self.failovers
+            .iter()
+            .filter(|t| now_ms.saturating_sub(**t) < period_ms)
+            .count()
+    }
+}
+
+impl GroupRecord {
+    /// This record as committed over `held`, the one a replica holds: its owner and placement are
+    /// taken only if its placement epoch is not older than the held one (the rest is always taken).
+    pub fn merge_placement(&self, held: &GroupRecord) -> GroupRecord {
+        if self.placement.epoch >= held.placement.epoch {
+            return self.clone();
+        }
+        GroupRecord {
+            owner: held.owner.clone(),
+            placement: held.placement.clone(),
+            ..self.clone()
+        }
+    }
 }
 
 /// One change to the cluster database, as the engine emits it and the store writes it. Puts carry
@@ -56,5 +127,55 @@ impl RecordChange {
             RecordChange::PutGroup(g) => (true, &g.name),
             RecordChange::DeleteGroup(n) => (true, n),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(owner: &str, epoch: u64, want_online: bool) -> GroupRecord {
+        GroupRecord {
+            name: "g".into(),
+            want_online,
+            owner: owner.into(),
+            placement: GroupPlacement {
+                epoch,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_older_placement_epoch_keeps_the_held_owner_but_takes_the_rest() {
+        let held = record("b", 3, false);
+        let stale = record("a", 2, true);
+        let merged = stale.merge_placement(&held);
+        assert_eq!(merged.owner, "b");
+        assert_eq!(merged.placement.epoch, 3);
+        assert!(merged.want_online);
+        let newer = record("c", 4, false);
+        assert_eq!(newer.merge_placement(&held), newer);
+        let same = record("b", 3, true);
+        assert_eq!(same.merge_placement(&held), same);
+    }
+
+    #[test]
+    fn failovers_count_within_the_period_only() {
+        let p = GroupPlacement {
+            failovers: vec![1_000, 5_000, 9_000],
+            ..Default::default()
+        };
+        assert_eq!(p.failovers_in_period(10_000, 6_000), 2);
+        assert_eq!(p.failovers_in_period(10_000, 1_000), 0);
+        assert_eq!(p.failovers_in_period(10_000, 100_000), 3);
+    }
+
+    #[test]
+    fn records_without_placement_still_read() {
+        let g: GroupRecord =
+            serde_json::from_str(r#"{"name":"g","properties":{},"want_online":true}"#).unwrap();
+        assert_eq!(g.placement, GroupPlacement::default());
     }
 }

@@ -67,6 +67,7 @@ impl Core {
             }
             Command::Persist(change) => self.persist(vec![change]),
             Command::ResourceDeleted { resource, name } => self.forget(resource, &name),
+            Command::Placement(report) => tracing::debug!(component = "RCM", "{report:?}"),
         }
     }
 
