@@ -102,8 +102,8 @@ struct State {
     running: Option<Running>,
     /// The last witness that could not be opened, and why (logged once).
     failed: Option<(WitnessConfig, String)>,
-    /// What the core was last told: (witness id, reachable).
-    reported: Option<(NodeId, bool)>,
+    /// What the core was last told of: (witness id, hosted here, the live lease's holder).
+    reported: Option<(NodeId, bool, Option<NodeId>)>,
 }
 
 struct Running {
@@ -663,24 +663,26 @@ impl Inner {
             }
             None => {}
         }
-        let report = config
-            .as_ref()
-            .map(|c| (c.id, seen.hosting || seen.holder.is_some()));
+        // Who hosts, not just whether anyone does: the core's count also depends on whether
+        // NetFT reaches the host, so a move from a lost host to this node must be told even when
+        // the moment with no host in between was never seen here.
+        let report = config.as_ref().map(|c| (c.id, seen.hosting, seen.holder));
         let tell = match (report, state.reported) {
-            (Some(now), before) if before != Some(now) => Some(now),
-            (None, Some((id, true))) => Some((id, false)),
+            (Some(now), before) if before != Some(now) => Some((now.0, now.1 || now.2.is_some())),
+            (None, Some((id, _, _))) => Some((id, false)),
             _ => None,
         };
         state.reported = report;
         drop(state);
-        if let Some((id, live)) = tell {
-            self.tell_core(id, live);
-        }
+        // Published before the core is told, so its count reads the new state.
         self.seen.send_if_modified(|old| {
             let modified = *old != seen;
             *old = seen;
             modified
         });
+        if let Some((id, live)) = tell {
+            self.tell_core(id, live);
+        }
     }
 
     fn tell_core(&self, id: NodeId, live: bool) {
