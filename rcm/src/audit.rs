@@ -133,6 +133,12 @@ pub fn describe(request: &ControlRequest) -> String {
             out.push_str("ClusterSet");
             shown_pairs(&mut out, "properties", properties, false);
         }
+        R::ClusterQuorum { witness: None } => out.push_str("ClusterQuorum"),
+        R::ClusterQuorum {
+            witness: Some(witness),
+        } => {
+            let _ = write!(out, "ClusterQuorum witness='{}'", text(witness));
+        }
         R::GroupCreate { name, properties } => {
             let _ = write!(out, "GroupCreate name='{}'", text(name));
             shown_pairs(&mut out, "properties", properties, false);
@@ -285,6 +291,16 @@ mod tests {
             describe(&get),
             "ClusterGet names=[SameSubnetDelay, CrossSubnetDelay]"
         );
+    }
+
+    #[test]
+    fn a_witness_path_is_shown_escaped() {
+        let set = ControlRequest::ClusterQuorum {
+            witness: Some("/srv/w\n".into()),
+        };
+        assert_eq!(describe(&set), "ClusterQuorum witness='/srv/w\\n'");
+        let show = ControlRequest::ClusterQuorum { witness: None };
+        assert_eq!(describe(&show), "ClusterQuorum");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod settings;
 #[allow(dead_code)]
 pub mod takeover;
 pub mod virtual_net;
+pub mod witness;
 
 use identity::{Identity, KeyFile};
 use keelson_netft::interfaces::LocalInterface;
@@ -89,6 +90,8 @@ pub struct Cluster {
     spec: launch::LaunchSpec,
     /// Where membership changes are told (`watch_membership`).
     membership_tx: Option<mpsc::UnboundedSender<heartbeat::Notice>>,
+    /// The witness lease and voter, while the cluster has a witness.
+    witness: witness::Witness,
 }
 
 /// What `start` needs besides the directory.
@@ -316,6 +319,18 @@ impl Cluster {
                 async move { launch::launch(spec, endpoint, &me).await },
             )??
         };
+        let witness = witness::Witness::start(witness::WitnessParts {
+            rt: rt.clone(),
+            raft: launched.raft.clone(),
+            view: launched.view.clone(),
+            routing: routing.clone(),
+            hosted: launched.server.hosted(),
+            client: client.clone(),
+            key: key_bytes.clone(),
+            cluster: identity.cluster.clone(),
+            me: id,
+            addr: launched.endpoint.to_string(),
+        })?;
         Ok(Cluster {
             raft: launched.raft,
             rt,
@@ -330,6 +345,7 @@ impl Cluster {
             timing: launched.timing,
             spec,
             membership_tx: None,
+            witness,
         })
     }
 
@@ -366,6 +382,11 @@ impl Cluster {
             self.timing.election_max_ms
         );
         self.settle(&launched.raft, &before);
+        self.witness.rebind(
+            launched.raft.clone(),
+            launched.view.clone(),
+            launched.server.hosted(),
+        );
         self.raft = launched.raft;
         self.view = launched.view;
         self.server = Some(launched.server);
@@ -442,6 +463,11 @@ impl Cluster {
         &self.key
     }
 
+    /// This node's witness role.
+    pub fn witness(&self) -> &witness::Witness {
+        &self.witness
+    }
+
     /// This node's name and raft id.
     pub fn me(&self) -> (&str, NodeId) {
         (&self.identity.node_name, self.identity.node_id)
@@ -494,14 +520,14 @@ impl Cluster {
         });
     }
 
-    /// The voters (id, name), from raft's membership.
+    /// The voting nodes (id, name), from raft's membership (not the witness voter).
     pub fn voters(&self) -> Vec<(NodeId, String)> {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         membership
             .nodes()
-            .filter(|(id, _)| voters.contains(id))
+            .filter(|(id, n)| voters.contains(id) && !n.is_hosted())
             .map(|(id, n)| (*id, n.name.clone()))
             .collect()
     }
@@ -575,6 +601,7 @@ impl Cluster {
 
     /// Stops raft (the process is ending).
     pub fn shutdown(&self) {
+        self.witness.release();
         let raft = self.raft.clone();
         let _ = self.block(async move { raft.shutdown().await });
     }
@@ -616,7 +643,7 @@ impl Cluster {
                 .iter()
                 .filter_map(|id| names.get(id).cloned())
                 .collect(),
-            witness: "none".into(),
+            witness: self.witness.status_line(&names),
             raft_heartbeat_ms: self.timing.heartbeat_ms,
             raft_election_min_ms: self.timing.election_min_ms,
             raft_election_max_ms: self.timing.election_max_ms,
@@ -903,6 +930,7 @@ pub fn check_nodes(name: &str, nodes: &[NodeSpec], me: &str) -> Result<ClusterIn
         netft_port: DEFAULT_NETFT_PORT,
         virtual_subnet: keelson_raft::DEFAULT_VIRTUAL_SUBNET.to_string(),
         properties: BTreeMap::new(),
+        witness: None,
     })
 }
 

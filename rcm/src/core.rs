@@ -14,6 +14,7 @@ mod eviction;
 mod exec;
 mod placement_gate;
 mod requests;
+mod witness_gate;
 
 use crate::api::CoreRequest;
 use crate::audit::AuditLog;

@@ -276,3 +276,24 @@ impl Rcm {
         rcm
     }
 }
+
+impl Rcm {
+    /// Sends a request that must succeed and may take up to `limit` to answer (longer than the
+    /// 30 s of `ok`); its Done message or JSON view.
+    pub fn ok_within(&self, request: ControlRequest, limit: Duration) -> Value {
+        let shown = format!("{request:?}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = Client::new(self.dir.join("rcm.sock")).with_reply_timeout(limit);
+        let replies = rt
+            .block_on(client.replies(request))
+            .unwrap_or_else(|e| panic!("{shown}: {e}\nrcm.out:\n{}", self.output()));
+        match replies.into_iter().next() {
+            Some(ControlReply::Json(text)) => serde_json::from_str(&text).unwrap(),
+            Some(ControlReply::Done { message }) => Value::String(message),
+            other => panic!("{shown} failed: {other:?}"),
+        }
+    }
+}

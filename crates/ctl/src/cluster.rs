@@ -8,7 +8,9 @@ use crate::output::{confirm, show};
 use crate::render::table;
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use keelson_proto::view::{ClusterProperties, ClusterStatus, NetworkList, NodeList, Validation};
+use keelson_proto::view::{
+    ClusterProperties, ClusterStatus, NetworkList, NodeList, Quorum, Validation,
+};
 use keelson_proto::ControlRequest as R;
 
 /// `keelson cluster` subcommands.
@@ -56,6 +58,18 @@ pub enum ClusterCommand {
         #[arg(value_name = "Prop=Value", required = true)]
         properties: Vec<String>,
     },
+    /// Show the quorum (model, votes, witness and its lease), or set the witness vote.
+    ///
+    /// `--witness DIR` adds a file-share witness (a directory every node reaches), `--witness DEV`
+    /// a disk witness (a small block device every node sees), `--witness none` removes it.
+    Quorum {
+        /// The witness to vote with: a directory, a block device, or `none`.
+        #[arg(long, value_name = "PATH|none")]
+        witness: Option<String>,
+        /// Print the node service's JSON view.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs one `keelson cluster` command.
@@ -89,7 +103,71 @@ pub async fn run(client: &Client, command: ClusterCommand) -> Result<()> {
             let properties = crate::assign::properties(&properties)?;
             confirm(client, R::ClusterSet { properties }).await
         }
+        ClusterCommand::Quorum {
+            witness: None,
+            json,
+        } => show(client, R::ClusterQuorum { witness: None }, json, quorum).await,
+        ClusterCommand::Quorum {
+            witness: Some(path),
+            ..
+        } => {
+            let witness = if path == "none" {
+                path
+            } else {
+                // The node service checks the path: make it absolute as this shell means it.
+                std::path::absolute(&path)
+                    .map_err(|e| anyhow::anyhow!("--witness {path}: {e}"))?
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            confirm(
+                client,
+                R::ClusterQuorum {
+                    witness: Some(witness),
+                },
+            )
+            .await
+        }
     }
+}
+
+fn quorum(v: &Quorum) -> String {
+    let ok = if v.quorum_ok {
+        "yes"
+    } else {
+        "NO: administrator changes are refused"
+    };
+    let mut text = format!(
+        "cluster {}\nmodel   {}\nvotes   {} ({ok})\nvoters  {}\n",
+        v.cluster,
+        v.model,
+        v.verdict,
+        v.voters.join(", ")
+    );
+    if v.witness_id != 0 {
+        let host = if v.witness_host.is_empty() {
+            "not hosted now (no live lease)"
+        } else {
+            &v.witness_host
+        };
+        text.push_str(&format!(
+            "witness node {}, hosted by {host}\n",
+            v.witness_id
+        ));
+    }
+    if let Some(lease) = &v.lease {
+        let expiry = match (lease.released, lease.expires_in_ms) {
+            (true, _) => "released".to_string(),
+            (false, None) => "held here, renewed while this node runs".to_string(),
+            (false, Some(ms)) if ms >= 0 => format!("expires in {ms} ms unless renewed"),
+            (false, Some(ms)) => format!("expired {} ms ago", -ms),
+        };
+        text.push_str(&format!(
+            "lease   {}, generation {}, {expiry}\n",
+            lease.holder, lease.generation
+        ));
+    }
+    text
 }
 
 /// `keelson network` subcommands.

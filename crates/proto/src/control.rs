@@ -139,6 +139,11 @@ pub enum ControlRequest {
     ClusterSet {
         properties: Assignments,
     },
+    /// The quorum model, votes and witness (`witness` None), or set the witness: a directory (a
+    /// file-share witness) or a block device (a disk witness), or `none` to remove it.
+    ClusterQuorum {
+        witness: Option<String>,
+    },
 }
 
 impl ControlRequest {
@@ -159,6 +164,7 @@ impl ControlRequest {
                 | ControlRequest::NetworkList
                 | ControlRequest::Validate
                 | ControlRequest::ClusterGet { .. }
+                | ControlRequest::ClusterQuorum { witness: None }
         )
     }
 }
@@ -201,5 +207,10 @@ mod tests {
         assert!(ControlRequest::NodeStop.is_mutating());
         assert!(!ControlRequest::ClusterGet { names: vec![] }.is_mutating());
         assert!(ControlRequest::ClusterSet { properties: vec![] }.is_mutating());
+        assert!(!ControlRequest::ClusterQuorum { witness: None }.is_mutating());
+        assert!(ControlRequest::ClusterQuorum {
+            witness: Some("none".into())
+        }
+        .is_mutating());
     }
 }

@@ -17,6 +17,7 @@
 mod cluster;
 mod group;
 mod plugin;
+mod quorum;
 mod resource;
 mod status;
 
@@ -26,6 +27,7 @@ pub use cluster::{
 };
 pub use group::{Group, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};
+pub use quorum::{Quorum, WitnessLease};
 pub use resource::{CallStats, Resource, ResourceSummary};
 pub use status::{Database, DatabaseState, Host, LogHealth, Member, Status, StatusGroup};
 

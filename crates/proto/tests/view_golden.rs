@@ -321,3 +321,30 @@ fn cluster_get() {
         r#"{"cluster":"prod","properties":{"SameSubnetDelay":{"default":1000,"max":2000,"min":250,"value":2000}}}"#,
     );
 }
+
+#[test]
+fn cluster_quorum() {
+    use keelson_proto::view::{Quorum, WitnessLease};
+    let view = Quorum {
+        cluster: s("lab"),
+        lease: Some(WitnessLease {
+            expires_in_ms: Some(1200),
+            generation: 2,
+            holder: s("n1"),
+            released: false,
+        }),
+        model: s("Node and File Share Majority (file-share witness /srv/w)"),
+        needed: 2,
+        quorum_ok: true,
+        verdict: s("in quorum: 3 of 3 votes"),
+        voters: vec![s("n1"), s("n2"), s("witness")],
+        votes: 3,
+        votes_total: 3,
+        witness_host: s("n1"),
+        witness_id: 3,
+    };
+    pinned(
+        &view,
+        r#"{"cluster":"lab","lease":{"expires_in_ms":1200,"generation":2,"holder":"n1","released":false},"model":"Node and File Share Majority (file-share witness /srv/w)","needed":2,"quorum_ok":true,"verdict":"in quorum: 3 of 3 votes","voters":["n1","n2","witness"],"votes":3,"votes_total":3,"witness_host":"n1","witness_id":3}"#,
+    );
+}

@@ -172,22 +172,31 @@ impl<S: LeaseStore + 'static, H: WitnessHooks, C: Clock> LeaseDriver<S, H, C> {
     async fn drain(&mut self) -> Result<(), DriverError> {
         while let Some(event) = self.events.pop_front() {
             let actions = self.machine.handle(self.clock.now(), event);
+            // The fence follows the machine before its actions run: a voter started by
+            // StartHosting may write at once (openraft applies what its store committed and had
+            // not applied yet), and one being stopped must not write any more.
+            self.follow_fence();
             for action in actions {
                 self.execute(action).await?;
             }
         }
-        let status = self.machine.status();
-        if let Some(fence) = &self.fence {
-            match status {
-                LeaseStatus::Held {
-                    give_up_at_mono, ..
-                } => fence.open_until(give_up_at_mono),
-                _ => fence.close(),
-            }
-        }
-        self.status.send_replace(status);
+        self.follow_fence();
+        self.status.send_replace(self.machine.status());
         self.start_io();
         Ok(())
+    }
+
+    /// Opens the fence up to the give-up deadline while the lease is held, closes it otherwise.
+    fn follow_fence(&self) {
+        let Some(fence) = &self.fence else {
+            return;
+        };
+        match self.machine.status() {
+            LeaseStatus::Held {
+                give_up_at_mono, ..
+            } => fence.open_until(give_up_at_mono),
+            _ => fence.close(),
+        }
     }
 
     async fn execute(&mut self, action: LeaseAction) -> Result<(), DriverError> {
@@ -258,5 +267,114 @@ async fn wait_release(release: &mut Option<oneshot::Receiver<()>>) {
             let _fired_or_dropped = rx.await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::{ClaimOutcome, RenewOutcome};
+    use crate::record::LeaseRecord;
+    use crate::store::WitnessError;
+    use crate::timings::LeaseTimings;
+    use std::sync::{Arc, Mutex};
+
+    /// A witness in memory.
+    #[derive(Clone, Default)]
+    struct MemoryWitness(Arc<Mutex<Option<LeaseRecord>>>);
+
+    impl LeaseStore for MemoryWitness {
+        fn describe(&self) -> String {
+            "memory witness".into()
+        }
+        fn read(&mut self) -> Result<Option<LeaseRecord>, WitnessError> {
+            Ok(*self.0.lock().unwrap())
+        }
+        fn claim(
+            &mut self,
+            previous: Option<&LeaseRecord>,
+            record: &LeaseRecord,
+        ) -> Result<ClaimOutcome, WitnessError> {
+            let mut current = self.0.lock().unwrap();
+            if current.as_ref() != previous {
+                return Ok(ClaimOutcome::Lost(*current));
+            }
+            *current = Some(*record);
+            Ok(ClaimOutcome::Won)
+        }
+        fn renew(&mut self, record: &LeaseRecord) -> Result<RenewOutcome, WitnessError> {
+            let mut current = self.0.lock().unwrap();
+            match *current {
+                Some(c) if c.holder == record.holder && c.generation == record.generation => {
+                    *current = Some(*record);
+                    Ok(RenewOutcome::Renewed)
+                }
+                other => Ok(RenewOutcome::Lost(other)),
+            }
+        }
+    }
+
+    /// Hooks that note whether the fence let writes through when the voter started and stopped.
+    struct FenceWatch {
+        fence: LeaseFence,
+        seen: Arc<Mutex<Vec<(&'static str, bool)>>>,
+    }
+
+    impl WitnessHooks for FenceWatch {
+        async fn start_hosting(&mut self, _lease: HeldLease) -> Result<(), String> {
+            let open = self.fence.check().is_ok();
+            self.seen.lock().unwrap().push(("start", open));
+            Ok(())
+        }
+        async fn stop_hosting(&mut self, _reason: String, _within: Duration) -> Result<(), String> {
+            let open = self.fence.check().is_ok();
+            self.seen.lock().unwrap().push(("stop", open));
+            Ok(())
+        }
+        fn log(&mut self, _level: LogLevel, _line: String) {}
+    }
+
+    /// A voter started under the lease may write at once (openraft applies what its store
+    /// committed before); one being stopped may not write any more.
+    #[tokio::test]
+    async fn the_fence_is_open_when_hosting_starts_and_closed_when_it_stops() {
+        let clock = SystemClock::default();
+        let fence = clock.fence();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let hooks = FenceWatch {
+            fence: fence.clone(),
+            seen: seen.clone(),
+        };
+        let timings = LeaseTimings::new(10, 40, 80, 5).unwrap();
+        let machine = LeaseMachine::new(1, timings);
+        let driver = LeaseDriver::new(
+            machine,
+            MemoryWitness::default(),
+            hooks,
+            clock,
+            Duration::from_millis(2),
+        )
+        .with_fence(fence.clone());
+        let mut status = driver.status();
+        let (release, rx) = oneshot::channel();
+        let task = tokio::spawn(driver.run(rx));
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            status.wait_for(|s| matches!(s, LeaseStatus::Held { .. })),
+        )
+        .await
+        .expect("the lease is taken within 10 s")
+        .unwrap();
+        release.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("released within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![("start", true), ("stop", false)]
+        );
+        assert!(fence.check().is_err(), "closed once released");
     }
 }

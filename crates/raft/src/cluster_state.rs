@@ -67,6 +67,29 @@ pub struct ClusterInfo {
     /// checked by the proposing node; one not here has its default.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// The witness vote, if the cluster has one (`keelson cluster quorum --witness PATH`).
+    #[serde(default)]
+    pub witness: Option<WitnessConfig>,
+}
+
+/// What kind of witness a cluster votes with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WitnessKind {
+    /// A directory every node reaches (the lease is a file in it, the voter's store `raft.redb`).
+    FileShare,
+    /// A small block device every node sees.
+    Disk,
+}
+
+/// The cluster's witness: where it is and the raft id of its voter (allocated like a node's,
+/// never given out again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessConfig {
+    pub kind: WitnessKind,
+    /// The directory or device, as given (absolute).
+    pub path: String,
+    /// The witness voter's raft node id.
+    pub id: NodeId,
 }
 
 impl ClusterInfo {

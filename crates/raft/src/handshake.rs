@@ -2,11 +2,16 @@
 //! holds the cluster key over both sides' fresh nonces, the protocol version and the cluster name:
 //!
 //! ```text
-//! client -> server  Hello { cluster, client nonce }
+//! client -> server  Hello { cluster, client nonce, target }
 //! server -> client  Challenge { server nonce, server proof }   or Refused { reason }
 //! client -> server  Proof { client proof }                     or Refused { reason }
 //! server -> client  Welcome                                    or Refused { reason }
 //! ```
+//!
+//! `target` says which raft of the accepting node the connection is for: None for its own, or the
+//! id of a voter it hosts (the witness voter, run by whichever node holds the witness lease); a
+//! node that does not serve that target refuses it after the proofs, so only a key holder learns
+//! what it hosts. The target is bound into the transcript with the cluster name.
 //!
 //! Both proofs and both directions' session keys derive from that transcript (key.rs), so a proof
 //! or frame from one connection is worthless on another. Not what happens after (channel.rs).
@@ -21,6 +26,7 @@ use crate::wire::{
     decode_handshake, encode_handshake, read_frame, write_frame, Handshake, WireError,
     MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION,
 };
+use crate::NodeId;
 
 /// Why a connection to a peer was not set up.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,8 @@ pub enum AcceptError {
     Wire(#[from] WireError),
     #[error("no random nonce from the operating system: {0}")]
     Random(getrandom::Error),
+    #[error("it asked for {0}, which this node does not serve")]
+    NotServed(String),
 }
 
 fn name(m: &Handshake) -> &'static str {
@@ -86,9 +94,31 @@ async fn refuse(stream: &mut TcpStream, reason: String) {
     }
 }
 
-/// Connects to `addr` and proves the key; the channel is ready for RPCs.
+/// What the transcript binds besides the nonces: the cluster name and, for a hosted voter, its
+/// id (a cluster name never holds a NUL: names are printable).
+fn context(cluster: &str, target: Option<NodeId>) -> String {
+    match target {
+        None => cluster.to_string(),
+        Some(id) => format!("{cluster}\0node {id}"),
+    }
+}
+
+/// Connects to `addr` and proves the key; the channel is ready for RPCs to that node's own raft
+/// and its administrative calls.
 pub async fn connect<A: ToSocketAddrs>(
     addr: A,
+    key: &ClusterKey,
+    cluster: &str,
+    timeout: Duration,
+) -> Result<Channel, ConnectError> {
+    connect_to(addr, None, key, cluster, timeout).await
+}
+
+/// Connects to `addr` for raft node `target` (None: the node's own raft; Some: that id, which the
+/// node at `addr` must serve, its own or one it hosts) and proves the key.
+pub async fn connect_to<A: ToSocketAddrs>(
+    addr: A,
+    target: Option<NodeId>,
     key: &ClusterKey,
     cluster: &str,
     timeout: Duration,
@@ -97,7 +127,7 @@ pub async fn connect<A: ToSocketAddrs>(
         .await
         .map_err(|_| ConnectError::Timeout(timeout))?
         .map_err(ConnectError::Connect)?;
-    tokio::time::timeout(timeout, client_side(stream, key, cluster))
+    tokio::time::timeout(timeout, client_side(stream, key, cluster, target))
         .await
         .map_err(|_| ConnectError::Timeout(timeout))?
 }
@@ -106,13 +136,16 @@ async fn client_side(
     mut stream: TcpStream,
     key: &ClusterKey,
     cluster: &str,
+    target: Option<NodeId>,
 ) -> Result<Channel, ConnectError> {
     stream.set_nodelay(true).map_err(ConnectError::Connect)?;
     let client_nonce = nonce().map_err(ConnectError::Random)?;
     let hello = Handshake::Hello {
         cluster: cluster.to_string(),
         nonce: client_nonce,
+        target,
     };
+    let bound = context(cluster, target);
     send(&mut stream, &hello).await?;
     let (server_nonce, proof) = match recv(&mut stream).await? {
         Handshake::Challenge { nonce, proof } => (nonce, proof),
@@ -121,7 +154,7 @@ async fn client_side(
     };
     let t = Transcript {
         version: PROTOCOL_VERSION,
-        cluster,
+        cluster: &bound,
         client_nonce: &client_nonce,
         server_nonce: &server_nonce,
     };
@@ -145,15 +178,33 @@ async fn client_side(
     Ok(Channel::new(stream, send_key, recv_key))
 }
 
-/// Runs the accepting side's handshake on `stream`; on any failure the peer is told why (when it
-/// got far enough to be told) and the stream is dropped.
+/// Runs the accepting side's handshake on `stream` for a node serving only its own raft; on any
+/// failure the peer is told why (when it got far enough to be told) and the stream is dropped.
 pub async fn accept(
     stream: TcpStream,
     key: &ClusterKey,
     cluster: &str,
     timeout: Duration,
 ) -> Result<Channel, AcceptError> {
-    tokio::time::timeout(timeout, server_side(stream, key, cluster))
+    let own_only = |target: Option<NodeId>| match target {
+        None => Ok(()),
+        Some(id) => Err(format!("raft node {id}")),
+    };
+    accept_for(stream, key, cluster, timeout, own_only)
+        .await
+        .map(|(channel, _)| channel)
+}
+
+/// As `accept`, for a node that serves the targets `serves` admits (its answer to a target it does
+/// not serve is the refusal the peer is sent); the channel and the target it is for.
+pub async fn accept_for(
+    stream: TcpStream,
+    key: &ClusterKey,
+    cluster: &str,
+    timeout: Duration,
+    serves: impl Fn(Option<NodeId>) -> Result<(), String> + Send,
+) -> Result<(Channel, Option<NodeId>), AcceptError> {
+    tokio::time::timeout(timeout, server_side(stream, key, cluster, serves))
         .await
         .map_err(|_| AcceptError::Timeout(timeout))?
 }
@@ -162,7 +213,8 @@ async fn server_side(
     mut stream: TcpStream,
     key: &ClusterKey,
     cluster: &str,
-) -> Result<Channel, AcceptError> {
+    serves: impl Fn(Option<NodeId>) -> Result<(), String>,
+) -> Result<(Channel, Option<NodeId>), AcceptError> {
     stream
         .set_nodelay(true)
         .map_err(|e| AcceptError::Wire(e.into()))?;
@@ -175,7 +227,7 @@ async fn server_side(
         }
         Err(e) => return Err(e.into()),
     };
-    let client_nonce = match hello {
+    let (client_nonce, target) = match hello {
         Handshake::Hello {
             cluster: theirs, ..
         } if theirs != cluster => {
@@ -183,13 +235,14 @@ async fn server_side(
             refuse(&mut stream, reason).await;
             return Err(AcceptError::WrongCluster(theirs));
         }
-        Handshake::Hello { nonce, .. } => nonce,
+        Handshake::Hello { nonce, target, .. } => (nonce, target),
         other => return Err(AcceptError::Unexpected(name(&other))),
     };
+    let bound = context(cluster, target);
     let server_nonce = nonce().map_err(AcceptError::Random)?;
     let t = Transcript {
         version: PROTOCOL_VERSION,
-        cluster,
+        cluster: &bound,
         client_nonce: &client_nonce,
         server_nonce: &server_nonce,
     };
@@ -207,8 +260,12 @@ async fn server_side(
         Handshake::Refused { reason } => return Err(AcceptError::OurProofRefused(reason)),
         other => return Err(AcceptError::Unexpected(name(&other))),
     }
+    if let Err(why) = serves(target) {
+        refuse(&mut stream, format!("this node does not serve {why}")).await;
+        return Err(AcceptError::NotServed(why));
+    }
     send(&mut stream, &Handshake::Welcome).await?;
     let send_key = key.session_key(&t, Direction::ToClient);
     let recv_key = key.session_key(&t, Direction::ToServer);
-    Ok(Channel::new(stream, send_key, recv_key))
+    Ok((Channel::new(stream, send_key, recv_key), target))
 }

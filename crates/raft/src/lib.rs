@@ -61,20 +61,20 @@ pub use applied::Applied;
 pub use channel::{Channel, MAX_PAYLOAD};
 pub use client::{ClientError, ClusterClient, Reservation};
 pub use cluster_state::{
-    ClusterInfo, ClusterState, InterfaceRecord, NodeEntry, DEFAULT_NETFT_PORT,
-    DEFAULT_VIRTUAL_SUBNET,
+    ClusterInfo, ClusterState, InterfaceRecord, NodeEntry, WitnessConfig, WitnessKind,
+    DEFAULT_NETFT_PORT, DEFAULT_VIRTUAL_SUBNET,
 };
 pub use counters::TransportCounters;
 pub use db::{open, open_database, RAFT_FILE};
-pub use handshake::{accept, connect, AcceptError, ConnectError};
+pub use handshake::{accept, accept_for, connect, connect_to, AcceptError, ConnectError};
 pub use key::{ClusterKey, KeyTooShort, MIN_KEY_LEN};
 pub use log_store::LogStore;
 pub use network::{Network, PeerConnection};
 pub use routing::{Route, Routing};
-pub use server::{serve, Admission, Server, ServerConfig};
+pub use server::{serve, Admission, HostedRafts, Server, ServerConfig};
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::{SharedState, StateMachine};
 pub use timing::{raft_timing, RaftTiming, SNAPSHOT_CHUNK};
-pub use types::{ClusterNode, NodeId, Request, Response, TypeConfig};
+pub use types::{ClusterNode, NodeId, Request, Response, TypeConfig, HOSTED_ADDR};
 
 pub use openraft;

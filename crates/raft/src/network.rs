@@ -22,7 +22,7 @@ use openraft::raft::{
 
 use crate::channel::{Channel, MAX_PAYLOAD};
 use crate::counters::LogGate;
-use crate::handshake::{connect, ConnectError};
+use crate::handshake::{connect_to, ConnectError};
 use crate::key::ClusterKey;
 use crate::routing::{Route, Routing};
 use crate::wire::{encode, Reply, Rpc, WireError};
@@ -149,7 +149,7 @@ impl PeerConnection {
         let (key, cluster) = (&self.shared.key, &self.shared.cluster);
         let mut last = None;
         for addr in route.candidates() {
-            match connect(addr, key, cluster, ttl).await {
+            match connect_to(addr, Some(self.target), key, cluster, ttl).await {
                 Ok(channel) => return Ok(channel),
                 Err(e @ ConnectError::Connect(_)) => last = Some((addr, e)),
                 Err(e) => return Err(self.setup_failed(addr, e)),

@@ -1,12 +1,15 @@
 //! The raft transport's serving side: accepts TCP connections, runs the handshake (nothing a peer
 //! sends is acted on before it proves the cluster key), then answers one `Rpc` after another by
-//! handing it to the local raft (append-entries, vote, snapshot chunks) or to its administrative
-//! side (admin.rs). What is refused or dropped is counted and logged at most once per peer
-//! address per minute; nothing a peer sends can panic it. Not the calling side (network.rs,
-//! client.rs).
+//! handing it to the raft the connection is for (append-entries, vote, snapshot chunks) or to the
+//! administrative side (admin.rs) of whichever local raft leads. The node's own raft is always
+//! served; others it runs in-process (the witness voter, while this node holds the witness lease)
+//! are added and removed at run time (`HostedRafts`). What is refused or dropped is counted and
+//! logged at most once per peer address per minute; nothing a peer sends can panic it. Not the
+//! calling side (network.rs, client.rs).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::Raft;
@@ -17,10 +20,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::admin::Admin;
 use crate::channel::Channel;
 use crate::counters::{Count, Counters, LogGate, TransportCounters};
-use crate::handshake::{accept, AcceptError};
+use crate::handshake::{accept_for, AcceptError};
 use crate::key::ClusterKey;
 use crate::wire::{decode, Reply, Rpc, WireError};
-use crate::TypeConfig;
+use crate::{NodeId, TypeConfig};
 
 /// How long the accept loop pauses after an accept error (too many open files, say).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -80,9 +83,85 @@ pub struct Server {
     local_addr: SocketAddr,
 }
 
-struct Shared {
+/// One raft this server answers for, with its administrative side.
+struct Target {
     raft: Raft<TypeConfig>,
     admin: Admin,
+}
+
+impl Target {
+    fn new(raft: Raft<TypeConfig>, config: &ServerConfig) -> Arc<Target> {
+        Arc::new(Target {
+            admin: Admin::new(raft.clone(), config.admit_timeout, config.admission.clone()),
+            raft,
+        })
+    }
+
+    fn leads(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.current_leader == Some(m.id)
+    }
+}
+
+/// The rafts a server answers for besides its node's own, by id; cloning shares them. A
+/// connection for an id that is removed is closed at its next call.
+#[derive(Clone)]
+pub struct HostedRafts {
+    rafts: Arc<RwLock<BTreeMap<NodeId, Arc<Target>>>>,
+    config: ServerConfig,
+}
+
+impl HostedRafts {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<NodeId, Arc<Target>>> {
+        // Plain map operations: a panic cannot leave it half-changed.
+        self.rafts.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<NodeId, Arc<Target>>> {
+        self.rafts.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers peers' RPCs for raft node `id` with `raft` from now on.
+    pub fn host(&self, id: NodeId, raft: Raft<TypeConfig>) {
+        let target = Target::new(raft, &self.config);
+        self.write().insert(id, target);
+    }
+
+    /// Stops answering for node `id`; whether it was hosted.
+    pub fn unhost(&self, id: NodeId) -> bool {
+        self.write().remove(&id).is_some()
+    }
+
+    /// The ids hosted now.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.read().keys().copied().collect()
+    }
+
+    /// The raft hosted as node `id`, if any.
+    pub fn raft(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
+        self.get(id).map(|t| t.raft.clone())
+    }
+
+    fn get(&self, id: NodeId) -> Option<Arc<Target>> {
+        self.read().get(&id).cloned()
+    }
+
+    /// A hosted raft that leads, if one does.
+    fn leader(&self) -> Option<Arc<Target>> {
+        self.read().values().find(|t| t.leads()).cloned()
+    }
+}
+
+impl std::fmt::Debug for HostedRafts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostedRafts({:?})", self.ids())
+    }
+}
+
+struct Shared {
+    own_id: NodeId,
+    own: Arc<Target>,
+    hosted: HostedRafts,
     key: ClusterKey,
     config: ServerConfig,
     counters: Counters,
@@ -97,9 +176,14 @@ pub fn serve(
     config: ServerConfig,
 ) -> std::io::Result<Server> {
     let local_addr = listener.local_addr()?;
+    let own_id = raft.metrics().borrow().id;
     let shared = Arc::new(Shared {
-        admin: Admin::new(raft.clone(), config.admit_timeout, config.admission.clone()),
-        raft,
+        own_id,
+        own: Target::new(raft, &config),
+        hosted: HostedRafts {
+            rafts: Arc::default(),
+            config: config.clone(),
+        },
         key,
         counters: Counters::default(),
         log_gate: LogGate::new(),
@@ -122,6 +206,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The other rafts it answers for (add or remove one at any time).
+    pub fn hosted(&self) -> HostedRafts {
+        self.shared.hosted.clone()
     }
 
     /// Stops accepting and closes every connection.
@@ -178,6 +267,34 @@ impl Shared {
         }
     }
 
+    /// Whether a connection may be for `target`: the node's own raft (None, or its id), or one
+    /// it hosts; the refusal names the target.
+    fn serves(&self, target: Option<NodeId>) -> Result<(), String> {
+        match target {
+            None => Ok(()),
+            Some(id) if id == self.own_id || self.hosted.get(id).is_some() => Ok(()),
+            Some(id) => Err(format!("raft node {id} (it is not hosted here)")),
+        }
+    }
+
+    /// The raft a connection for `target` reaches now (None once a hosted one is gone).
+    fn target(&self, target: Option<NodeId>) -> Option<Arc<Target>> {
+        match target {
+            None => Some(self.own.clone()),
+            Some(id) if id == self.own_id => Some(self.own.clone()),
+            Some(id) => self.hosted.get(id),
+        }
+    }
+
+    /// Who answers an administrative call: the node's own raft unless a raft it hosts leads (a
+    /// peer forwards to the leader's address, which for a hosted leader is its host's).
+    fn admin(&self) -> Arc<Target> {
+        if self.own.leads() {
+            return self.own.clone();
+        }
+        self.hosted.leader().unwrap_or_else(|| self.own.clone())
+    }
+
     fn refused(&self, peer: SocketAddr, e: &AcceptError) {
         let count = match e {
             AcceptError::WrongKey | AcceptError::OurProofRefused(_) => Count::WrongKey,
@@ -203,15 +320,16 @@ async fn serve_connection(
     handshake: OwnedSemaphorePermit,
 ) {
     let config = &shared.config;
-    let mut channel = match accept(
+    let (mut channel, target) = match accept_for(
         stream,
         &shared.key,
         &config.cluster,
         config.handshake_timeout,
+        |target| shared.serves(target),
     )
     .await
     {
-        Ok(channel) => channel,
+        Ok(accepted) => accepted,
         Err(e) => return shared.refused(peer, &e),
     };
     drop(handshake);
@@ -231,8 +349,15 @@ async fn serve_connection(
                 return;
             }
         };
+        let Some(serving) = shared.target(target) else {
+            tracing::debug!(
+                component = "RAFT",
+                "Raft connection from {peer}: node {target:?} is no longer hosted here, closed"
+            );
+            return;
+        };
         let reply = match decode::<Rpc>(&payload) {
-            Ok(rpc) => dispatch(shared, rpc).await,
+            Ok(rpc) => dispatch(shared, &serving, rpc).await,
             Err(e) => {
                 shared.counters.add(Count::Malformed);
                 shared.log(
@@ -285,16 +410,17 @@ async fn answer(channel: &mut Channel, reply: &Reply) -> Result<(), WireError> {
     }
 }
 
-async fn dispatch(shared: &Shared, rpc: Rpc) -> Reply {
-    let (raft, admin) = (&shared.raft, &shared.admin);
+async fn dispatch(shared: &Shared, target: &Target, rpc: Rpc) -> Reply {
+    let raft = &target.raft;
+    let admin = || shared.admin();
     match rpc {
         Rpc::AppendEntries(req) => Reply::AppendEntries(raft.append_entries(req).await),
         Rpc::Vote(req) => Reply::Vote(raft.vote(req).await),
         Rpc::InstallSnapshot(req) => Reply::InstallSnapshot(raft.install_snapshot(req).await),
-        Rpc::ClientWrite(request) => Reply::ClientWrite(admin.write(request).await),
-        Rpc::Join(node) => Reply::Join(admin.join(node).await),
-        Rpc::Admit { id } => Reply::Admit(admin.admit(id).await),
-        Rpc::Evict { id } => Reply::Evict(admin.evict(id).await),
-        Rpc::LinearizableRead => Reply::LinearizableRead(admin.read_point().await),
+        Rpc::ClientWrite(request) => Reply::ClientWrite(admin().admin.write(request).await),
+        Rpc::Join(node) => Reply::Join(admin().admin.join(node).await),
+        Rpc::Admit { id } => Reply::Admit(admin().admin.admit(id).await),
+        Rpc::Evict { id } => Reply::Evict(admin().admin.evict(id).await),
+        Rpc::LinearizableRead => Reply::LinearizableRead(admin().admin.read_point().await),
     }
 }

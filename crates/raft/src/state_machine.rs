@@ -304,6 +304,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         index: log_id.index,
                     });
                 }
+                EntryPayload::Normal(Request::SetWitness(witness)) => {
+                    let mut info = cluster
+                        .take()
+                        .or_else(|| read_lock(&self.state).cluster.clone())
+                        .unwrap_or_default();
+                    info.witness = witness;
+                    write_cluster(&tx, &info)?;
+                    cluster = Some(info);
+                    batches.push(Applied::Cluster {
+                        index: log_id.index,
+                    });
+                }
                 EntryPayload::Normal(Request::AllocateNodeId) => {
                     let (id, after) = allocate(next);
                     response.allocated = Some(id);

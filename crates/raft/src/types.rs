@@ -20,6 +20,17 @@ pub struct ClusterNode {
     pub addr: String,
 }
 
+/// The membership address of a voter with no endpoint of its own (the witness voter): the node
+/// hosting it answers for its id, and the caller's routing (`@HOST=ADDR:PORT`) finds that node.
+pub const HOSTED_ADDR: &str = "0.0.0.0:0";
+
+impl ClusterNode {
+    /// Whether this member is a hosted voter (see `HOSTED_ADDR`), not a node of its own.
+    pub fn is_hosted(&self) -> bool {
+        self.addr == HOSTED_ADDR
+    }
+}
+
 impl fmt::Display for ClusterNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.name, self.addr)
@@ -41,6 +52,8 @@ pub enum Request {
     RemoveNode(String),
     /// Set these cluster-wide properties (validated by the proposing node), keeping the others.
     SetClusterProperties(std::collections::BTreeMap<String, String>),
+    /// Set (or, None, remove) the cluster's witness.
+    SetWitness(Option<crate::WitnessConfig>),
 }
 
 /// What applying a proposal did.

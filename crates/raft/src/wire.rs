@@ -22,7 +22,8 @@ use crate::key::{Nonce, Tag};
 use crate::{ClusterNode, NodeId, Request, Response, TypeConfig};
 
 /// The protocol version this node speaks; a peer speaking another is refused, naming both.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2 added `Hello::target` (which raft of the accepting node a connection is for).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// What every handshake frame starts with.
 pub const MAGIC: [u8; 4] = *b"KRFT";
 /// The largest frame accepted after the handshake (an append-entries batch or snapshot chunk).
@@ -34,8 +35,14 @@ pub const MAX_HANDSHAKE_FRAME: usize = 1024;
 /// The handshake's messages (see handshake.rs for the exchange).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Handshake {
-    /// Connecting side: which cluster it means, and its nonce.
-    Hello { cluster: String, nonce: Nonce },
+    /// Connecting side: which cluster it means, its nonce, and which raft of the accepting node
+    /// the connection is for: None for the node's own (and its administrative calls), or a voter
+    /// it hosts (the witness voter) by id.
+    Hello {
+        cluster: String,
+        nonce: Nonce,
+        target: Option<NodeId>,
+    },
     /// Accepting side: its nonce and its proof of the key over both nonces.
     Challenge { nonce: Nonce, proof: Tag },
     /// Connecting side: its proof of the key over both nonces.
@@ -351,13 +358,14 @@ mod tests {
         let hello = Handshake::Hello {
             cluster: "c".into(),
             nonce: [3; 32],
+            target: Some(7),
         };
         let body = encode_handshake(&hello).unwrap();
         assert_eq!(&body[..4], b"KRFT");
         assert_eq!(decode_handshake(&body).unwrap(), hello);
         let mut v2 = body.clone();
-        v2[5] = 2;
-        assert!(matches!(decode_handshake(&v2), Err(WireError::Version(2))));
+        v2[5] = 3;
+        assert!(matches!(decode_handshake(&v2), Err(WireError::Version(3))));
         let mut magic = body.clone();
         magic[0] = b'X';
         assert!(matches!(decode_handshake(&magic), Err(WireError::BadMagic)));

@@ -155,6 +155,7 @@ async fn scenario() {
     let hello = Handshake::Hello {
         cluster: CLUSTER.into(),
         nonce: [1; 32],
+        target: None,
     };
     send_handshake(&mut stream, &hello).await;
     assert!(matches!(
@@ -201,7 +202,7 @@ async fn scenario() {
     raw(&addr, &[0, 0, 8, 0]).await;
     counted(server, "an oversized hello", |c| c.oversized_frames == 1).await;
     let mut v2 = MAGIC.to_vec();
-    v2.extend_from_slice(&2u16.to_be_bytes());
+    v2.extend_from_slice(&3u16.to_be_bytes());
     v2.extend_from_slice(b"future");
     let mut frame = (v2.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&v2);
@@ -210,7 +211,7 @@ async fn scenario() {
     assert_eq!(
         refusal,
         Handshake::Refused {
-            reason: "peer speaks raft transport version 2; this node speaks 1".into()
+            reason: "peer speaks raft transport version 3; this node speaks 2".into()
         }
     );
     counted(server, "another version", |c| c.wrong_version == 1).await;

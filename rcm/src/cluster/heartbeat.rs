@@ -433,6 +433,7 @@ mod tests {
             netft_port: 3343,
             virtual_subnet: keelson_raft::DEFAULT_VIRTUAL_SUBNET.into(),
             properties: Default::default(),
+            witness: None,
         }
     }
 

@@ -171,6 +171,7 @@ mod tests {
             netft_port: 3343,
             virtual_subnet: subnet.into(),
             properties: Default::default(),
+            witness: None,
         }
     }
 

@@ -307,7 +307,7 @@ impl Core {
                 .into_iter()
                 .map(|(id, name)| keelson_quorum::NodeVoter { id, name })
                 .collect(),
-            has_witness: false,
+            has_witness: cluster.witness().has_vote(),
             // Reached both ways: it is heard here and its heartbeats say it hears this node, so a
             // one-way cut counts as a lost node on both sides. A voter the heartbeats have said
             // nothing definite of yet (it just joined, or has not said whether it hears this node)
@@ -318,7 +318,11 @@ impl Core {
                 .map(|(id, _)| id)
                 .filter(|id| self.counts_towards_quorum(*id, was_in))
                 .collect(),
-            witness_reachable: false,
+            witness_reachable: cluster.witness().reachable(
+                &self.peers,
+                &self.hearing,
+                &self.notices_tx,
+            ),
         };
         let verdict = input.count();
         let now_in = verdict.in_quorum();

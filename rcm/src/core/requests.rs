@@ -132,6 +132,7 @@ impl Core {
             } => self.node_join(cluster, key_file, name)?,
             R::ClusterGet { names } => self.cluster_get(&names)?,
             R::ClusterSet { properties } => self.cluster_set(&properties)?,
+            R::ClusterQuorum { witness } => self.cluster_quorum(witness)?,
             R::Log { .. } | R::Events { .. } => {
                 return Err("log and events are streamed by the API".into())
             }
