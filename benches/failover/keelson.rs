@@ -94,6 +94,8 @@ pub struct Keelson {
     nodes: Vec<KeelsonNode>,
     timing: Timing,
     label: &'static str,
+    /// Raft's timing in force, as `cluster status` reports it (derived from the NetFT settings).
+    raft: String,
 }
 
 /// target/release (the bench binary is target/release/deps/failover-…), or KEELSON_TARGET_DIR;
@@ -138,6 +140,7 @@ impl Keelson {
             nodes,
             timing,
             label,
+            raft: String::new(),
         };
         let started = Instant::now();
         for node in &mut cluster.nodes {
@@ -146,6 +149,11 @@ impl Keelson {
         cluster.form()?;
         cluster.create_group()?;
         cluster.wait_quiet(None)?;
+        let status = cluster.nodes[0].cluster_status()?;
+        cluster.raft = format!(
+            "raft heartbeat {} ms, election timeout {}..{} ms",
+            status.raft_heartbeat_ms, status.raft_election_min_ms, status.raft_election_max_ms
+        );
         println!(
             "keelson {label}: cluster formed and the group Online in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -306,8 +314,8 @@ impl Contender for Keelson {
             "keelson's defaults"
         };
         format!(
-            "2 networks, 3 voters; Same/CrossSubnetDelay {} ms, Same/CrossSubnetThreshold {} ({how}); host lease {HOST_LEASE_MS} ms, fence budget {FENCE_BUDGET_MS} ms (defaults); one dummy resource, LooksAlive 5 s; AutoFailbackType Prevent",
-            self.timing.delay_ms, self.timing.threshold
+            "2 networks, 3 voters; Same/CrossSubnetDelay {} ms, Same/CrossSubnetThreshold {} ({how}); host lease {HOST_LEASE_MS} ms, fence budget {FENCE_BUDGET_MS} ms (defaults); {}; one dummy resource, LooksAlive 5 s; AutoFailbackType Prevent",
+            self.timing.delay_ms, self.timing.threshold, self.raft
         )
     }
 
