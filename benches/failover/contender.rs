@@ -2,7 +2,7 @@
 //! group (one resource), built on the lab's namespaces and torn down on drop; where the group runs
 //! and who leads; moving it; a node death; who reports it Online; bringing a dead node back. The
 //! harness does the timing, the same way for every contender. Not any contender itself
-//! (pacemaker.rs) or the timing (measure.rs).
+//! (pacemaker.rs, keelson.rs) or the timing (measure.rs).
 
 use std::time::{Instant, SystemTime};
 
@@ -73,21 +73,3 @@ pub trait Contender {
     /// Brings a killed node back and returns once the cluster is whole and quiet again.
     fn restore(&mut self, node: usize) -> Result<(), String>;
 }
-
-// TODO(issue 10, item 8(a)/(b)): the keelson contender, once keelson fails over (the failover
-// work is being built beside this bench). It must not be listed in main.rs before it measures
-// something real. Its intended steps, each behind the trait above:
-//  * start: three keelson-rcm nodes, one per lab namespace (as tests/ and benches/rcm_scale's
-//    cluster do: `keelson cluster create` on node 1 with both networks, `node add` for 2 and 3),
-//    one group with one dummy resource (LooksAlive 5 s like Pacemaker's monitor here), waited
-//    Online; (a) at keelson's defaults, (b) with SameSubnetDelay/Threshold (and the quorum lease)
-//    set so that Delay x Threshold equals Pacemaker's token + consensus as measured here;
-//  * placement: `keelson group get --json` (owner_node) and `keelson cluster status` (the raft
-//    leader) on a live node;
-//  * place: `keelson group move G --to NODE --wait`;
-//  * kill: SIGKILL of that node's keelson-rcm and its keelson-rhs hosts, stamped just before;
-//  * online_on: `keelson group get --json` on the observer: owner_node with state Online;
-//  * logged: the observer's log line or event for the node Down (NetFT) and the new owner's for
-//    the group Online, by their timestamps;
-//  * restore: start the node's rcm again and wait until `cluster status` shows 3 nodes Up and the
-//    group Online on exactly one node.

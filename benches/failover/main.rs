@@ -7,12 +7,16 @@
 //! is the leader. Printed: median, p90, max, and the median less the detection time the
 //! contender is configured with.
 //!
-//! Contenders: Pacemaker 2.1.5 + corosync 3.1.7 from Debian's packages (pacemaker.rs; installed
-//! with apt-get when missing). keelson comes with its failover work (contender.rs says how it
-//! plugs in). KEELSON_FAILOVER_RUNS=N (default 7) runs per case; KEELSON_FAILOVER_TOKEN_MS=N
-//! (default 1000) corosync's configured token. Needs root: without it the run fails, naming what
-//! it needs. Everything it creates (namespaces, daemons, its temporary directory) is removed at
-//! the end, on a panic and on Ctrl-C (netft's cleanup.rs). Not the measurement itself (measure.rs).
+//! Contenders, in this order: Pacemaker 2.1.5 + corosync 3.1.7 from Debian's packages
+//! (pacemaker.rs; installed with apt-get when missing); keelson at its defaults (keelson.rs, the
+//! release binaries: `cargo build --release --workspace` first); keelson with its heartbeat Delay
+//! set so that its detection equals Pacemaker's as measured before it in the same run.
+//! KEELSON_FAILOVER_CONTENDERS=a,b (default pacemaker,keelson,keelson-matched) picks some;
+//! keelson-matched needs pacemaker before it. KEELSON_FAILOVER_RUNS=N (default 7) runs per case;
+//! KEELSON_FAILOVER_TOKEN_MS=N (default 1000) corosync's configured token. Needs root: without it
+//! the run fails, naming what it needs. Everything it creates (namespaces, daemons, its temporary
+//! directory) is removed at the end, on a panic and on Ctrl-C (netft's cleanup.rs). Not the
+//! measurement itself (measure.rs).
 
 #[allow(dead_code)]
 #[path = "../netft/cleanup.rs"]
@@ -23,13 +27,15 @@ mod lab;
 
 mod contender;
 mod crm_status;
+mod keelson;
+mod keelson_node;
 mod measure;
 mod pacemaker;
 mod packages;
 mod pcmk_node;
 
 use cleanup::Item;
-use contender::Contender;
+use contender::{Contender, Detection};
 use lab::Lab;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,6 +46,7 @@ const TEMP_PREFIX: &str = "keelson-failover-bench-";
 struct Options {
     runs: usize,
     token_ms: u32,
+    contenders: Vec<String>,
 }
 
 fn number_from_env<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
@@ -62,19 +69,91 @@ fn options_from_env() -> Result<Options, String> {
     Ok(Options {
         runs: number_from_env("KEELSON_FAILOVER_RUNS", 7, (1, 1000))?,
         token_ms: number_from_env("KEELSON_FAILOVER_TOKEN_MS", 1000, (100, 60_000))?,
+        contenders: contenders_from_env()?,
     })
 }
 
-/// How to build each contender's cluster on the lab. keelson's joins this table once its
-/// failover exists (see the TODO in contender.rs); until then it is not run at all.
-type Start = fn(&Lab, &Path, &Options) -> Result<Box<dyn Contender>, String>;
-const CONTENDERS: &[(&str, Start)] = &[("pacemaker", start_pacemaker)];
+fn contenders_from_env() -> Result<Vec<String>, String> {
+    let all: Vec<&str> = CONTENDERS.iter().map(|(name, _)| *name).collect();
+    let Ok(list) = std::env::var("KEELSON_FAILOVER_CONTENDERS") else {
+        return Ok(all.iter().map(|n| n.to_string()).collect());
+    };
+    let chosen: Vec<String> = list.split(',').map(|n| n.trim().to_string()).collect();
+    match chosen.iter().find(|n| !all.contains(&n.as_str())) {
+        Some(bad) => Err(format!(
+            "KEELSON_FAILOVER_CONTENDERS: unknown contender '{bad}' (known: {})",
+            all.join(", ")
+        )),
+        None => Ok(chosen),
+    }
+}
 
-fn start_pacemaker(lab: &Lab, dir: &Path, options: &Options) -> Result<Box<dyn Contender>, String> {
+/// What the contenders measured so far in this run, for those that match another's settings.
+#[derive(Default)]
+struct Measured {
+    pacemaker_detection: Option<Detection>,
+}
+
+/// How to build each contender's cluster on the lab, in the order they run.
+type Start = fn(&Lab, &Path, &Options, &Measured) -> Result<Box<dyn Contender>, String>;
+const CONTENDERS: &[(&str, Start)] = &[
+    ("pacemaker", start_pacemaker),
+    ("keelson", start_keelson_defaults),
+    ("keelson-matched", start_keelson_matched),
+];
+
+fn start_pacemaker(
+    lab: &Lab,
+    dir: &Path,
+    options: &Options,
+    _: &Measured,
+) -> Result<Box<dyn Contender>, String> {
     packages::ensure_installed()?;
     let versions = packages::versions()?.join(", ");
     let cluster = pacemaker::Pacemaker::start(lab, dir, options.token_ms, versions)?;
     Ok(Box::new(cluster))
+}
+
+fn start_keelson_defaults(
+    lab: &Lab,
+    dir: &Path,
+    _: &Options,
+    _: &Measured,
+) -> Result<Box<dyn Contender>, String> {
+    let timing = keelson::Timing::defaults();
+    Ok(Box::new(keelson::Keelson::start(
+        lab, dir, timing, "defaults",
+    )?))
+}
+
+/// keelson with the Delay (at its default Threshold) whose detection equals Pacemaker's.
+fn start_keelson_matched(
+    lab: &Lab,
+    dir: &Path,
+    _: &Options,
+    measured: &Measured,
+) -> Result<Box<dyn Contender>, String> {
+    let pacemaker = measured.pacemaker_detection.as_ref().ok_or(
+        "keelson-matched matches Pacemaker's detection as measured in the same run: run pacemaker before it (KEELSON_FAILOVER_CONTENDERS)",
+    )?;
+    let timing = keelson::Timing::matching(pacemaker.ms);
+    println!(
+        "\nkeelson at Pacemaker's detection: Pacemaker's is {:.0} ms ({}); chosen: Same/CrossSubnetDelay {} ms, Threshold {}: {} x {} + {} / 2 = {} ms",
+        pacemaker.ms,
+        pacemaker.how,
+        timing.delay_ms,
+        timing.threshold,
+        timing.delay_ms,
+        timing.threshold,
+        timing.delay_ms,
+        timing.detection_ms()
+    );
+    Ok(Box::new(keelson::Keelson::start(
+        lab,
+        dir,
+        timing,
+        "detection matched to Pacemaker's",
+    )?))
 }
 
 fn main() {
@@ -88,7 +167,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     if keelson_sys::process::geteuid() != 0 {
-        return Err("needs root to create network, mount and pid namespaces and to run corosync and pacemaker in them; run it as root (e.g. sudo -E cargo bench --bench failover)".into());
+        return Err("needs root to create network, mount and pid namespaces and to run corosync, pacemaker and keelson-rcm in them; run it as root (e.g. sudo -E cargo bench --bench failover)".into());
     }
     let options = options_from_env()?;
     lab::ip(&["-V"]).map_err(|e| format!("needs iproute2's ip: {e}"))?;
@@ -103,24 +182,34 @@ fn run() -> Result<(), String> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let lab = Lab::create(pacemaker::NODES)?;
+    let mut measured = Measured::default();
     for (name, start) in CONTENDERS {
+        if !options.contenders.iter().any(|c| c == name) {
+            continue;
+        }
         let dir = TempDir::create(name)?;
-        let mut contender = start(&lab, &dir.0, &options)?;
-        measure_contender(contender.as_mut(), &options)?;
+        let mut contender = start(&lab, &dir.0, &options, &measured)?;
+        let detection = measure_contender(contender.as_mut(), &options)?;
+        if *name == "pacemaker" {
+            measured.pacemaker_detection = Some(detection);
+        }
         drop(contender);
     }
     println!("\nwhole run: {:.0} s", began.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn measure_contender(contender: &mut dyn Contender, options: &Options) -> Result<(), String> {
+fn measure_contender(
+    contender: &mut dyn Contender,
+    options: &Options,
+) -> Result<Detection, String> {
     let name = contender.name();
     let leader = contender.leader_word();
     println!("\n{name}\n  {}", contender.settings());
     let detection = contender.detection()?;
     let samples = measure::run_all(contender, options.runs, leader)?;
     measure::print_table(&name, &samples, &detection, leader);
-    Ok(())
+    Ok(detection)
 }
 
 /// A contender's temporary directory (its nodes' directories, logs, configuration); removed on
