@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::lab::{root_or_skip, Lab};
 use common::rcm::Rcm;
 use keelson_proto::{ControlReply, ControlRequest as R};
 use std::path::PathBuf;
@@ -48,92 +49,6 @@ impl Timings {
     }
     fn margin_ms(&self) -> u64 {
         DELAY_MS
-    }
-}
-
-fn have_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ip {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "ip {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// The switch namespace with two bridges and two node namespaces, each with a port on both.
-struct Lab {
-    switch: String,
-    nodes: Vec<String>,
-}
-
-impl Lab {
-    fn create(tag: &str) -> Lab {
-        let pid = std::process::id();
-        let mut lab = Lab {
-            switch: format!("kw{pid}{tag}sw"),
-            nodes: Vec::new(),
-        };
-        ip(&["netns", "add", &lab.switch]);
-        for net in 1..=2 {
-            let br = format!("br{net}");
-            ip(&["-n", &lab.switch, "link", "add", &br, "type", "bridge"]);
-            ip(&["-n", &lab.switch, "link", "set", &br, "up"]);
-        }
-        for i in 0..2 {
-            let ns = format!("kw{pid}{tag}n{}", i + 1);
-            ip(&["netns", "add", &ns]);
-            lab.nodes.push(ns.clone());
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            for (net, subnet) in [(1, "192.0.2"), (2, "198.51.100")] {
-                let (inner, outer) = (format!("eth{net}"), format!("p{}n{net}", i + 1));
-                ip(&[
-                    "link",
-                    "add",
-                    &inner,
-                    "netns",
-                    &ns,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &outer,
-                    "netns",
-                    &lab.switch,
-                ]);
-                let addr = format!("{subnet}.{}/24", i + 1);
-                ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner]);
-                ip(&["-n", &ns, "link", "set", &inner, "up"]);
-                let br = format!("br{net}");
-                ip(&["-n", &lab.switch, "link", "set", &outer, "master", &br]);
-                ip(&["-n", &lab.switch, "link", "set", &outer, "up"]);
-            }
-        }
-        lab
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in self.nodes.iter().chain([&self.switch]) {
-            let status = Command::new("ip").args(["netns", "del", ns]).status();
-            if !matches!(status, Ok(s) if s.success()) {
-                eprintln!("cleanup: ip netns del {ns} failed: {status:?}");
-            }
-        }
     }
 }
 
@@ -225,11 +140,6 @@ impl Drop for Witness {
 /// A path of this test run under the temp dir.
 fn scratch(what: &str) -> PathBuf {
     std::env::temp_dir().join(format!("keelson-t17-{}-{what}", std::process::id()))
-}
-
-fn boot(lab: &Lab, i: usize, dir: PathBuf) -> Rcm {
-    let name = format!("n{}", i + 1);
-    Rcm::start_in_netns(dir, &lab.nodes[i], &["--node-name", &name])
 }
 
 fn node_state(observer: &Rcm, node: &str) -> String {
@@ -406,21 +316,9 @@ fn lose_the_host(
     victim.keep_dir()
 }
 
-fn root_or_skip() -> bool {
-    if have_root() {
-        return true;
-    }
-    assert!(
-        !common::in_ci(),
-        "t17 needs root (network namespaces) and CI runs as root"
-    );
-    eprintln!("skipped: t17 needs root for network namespaces");
-    false
-}
-
 #[test]
 fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
-    if !root_or_skip() {
+    if !root_or_skip("t17") {
         return;
     }
     let _turn = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
@@ -432,7 +330,7 @@ fn two_nodes_and_a_file_share_witness_survive_the_loss_of_either_node() {
 /// loaded machine.
 #[test]
 fn two_nodes_and_a_disk_witness_survive_the_loss_of_either_node() {
-    if !root_or_skip() {
+    if !root_or_skip("t17") {
         return;
     }
     let _turn = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
@@ -449,23 +347,17 @@ fn two_nodes_and_a_disk_witness_survive_the_loss_of_either_node() {
 
 /// The whole story against `witness`; `tag` keeps the names of one scenario's lab apart.
 fn scenario(tag: &str, witness: Witness, timings: &Timings) {
-    let lab = Lab::create(tag);
+    let lab = Lab::create(&format!("kw{tag}"), 2);
     let share = witness;
-    let n1 = boot(&lab, 0, Rcm::new_dir(&format!("t17{tag}-n1")));
+    let n1 = lab.boot(0, Rcm::new_dir(&format!("t17{tag}-n1")));
 
-    let nodes = |i: u8| {
-        (
-            format!("n{i}"),
-            vec![format!("192.0.2.{i}"), format!("198.51.100.{i}")],
-        )
-    };
     n1.ok(R::ClusterCreate {
         name: "lab".into(),
-        nodes: (1..=2).map(nodes).collect(),
+        nodes: (0..2).map(Lab::node_spec).collect(),
         virtual_subnet: None,
     });
     let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
-    let n2 = boot(&lab, 1, Rcm::new_dir(&format!("t17{tag}-n2")));
+    let n2 = lab.boot(1, Rcm::new_dir(&format!("t17{tag}-n2")));
     n2.ok(R::NodeJoin {
         cluster: "192.0.2.1".into(),
         key_file: key,
@@ -634,7 +526,7 @@ fn scenario(tag: &str, witness: Witness, timings: &Timings) {
         let gone = nodes[victim].take().unwrap();
         let staying = nodes[survivor].as_ref().unwrap();
         let dir = lose_the_host(gone, staying, &survivor_name, &group, timings);
-        let back = boot(&lab, victim, dir);
+        let back = lab.boot(victim, dir);
         wait_for_group(&back, &group);
         wait_node(&back, &survivor_name, "Up");
         wait_node(staying, &victim_name, "Up");
