@@ -28,30 +28,18 @@ const VIRTUAL_SUBNET: &str = "203.0.113.0/24";
 /// Delay x Threshold + one Delay of its last heartbeat; the test allows 2 s more for its own polling.
 const DOWN_BOUND: Duration = Duration::from_millis(1000 * 5 + 1000 + 2000);
 
-/// `node` as `observer`'s node list shows it.
-fn node_state(observer: &Rcm, node: &str) -> String {
-    let list = observer.ok(R::NodeList);
-    list["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == node)
-        .map(|n| n["state"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_default()
-}
-
 /// Waits until `observer` sees `node` in `state`; how long it took.
 fn wait_node(observer: &Rcm, node: &str, state: &str, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        if node_state(observer, node) == state {
+        if observer.node_state(node) == state {
             return start.elapsed();
         }
         assert!(
             start.elapsed() < limit,
             "node {node} never became {state} on {} (is {})\n{}",
             observer.dir.display(),
-            node_state(observer, node),
+            observer.node_state(node),
             observer.cluster_log()
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -419,7 +407,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     );
     for peer in ["n1", "n2"] {
         assert_eq!(
-            node_state(&n3, peer),
+            n3.node_state(peer),
             "Up",
             "one network cut took {peer} Down"
         );
@@ -454,7 +442,7 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
     }
     for peer in ["n1", "n2"] {
         assert_eq!(
-            node_state(&n3, peer),
+            n3.node_state(peer),
             "Up",
             "one network cut must not take {peer} Down"
         );

@@ -142,20 +142,9 @@ fn scratch(what: &str) -> PathBuf {
     std::env::temp_dir().join(format!("keelson-t17-{}-{what}", std::process::id()))
 }
 
-fn node_state(observer: &Rcm, node: &str) -> String {
-    let list = observer.ok(R::NodeList);
-    list["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == node)
-        .map(|n| n["state"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_default()
-}
-
 fn wait_node(observer: &Rcm, node: &str, state: &str) {
     let start = Instant::now();
-    while node_state(observer, node) != state {
+    while observer.node_state(node) != state {
         assert!(
             start.elapsed() < LIMIT,
             "node {node} never became {state} on {}\n{}",

@@ -13,17 +13,6 @@ use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn node_state(observer: &Rcm, node: &str) -> String {
-    let list = observer.ok(R::NodeList);
-    list["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == node)
-        .map(|n| n["state"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_default()
-}
-
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !ok() {
@@ -83,7 +72,7 @@ fn killing_the_owner_moves_its_group_to_another_node_after_its_lease() {
     for n in [&n1, &n2, &n3] {
         for peer in ["n1", "n2", "n3"] {
             wait_until(&format!("{peer} Up on {}", n.dir.display()), LIMIT, || {
-                node_state(n, peer) == "Up"
+                n.node_state(peer) == "Up"
             });
         }
     }
@@ -135,7 +124,7 @@ fn killing_the_owner_moves_its_group_to_another_node_after_its_lease() {
     // n2 comes back: the group stays where it is (AutoFailbackType Prevent, the default).
     let n2_dir = n2.keep_dir();
     let n2 = lab.boot(1, n2_dir);
-    wait_until("n2 Up on n1", LIMIT, || node_state(&n1, "n2") == "Up");
+    wait_until("n2 Up on n1", LIMIT, || n1.node_state("n2") == "Up");
     assert_eq!(group(&n1, "web").map(|g| g.0), Some(owner.clone()));
     wait_until("n2 following the move", LIMIT, || {
         group(&n2, "web").map(|g| g.0) == Some(owner.clone())

@@ -297,3 +297,17 @@ impl Rcm {
         }
     }
 }
+
+impl Rcm {
+    /// Cluster member `node`'s state as this node's `node list` shows it (empty when unlisted).
+    pub fn node_state(&self, node: &str) -> String {
+        let list = self.ok(ControlRequest::NodeList);
+        list["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == node)
+            .map(|n| n["state"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    }
+}
