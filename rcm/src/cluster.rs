@@ -42,6 +42,8 @@ pub const RAFT_PORT: u16 = 3344;
 const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a raft restarted with new timing is waited for to hold its state again.
 const SETTLE_FOR: Duration = Duration::from_secs(2);
+/// How long a restart of raft waits for peers' writes in flight through this node to be answered.
+const QUIESCE_FOR: Duration = Duration::from_secs(2);
 /// Most nodes in one cluster (WSFC's limit in the seed's era).
 const MAX_NODES: usize = 16;
 /// The raft id of the node that creates a cluster.
@@ -360,6 +362,17 @@ impl Cluster {
         }
         let raft = self.raft.clone();
         let before = raft.metrics().borrow().clone();
+        // A peer's write in flight through this node gets its answer before raft stops, or it
+        // would read "raft stopped" for a change that may well be committed.
+        if let Some(server) = &self.server {
+            if !self.block(server.quiesce(QUIESCE_FOR))? {
+                tracing::warn!(
+                    component = "RAFT",
+                    "a peer's write through this node was still unanswered after {} ms; the cluster database restarts anyway and that peer hears its outcome is unknown",
+                    QUIESCE_FOR.as_millis()
+                );
+            }
+        }
         self.block(async move { raft.shutdown().await })?
             .map_err(|e| format!("cannot stop the cluster database to retime it: {e}"))?;
         // Its port is listened on again by the new server.

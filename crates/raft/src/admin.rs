@@ -57,6 +57,9 @@ pub(crate) struct Admin {
     reservations: Mutex<Reservations>,
     admit_timeout: Duration,
     admission: Option<crate::server::Admission>,
+    /// Held shared by every write in flight; `quiesce` takes it alone and closes it, so that raft
+    /// is stopped only once every write it took has had its answer (true: closed).
+    writes: tokio::sync::RwLock<bool>,
 }
 
 fn forward<E: std::fmt::Display>(
@@ -114,6 +117,9 @@ pub(crate) fn proposed_write_error(
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => AdminError::Uncertain(
             "leadership moved while the request was being committed: it may or may not have been committed".into(),
         ),
+        RaftError::Fatal(fatal) => AdminError::Uncertain(format!(
+            "the leader's cluster database stopped ({fatal}) while the request was being committed: it may or may not have been committed"
+        )),
         other => AdminError::Refused(other.to_string()),
     }
 }
@@ -153,6 +159,7 @@ impl Admin {
             reservations: Mutex::new(Reservations::default()),
             admit_timeout,
             admission,
+            writes: tokio::sync::RwLock::new(false),
         }
     }
 
@@ -179,6 +186,15 @@ impl Admin {
     /// Proposes `request`, already validated by the sender's engine; Ok once it is committed and
     /// applied on this (the leader's) state machine.
     pub(crate) async fn write(&self, request: Request) -> Result<Response, AdminError> {
+        let closed = self.writes.read().await;
+        if *closed {
+            // Raft is being stopped here (to restart it): nothing was proposed, and the sender
+            // tries again once a leader is known.
+            return Err(AdminError::ForwardToLeader {
+                leader_id: None,
+                leader: None,
+            });
+        }
         self.lead()?;
         let written = self
             .raft
@@ -186,6 +202,19 @@ impl Admin {
             .await
             .map_err(proposed_write_error)?;
         Ok(written.data)
+    }
+
+    /// Waits, up to `within`, until every write in flight has been answered, then refuses new ones
+    /// as "no leader known" (never proposed, so the sender may try again): raft can be stopped
+    /// without losing an answer. Whether every write in flight finished in time.
+    pub(crate) async fn quiesce(&self, within: Duration) -> bool {
+        match tokio::time::timeout(within, self.writes.write()).await {
+            Ok(mut closed) => {
+                *closed = true;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Reserves a fresh id for `node`.

@@ -213,6 +213,23 @@ impl Server {
         self.shared.hosted.clone()
     }
 
+    /// Lets the writes in flight through its node's own raft and the rafts it hosts finish (up to
+    /// `within`) and refuses new ones as "no leader known", before those rafts are stopped: a
+    /// peer's write is then either answered or never proposed. Whether all finished in time.
+    pub fn quiesce(&self, within: Duration) -> impl std::future::Future<Output = bool> + 'static {
+        let mut targets = vec![self.shared.own.clone()];
+        targets.extend(self.shared.hosted.read().values().cloned());
+        async move {
+            let deadline = tokio::time::Instant::now() + within;
+            let mut all = true;
+            for target in targets {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                all &= target.admin.quiesce(left).await;
+            }
+            all
+        }
+    }
+
     /// Stops accepting and closes every connection.
     pub fn shutdown(self) {}
 }
