@@ -195,6 +195,7 @@ impl Core {
             cluster.watch_membership(self.notices_tx.clone());
         }
         self.refresh_cluster_network();
+        self.start_clock();
         let mut armed_for = u64::MAX;
         while !self.stop {
             // Timers due within TIMER_SLACK of the earliest one fire together, never early: one wake-up

@@ -52,6 +52,8 @@ pub enum Notice {
         id: u64,
         down_at: std::time::Instant,
     },
+    /// A minute passed: the local hour may have changed (failback windows, placement_gate.rs).
+    Clock,
 }
 
 /// The running heartbeat network of this node.

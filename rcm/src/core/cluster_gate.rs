@@ -384,6 +384,7 @@ impl Core {
                 self.placement_member_changed(id);
             }
             Notice::LeaseExpired { id, down_at } => self.placement_lease_expired(id, down_at),
+            Notice::Clock => self.placement_clock(),
             Notice::Stopped(reason) => {
                 tracing::error!(
                     component = "NETFT",

@@ -25,7 +25,14 @@ pub(super) struct Placement {
     members: Vec<String>,
     /// When each member was last seen going Down (its lease expiry is timed from then).
     down_since: BTreeMap<u64, Instant>,
+    /// The local hour the placer was last told (failback windows).
+    hour: Option<u32>,
+    /// The hour could not be read (logged once).
+    hour_unreadable: bool,
 }
+
+/// How often the local hour is looked at (a failback window opens within this of its hour).
+const CLOCK_EVERY: Duration = Duration::from_secs(60);
 
 impl Core {
     /// Starts or stops the placement core as this node becomes or stops being the raft leader.
@@ -54,6 +61,46 @@ impl Core {
             .collect()
     }
 
+    /// Ticks `Notice::Clock` every CLOCK_EVERY for as long as the process runs.
+    pub(super) fn start_clock(&self) {
+        let tx = self.notices_tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(CLOCK_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if tx.send(crate::cluster::heartbeat::Notice::Clock).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// A minute passed: the leader's placer hears the hour when it changed (a failback window may
+    /// have opened).
+    pub(super) fn placement_clock(&mut self) {
+        if self.placement.placer.is_some() {
+            self.tell_hour();
+        }
+    }
+
+    /// The local hour, or None (logged once) when it cannot be read: failback windows then stay
+    /// closed, as the placer treats an unknown hour.
+    fn local_hour(&mut self) -> Option<u32> {
+        match keelson_sys::clock::local_hour() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                if !std::mem::replace(&mut self.placement.hour_unreadable, true) {
+                    tracing::error!(
+                        component = "RCM",
+                        "cannot read the local hour ({e}): groups with a failback window do not fail back"
+                    );
+                }
+                None
+            }
+        }
+    }
+
     fn start_placer(&mut self) {
         let Some(cluster) = &self.cluster else {
             return;
@@ -63,6 +110,7 @@ impl Core {
         let (groups, _) = self.engine.records();
         self.placement.placer = Some(Placer::new(&members, &groups));
         self.placement.members = members.clone();
+        self.placement.hour = None;
         tracing::info!(
             component = "RCM",
             "This node leads: it places the cluster's {} groups on its {} members",
@@ -174,6 +222,25 @@ impl Core {
     /// One event to the placer; what it decides is carried out (records committed through raft,
     /// events raised, lines logged).
     fn place(&mut self, event: PlacementEvent) {
+        if self.placement.placer.is_none() {
+            return;
+        }
+        self.tell_hour();
+        self.place_now(event);
+    }
+
+    /// The placer hears the local hour when it is not the one it was last told.
+    fn tell_hour(&mut self) {
+        if let Some(h) = self
+            .local_hour()
+            .filter(|h| self.placement.hour != Some(*h))
+        {
+            self.placement.hour = Some(h);
+            self.place_now(PlacementEvent::Hour(h));
+        }
+    }
+
+    fn place_now(&mut self, event: PlacementEvent) {
         let now = self.now();
         let Some(placer) = self.placement.placer.as_mut() else {
             return;
@@ -217,6 +284,9 @@ impl Core {
         let mut feed = vec![PlacementEvent::NodeUp {
             node: self.node.clone(),
         }];
+        if let Ok(h) = keelson_sys::clock::local_hour() {
+            feed.push(PlacementEvent::Hour(h));
+        }
         if let Some(cluster) = &self.cluster {
             for n in cluster.info().nodes.values() {
                 let (Some(id), false) = (n.id, n.name == self.node) else {
