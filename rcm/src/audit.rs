@@ -95,6 +95,10 @@ pub fn describe(request: &ControlRequest) -> String {
         R::NetworkList => out.push_str("NetworkList"),
         R::Validate => out.push_str("Validate"),
         R::NodeEvict { name } => named(&mut out, "NodeEvict", name),
+        R::NodePause { name, drain } => {
+            let _ = write!(out, "NodePause name='{}' drain={drain}", text(name));
+        }
+        R::NodeResume { name } => named(&mut out, "NodeResume", name),
         R::NodeJoin {
             cluster,
             key_file,

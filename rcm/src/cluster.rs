@@ -593,6 +593,19 @@ impl Cluster {
         });
     }
 
+    /// Proposes a request nobody waits for (a group's state report); a failure is logged.
+    pub fn propose_request_in_background(&self, request: Request) {
+        let (client, raft) = (self.client.clone(), self.raft.clone());
+        self.rt.spawn(async move {
+            if let Err(e) = client.write(&raft, request).await {
+                tracing::warn!(
+                    component = "RCM",
+                    "the cluster did not commit a group state report: {e}"
+                );
+            }
+        });
+    }
+
     fn wait_applied(&self, index: u64) -> Result<(), String> {
         let raft = self.raft.clone();
         self.block(async move {
@@ -703,11 +716,17 @@ fn node_view(
             Some(S::Unknown) | None => "Unknown",
         },
     };
+    let state = if n.paused && state == "Up" {
+        "Paused"
+    } else {
+        state
+    };
     view::Node {
         addrs: n.addrs.clone(),
         id: n.id.unwrap_or(0),
         leader: n.id.is_some() && n.id == leader,
         name: n.name.clone(),
+        paused: n.paused,
         state: state.into(),
     }
 }
@@ -925,6 +944,7 @@ pub fn check_nodes(name: &str, nodes: &[NodeSpec], me: &str) -> Result<ClusterIn
             id,
             interfaces: Vec::new(),
             raft_addr: String::new(),
+            paused: false,
         };
         if entries.insert(node.name.clone(), entry).is_some() {
             return Err(format!("node '{}' is listed twice", node.name));

@@ -12,6 +12,8 @@ mod cluster_gate;
 mod cluster_properties;
 mod eviction;
 mod exec;
+mod node_pause;
+mod owner_state;
 mod placement_gate;
 mod requests;
 mod witness_gate;
@@ -173,6 +175,11 @@ impl Core {
             logs: [self.log.health(), self.events.health(), self.audit.health()],
             catalogue: &self.catalogue,
             node: &self.node,
+            now_ms: self.now(),
+            members: self
+                .cluster
+                .as_ref()
+                .map_or(1, |c| c.voters().len().max(1) as u32),
         }
     }
 

@@ -15,7 +15,7 @@ use keelson_host::Pool;
 use keelson_proto::view::{self, PropertyValue};
 use keelson_proto::ControlReply;
 use keelson_store::Store;
-use keelson_types::Op;
+use keelson_types::{GroupRecord, Op};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -36,6 +36,10 @@ pub struct Views<'a> {
     pub logs: [WriteHealth; 3],
     pub catalogue: &'a Catalogue,
     pub node: &'a str,
+    /// Engine time (Unix ms), for the failovers within a group's FailoverPeriod.
+    pub now_ms: u64,
+    /// The cluster's member count (1 on a single node), for FailoverThreshold's `nodes-1`.
+    pub members: u32,
 }
 
 impl Views<'_> {
@@ -69,7 +73,8 @@ impl Views<'_> {
             .engine
             .group(name)
             .ok_or(format!("no group named '{name}'"))?;
-        Ok(group(&g, self.node))
+        let record = self.engine.group_record(name).unwrap_or_default();
+        Ok(group(&g, &record, self.node, self.now_ms, self.members))
     }
 
     /// `group list`.
@@ -78,7 +83,10 @@ impl Views<'_> {
         self.engine
             .groups()
             .iter()
-            .map(|g| group_summary(g, node))
+            .map(|g| {
+                let record = self.engine.group_record(&g.name).unwrap_or_default();
+                group_summary(g, &record, node)
+            })
             .collect()
     }
 
@@ -204,20 +212,54 @@ fn owner_of<'a>(g: &'a GroupView, node: &'a str) -> &'a str {
     }
 }
 
-fn group(g: &GroupView, node: &str) -> view::Group {
+/// The group's state on its owner: this node's when it owns it (or on a single node), else what
+/// the owner reported for the current placement (empty until it has).
+fn owner_state(g: &GroupView, record: &GroupRecord, node: &str) -> String {
+    if g.owner.is_empty() || g.owner == node {
+        return g.state.to_string();
+    }
+    record
+        .placement
+        .reported_state(&record.owner)
+        .map(|s| s.state.clone())
+        .unwrap_or_default()
+}
+
+fn group(
+    g: &GroupView,
+    record: &GroupRecord,
+    node: &str,
+    now_ms: u64,
+    members: u32,
+) -> view::Group {
+    let p = &record.placement;
     view::Group {
+        failovers_in_period: p.failovers_in_period(now_ms, g.properties.failover_period_ms) as u64,
+        failover_threshold: u64::from(g.properties.effective_failover_threshold(members)),
+        last_move: p.last_move.as_ref().map(|m| view::GroupMove {
+            at: keelson_types::format_iso_time(m.at_ms),
+            from: m.from.clone(),
+            reason: m.reason.clone(),
+            to: m.to.clone(),
+        }),
+        left_failed: p.failed,
         name: g.name.clone(),
         owner_node: owner_of(g, node).to_string(),
+        owner_state: owner_state(g, record, node),
+        placement_epoch: p.epoch,
+        preferred_owners: g.properties.preferred_owners.clone(),
         properties: properties(g.properties.to_map()),
+        releasing_from: p.releasing_from.clone(),
         resources: g.resources.clone(),
         state: g.state.to_string(),
     }
 }
 
-fn group_summary(g: &GroupView, node: &str) -> view::GroupSummary {
+fn group_summary(g: &GroupView, record: &GroupRecord, node: &str) -> view::GroupSummary {
     view::GroupSummary {
         name: g.name.clone(),
         owner_node: owner_of(g, node).to_string(),
+        owner_state: owner_state(g, record, node),
         resources: g.resources.clone(),
         state: g.state.to_string(),
     }
@@ -381,12 +423,50 @@ mod tests {
             resources: vec!["Share".into()],
             owner: String::new(),
         };
-        let v = group(&g, "n1");
+        let v = group(&g, &GroupRecord::default(), "n1", 0, 3);
         assert_eq!(
             v.properties["FailoverThreshold"],
             PropertyValue::Text("nodes-1".into())
         );
         assert_eq!(v.state, "PartialOnline");
+        assert_eq!(
+            (v.failover_threshold, v.owner_state.as_str()),
+            (2, "PartialOnline")
+        );
+    }
+
+    #[test]
+    fn a_group_owned_elsewhere_shows_its_owners_report_for_the_current_placement_only() {
+        let g = GroupView {
+            id: GroupId(1),
+            name: "FS".into(),
+            state: GroupState::Offline,
+            want_online: true,
+            properties: GroupProperties::default(),
+            resources: vec![],
+            owner: "n2".into(),
+        };
+        let mut record = GroupRecord {
+            name: "FS".into(),
+            owner: "n2".into(),
+            ..GroupRecord::default()
+        };
+        record.placement.epoch = 4;
+        record.placement.failovers = vec![1_000, 9_000];
+        record.placement.owner_state = Some(keelson_types::OwnerState {
+            node: "n2".into(),
+            epoch: 4,
+            state: "Online".into(),
+            at_ms: 10,
+        });
+        let v = group(&g, &record, "n1", 10_000, 3);
+        assert_eq!(
+            (v.state.as_str(), v.owner_state.as_str()),
+            ("Offline", "Online")
+        );
+        assert_eq!(v.failovers_in_period, 2);
+        record.placement.epoch = 5; // a newer placement the owner has not reported on yet
+        assert_eq!(group(&g, &record, "n1", 10_000, 3).owner_state, "");
         let other = ResourceView {
             group: "Web".into(),
             ..share(None)

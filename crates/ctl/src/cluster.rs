@@ -398,6 +398,42 @@ fn nodes(v: &NodeList) -> String {
     )
 }
 
+/// `node pause NAME [--drain]`: with a drain, waits until every group it owned is in its state
+/// again on its new owner.
+pub async fn node_pause(client: &Client, name: String, drain: bool, timeout: u64) -> Result<()> {
+    let mut before = Vec::new();
+    if drain {
+        let groups: Vec<keelson_proto::view::GroupSummary> = client.view(R::GroupList).await?;
+        for g in groups.iter().filter(|g| g.owner_node == name) {
+            before.push(crate::move_wait::Before::fetch(client, &g.name).await?);
+        }
+    }
+    confirm(
+        client,
+        R::NodePause {
+            name: name.clone(),
+            drain,
+        },
+    )
+    .await?;
+    if before.is_empty() {
+        return Ok(());
+    }
+    let timeout = std::time::Duration::from_millis(timeout);
+    let (views, took) = crate::move_wait::settle(client, &before, timeout).await?;
+    for g in &views {
+        crate::output::emit_line(&format!(
+            "group '{}' is {} on node '{}'",
+            g.name, g.owner_state, g.owner_node
+        ))?;
+    }
+    crate::output::emit_line(&format!(
+        "node '{name}' drained: {} groups moved in {} ms",
+        views.len(),
+        took.as_millis()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +497,7 @@ mod tests {
                     id: 1,
                     leader: true,
                     name: "n1".into(),
+                    paused: false,
                     state: "Up".into(),
                 },
                 keelson_proto::view::Node {
@@ -468,6 +505,7 @@ mod tests {
                     id: 0,
                     leader: false,
                     name: "n2".into(),
+                    paused: false,
                     state: "Joining".into(),
                 },
             ],

@@ -53,6 +53,13 @@ pub enum GroupCommand {
         /// The node to move it to.
         #[arg(long, value_name = "NODE")]
         to: Option<String>,
+        /// Return only once it is in its state again (Online, or Offline) on the new owner; fails
+        /// if it goes Failed there.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 60_000, requires = "wait")]
+        timeout: u64,
     },
     /// Set common properties of a group.
     Set {
@@ -138,6 +145,41 @@ pub async fn run(client: &Client, command: GroupCommand) -> Result<()> {
             let properties = crate::assign::properties(&properties)?;
             confirm(client, R::GroupSet { name, properties }).await
         }
-        GroupCommand::Move { name, to } => confirm(client, R::GroupMove { name, to }).await,
+        GroupCommand::Move {
+            name,
+            to,
+            wait,
+            timeout,
+        } => move_group(client, name, to, wait, timeout).await,
     }
+}
+
+/// `group move G [--to N] [--wait]`.
+async fn move_group(
+    client: &Client,
+    name: String,
+    to: Option<String>,
+    wait: bool,
+    timeout: u64,
+) -> Result<()> {
+    let before = match wait {
+        true => Some(crate::move_wait::Before::fetch(client, &name).await?),
+        false => None,
+    };
+    confirm(client, R::GroupMove { name, to }).await?;
+    let Some(before) = before else {
+        return Ok(());
+    };
+    let timeout = Duration::from_millis(timeout);
+    let (views, took) = crate::move_wait::settle(client, &[before], timeout).await?;
+    for g in views {
+        emit_line(&format!(
+            "group '{}' is {} on node '{}' (after {} ms)",
+            g.name,
+            g.owner_state,
+            g.owner_node,
+            took.as_millis()
+        ))?;
+    }
+    Ok(())
 }

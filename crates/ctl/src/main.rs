@@ -10,6 +10,7 @@ mod demo;
 mod diagnostics;
 mod group;
 mod logs;
+mod move_wait;
 mod node;
 mod output;
 mod plugin_test;
@@ -195,6 +196,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Node(node::NodeCommand::Evict { name }) => {
             ok(output::confirm(&client()?, R::NodeEvict { name }).await)
+        }
+        Command::Node(node::NodeCommand::Pause {
+            name,
+            drain,
+            timeout,
+        }) => ok(cluster::node_pause(&client()?, name, drain, timeout).await),
+        Command::Node(node::NodeCommand::Resume { name }) => {
+            ok(output::confirm(&client()?, R::NodeResume { name }).await)
         }
         Command::Node(node::NodeCommand::Join { cluster, key, name }) => {
             ok(cluster::node_join(&client()?, cluster, &key, name).await)

@@ -53,6 +53,24 @@ pub enum NodeCommand {
         /// The node's name.
         name: String,
     },
+    /// Pause a node: no group is placed on it any more. With --drain its groups all move off it
+    /// at once, and the command returns when each is in its state again on its new owner.
+    Pause {
+        /// The node's name.
+        name: String,
+        /// Move its groups off it too, and wait for them.
+        #[arg(long)]
+        drain: bool,
+        /// With --drain: give up waiting after this many milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 120_000, requires = "drain")]
+        timeout: u64,
+    },
+    /// Resume a paused node: groups may be placed on it again (and fail back to it where their
+    /// AutoFailbackType allows).
+    Resume {
+        /// The node's name.
+        name: String,
+    },
     /// List the cluster's nodes: state, id, addresses; the leader is marked with *.
     List {
         /// Print the node service's JSON view.
@@ -89,8 +107,14 @@ pub async fn run(data_dir: &Path, command: NodeCommand) -> Result<ExitCode> {
     match command {
         NodeCommand::Start(args) => start(data_dir, args).await,
         NodeCommand::Stop(args) => stop(data_dir, args).await.map(|()| ExitCode::SUCCESS),
-        NodeCommand::List { .. } | NodeCommand::Join { .. } | NodeCommand::Evict { .. } => {
-            unreachable!("node list and join are sent to the node service by main")
+        NodeCommand::List { .. }
+        | NodeCommand::Join { .. }
+        | NodeCommand::Evict { .. }
+        | NodeCommand::Pause { .. }
+        | NodeCommand::Resume { .. } => {
+            unreachable!(
+                "node list, join, evict, pause and resume are sent to the node service by main"
+            )
         }
     }
 }

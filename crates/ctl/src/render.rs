@@ -183,14 +183,59 @@ pub fn group_list(rows: &[GroupSummary]) -> String {
 
 /// `group get`: identity, members and properties.
 pub fn group(g: &Group) -> String {
-    let mut out = fields(&[
+    let mut rows = vec![
         ("name", word(&g.name)),
         ("state", word(&g.state)),
         ("owner node", word(&g.owner_node)),
-        ("resources", names(&g.resources)),
-    ]);
+    ];
+    rows.extend(placement_rows(g));
+    rows.push(("resources", names(&g.resources)));
+    let mut out = fields(&rows);
     out.push_str(&entries("properties", &g.properties));
     out
+}
+
+/// What a cluster adds to `group get`, each only when it says something: the state on its owner
+/// when it is not the state here, the preferred owners, a hand-off in progress, the failover
+/// count, the last move, and a group the cluster left Failed.
+fn placement_rows(g: &Group) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if !g.owner_state.is_empty() && g.owner_state != g.state {
+        rows.push(("on owner", word(&g.owner_state)));
+    }
+    if !g.preferred_owners.is_empty() {
+        rows.push(("preferred", names(&g.preferred_owners)));
+    }
+    if !g.releasing_from.is_empty() {
+        rows.push(("moving from", word(&g.releasing_from)));
+    }
+    if let Some(m) = &g.last_move {
+        let from = if m.from.is_empty() { "(none)" } else { &m.from };
+        rows.push((
+            "last move",
+            format!(
+                "{} -> {} ({}) at {}",
+                word(from),
+                word(&m.to),
+                m.reason,
+                m.at
+            ),
+        ));
+        rows.push((
+            "failovers",
+            format!(
+                "{} in the period (threshold {})",
+                g.failovers_in_period, g.failover_threshold
+            ),
+        ));
+    }
+    if g.left_failed {
+        rows.push((
+            "left failed",
+            "yes: move it or bring it online to try again".to_string(),
+        ));
+    }
+    rows
 }
 
 /// `status`: the node, what is failing (log writes, the database), each group with its resources,

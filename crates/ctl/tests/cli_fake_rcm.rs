@@ -757,9 +757,24 @@ async fn json_output_is_the_view_as_sent_pretty_printed_and_text_reads_the_typed
         .collect(),
         resources: vec![s("Disk")],
         state: s("Online"),
+        ..Group::default()
     };
-    // A field this keelson does not know is printed by --json and ignored by the table.
-    let sent = serde_json::to_string(&view)
+    // A field this keelson does not know is printed by --json and ignored by the table; the
+    // fields a cluster adds (all defaulted) are left out, as a single node's older rcm sends it.
+    let mut sent = serde_json::to_value(&view).unwrap();
+    for cluster_field in [
+        "failover_threshold",
+        "failovers_in_period",
+        "last_move",
+        "left_failed",
+        "owner_state",
+        "placement_epoch",
+        "preferred_owners",
+        "releasing_from",
+    ] {
+        sent.as_object_mut().unwrap().remove(cluster_field);
+    }
+    let sent = serde_json::to_string(&sent)
         .unwrap()
         .replacen('{', r#"{"zz_added_later":true,"#, 1);
     let dir = TempDir::new("typedjson");

@@ -123,6 +123,15 @@ pub enum ControlRequest {
     NodeEvict {
         name: String,
     },
+    /// Pause a node: no group is placed on it; with `drain`, its groups all move off it.
+    NodePause {
+        name: String,
+        drain: bool,
+    },
+    /// Resume a paused node: groups may be placed on it again.
+    NodeResume {
+        name: String,
+    },
     /// Join the cluster a member at `cluster` (`ADDR[:PORT]`) belongs to, with the key in `key_file`
     /// (read by the node service), as `name` (default: the node's name).
     NodeJoin {

@@ -25,7 +25,7 @@ pub use cluster::{
     AdapterPath, ClusterProperties, ClusterProperty, ClusterStatus, Finding, NetworkList, Node,
     NodeList, Route, Validation, VirtualAdapter,
 };
-pub use group::{Group, GroupSummary};
+pub use group::{Group, GroupMove, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};
 pub use quorum::{Quorum, WitnessLease};
 pub use resource::{CallStats, Resource, ResourceSummary};

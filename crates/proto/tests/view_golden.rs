@@ -120,10 +120,23 @@ fn group_get() {
         ]),
         resources: vec![s("Disk"), s("Share")],
         state: s("PartialOnline"),
+        failovers_in_period: 1,
+        failover_threshold: 2,
+        last_move: Some(keelson_proto::view::GroupMove {
+            at: s("2026-12-01T15:00:00.000Z"),
+            from: s("n2"),
+            reason: s("failure"),
+            to: s("n1"),
+        }),
+        left_failed: false,
+        owner_state: s("PartialOnline"),
+        placement_epoch: 7,
+        preferred_owners: vec![s("n2"), s("n1")],
+        releasing_from: s(""),
     };
     pinned(
         &view,
-        r#"{"name":"FS","owner_node":"n1","properties":{"AutoFailbackType":0,"FailoverThreshold":"nodes-1"},"resources":["Disk","Share"],"state":"PartialOnline"}"#,
+        r#"{"failover_threshold":2,"failovers_in_period":1,"last_move":{"at":"2026-12-01T15:00:00.000Z","from":"n2","reason":"failure","to":"n1"},"left_failed":false,"name":"FS","owner_node":"n1","owner_state":"PartialOnline","placement_epoch":7,"preferred_owners":["n2","n1"],"properties":{"AutoFailbackType":0,"FailoverThreshold":"nodes-1"},"releasing_from":"","resources":["Disk","Share"],"state":"PartialOnline"}"#,
     );
 }
 
@@ -132,12 +145,13 @@ fn group_list() {
     let view = vec![GroupSummary {
         name: s("FS"),
         owner_node: s("n1"),
+        owner_state: s("Offline"),
         resources: vec![],
         state: s("Offline"),
     }];
     pinned(
         &view,
-        r#"[{"name":"FS","owner_node":"n1","resources":[],"state":"Offline"}]"#,
+        r#"[{"name":"FS","owner_node":"n1","owner_state":"Offline","resources":[],"state":"Offline"}]"#,
     );
 }
 

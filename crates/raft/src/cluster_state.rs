@@ -35,6 +35,9 @@ pub struct NodeEntry {
     /// Where its cluster database listens (`ADDR:PORT`), once it is a member.
     #[serde(default)]
     pub raft_addr: String,
+    /// Paused by the administrator (`keelson node pause`): no group is placed on it.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// The UDP port of the heartbeat network unless the cluster was created with another.

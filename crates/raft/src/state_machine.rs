@@ -222,6 +222,86 @@ fn replace_records(
     Ok(())
 }
 
+/// The groups one apply has put (Some) or deleted (None) so far, by name.
+type Pending = std::collections::BTreeMap<String, Option<keelson_store::GroupRecord>>;
+
+/// Edits of the applied state that several kinds of entry share.
+impl StateMachine {
+    /// The cluster entry as this batch left it so far (`pending`, else the applied one), changed
+    /// by `edit` and written.
+    fn edit_cluster(
+        &self,
+        tx: &WriteTransaction,
+        pending: &mut Option<ClusterInfo>,
+        edit: impl FnOnce(&mut ClusterInfo),
+    ) -> Result<ClusterInfo, StorageError<NodeId>> {
+        let mut info = pending
+            .take()
+            .or_else(|| read_lock(&self.state).cluster.clone())
+            .unwrap_or_default();
+        edit(&mut info);
+        write_cluster(tx, &info)?;
+        Ok(info)
+    }
+
+    /// Group `name` as this apply left it so far (`pending`), else as applied before.
+    fn held_group(&self, name: &str, pending: &Pending) -> Option<keelson_store::GroupRecord> {
+        match pending.get(name) {
+            Some(held) => held.clone(),
+            None => read_lock(&self.state).groups.get(name).cloned(),
+        }
+    }
+
+    /// `batch` with every group's newest owner report kept (only `ReportGroupState` writes it, so
+    /// a record built on an older copy, the leader placement core's, does not take it back); the
+    /// groups it puts or deletes noted in `pending`.
+    fn keeping_reports(&self, batch: Vec<Change>, pending: &mut Pending) -> Vec<Change> {
+        let epoch = |s: &Option<keelson_types::OwnerState>| s.as_ref().map(|s| s.epoch);
+        batch
+            .into_iter()
+            .map(|change| match change {
+                Change::PutGroup(mut g) => {
+                    let held = self
+                        .held_group(&g.name, pending)
+                        .and_then(|h| h.placement.owner_state);
+                    if held.is_some() && epoch(&held) >= epoch(&g.placement.owner_state) {
+                        g.placement.owner_state = held;
+                    }
+                    pending.insert(g.name.clone(), Some(g.clone()));
+                    Change::PutGroup(g)
+                }
+                Change::DeleteGroup(name) => {
+                    pending.insert(name.clone(), None);
+                    Change::DeleteGroup(name)
+                }
+                other => other,
+            })
+            .collect()
+    }
+
+    /// Group `name`'s record with `report` as its owner state, or None when there is no such
+    /// group, the reporter does not own it, or a newer report is held.
+    fn with_report(
+        &self,
+        name: &str,
+        report: keelson_types::OwnerState,
+        pending: &mut Pending,
+    ) -> Option<keelson_store::GroupRecord> {
+        let mut g = self.held_group(name, pending)?;
+        let newer_held = g
+            .placement
+            .owner_state
+            .as_ref()
+            .is_some_and(|s| s.node == report.node && s.epoch > report.epoch);
+        if g.owner != report.node || newer_held {
+            return None;
+        }
+        g.placement.owner_state = Some(report);
+        pending.insert(name.to_string(), Some(g.clone()));
+        Some(g)
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
@@ -242,6 +322,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied = self.applied;
         let mut membership = self.membership.clone();
         let mut changes = Vec::new();
+        let mut pending = Pending::new();
         let mut cluster = None;
         let mut batches = Vec::new();
         let mut responses = Vec::new();
@@ -254,6 +335,40 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Request::Changes(batch)) => {
+                    let batch = self.keeping_reports(batch, &mut pending);
+                    write_changes(&tx, &batch, log_id)?;
+                    changes.extend(batch.iter().cloned());
+                    batches.push(Applied::Changes {
+                        index: log_id.index,
+                        changes: batch,
+                    });
+                }
+                EntryPayload::Normal(Request::ReportGroupState { group, state }) => {
+                    if let Some(record) = self.with_report(&group, state, &mut pending) {
+                        let batch = vec![Change::PutGroup(record)];
+                        write_changes(&tx, &batch, log_id)?;
+                        changes.extend(batch.iter().cloned());
+                        batches.push(Applied::Changes {
+                            index: log_id.index,
+                            changes: batch,
+                        });
+                    }
+                }
+                EntryPayload::Normal(Request::SetNodePaused {
+                    name,
+                    paused,
+                    changes: batch,
+                }) => {
+                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                        if let Some(node) = info.nodes.get_mut(&name) {
+                            node.paused = paused;
+                        }
+                    })?;
+                    cluster = Some(info);
+                    batches.push(Applied::Cluster {
+                        index: log_id.index,
+                    });
+                    let batch = self.keeping_reports(batch, &mut pending);
                     write_changes(&tx, &batch, log_id)?;
                     changes.extend(batch.iter().cloned());
                     batches.push(Applied::Changes {
@@ -269,48 +384,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     });
                 }
                 EntryPayload::Normal(Request::RemoveNode(name)) => {
-                    let mut info = cluster
-                        .take()
-                        .or_else(|| read_lock(&self.state).cluster.clone())
-                        .unwrap_or_default();
-                    info.nodes.remove(&name);
-                    write_cluster(&tx, &info)?;
+                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                        info.nodes.remove(&name);
+                    })?;
                     cluster = Some(info);
                     batches.push(Applied::Cluster {
                         index: log_id.index,
                     });
                 }
                 EntryPayload::Normal(Request::PutNode(entry)) => {
-                    let mut info = cluster
-                        .take()
-                        .or_else(|| read_lock(&self.state).cluster.clone())
-                        .unwrap_or_default();
-                    info.nodes.insert(entry.name.clone(), entry);
-                    write_cluster(&tx, &info)?;
+                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                        info.nodes.insert(entry.name.clone(), entry);
+                    })?;
                     cluster = Some(info);
                     batches.push(Applied::Cluster {
                         index: log_id.index,
                     });
                 }
                 EntryPayload::Normal(Request::SetClusterProperties(properties)) => {
-                    let mut info = cluster
-                        .take()
-                        .or_else(|| read_lock(&self.state).cluster.clone())
-                        .unwrap_or_default();
-                    info.set_properties(&properties);
-                    write_cluster(&tx, &info)?;
+                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                        info.set_properties(&properties);
+                    })?;
                     cluster = Some(info);
                     batches.push(Applied::Cluster {
                         index: log_id.index,
                     });
                 }
                 EntryPayload::Normal(Request::SetWitness(witness)) => {
-                    let mut info = cluster
-                        .take()
-                        .or_else(|| read_lock(&self.state).cluster.clone())
-                        .unwrap_or_default();
-                    info.witness = witness;
-                    write_cluster(&tx, &info)?;
+                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                        info.witness = witness;
+                    })?;
                     cluster = Some(info);
                     batches.push(Applied::Cluster {
                         index: log_id.index,

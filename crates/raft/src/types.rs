@@ -54,6 +54,18 @@ pub enum Request {
     SetClusterProperties(std::collections::BTreeMap<String, String>),
     /// Set (or, None, remove) the cluster's witness.
     SetWitness(Option<crate::WitnessConfig>),
+    /// A group's owner reports the group's state (kept in its record's placement, replacing an
+    /// older report; ignored unless `state.node` owns the group).
+    ReportGroupState {
+        group: String,
+        state: keelson_types::OwnerState,
+    },
+    /// Pause (or resume) node `name`, with the moves a drain decided, applied together.
+    SetNodePaused {
+        name: String,
+        paused: bool,
+        changes: Vec<RecordChange>,
+    },
 }
 
 /// What applying a proposal did.

@@ -23,7 +23,9 @@ pub use logtime::{
 pub use op::{Op, UnknownOp};
 pub use properties::*;
 pub use reason::{io_reason, io_reason_keep_case};
-pub use records::{GroupMove, GroupPlacement, GroupRecord, RecordChange, ResourceRecord};
+pub use records::{
+    GroupMove, GroupPlacement, GroupRecord, OwnerState, RecordChange, ResourceRecord,
+};
 pub use secret::is_secret_param;
 pub use signal::signal_name;
 pub use text::{check_name, check_param_key, escape_for_log, is_invisible};

@@ -68,6 +68,25 @@ pub struct GroupPlacement {
     /// The last move, if it ever moved.
     #[serde(default)]
     pub last_move: Option<GroupMove>,
+    /// The group's state as a node that owned it last reported it (`Request::ReportGroupState`,
+    /// written by the state machine, never by the leader's placement core). It describes the
+    /// current placement only while its epoch and node are the record's (see
+    /// [`GroupPlacement::reported_state`]).
+    #[serde(default)]
+    pub owner_state: Option<OwnerState>,
+}
+
+/// A group's state as its owner reported it through the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerState {
+    /// The reporting node (the owner at `epoch`).
+    pub node: String,
+    /// The placement epoch it held then.
+    pub epoch: u64,
+    /// `Online`, `Offline`, `PartialOnline`, `Failed` or `Pending`.
+    pub state: String,
+    /// When (the reporter's wall clock, ms).
+    pub at_ms: u64,
 }
 
 /// One move of a group between nodes.
@@ -83,6 +102,13 @@ pub struct GroupMove {
 }
 
 impl GroupPlacement {
+    /// The state `owner` reported for this placement (same epoch, same node), if it did.
+    pub fn reported_state(&self, owner: &str) -> Option<&OwnerState> {
+        self.owner_state
+            .as_ref()
+            .filter(|s| s.epoch == self.epoch && s.node == owner)
+    }
+
     /// Failovers within the `period_ms` (FailoverPeriod) before `now_ms` (wall clock): the count
     /// FailoverThreshold is held against, as `group get` shows it.
     pub fn failovers_in_period(&self, now_ms: u64, period_ms: u64) -> usize {

@@ -425,6 +425,7 @@ mod tests {
                 .filter(|_| id.is_some())
                 .collect(),
             raft_addr: String::new(),
+            paused: false,
         }
     }
 

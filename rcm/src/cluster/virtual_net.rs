@@ -156,6 +156,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             raft_addr: id.map(|_| format!("{addr}:3344")).unwrap_or_default(),
+            paused: false,
         }
     }
 

@@ -55,10 +55,12 @@ impl Core {
             Applied::Snapshot { state, .. } => {
                 let changes = self.changes_to_reach(&state);
                 self.refresh_cluster_network();
+                self.placement_nodes_changed();
                 changes
             }
             Applied::Cluster { .. } => {
                 self.refresh_cluster_network();
+                self.placement_nodes_changed();
                 return;
             }
         };
@@ -67,6 +69,7 @@ impl Core {
         commands.retain(|c| !matches!(c, Command::Persist(_)));
         self.execute(commands);
         self.placement_committed(&changes);
+        self.report_new_placements(&changes);
     }
 
     /// The record changes that turn the engine's configuration into `state`'s.

@@ -63,7 +63,8 @@ impl Core {
                 tracing::info!(component = "RCM", "Resource '{name}' state {from} -> {to}")
             }
             Command::GroupStateChanged { name, from, to, .. } => {
-                tracing::info!(component = "RCM", "Group '{name}' state {from} -> {to}")
+                tracing::info!(component = "RCM", "Group '{name}' state {from} -> {to}");
+                self.report_owner_state(&name);
             }
             Command::Persist(change) => self.persist(vec![change]),
             Command::ResourceDeleted { resource, name } => self.forget(resource, &name),

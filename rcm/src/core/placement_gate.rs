@@ -29,6 +29,17 @@ pub(super) struct Placement {
     hour: Option<u32>,
     /// The hour could not be read (logged once).
     hour_unreadable: bool,
+    /// The nodes the placer was told are paused.
+    paused: std::collections::BTreeSet<String>,
+}
+
+/// The members an administrator paused, as the cluster's node entries say.
+fn paused_nodes(info: &keelson_raft::ClusterInfo) -> std::collections::BTreeSet<String> {
+    info.nodes
+        .values()
+        .filter(|n| n.paused)
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 /// How often the local hour is looked at (a failback window opens within this of its hour).
@@ -126,6 +137,10 @@ impl Core {
             .filter(|(_, name)| *name != self.node)
             .map(|(id, name)| (id, name, self.reached_both_ways(id)))
             .collect();
+        self.placement.paused = paused_nodes(&info);
+        for node in self.placement.paused.clone() {
+            self.place(PlacementEvent::Pause { node, drain: false });
+        }
         for (id, node, up) in states {
             if up {
                 self.place(PlacementEvent::NodeUp { node });
@@ -171,6 +186,24 @@ impl Core {
                 down_at.elapsed().as_millis()
             );
             self.place(PlacementEvent::LeaseExpired { node });
+        }
+    }
+
+    /// The cluster's node entries changed: the leader's placer hears of nodes paused or resumed.
+    pub(super) fn placement_nodes_changed(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        if self.placement.placer.is_none() {
+            return;
+        }
+        let now = paused_nodes(&cluster.info());
+        let was = std::mem::replace(&mut self.placement.paused, now.clone());
+        for node in now.difference(&was).cloned() {
+            self.place(PlacementEvent::Pause { node, drain: false });
+        }
+        for node in was.difference(&now).cloned() {
+            self.place(PlacementEvent::Resume { node });
         }
     }
 
@@ -299,6 +332,11 @@ impl Core {
                     feed.push(PlacementEvent::NodeDown { node });
                 }
             }
+            feed.extend(
+                paused_nodes(&cluster.info())
+                    .into_iter()
+                    .map(|node| PlacementEvent::Pause { node, drain: false }),
+            );
         }
         for event in feed {
             // A fresh core's view: what it would commit for these is the leader's to decide.
@@ -307,9 +345,12 @@ impl Core {
         placer
     }
 
-    /// Decides `event` with a local placement core; its records are committed (waited for when
-    /// `wait`), its events raised. The refusal names the group or node.
-    fn place_locally(&mut self, event: PlacementEvent, wait: bool) -> Result<usize, String> {
+    /// Decides `event` with a local placement core: the records to commit, and the rest of what
+    /// it decided (events, log lines). The refusal names the group or node.
+    pub(super) fn decide_locally(
+        &mut self,
+        event: PlacementEvent,
+    ) -> Result<(Vec<PersistChange>, Vec<Command>), String> {
         let now = self.now();
         let commands = self
             .local_placer()
@@ -318,13 +359,20 @@ impl Core {
         let (persist, rest): (Vec<Command>, Vec<Command>) = commands
             .into_iter()
             .partition(|c| matches!(c, Command::Persist(_)));
-        let changes: Vec<PersistChange> = persist
+        let changes = persist
             .into_iter()
             .filter_map(|c| match c {
                 Command::Persist(change) => Some(change),
                 _ => None,
             })
             .collect();
+        Ok((changes, rest))
+    }
+
+    /// Decides `event` with a local placement core; its records are committed (waited for when
+    /// `wait`), its events raised. The refusal names the group or node.
+    fn place_locally(&mut self, event: PlacementEvent, wait: bool) -> Result<usize, String> {
+        let (changes, rest) = self.decide_locally(event)?;
         let count = changes.len();
         if let Some(cluster) = &self.cluster {
             if wait {

@@ -125,6 +125,8 @@ impl Core {
             R::NetworkList => json_reply(&self.network_list_view()?)?,
             R::Validate => json_reply(&self.validation_view()?)?,
             R::NodeEvict { name } => self.node_evict(name)?,
+            R::NodePause { name, drain } => self.node_pause(name, drain)?,
+            R::NodeResume { name } => self.node_resume(name)?,
             R::NodeJoin {
                 cluster,
                 key_file,

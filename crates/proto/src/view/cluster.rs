@@ -41,7 +41,10 @@ pub struct Node {
     pub id: u64,
     pub leader: bool,
     pub name: String,
-    /// Up, Down, Joining (listed, not a member yet) or Paused.
+    /// Paused by the administrator (`keelson node pause`): no group is placed on it.
+    pub paused: bool,
+    /// Up, Down, OneWay (heard, but it does not hear this node), Unknown, Joining (listed, not a
+    /// member yet) or Paused (Up and paused).
     pub state: String,
 }
 

@@ -9,13 +9,46 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Group {
+    /// The FailoverThreshold in force (`nodes-1` resolved to a number).
+    pub failover_threshold: u64,
+    /// Failovers (after a failure) within its FailoverPeriod, up to now: FailoverThreshold is held
+    /// against this count.
+    pub failovers_in_period: u64,
+    /// Its last move between nodes, if it ever moved.
+    pub last_move: Option<GroupMove>,
+    /// Left Failed by the cluster (past its FailoverThreshold, or failed on every node) until an
+    /// administrator moves or brings it online again.
+    pub left_failed: bool,
     pub name: String,
     pub owner_node: String,
+    /// The state its owner reports for its current placement (on the owner: its state there);
+    /// empty until the owner has reported it.
+    pub owner_state: String,
+    /// Bumped by every placement decision (a move, a hand-off step, a failover verdict).
+    pub placement_epoch: u64,
+    /// PreferredOwners, in order.
+    pub preferred_owners: Vec<String>,
     /// Common properties (e.g. `FailoverThreshold` as the text `nodes-1` until it is set).
     pub properties: Properties,
+    /// The previous owner while it is still taking the group offline (a move in progress).
+    pub releasing_from: String,
     /// Names of its resources.
     pub resources: Vec<String>,
+    /// Its state on the node answering (Offline on a node that does not own it).
     pub state: String,
+}
+
+/// One move of a group between nodes. Fields in alphabetical order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupMove {
+    /// When, ISO 8601 UTC.
+    pub at: String,
+    /// The node it left (empty: it had no owner).
+    pub from: String,
+    /// `node lost`, `failure`, `administrator`, `drain`, `failback` or `assigned`.
+    pub reason: String,
+    pub to: String,
 }
 
 /// One row of `group list`. Fields in alphabetical order.
@@ -24,6 +57,9 @@ pub struct Group {
 pub struct GroupSummary {
     pub name: String,
     pub owner_node: String,
+    /// As in [`Group::owner_state`].
+    pub owner_state: String,
     pub resources: Vec<String>,
+    /// Its state on the node answering.
     pub state: String,
 }
