@@ -124,6 +124,56 @@ impl Lab {
         }
     }
 
+    /// Boots a cluster `lab` of all the lab's nodes (data dirs tagged `tag`): n1 creates it with
+    /// the virtual subnet 203.0.113.0/24, the others join, heartbeats go every `delay_ms`
+    /// (TestOnlyLowerLimits), and it returns once every node sees every node Up.
+    pub fn boot_cluster(&self, tag: &str, delay_ms: u64, limit: std::time::Duration) -> Vec<Rcm> {
+        use keelson_proto::ControlRequest as R;
+        let count = self.nodes.len();
+        let first = self.boot(0, Rcm::new_dir(&format!("{tag}-n1")));
+        first.ok(R::ClusterCreate {
+            name: "lab".into(),
+            nodes: (0..count).map(Lab::node_spec).collect(),
+            virtual_subnet: Some("203.0.113.0/24".into()),
+        });
+        let key = first.dir.join("cluster.key").to_string_lossy().into_owned();
+        let mut nodes = vec![first];
+        for i in 1..count {
+            let n = self.boot(i, Rcm::new_dir(&format!("{tag}-n{}", i + 1)));
+            n.ok(R::NodeJoin {
+                cluster: "192.0.2.1".into(),
+                key_file: key.clone(),
+                name: None,
+            });
+            nodes.push(n);
+        }
+        let delay = delay_ms.to_string();
+        nodes[0].ok(R::ClusterSet {
+            properties: [
+                ("TestOnlyLowerLimits", "1"),
+                ("SameSubnetDelay", delay.as_str()),
+                ("CrossSubnetDelay", delay.as_str()),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        });
+        let start = std::time::Instant::now();
+        for n in &nodes {
+            for peer in (0..count).map(|i| format!("n{}", i + 1)) {
+                while n.node_state(&peer) != "Up" {
+                    assert!(
+                        start.elapsed() < limit,
+                        "{peer} not Up on {} within {limit:?}",
+                        n.dir.display()
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
+        nodes
+    }
+
     /// `/var/run/netns/<node i>`, for entering it from a thread.
     pub fn netns_path(&self, i: usize) -> PathBuf {
         PathBuf::from(format!("/var/run/netns/{}", self.nodes[i]))

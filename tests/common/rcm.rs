@@ -311,3 +311,32 @@ impl Rcm {
             .unwrap_or_default()
     }
 }
+
+impl Rcm {
+    /// `keelson --data-dir DIR ARGS...` against this node service: (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = std::process::Command::new(super::artefact("keelson"))
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(args)
+            .env_remove("KEELSON_DATA_DIR")
+            .output()
+            .expect("keelson runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `group get NAME` as JSON, or Null while this node does not know the group.
+    pub fn group_json(&self, name: &str) -> Value {
+        match self
+            .request(ControlRequest::GroupGet { name: name.into() })
+            .first()
+        {
+            Some(ControlReply::Json(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+}

@@ -428,8 +428,11 @@ pub async fn node_pause(client: &Client, name: String, drain: bool, timeout: u64
         ))?;
     }
     crate::output::emit_line(&format!(
-        "node '{name}' drained: {} groups moved in {} ms",
-        views.len(),
+        "node '{name}' drained: {} moved in {} ms",
+        match views.len() {
+            1 => "1 group".to_string(),
+            n => format!("{n} groups"),
+        },
         took.as_millis()
     ))
 }
