@@ -503,6 +503,26 @@ impl Cluster {
         Some((voter, listed))
     }
 
+    /// The raft leader this node knows of (it may be one that has just died).
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Raft's timing in force.
+    pub fn raft_timing(&self) -> keelson_raft::RaftTiming {
+        self.timing
+    }
+
+    /// Asks raft to stand for election now (in the background; a leader ignores it).
+    pub fn trigger_election(&self) {
+        let raft = self.raft.clone();
+        self.rt.spawn(async move {
+            if let Err(e) = raft.trigger().elect().await {
+                tracing::warn!(component = "RAFT", "cannot stand for election: {e}");
+            }
+        });
+    }
+
     /// True when this node is raft's leader now.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.identity.node_id)

@@ -10,6 +10,7 @@
 mod catalogue_gate;
 mod cluster_gate;
 mod cluster_properties;
+mod election_nudge;
 mod eviction;
 mod exec;
 mod node_pause;

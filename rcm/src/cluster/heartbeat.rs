@@ -54,6 +54,11 @@ pub enum Notice {
     },
     /// A minute passed: the local hour may have changed (failback windows, placement_gate.rs).
     Clock,
+    /// Time to stand for raft election: its leader `old_leader` is Down (election_nudge.rs).
+    Elect {
+        old_leader: u64,
+        attempt: u32,
+    },
 }
 
 /// The running heartbeat network of this node.

@@ -388,6 +388,10 @@ impl Core {
             }
             Notice::LeaseExpired { id, down_at } => self.placement_lease_expired(id, down_at),
             Notice::Clock => self.placement_clock(),
+            Notice::Elect {
+                old_leader,
+                attempt,
+            } => self.election_due(old_leader, attempt),
             Notice::Stopped(reason) => {
                 tracing::error!(
                     component = "NETFT",

@@ -23,8 +23,11 @@ pub(super) struct Placement {
     placer: Option<Placer>,
     /// The members the placer was built for (it is rebuilt when they change).
     members: Vec<String>,
-    /// When each member was last seen going Down (its lease expiry is timed from then).
+    /// When each member was last seen going Down (its lease expiry is timed from then), on
+    /// every node: a node that becomes leader goes on from its own observation.
     down_since: BTreeMap<u64, Instant>,
+    /// Members whose lease ran out since they went Down (until they come Up again).
+    expired: std::collections::BTreeSet<u64>,
     /// The local hour the placer was last told (failback windows).
     hour: Option<u32>,
     /// The hour could not be read (logged once).
@@ -145,14 +148,25 @@ impl Core {
             if up {
                 self.place(PlacementEvent::NodeUp { node });
             } else if self.peers.get(&id) == Some(&keelson_netft::NodeState::Down) {
-                self.place(PlacementEvent::NodeDown { node });
-                // Its lease is timed from now: this leader did not see it go.
-                self.start_lease_timer(id);
+                self.place(PlacementEvent::NodeDown { node: node.clone() });
+                // Every node times a Down member's lease from when it saw it go, leader or not:
+                // a new leader (elected because the old one is the node lost) goes on with its
+                // own timer, or moves the groups at once if it has run out already.
+                if self.placement.expired.contains(&id) {
+                    self.place(PlacementEvent::LeaseExpired { node });
+                } else if !self.placement.down_since.contains_key(&id) {
+                    // It never saw it go (it started after): timed from now.
+                    self.start_lease_timer(id);
+                }
             }
         }
     }
 
     /// A member is Up for placement when it is heard here and hears this node.
+    pub(super) fn is_reached_both_ways(&self, id: u64) -> bool {
+        self.reached_both_ways(id)
+    }
+
     fn reached_both_ways(&self, id: u64) -> bool {
         self.peers.get(&id) == Some(&keelson_netft::NodeState::Up) && self.hearing.contains(&id)
     }
@@ -166,9 +180,11 @@ impl Core {
         let down = self.peers.get(&id) == Some(&keelson_netft::NodeState::Down);
         if up {
             self.placement.down_since.remove(&id);
+            self.placement.expired.remove(&id);
             self.place(PlacementEvent::NodeUp { node: name });
         } else if down && !self.placement.down_since.contains_key(&id) {
             self.start_lease_timer(id);
+            self.nudge_election(id);
             self.place(PlacementEvent::NodeDown { node: name });
         }
     }
@@ -179,6 +195,7 @@ impl Core {
         if self.placement.down_since.get(&id) != Some(&down_at) {
             return;
         }
+        self.placement.expired.insert(id);
         if let Some(node) = self.member_name(id) {
             tracing::info!(
                 component = "RCM",
