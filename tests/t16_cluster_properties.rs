@@ -11,7 +11,6 @@ use common::rcm::Rcm;
 use keelson_proto::ControlRequest as R;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 fn start_in(dir: PathBuf) -> Rcm {
@@ -43,22 +42,6 @@ fn shown(view: &Value, name: &str) -> (u64, u64, u64, u64) {
             .unwrap_or_else(|| panic!("{name}.{k} in {view}"))
     };
     (n("value"), n("default"), n("min"), n("max"))
-}
-
-/// `keelson --data-dir DIR ARGS...`: (success, stdout, stderr).
-fn keelson(rcm: &Rcm, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(common::artefact("keelson"))
-        .arg("--data-dir")
-        .arg(&rcm.dir)
-        .args(args)
-        .env_remove("KEELSON_DATA_DIR")
-        .output()
-        .expect("keelson runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -125,6 +108,20 @@ fn cluster_properties_have_wsfcs_defaults_are_committed_and_refuse_bad_values() 
         name: "after-the-retiming".into(),
         properties: vec![],
     });
+    // The owner's report of the group's state is committed in the background after the create:
+    // wait for it, so that nothing else commits while refusals are counted.
+    let start = std::time::Instant::now();
+    loop {
+        let g = rcm.group_json("after-the-retiming");
+        if g["owner_state_epoch"] == g["placement_epoch"] {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the group's owner never reported its state: {g}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     // Refused with the property, the value and the range named; nothing committed.
     let at = applied(&rcm);
@@ -204,7 +201,7 @@ fn cluster_properties_have_wsfcs_defaults_are_committed_and_refuse_bad_values() 
     assert_eq!(shown(&view, "TestOnlyLowerLimits"), (0, 0, 0, 1));
 
     // The CLI: a table, --json, a set, and a refusal as one line with a non-zero exit.
-    let (ok, out, err) = keelson(&rcm, &["cluster", "get"]);
+    let (ok, out, err) = rcm.cli(&["cluster", "get"]);
     assert!(ok, "{err}");
     assert!(out.starts_with("cluster prod\n"), "{out}");
     let row: Vec<&str> = out
@@ -214,14 +211,14 @@ fn cluster_properties_have_wsfcs_defaults_are_committed_and_refuse_bad_values() 
         .split_whitespace()
         .collect();
     assert_eq!(row, ["SameSubnetDelay", "2000", "1000", "250..2000", "ms"]);
-    let (ok, out, err) = keelson(&rcm, &["cluster", "get", "CrossSubnetDelay", "--json"]);
+    let (ok, out, err) = rcm.cli(&["cluster", "get", "CrossSubnetDelay", "--json"]);
     assert!(ok, "{err}");
     let json: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown(&json, "CrossSubnetDelay"), (1000, 1000, 250, 4000));
-    let (ok, out, err) = keelson(&rcm, &["cluster", "set", "CrossSubnetDelay=4000"]);
+    let (ok, out, err) = rcm.cli(&["cluster", "set", "CrossSubnetDelay=4000"]);
     assert!(ok && out.contains("CrossSubnetDelay=4000"), "{out}{err}");
     let at = applied(&rcm);
-    let (ok, out, err) = keelson(&rcm, &["cluster", "set", "CrossSubnetDelay=4001"]);
+    let (ok, out, err) = rcm.cli(&["cluster", "set", "CrossSubnetDelay=4001"]);
     assert!(!ok, "{out}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(

@@ -246,6 +246,7 @@ fn group(
         name: g.name.clone(),
         owner_node: owner_of(g, node).to_string(),
         owner_state: owner_state(g, record, node),
+        owner_state_epoch: p.owner_state.as_ref().map(|s| s.epoch),
         placement_epoch: p.epoch,
         preferred_owners: g.properties.preferred_owners.clone(),
         properties: properties(g.properties.to_map()),

@@ -768,6 +768,7 @@ async fn json_output_is_the_view_as_sent_pretty_printed_and_text_reads_the_typed
         "last_move",
         "left_failed",
         "owner_state",
+        "owner_state_epoch",
         "placement_epoch",
         "preferred_owners",
         "releasing_from",

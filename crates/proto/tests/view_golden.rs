@@ -130,13 +130,14 @@ fn group_get() {
         }),
         left_failed: false,
         owner_state: s("PartialOnline"),
+        owner_state_epoch: Some(7),
         placement_epoch: 7,
         preferred_owners: vec![s("n2"), s("n1")],
         releasing_from: s(""),
     };
     pinned(
         &view,
-        r#"{"failover_threshold":2,"failovers_in_period":1,"last_move":{"at":"2026-12-01T15:00:00.000Z","from":"n2","reason":"failure","to":"n1"},"left_failed":false,"name":"FS","owner_node":"n1","owner_state":"PartialOnline","placement_epoch":7,"preferred_owners":["n2","n1"],"properties":{"AutoFailbackType":0,"FailoverThreshold":"nodes-1"},"releasing_from":"","resources":["Disk","Share"],"state":"PartialOnline"}"#,
+        r#"{"failover_threshold":2,"failovers_in_period":1,"last_move":{"at":"2026-12-01T15:00:00.000Z","from":"n2","reason":"failure","to":"n1"},"left_failed":false,"name":"FS","owner_node":"n1","owner_state":"PartialOnline","owner_state_epoch":7,"placement_epoch":7,"preferred_owners":["n2","n1"],"properties":{"AutoFailbackType":0,"FailoverThreshold":"nodes-1"},"releasing_from":"","resources":["Disk","Share"],"state":"PartialOnline"}"#,
     );
 }
 

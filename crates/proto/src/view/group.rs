@@ -24,6 +24,9 @@ pub struct Group {
     /// The state its owner reports for its current placement (on the owner: its state there);
     /// empty until the owner has reported it.
     pub owner_state: String,
+    /// The placement epoch of the owner's last report through the cluster (None: none yet); equal
+    /// to `placement_epoch` once every node can see the owner's state for the current placement.
+    pub owner_state_epoch: Option<u64>,
     /// Bumped by every placement decision (a move, a hand-off step, a failover verdict).
     pub placement_epoch: u64,
     /// PreferredOwners, in order.
