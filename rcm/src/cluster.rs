@@ -570,6 +570,12 @@ impl Cluster {
         self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The group records as applied here (the engine may not have followed the latest yet).
+    pub fn group_records(&self) -> Vec<keelson_types::GroupRecord> {
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        view.groups.values().cloned().collect()
+    }
+
     /// The cluster's name, nodes and properties with every change committed before this call
     /// applied here (a read barrier through the leader): what a change is computed from.
     pub fn committed_info(&self) -> Result<ClusterInfo, String> {

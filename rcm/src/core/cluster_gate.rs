@@ -29,6 +29,15 @@ impl Core {
             return Ok(());
         }
         self.admit_cluster_change()?;
+        let planned: Vec<RecordChange> = planned
+            .into_iter()
+            .map(|c| match c {
+                RecordChange::PutGroup(g) if self.engine.group_record(&g.name).is_none() => {
+                    RecordChange::PutGroup(self.with_own_state(g))
+                }
+                other => other,
+            })
+            .collect();
         let cluster = self
             .cluster
             .as_ref()
@@ -120,10 +129,10 @@ impl Core {
         let records: Vec<RecordChange> = groups
             .into_iter()
             .map(|g| {
-                RecordChange::PutGroup(keelson_engine::GroupRecord {
+                RecordChange::PutGroup(self.with_own_state(keelson_engine::GroupRecord {
                     owner: node.clone(),
                     ..g
-                })
+                }))
             })
             .chain(resources.into_iter().map(RecordChange::PutResource))
             .collect();

@@ -5,9 +5,29 @@
 //! (placement_gate.rs) and not the views (views.rs).
 
 use super::Core;
-use keelson_types::{OwnerState, RecordChange};
+use keelson_types::{GroupRecord, OwnerState, RecordChange};
 
 impl Core {
+    /// `record`, which this node proposes as its owner, with its state here as the owner's report
+    /// when it carries none for its placement yet (a group this node creates, or has when it makes
+    /// the cluster): known now, so it rides in the same entry instead of one more.
+    pub(super) fn with_own_state(&self, mut record: GroupRecord) -> GroupRecord {
+        if record.owner != self.node || record.placement.reported_state(&self.node).is_some() {
+            return record;
+        }
+        let state = self
+            .engine
+            .group(&record.name)
+            .map_or_else(|| "Offline".to_string(), |g| g.state.to_string());
+        record.placement.owner_state = Some(OwnerState {
+            node: self.node.clone(),
+            epoch: record.placement.epoch,
+            state,
+            at_ms: self.now(),
+        });
+        record
+    }
+
     /// Group `name`'s state changed here: reported when this node owns it in a cluster.
     pub(super) fn report_owner_state(&mut self, name: &str) {
         let Some(cluster) = &self.cluster else {
@@ -22,6 +42,10 @@ impl Core {
         let Some(view) = self.engine.group(name) else {
             return;
         };
+        if view.state == keelson_engine::GroupState::Pending {
+            // On its way: what it comes to (Online, Failed...) is what others wait for.
+            return;
+        }
         let state = OwnerState {
             node: self.node.clone(),
             epoch: record.placement.epoch,

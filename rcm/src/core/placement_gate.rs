@@ -121,7 +121,9 @@ impl Core {
         };
         let info = cluster.info();
         let members = self.members();
-        let (groups, _) = self.engine.records();
+        // As applied: the engine may not have followed the latest entries (those that made the
+        // cluster, say) yet.
+        let groups = cluster.group_records();
         self.placement.placer = Some(Placer::new(&members, &groups));
         self.placement.members = members.clone();
         self.placement.hour = None;
@@ -328,7 +330,10 @@ impl Core {
 impl Core {
     /// A placement core built from the committed records and this node's view of the members.
     fn local_placer(&self) -> Placer {
-        let (groups, _) = self.engine.records();
+        let groups = match &self.cluster {
+            Some(cluster) => cluster.group_records(),
+            None => self.engine.records().0,
+        };
         let mut placer = Placer::new(&self.members(), &groups);
         let now = self.now();
         let mut feed = vec![PlacementEvent::NodeUp {
