@@ -111,6 +111,11 @@ async fn every_committed_batch_is_told_in_order_after_it_is_durable() {
         addr: "127.0.0.1:0".into(),
     };
     raft.initialize(BTreeMap::from([(1, me)])).await.unwrap();
+    // It elects itself within a few election timeouts (a loaded machine may take a moment).
+    raft.wait(Some(Duration::from_secs(10)))
+        .current_leader(1, "leading alone")
+        .await
+        .unwrap();
     let first = raft
         .client_write(Request::Changes(vec![group("web", false)]))
         .await
