@@ -54,6 +54,8 @@ pub enum Notice {
     },
     /// A minute passed: the local hour may have changed (failback windows, placement_gate.rs).
     Clock,
+    /// A fence attempt ended or its retry is due (core/fence_gate.rs).
+    Fence(super::fence::ledger::FenceInput),
 }
 
 /// The running heartbeat network of this node.

@@ -385,6 +385,7 @@ impl Core {
             }
             Notice::LeaseExpired { id, down_at } => self.placement_lease_expired(id, down_at),
             Notice::Clock => self.placement_clock(),
+            Notice::Fence(input) => self.fence_notice(input),
             Notice::Stopped(reason) => {
                 tracing::error!(
                     component = "NETFT",

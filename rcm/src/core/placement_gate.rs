@@ -40,6 +40,7 @@ impl Core {
         let leads = self.cluster.as_ref().is_some_and(|c| c.is_leader());
         if !leads {
             self.placement.placer = None;
+            self.fence_not_leading();
             return;
         }
         if self.placement.placer.is_none() || self.placement.members != self.members() {
@@ -133,6 +134,7 @@ impl Core {
                 self.place(PlacementEvent::NodeDown { node });
                 // Its lease is timed from now: this leader did not see it go.
                 self.start_lease_timer(id);
+                self.fence_node_down(id);
             }
         }
     }
@@ -151,9 +153,11 @@ impl Core {
         let down = self.peers.get(&id) == Some(&keelson_netft::NodeState::Down);
         if up {
             self.placement.down_since.remove(&id);
+            self.fence_node_up(id);
             self.place(PlacementEvent::NodeUp { node: name });
         } else if down && !self.placement.down_since.contains_key(&id) {
             self.start_lease_timer(id);
+            self.fence_node_down(id);
             self.place(PlacementEvent::NodeDown { node: name });
         }
     }
@@ -170,7 +174,8 @@ impl Core {
                 "Node '{node}' (id {id}) has been Down for {} ms: its quorum lease has expired, its groups may move",
                 down_at.elapsed().as_millis()
             );
-            self.place(PlacementEvent::LeaseExpired { node });
+            // Once it is fenced too, when a FenceAgent is set (fence_gate.rs).
+            self.fence_lease_expired(node);
         }
     }
 
@@ -211,7 +216,7 @@ impl Core {
         Duration::from_millis(wait)
     }
 
-    fn member_name(&self, id: u64) -> Option<String> {
+    pub(super) fn member_name(&self, id: u64) -> Option<String> {
         let info = self.cluster.as_ref()?.info();
         info.nodes
             .values()
@@ -221,7 +226,7 @@ impl Core {
 
     /// One event to the placer; what it decides is carried out (records committed through raft,
     /// events raised, lines logged).
-    fn place(&mut self, event: PlacementEvent) {
+    pub(super) fn place(&mut self, event: PlacementEvent) {
         if self.placement.placer.is_none() {
             return;
         }
