@@ -66,16 +66,16 @@ fn script(dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
 }
 
 /// A fence agent that appends `N CLOCK_MONOTONIC_NS ok|fail` to `calls` and keeps its stdin in
-/// `stdin.N`; its first two calls fail (exit 1, a reason on stderr), the later ones succeed. The
-/// instant is read last, just before it exits.
-fn recording_agent(dir: &Path) -> PathBuf {
+/// `stdin.N`; its first `failures` calls fail (exit 1, a reason on stderr), the later ones
+/// succeed. The instant is read last, just before it exits.
+fn recording_agent(dir: &Path, failures: u32) -> PathBuf {
     let d = dir.display();
     let body = format!(
         r#"#!/bin/sh
-n=$(( $(wc -l < {d}/calls 2>/dev/null || echo 0) + 1 ))
+n=$(( $(cat {d}/calls 2>/dev/null | wc -l) + 1 ))
 cat > {d}/stdin.$n
 now() {{ sed -n 's/^now at \([0-9]*\) nsecs$/\1/p;/^now at/q' /proc/timer_list; }}
-if [ $n -le 2 ]; then
+if [ $n -le {failures} ]; then
     echo "$n $(now) fail" >> {d}/calls
     echo "Failed: Unable to reach the power switch of $(sed -n 's/^plug=//p' {d}/stdin.$n) (test call $n)" >&2
     exit 1
@@ -107,7 +107,7 @@ fn a_lost_owner_is_fenced_retried_until_it_succeeds_and_only_then_taken_over() {
         return;
     }
     let agent_dir = Rcm::new_dir("t20-agent");
-    let agent = recording_agent(&agent_dir);
+    let agent = recording_agent(&agent_dir, 2);
     // The agent reads the monotonic clock from /proc/timer_list: it must agree with the journal's.
     let probe = std::process::Command::new("sh")
         .arg("-c")
@@ -256,6 +256,7 @@ fn a_lost_owner_is_fenced_retried_until_it_succeeds_and_only_then_taken_over() {
     let lease_out = position("has been Down for");
     let waits = position("Node 'n2''s quorum lease has expired but it is not fenced yet");
     let fenced = position("Node 'n2' was fenced (attempt 3");
+    position("the agent said 'Success: Powered OFF'");
     assert!(
         lease_out < waits && waits < fenced,
         "the lease ran out first and the groups waited for the fence:\n{log}"
@@ -377,4 +378,133 @@ fn bad_fence_agents_are_refused_by_name_and_change_nothing() {
     // Empty turns fencing off again.
     rcm.ok(set(&[("FenceAgent", "")]));
     assert_eq!(agent(&rcm), (String::new(), 300));
+}
+
+/// The journal's intervals of `label`, checked for overlaps; (the first node's netns, the
+/// intervals elsewhere).
+fn moved_intervals(journal: &Path) -> (u64, Vec<keelson_plugin_journal::check::Interval>) {
+    let text = std::fs::read_to_string(journal).expect("the journal");
+    let lines = keelson_plugin_journal::check::parse(&text).expect("a well-formed journal");
+    let intervals = keelson_plugin_journal::check::intervals(&lines, 20_000_000);
+    let overlaps = keelson_plugin_journal::check::overlaps(&intervals);
+    assert!(
+        overlaps.is_empty(),
+        "Online on two nodes at once: {overlaps:?}"
+    );
+    let first = intervals.first().expect("it ran on its first owner").netns;
+    let elsewhere = intervals.into_iter().filter(|i| i.netns != first).collect();
+    (first, elsewhere)
+}
+
+#[test]
+fn a_new_leader_fences_the_lost_leader_itself_before_taking_its_groups() {
+    if !root_or_skip("t20") {
+        return;
+    }
+    let agent_dir = Rcm::new_dir("t20-agent-leader");
+    let agent = recording_agent(&agent_dir, 0);
+    let lab = Lab::create("fl", 3);
+    let mut n1 = lab.boot(0, Rcm::new_dir("t20l-n1"));
+    n1.ok(R::ClusterCreate {
+        name: "lab".into(),
+        nodes: (0..3).map(Lab::node_spec).collect(),
+        virtual_subnet: Some("203.0.113.0/24".into()),
+    });
+    let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
+    let n2 = lab.boot(1, Rcm::new_dir("t20l-n2"));
+    let n3 = lab.boot(2, Rcm::new_dir("t20l-n3"));
+    for n in [&n2, &n3] {
+        n.ok(R::NodeJoin {
+            cluster: "192.0.2.1".into(),
+            key_file: key.clone(),
+            name: None,
+        });
+    }
+    let all_up = |nodes: [&Rcm; 3]| {
+        for n in nodes {
+            for peer in ["n1", "n2", "n3"] {
+                wait_until(&format!("{peer} Up on {}", n.dir.display()), LIMIT, || {
+                    n.node_state(peer) == "Up"
+                });
+            }
+        }
+    };
+    all_up([&n1, &n2, &n3]);
+    let agent_text = agent.to_string_lossy().into_owned();
+    n1.ok(set(&[
+        ("TestOnlyLowerLimits", "1"),
+        ("SameSubnetDelay", "200"),
+        ("CrossSubnetDelay", "200"),
+        ("FenceAgent", &agent_text),
+    ]));
+    all_up([&n1, &n2, &n3]);
+    assert_eq!(
+        n2.ok(R::ClusterStatus)["leader"],
+        "n1",
+        "n1 created it and leads"
+    );
+    // n1, the leader, owns the group.
+    n1.ok(R::GroupCreate {
+        name: "db".into(),
+        properties: vec![],
+    });
+    let journal = agent_dir.join("journal");
+    n1.ok(R::ResourceCreate {
+        name: "db-app".into(),
+        type_name: "journal".into(),
+        group: "db".into(),
+        params: vec![
+            ("journal".into(), journal.to_string_lossy().into_owned()),
+            ("label".into(), "db".into()),
+            ("alive_ms".into(), "20".into()),
+        ],
+        properties: vec![],
+    });
+    n1.ok(R::GroupOnline { name: "db".into() });
+    wait_until("db Online on n1", LIMIT, || {
+        group(&n1, "db") == Some(("n1".into(), "Online".into()))
+    });
+
+    let killed_ns = keelson_sys::clock::monotonic_ns();
+    n1.kill9();
+    wait_until("db Online on n2 or n3", LIMIT, || {
+        group(&n2, "db").is_some_and(|(owner, _)| {
+            owner != "n1"
+                && group(if owner == "n2" { &n2 } else { &n3 }, "db")
+                    .is_some_and(|(_, state)| state == "Online")
+        })
+    });
+    let leader_name = n2.ok(R::ClusterStatus)["leader"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(leader_name, "n1");
+    let leader = if leader_name == "n2" { &n2 } else { &n3 };
+    let made = calls(&agent_dir);
+    assert_eq!(made.len(), 1, "one call, by the new leader: {made:?}");
+    let stdin = std::fs::read_to_string(agent_dir.join("stdin.1")).unwrap();
+    assert_eq!(stdin, "action=off\nplug=n1\nport=n1\nnodename=n1\n");
+    let log = leader.cluster_log();
+    assert!(
+        log.contains("Node 'n1' was fenced (attempt 1"),
+        "the new leader {leader_name} fenced n1:\n{log}"
+    );
+    let (_, elsewhere) = moved_intervals(&journal);
+    let fenced_ns = made[0].1;
+    assert!(!elsewhere.is_empty());
+    for i in &elsewhere {
+        assert!(i.from_ns > fenced_ns, "{i} began before n1 was fenced");
+    }
+    println!(
+        "kill -9 of the leader n1 to fenced by {leader_name} {} ms, to db Online elsewhere {} ms",
+        (fenced_ns - killed_ns) / 1_000_000,
+        (elsewhere[0]
+            .online_ns
+            .unwrap_or(0)
+            .saturating_sub(killed_ns))
+            / 1_000_000
+    );
+    drop((n1, n2, n3));
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&agent_dir);
 }

@@ -71,7 +71,10 @@ impl FenceRequest {
         let status = wait_for(&mut child, self.timeout);
         // A feeder still blocked means the agent never read its stdin; the pipe is closed now.
         drop(feeder);
-        let last = last_line(&outputs);
+        let last = last_line(
+            &outputs,
+            matches!(&status, Waited::Exited(s) if s.success()),
+        );
         match status {
             Waited::Exited(status) if status.success() => Ok(last.unwrap_or_default()),
             Waited::Exited(status) => Err(format!("{}{}", describe(status), shown(last))),
@@ -170,14 +173,20 @@ fn wait_for(child: &mut Child, timeout: Duration) -> Waited {
     Waited::TimedOut { reaped: false }
 }
 
-/// The last non-empty line of stderr, else of stdout, once both pipes closed (or the grace ran out).
-fn last_line(outputs: &[Shared; 2]) -> Option<String> {
+/// The last non-empty line of stdout (after a success) or stderr (after a failure), else of the
+/// other, once both pipes closed (or the grace ran out).
+fn last_line(outputs: &[Shared; 2], success: bool) -> Option<String> {
     let until = Instant::now() + PIPES_GRACE;
     while Instant::now() < until && !outputs.iter().all(|t| lock(t).closed) {
         std::thread::sleep(Duration::from_millis(2));
     }
     let [stdout, stderr] = outputs;
-    [stderr, stdout].into_iter().find_map(|t| {
+    let order = if success {
+        [stdout, stderr]
+    } else {
+        [stderr, stdout]
+    };
+    order.into_iter().find_map(|t| {
         let text = String::from_utf8_lossy(&lock(t).bytes).into_owned();
         text.lines()
             .rev()
@@ -234,7 +243,10 @@ mod tests {
         let seen = dir.path().join("stdin");
         let path = agent(
             dir.path(),
-            &format!("cat > {}; echo 'Success: Powered OFF'", seen.display()),
+            &format!(
+                "cat > {}; echo 'Success: Powered OFF'; echo 'a warning' >&2",
+                seen.display()
+            ),
         );
         let out = request(vec![path], 5_000).run();
         assert_eq!(out, Ok("Success: Powered OFF".into()));

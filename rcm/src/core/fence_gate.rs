@@ -127,8 +127,8 @@ impl Core {
             } => {
                 tracing::warn!(
                     component = "FENCE",
-                    "Node '{node}' was fenced (attempt {attempt}, {after_ms} ms after it went \
-                     Down); the agent said '{output}'"
+                    "Node '{node}' was fenced (attempt {attempt}, {after_ms} ms after fencing \
+                     began); the agent said '{output}'"
                 );
                 let message = format!("Node '{node}' was fenced (attempt {attempt})");
                 self.events

@@ -54,7 +54,8 @@ pub enum FenceAction {
         attempt: u32,
         in_ms: u64,
     },
-    /// `node` is fenced (attempt `attempt`, `after_ms` after it went Down).
+    /// `node` is fenced (attempt `attempt`, `after_ms` after this ledger began fencing it: when
+    /// it went Down, or when this node began to lead).
     Fenced {
         node: String,
         attempt: u32,
