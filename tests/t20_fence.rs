@@ -5,9 +5,11 @@
 //! of the owner n2: the leader runs the agent with action=off and plug/port/nodename=n2, logs and
 //! raises each failure (event 1700), retries after FenceRetryDelay, raises the success (1701), and
 //! only then is the group started elsewhere: the new owner's online begins after the agent's
-//! successful call, and the journal never shows the group Online on two nodes. Root only: fails
-//! in CI without it. Also, without root: bad FenceAgent values are refused naming the value, and
-//! nothing changes.
+//! successful call, and the journal never shows the group Online on two nodes. The leader killed
+//! itself: the next leader fences it before its group moves. An agent that always fails: the
+//! group waits past the lease for as long as the node is down, and fencing stops when it is back.
+//! Root only: fails in CI without it. Also, without root: bad FenceAgent values are refused
+//! naming the value, and nothing changes.
 
 mod common;
 
@@ -503,6 +505,128 @@ fn a_new_leader_fences_the_lost_leader_itself_before_taking_its_groups() {
             .unwrap_or(0)
             .saturating_sub(killed_ns))
             / 1_000_000
+    );
+    drop((n1, n2, n3));
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&agent_dir);
+}
+
+#[test]
+fn a_fence_that_keeps_failing_holds_the_groups_until_the_node_is_back() {
+    if !root_or_skip("t20") {
+        return;
+    }
+    let agent_dir = Rcm::new_dir("t20-agent-failing");
+    let agent = recording_agent(&agent_dir, u32::MAX);
+    let lab = Lab::create("ff", 3);
+    let n1 = lab.boot(0, Rcm::new_dir("t20f-n1"));
+    n1.ok(R::ClusterCreate {
+        name: "lab".into(),
+        nodes: (0..3).map(Lab::node_spec).collect(),
+        virtual_subnet: Some("203.0.113.0/24".into()),
+    });
+    let key = n1.dir.join("cluster.key").to_string_lossy().into_owned();
+    let mut n2 = lab.boot(1, Rcm::new_dir("t20f-n2"));
+    let n3 = lab.boot(2, Rcm::new_dir("t20f-n3"));
+    for n in [&n2, &n3] {
+        n.ok(R::NodeJoin {
+            cluster: "192.0.2.1".into(),
+            key_file: key.clone(),
+            name: None,
+        });
+    }
+    let all_up = |nodes: [&Rcm; 3]| {
+        for n in nodes {
+            for peer in ["n1", "n2", "n3"] {
+                wait_until(&format!("{peer} Up on {}", n.dir.display()), LIMIT, || {
+                    n.node_state(peer) == "Up"
+                });
+            }
+        }
+    };
+    all_up([&n1, &n2, &n3]);
+    let agent_text = agent.to_string_lossy().into_owned();
+    n1.ok(set(&[
+        ("TestOnlyLowerLimits", "1"),
+        ("SameSubnetDelay", "200"),
+        ("CrossSubnetDelay", "200"),
+        ("FenceAgent", &agent_text),
+        ("FenceRetryDelay", "400"),
+    ]));
+    all_up([&n1, &n2, &n3]);
+    n2.ok(R::GroupCreate {
+        name: "web".into(),
+        properties: vec![],
+    });
+    let journal = agent_dir.join("journal");
+    n2.ok(R::ResourceCreate {
+        name: "web-app".into(),
+        type_name: "journal".into(),
+        group: "web".into(),
+        params: vec![
+            ("journal".into(), journal.to_string_lossy().into_owned()),
+            ("label".into(), "web".into()),
+            ("alive_ms".into(), "20".into()),
+        ],
+        properties: vec![],
+    });
+    n2.ok(R::GroupOnline { name: "web".into() });
+    wait_until("web Online on n2", LIMIT, || {
+        group(&n2, "web") == Some(("n2".into(), "Online".into()))
+    });
+    assert_eq!(n1.ok(R::ClusterStatus)["leader"], "n1");
+
+    n2.kill9();
+    // The lease runs out while the fence keeps failing: the groups wait, and the retries go on.
+    let waiting = "Node 'n2''s quorum lease has expired but it is not fenced yet";
+    wait_until("the lease out and the groups waiting", LIMIT, || {
+        n1.cluster_log().contains(waiting)
+    });
+    let so_far = calls(&agent_dir).len();
+    wait_until("two more attempts after the lease ran out", LIMIT, || {
+        calls(&agent_dir).len() >= so_far + 2
+    });
+    assert!(calls(&agent_dir).iter().all(|c| !c.2), "every call failed");
+    assert_eq!(
+        group(&n1, "web").map(|g| g.0).as_deref(),
+        Some("n2"),
+        "an unfenced node's group never moves"
+    );
+    for n in [&n1, &n3] {
+        assert_ne!(group(n, "web").map(|g| g.1).as_deref(), Some("Online"));
+    }
+    let failures = n1
+        .events()
+        .iter()
+        .filter(|e| e["id"] == 1700 && e["message"].as_str().unwrap_or("").contains("'n2'"))
+        .count();
+    assert!(
+        failures >= so_far,
+        "{failures} events 1700 for {so_far}+ failures"
+    );
+
+    // n2 comes back: fencing it stops, and its group is Online there again.
+    let n2 = lab.boot(1, n2.keep_dir());
+    wait_until("n1 logs that n2 is back unfenced", LIMIT, || {
+        n1.cluster_log()
+            .contains("Node 'n2' is Up again before it was fenced")
+    });
+    let at_up = calls(&agent_dir).len();
+    wait_until("web Online on n2 again", LIMIT, || {
+        group(&n2, "web") == Some(("n2".into(), "Online".into()))
+    });
+    assert!(
+        calls(&agent_dir).len() <= at_up + 1,
+        "no new attempt once n2 is Up (one may have been running)"
+    );
+    let (_, elsewhere) = moved_intervals(&journal);
+    assert!(
+        elsewhere.is_empty(),
+        "web never ran elsewhere: {elsewhere:?}"
+    );
+    println!(
+        "{} failed fence attempts against n2 while it was down; its group waited on it",
+        calls(&agent_dir).len()
     );
     drop((n1, n2, n3));
     drop(lab);
