@@ -68,7 +68,7 @@ fn cluster_properties_have_wsfcs_defaults_are_committed_and_refuse_bad_values() 
     assert_eq!(shown(&view, "CrossSubnetDelay"), (1000, 1000, 250, 4000));
     assert_eq!(shown(&view, "CrossSubnetThreshold"), (5, 5, 3, 10));
     assert_eq!(shown(&view, "TestOnlyLowerLimits"), (0, 0, 0, 1));
-    assert_eq!(view["properties"].as_object().unwrap().len(), 5, "{view}");
+    assert_eq!(view["properties"].as_object().unwrap().len(), 9, "{view}");
 
     let before = applied(&rcm);
     let done = rcm.ok(set(&[("SameSubnetDelay", "2000")]));

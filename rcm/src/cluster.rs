@@ -6,6 +6,7 @@
 //! (`Engine::apply_records`). Not the heartbeat network (crates/netft) nor the raft storage
 //! (crates/raft).
 
+pub mod fence;
 pub mod heartbeat;
 pub mod identity;
 mod launch;

@@ -13,6 +13,7 @@ mod cluster_properties;
 mod election_nudge;
 mod eviction;
 mod exec;
+mod fence_gate;
 mod node_pause;
 mod owner_state;
 mod placement_gate;
@@ -84,6 +85,8 @@ pub struct Core {
     membership: eviction::Membership,
     /// The placement core while this node leads, and the Down members' lease timers.
     placement: placement_gate::Placement,
+    /// The leader's fencing of lost members (FenceAgent).
+    fencing: fence_gate::Fencing,
     data_dir: std::path::PathBuf,
     node: String,
     epoch: Instant,
@@ -140,6 +143,7 @@ impl Core {
             quorum: keelson_quorum::QuorumGate::new(),
             membership: eviction::Membership::default(),
             placement: placement_gate::Placement::default(),
+            fencing: fence_gate::Fencing::default(),
             cluster: parts.cluster,
             raft_port: parts.raft_port,
             data_dir: parts.data_dir,

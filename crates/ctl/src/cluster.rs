@@ -356,7 +356,15 @@ fn properties(v: &ClusterProperties) -> String {
         .properties
         .iter()
         .map(|(name, p)| {
-            let unit = if name.ends_with("Delay") { " ms" } else { "" };
+            if let Some(text) = &p.text {
+                let shown = if text.is_empty() { "(none)" } else { text };
+                return vec![name.clone(), shown.into(), "(none)".into(), "text".into()];
+            }
+            let unit = if name.ends_with("Delay") || name.ends_with("Timeout") {
+                " ms"
+            } else {
+                ""
+            };
             vec![
                 name.clone(),
                 p.value.to_string(),
@@ -463,12 +471,28 @@ mod tests {
             max,
             min,
             value,
+            text: None,
         };
         let v = ClusterProperties {
             cluster: "prod".into(),
             properties: [
                 ("SameSubnetDelay".to_string(), p(2000, 1000, 250, 2000)),
                 ("SameSubnetThreshold".to_string(), p(5, 5, 3, 10)),
+                ("FenceTimeout".to_string(), p(5000, 60000, 500, 600000)),
+                (
+                    "FenceAgent".to_string(),
+                    keelson_proto::view::ClusterProperty {
+                        text: Some("/usr/sbin/fence_apc -v".into()),
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "FenceAgentOptions".to_string(),
+                    keelson_proto::view::ClusterProperty {
+                        text: Some(String::new()),
+                        ..Default::default()
+                    },
+                ),
             ]
             .into(),
         };
@@ -487,6 +511,18 @@ mod tests {
         assert_eq!(
             row("SameSubnetThreshold "),
             ["SameSubnetThreshold", "5", "5", "3..10"]
+        );
+        assert_eq!(
+            row("FenceTimeout"),
+            ["FenceTimeout", "5000", "60000", "500..600000", "ms"]
+        );
+        assert_eq!(
+            row("FenceAgent "),
+            ["FenceAgent", "/usr/sbin/fence_apc", "-v", "(none)", "text"]
+        );
+        assert_eq!(
+            row("FenceAgentOptions"),
+            ["FenceAgentOptions", "(none)", "(none)", "text"]
         );
     }
 

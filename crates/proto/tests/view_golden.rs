@@ -328,6 +328,7 @@ fn cluster_get() {
                 max: 2000,
                 min: 250,
                 value: 2000,
+                text: None,
             },
         )]),
     };

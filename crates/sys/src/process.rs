@@ -14,6 +14,14 @@ pub fn kill(pid: u32, signal: Signal) -> io::Result<()> {
     }
 }
 
+/// Sends `signal` to every process of process group `pgid`. A group that is gone is not an error.
+pub fn kill_group(pgid: u32, signal: Signal) -> io::Result<()> {
+    match nix::sys::signal::killpg(Pid::from_raw(pgid as i32), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The calling thread's kernel thread id.
 pub fn gettid() -> u32 {
     nix::unistd::gettid().as_raw() as u32

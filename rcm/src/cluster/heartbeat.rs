@@ -59,6 +59,8 @@ pub enum Notice {
         old_leader: u64,
         attempt: u32,
     },
+    /// A fence attempt ended or its retry is due (core/fence_gate.rs).
+    Fence(super::fence::ledger::FenceInput),
 }
 
 /// The running heartbeat network of this node.

@@ -1,10 +1,12 @@
 //! The cluster-wide properties of `keelson cluster get` and `keelson cluster set`: the heartbeat
 //! settings (WSFC's SameSubnetDelay, SameSubnetThreshold, CrossSubnetDelay, CrossSubnetThreshold,
 //! whose names, defaults and ranges are crates/netft's) and the explicit test-only switch
-//! `TestOnlyLowerLimits` that lets tests go below those ranges. Pure: what the replicated
+//! `TestOnlyLowerLimits` that lets tests go below those ranges, beside the fencing properties
+//! (fence/config.rs, checked and shown through here). Pure: what the replicated
 //! properties mean, whether a `set` is allowed, and the view. Not storing them (the cluster
 //! database) nor running the heartbeat network.
 
+use super::fence::config::{self as fence, FenceConfig};
 use keelson_netft::settings::PROPERTY_NAMES;
 use keelson_netft::NetftSettings;
 use keelson_proto::view::{ClusterProperties, ClusterProperty};
@@ -18,7 +20,10 @@ pub const TEST_ONLY_LOWER_LIMITS: &str = "TestOnlyLowerLimits";
 
 /// Every property name, heartbeat settings first, in the order they are documented.
 fn known_names() -> impl Iterator<Item = &'static str> {
-    PROPERTY_NAMES.into_iter().chain([TEST_ONLY_LOWER_LIMITS])
+    PROPERTY_NAMES
+        .into_iter()
+        .chain([TEST_ONLY_LOWER_LIMITS])
+        .chain(fence::NAMES)
 }
 
 /// The heartbeat timing this node's heartbeat network runs with: the defaults, overridden by the
@@ -57,10 +62,15 @@ pub fn check_set(
     let bounds = under_bounds(lower);
     let mut changes = BTreeMap::new();
     for (name, text) in given {
-        changes.insert(name.to_string(), number(name, text, &bounds)?.to_string());
+        let value = match fence::is_fence_property(name) {
+            true => fence::check(name, text)?,
+            false => number(name, text, &bounds)?.to_string(),
+        };
+        changes.insert(name.to_string(), value);
     }
     for (name, text) in &info.properties {
-        if !changes.contains_key(name) && name != TEST_ONLY_LOWER_LIMITS {
+        let heartbeat = name != TEST_ONLY_LOWER_LIMITS && !fence::is_fence_property(name);
+        if !changes.contains_key(name) && heartbeat {
             let name = canonical(name)?;
             number(name, text, &bounds).map_err(|e| {
                 format!(
@@ -73,6 +83,7 @@ pub fn check_set(
     let mut after = info.properties.clone();
     after.extend(changes.clone());
     settings_from(&after)?;
+    FenceConfig::from_properties(&after)?;
     Ok(changes)
 }
 
@@ -88,9 +99,14 @@ pub fn view(info: &ClusterInfo, names: &[String]) -> Result<ClusterProperties, S
             .map(|n| canonical(n))
             .collect::<Result<_, _>>()?
     };
+    let fencing = FenceConfig::from_properties(&info.properties)
+        .map_err(|e| format!("the cluster's properties: {e}"))?;
     let properties = wanted
         .into_iter()
-        .map(|name| (name.to_string(), property_view(&settings, name)))
+        .map(|name| match fence::is_fence_property(name) {
+            true => (name.to_string(), fencing.view(name)),
+            false => (name.to_string(), property_view(&settings, name)),
+        })
         .collect();
     Ok(ClusterProperties {
         cluster: info.name.clone(),
@@ -106,6 +122,7 @@ fn property_view(settings: &NetftSettings, name: &str) -> ClusterProperty {
             max: 1,
             min: 0,
             value: u32::from(on),
+            text: None,
         };
     }
     let known = "a heartbeat setting's name";
@@ -115,6 +132,7 @@ fn property_view(settings: &NetftSettings, name: &str) -> ClusterProperty {
         max,
         min,
         value: settings.get(name).expect(known),
+        text: None,
     }
 }
 
@@ -136,7 +154,7 @@ fn settings_from(properties: &BTreeMap<String, String>) -> Result<NetftSettings,
     let mut settings = under_bounds(lower_limits(properties)?);
     for (name, text) in properties {
         let name = canonical(name)?;
-        if name != TEST_ONLY_LOWER_LIMITS {
+        if name != TEST_ONLY_LOWER_LIMITS && !fence::is_fence_property(name) {
             let value = number(name, text, &settings)?;
             settings.set(name, value).map_err(|e| e.to_string())?;
         }
@@ -238,6 +256,10 @@ mod tests {
             [
                 ("CrossSubnetDelay", 1000, 1000, 250, 4000),
                 ("CrossSubnetThreshold", 5, 5, 3, 10),
+                ("FenceAgent", 0, 0, 0, 0),
+                ("FenceAgentOptions", 0, 0, 0, 0),
+                ("FenceRetryDelay", 5000, 5000, 100, 3600000),
+                ("FenceTimeout", 60000, 60000, 500, 600000),
                 ("SameSubnetDelay", 1000, 1000, 250, 2000),
                 ("SameSubnetThreshold", 5, 5, 3, 10),
                 ("TestOnlyLowerLimits", 0, 0, 0, 1),
@@ -319,7 +341,8 @@ mod tests {
             (
                 ("SameSubnetDelayy", "1000"),
                 "unknown cluster property 'SameSubnetDelayy' (known: SameSubnetDelay, \
-                 SameSubnetThreshold, CrossSubnetDelay, CrossSubnetThreshold, TestOnlyLowerLimits)",
+                 SameSubnetThreshold, CrossSubnetDelay, CrossSubnetThreshold, TestOnlyLowerLimits, \
+                 FenceAgent, FenceAgentOptions, FenceTimeout, FenceRetryDelay)",
             ),
         ] {
             let e = refusal(&[], &[request]);

@@ -401,6 +401,7 @@ impl Core {
                 old_leader,
                 attempt,
             } => self.election_due(old_leader, attempt),
+            Notice::Fence(input) => self.fence_notice(input),
             Notice::Stopped(reason) => {
                 tracing::error!(
                     component = "NETFT",

@@ -54,6 +54,7 @@ impl Core {
         let leads = self.cluster.as_ref().is_some_and(|c| c.is_leader());
         if !leads {
             self.placement.placer = None;
+            self.fence_not_leading();
             return;
         }
         if self.placement.placer.is_none() || self.placement.members != self.members() {
@@ -151,11 +152,14 @@ impl Core {
                 self.place(PlacementEvent::NodeUp { node });
             } else if self.peers.get(&id) == Some(&keelson_netft::NodeState::Down) {
                 self.place(PlacementEvent::NodeDown { node: node.clone() });
+                // The new leader fences it (it cannot know whether the old one did) before its
+                // lease expiry can reach the placer (fence_gate.rs).
+                self.fence_node_down(id);
                 // Every node times a Down member's lease from when it saw it go, leader or not:
                 // a new leader (elected because the old one is the node lost) goes on with its
                 // own timer, or moves the groups at once if it has run out already.
                 if self.placement.expired.contains(&id) {
-                    self.place(PlacementEvent::LeaseExpired { node });
+                    self.fence_lease_expired(node);
                 } else if !self.placement.down_since.contains_key(&id) {
                     // It never saw it go (it started after): timed from now.
                     self.start_lease_timer(id);
@@ -183,9 +187,11 @@ impl Core {
         if up {
             self.placement.down_since.remove(&id);
             self.placement.expired.remove(&id);
+            self.fence_node_up(id);
             self.place(PlacementEvent::NodeUp { node: name });
         } else if down && !self.placement.down_since.contains_key(&id) {
             self.start_lease_timer(id);
+            self.fence_node_down(id);
             self.nudge_election(id);
             self.place(PlacementEvent::NodeDown { node: name });
         }
@@ -204,7 +210,8 @@ impl Core {
                 "Node '{node}' (id {id}) has been Down for {} ms: its quorum lease has expired, its groups may move",
                 down_at.elapsed().as_millis()
             );
-            self.place(PlacementEvent::LeaseExpired { node });
+            // Once it is fenced too, when a FenceAgent is set (fence_gate.rs).
+            self.fence_lease_expired(node);
         }
     }
 
@@ -263,7 +270,7 @@ impl Core {
         Duration::from_millis(wait)
     }
 
-    fn member_name(&self, id: u64) -> Option<String> {
+    pub(super) fn member_name(&self, id: u64) -> Option<String> {
         let info = self.cluster.as_ref()?.info();
         info.nodes
             .values()
@@ -273,7 +280,7 @@ impl Core {
 
     /// One event to the placer; what it decides is carried out (records committed through raft,
     /// events raised, lines logged).
-    fn place(&mut self, event: PlacementEvent) {
+    pub(super) fn place(&mut self, event: PlacementEvent) {
         if self.placement.placer.is_none() {
             return;
         }

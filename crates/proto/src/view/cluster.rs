@@ -136,7 +136,7 @@ pub struct Validation {
 }
 
 /// One cluster-wide property of `keelson cluster get`: its value, its default and the values
-/// `keelson cluster set` accepts now (`min..=max`).
+/// `keelson cluster set` accepts now (`min..=max`), or the text of a text property.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClusterProperty {
@@ -144,6 +144,9 @@ pub struct ClusterProperty {
     pub max: u32,
     pub min: u32,
     pub value: u32,
+    /// The value of a text property (FenceAgent, FenceAgentOptions); the numbers are 0 then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// `keelson cluster get [NAME...]`.
