@@ -51,6 +51,11 @@ struct Cluster {
 
 impl Cluster {
     fn new(tag: &str) -> Cluster {
+        Cluster::with_timing(tag, &[])
+    }
+
+    /// A cluster with these cluster properties as well (e.g. a longer SameSubnetThreshold).
+    fn with_timing(tag: &str, extra: &[(&str, &str)]) -> Cluster {
         let lab = Lab::create(tag, 3);
         let n1 = boot(&lab, 0, Rcm::new_dir(&format!("t23{tag}-n1")));
         n1.ok(R::ClusterCreate {
@@ -71,13 +76,13 @@ impl Cluster {
         }
         // Right after the joins the leader may not yet hear a majority acknowledge it (the
         // joined nodes' raft restarts): the change is refused whole, and asked again.
-        let timing = R::ClusterSet {
-            properties: pairs(&[
-                ("TestOnlyLowerLimits", "1"),
-                ("SameSubnetDelay", "200"),
-                ("CrossSubnetDelay", "200"),
-            ]),
-        };
+        let mut properties = pairs(&[
+            ("TestOnlyLowerLimits", "1"),
+            ("SameSubnetDelay", "200"),
+            ("CrossSubnetDelay", "200"),
+        ]);
+        properties.extend(pairs(extra));
+        let timing = R::ClusterSet { properties };
         let mut refusals = Vec::new();
         wait_for("the heartbeat timing set", LIMIT, || {
             match nodes[0].request(timing.clone()).into_iter().next() {
@@ -560,6 +565,48 @@ fn frozen(tag: &str, victim: usize) {
         "{name} never brought web online again"
     );
     c.wait_group_on("web", to, "Online");
+}
+
+#[test]
+fn a_freeze_shorter_than_detection_fences_the_hosts_and_the_node_brings_its_group_back() {
+    if !root_or_skip("t23") {
+        return;
+    }
+    // Peers take a node Down only after 10 missed heartbeats (2 s); its hosts fence themselves
+    // after 900 ms without a renewal.
+    let c = Cluster::with_timing(
+        "ph",
+        &[
+            ("SameSubnetThreshold", "10"),
+            ("CrossSubnetThreshold", "10"),
+        ],
+    );
+    c.journal_group(1, "web", &[], &[("RestartDelay", "0")]);
+    let n2 = c.n(1);
+    let frozen = Instant::now();
+    n2.freeze(true);
+    let n2_ended = || {
+        c.journal()
+            .1
+            .iter()
+            .any(|i| i.netns == c.netns(1) && i.closed)
+    };
+    let fenced = wait_for("n2's host fenced itself", LIMIT, n2_ended);
+    n2.freeze(false);
+    println!(
+        "brief freeze of n2: its host fenced itself {} ms after SIGSTOP; continued then",
+        fenced.as_millis()
+    );
+    let took = c.wait_group_on("web", 1, "Online");
+    println!(
+        "web Online on n2 again {} ms after SIGCONT ({} ms after SIGSTOP)",
+        took.as_millis(),
+        frozen.elapsed().as_millis()
+    );
+    assert_eq!(c.n(0).node_state("n2"), "Up", "never taken Down");
+    assert!(c.events_anywhere(1641, "web").is_empty(), "never moved");
+    assert_eq!(c.onlines("web", 1), 2, "n2 brought it back itself");
+    assert_eq!(c.onlines("web", 0) + c.onlines("web", 2), 0, "nowhere else");
 }
 
 /// Resource properties for failing fast: health checked every 100 ms, one restart after 50 ms.
