@@ -809,8 +809,10 @@ fn lose_and_bring_back_n2(c: &mut Cluster, group: &str) {
     });
 }
 
+/// `group set` of the failback window, asked on n3 (not the leader, not an owner): the leader's
+/// placer hears it as a committed record.
 fn set_window(c: &Cluster, (start, end): (String, String)) {
-    c.n(0).ok(R::GroupSet {
+    c.n(2).ok(R::GroupSet {
         name: "home".into(),
         properties: pairs(&[("FailbackWindowStart", &start), ("FailbackWindowEnd", &end)]),
     });
