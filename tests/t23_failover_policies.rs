@@ -799,13 +799,22 @@ fn local_hour() -> u32 {
 /// n2 (the preferred owner) is lost (kill -9), the group fails over to n1, and n2 is booted
 /// again on its data directory until n1 and n3 see it Up.
 fn lose_and_bring_back_n2(c: &mut Cluster, group: &str) {
-    let mut n2 = c.nodes[1].take().expect("n2 runs");
-    n2.kill9();
-    c.wait_group_on(group, 0, "Online");
-    assert_moved_event(c, group, "n2", "n1", "node lost");
-    c.nodes[1] = Some(boot(&c.lab, 1, n2.keep_dir()));
-    wait_for("n2 Up on n1 and n3", LIMIT, || {
-        c.n(0).node_state("n2") == "Up" && c.n(2).node_state("n2") == "Up"
+    lose_and_bring_back(c, group, 1, 0);
+}
+
+/// Node `lost` is killed (kill -9), `group` fails over to node `to`, and `lost` is booted again
+/// on its data directory until every other node sees it Up.
+fn lose_and_bring_back(c: &mut Cluster, group: &str, lost: usize, to: usize) {
+    let name = format!("n{}", lost + 1);
+    let mut node = c.nodes[lost].take().expect("the node runs");
+    node.kill9();
+    c.wait_group_on(group, to, "Online");
+    assert_moved_event(c, group, &name, &format!("n{}", to + 1), "node lost");
+    c.nodes[lost] = Some(boot(&c.lab, lost, node.keep_dir()));
+    wait_for(&format!("{name} Up everywhere"), LIMIT, || {
+        (0..3)
+            .filter(|i| *i != lost)
+            .all(|i| c.n(i).node_state(&name) == "Up")
     });
 }
 
@@ -854,6 +863,30 @@ fn windowed_failback(c: &mut Cluster, hour: u32) -> bool {
     assert!(c.events_anywhere(1641, "home").len() > moves);
     assert_moved_event(c, "home", "n1", "n2", "failback");
     true
+}
+
+#[test]
+fn auto_failback_allow_moves_the_group_back_to_the_leader_it_lost() {
+    if !root_or_skip("t23") {
+        return;
+    }
+    // The preferred owner is the leader: its loss also moves the placement to a new leader.
+    let mut c = Cluster::new("pi");
+    let group = [
+        ("PreferredOwners", "n1,n2,n3"),
+        ("AutoFailbackType", "Allow"),
+    ];
+    c.journal_group(0, "home", &group, &[]);
+    let back = Instant::now();
+    lose_and_bring_back(&mut c, "home", 0, 1);
+    let took = c.wait_group_on("home", 0, "Online");
+    println!(
+        "failback to the old leader n1: home back on n1 {} ms after it was Up again ({} ms in all)",
+        took.as_millis(),
+        back.elapsed().as_millis()
+    );
+    assert_moved_event(&c, "home", "n2", "n1", "failback");
+    c.journal();
 }
 
 #[test]
