@@ -327,13 +327,19 @@ impl Core {
                 offender,
                 offending_plugin,
                 cause,
-                ..
-            } => self.feed(Event::HostDied {
-                host,
-                offender,
-                offending_plugin,
-                cause,
-            }),
+                died,
+            } => {
+                let fenced = self.fence_loses_quorum(died.as_ref());
+                self.feed(Event::HostDied {
+                    host,
+                    offender,
+                    offending_plugin,
+                    cause,
+                });
+                if fenced {
+                    self.recount_after_fence();
+                }
+            }
             PoolOutcome::OpenReady { host, open } => self.start_open(host, open),
             PoolOutcome::CallDone {
                 resource,

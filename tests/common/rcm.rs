@@ -340,3 +340,59 @@ impl Rcm {
         }
     }
 }
+
+/// Waits until `ok` holds, polling every 20 ms, at most `limit`; fails the test naming `what`.
+/// Returns how long it took.
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+/// Checks that `ok` keeps holding for all of `span` (every 20 ms); fails the test naming `what`
+/// with the elapsed time at the first check that does not hold.
+pub fn holds_for(what: &str, span: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < span {
+        assert!(ok(), "{what}: broken after {:?}", start.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Rcm {
+    /// Group `name` as this node shows it: (owner, state), or None while it does not know it.
+    pub fn group_owner_state(&self, name: &str) -> Option<(String, String)> {
+        let Ok(replies) = self.try_request(ControlRequest::GroupGet { name: name.into() }) else {
+            return None;
+        };
+        let Some(ControlReply::Json(text)) = replies.first() else {
+            return None;
+        };
+        let v: Value = serde_json::from_str(text).ok()?;
+        Some((
+            v["owner_node"].as_str()?.to_string(),
+            v["state"].as_str()?.to_string(),
+        ))
+    }
+
+    /// This node's events numbered `id` about group `group`.
+    pub fn group_events(&self, id: u64, group: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["id"] == id && e["group"] == group)
+            .collect()
+    }
+
+    /// SIGSTOPs (`freeze`) or SIGCONTs the service process.
+    pub fn freeze(&self, freeze: bool) {
+        let signal = match freeze {
+            true => keelson_sys::Signal::SIGSTOP,
+            false => keelson_sys::Signal::SIGCONT,
+        };
+        keelson_sys::process::kill(self.pid(), signal)
+            .unwrap_or_else(|e| panic!("{signal:?} to rcm {}: {e}", self.pid()));
+    }
+}

@@ -1,7 +1,8 @@
 //! One node's engine obeying committed ownership: the old owner takes a group offline in reverse
 //! dependency order, closes it and reports the release; the new owner starts it in dependency order
 //! only once the release is committed; a stale record does not move anything; a lost quorum
-//! terminates everything (1177); a failure past the threshold reports GroupFailed in a cluster,
+//! terminates everything (1177), and a fenced host's death handed in after it restarts nothing;
+//! a failure past the threshold reports GroupFailed in a cluster,
 //! and the next node gives the resource its own restart (post [13]); RestartAction=Restart never
 //! asks to move.
 
@@ -284,4 +285,58 @@ fn a_resource_failed_when_its_group_left_starts_afresh_when_the_group_comes_back
     commit(&mut a, placed("a", "", 2));
     a.run(10_000);
     assert_eq!(states(&a), [ResourceState::Online; 3]);
+}
+
+/// Every call of `op` in `cmds`, by resource name.
+fn called(cmds: &[Command], sim: &Sim, op: Op) -> Vec<String> {
+    calls_of(cmds, op).iter().map(|r| sim.name(*r)).collect()
+}
+
+#[test]
+fn a_fenced_host_handled_after_the_quorum_loss_restarts_nothing_until_quorum_is_back() {
+    // The rcm of a frozen node: its host fenced itself (terminated everything, exited), and the
+    // node's views are from before the freeze. rcm loses quorum first, then hands in the death.
+    let mut a = node("a", "a", &[("RestartDelay", "0")]);
+    let host = a.host_of("r0");
+    let cmds = a.engine.lose_quorum(a.now);
+    a.absorb(&cmds);
+    let mut all = a.kill_host(host, None, "host fenced itself: its lease from rcm ran out");
+    all.extend(a.run(10_000_000));
+    assert!(
+        called(&all, &a, Op::Online).is_empty(),
+        "no restart without quorum"
+    );
+    assert!(states(&a).iter().all(|s| *s != ResourceState::Online));
+    // Meanwhile the group moved: the catch-up brings the record before quorum is regained.
+    commit(&mut a, placed("b", "", 1));
+    let mut all = a.engine.regain_quorum(a.now);
+    a.absorb(&all);
+    all.extend(a.run(10_000_000));
+    assert!(
+        called(&all, &a, Op::Online).is_empty(),
+        "it moved: nothing runs here"
+    );
+
+    // Still the owner after the catch-up: it comes back, its restart history forgotten.
+    let mut a = node("a", "a", &[("RestartDelay", "0")]);
+    let host = a.host_of("r0");
+    let cmds = a.engine.lose_quorum(a.now);
+    a.absorb(&cmds);
+    a.kill_host(host, None, "host fenced itself");
+    a.run(10_000);
+    let cmds = a.engine.regain_quorum(a.now);
+    a.absorb(&cmds);
+    a.run(10_000);
+    assert_eq!(states(&a), [ResourceState::Online; 3]);
+
+    // In the other order the death restarts them at once, from the stale view: why rcm loses
+    // quorum first.
+    let mut a = node("a", "a", &[("RestartDelay", "0")]);
+    let host = a.host_of("r0");
+    let mut all = a.kill_host(host, None, "host fenced itself");
+    all.extend(a.run(1_000));
+    assert!(
+        !called(&all, &a, Op::Online).is_empty(),
+        "restarted from the stale view"
+    );
 }

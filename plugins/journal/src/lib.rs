@@ -5,8 +5,10 @@
 //! appends an `alive` line every `alive_ms`, so an interval cut short by a killed process still ends
 //! in the journal within one period. A checker reads the file alone to prove that no label was ever
 //! online on two nodes at once. Parameters: `journal` (absolute path), `label` (letters, digits,
-//! `.`, `_`, `-`), `alive_ms` (10..=1000, default 50). `check` reads a journal back. Not a real
-//! service: it serves nothing.
+//! `.`, `_`, `-`), `alive_ms` (10..=1000, default 50) and, for failure tests, `fail_when` (absolute
+//! path): while that file exists and is empty or lists this host's network namespace inode on a
+//! line of its own (one node), LooksAlive and IsAlive fail and say so in the journal (`unhealthy`).
+//! `check` reads a journal back. Not a real service: it serves nothing.
 #![forbid(unsafe_code)]
 
 pub mod check;
@@ -17,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-const KNOWN: [&str; 3] = ["journal", "label", "alive_ms"];
+const KNOWN: [&str; 4] = ["journal", "label", "alive_ms", "fail_when"];
 const ALIVE_MS: (u64, u64, u64) = (10, 50, 1000);
 
 /// Parsed parameters.
@@ -26,6 +28,7 @@ struct Config {
     journal: PathBuf,
     label: String,
     alive: Duration,
+    fail_when: Option<PathBuf>,
 }
 
 impl Config {
@@ -50,10 +53,18 @@ impl Config {
         if !(low..=high).contains(&alive_ms) {
             return Err(format!("alive_ms {alive_ms}: it must be {low}..={high}"));
         }
+        let fail_when = params.str("fail_when").map(PathBuf::from);
+        if let Some(path) = fail_when.as_ref().filter(|p| !p.is_absolute()) {
+            return Err(format!(
+                "fail_when '{}': not an absolute path",
+                path.display()
+            ));
+        }
         Ok(Config {
             journal,
             label,
             alive: Duration::from_millis(alive_ms),
+            fail_when,
         })
     }
 }
@@ -78,6 +89,33 @@ impl Origin {
         );
         keelson_sys::journal::append_locked(&self.journal, &line)
             .map_err(|e| format!("journal {}: {e}", self.journal.display()))
+    }
+}
+
+/// The failure switch: a file whose existence (empty: every node; else the network namespace
+/// inodes it lists, one a line) makes the health checks fail.
+#[derive(Debug, Clone)]
+struct FailWhen {
+    path: PathBuf,
+    netns: u64,
+}
+
+impl FailWhen {
+    /// Why the resource must fail now, or None while it is healthy.
+    fn failing(&self) -> Option<String> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => return Some(format!("fail_when {}: {e}", self.path.display())),
+        };
+        let here = self.netns.to_string();
+        let listed = text.lines().map(str::trim).any(|l| l == here);
+        (text.trim().is_empty() || listed).then(|| {
+            format!(
+                "fail_when {} exists and names this node (netns {here})",
+                self.path.display()
+            )
+        })
     }
 }
 
@@ -121,10 +159,20 @@ pub struct Journal {
     origin: Origin,
     alive: Duration,
     heartbeat: Option<Heartbeat>,
+    fail_when: Option<FailWhen>,
     host: Host,
 }
 
 impl Journal {
+    /// The health check: fails (journalled as `unhealthy`) while `fail_when` says so.
+    fn check_health(&mut self) -> Result<(), String> {
+        let Some(reason) = self.fail_when.as_ref().and_then(FailWhen::failing) else {
+            return Ok(());
+        };
+        self.origin.append("unhealthy")?;
+        Err(reason)
+    }
+
     fn stop_heartbeat(&mut self) {
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.stop();
@@ -152,6 +200,7 @@ impl Resource for Journal {
             },
             alive: config.alive,
             heartbeat: None,
+            fail_when: config.fail_when.map(|path| FailWhen { path, netns }),
             host,
         })
     }
@@ -174,11 +223,11 @@ impl Resource for Journal {
     }
 
     fn looks_alive(&mut self) -> Result<(), String> {
-        Ok(())
+        self.check_health()
     }
 
     fn is_alive(&mut self) -> Result<(), String> {
-        Ok(())
+        self.check_health()
     }
 
     fn terminate(&mut self) -> Result<(), String> {
@@ -220,6 +269,10 @@ mod tests {
                 r#"{"journal":"/tmp/j","label":"g","colour":"red"}"#,
                 "'colour'",
             ),
+            (
+                r#"{"journal":"/tmp/j","label":"g","fail_when":"f"}"#,
+                "fail_when 'f': not an absolute path",
+            ),
         ] {
             let e = Journal::validate(&params(json)).unwrap_err();
             assert!(e.contains(want), "{e} (wanted {want})");
@@ -259,6 +312,45 @@ mod tests {
             .collect();
         assert!(instants.windows(2).all(|w| w[0] <= w[1]), "{text}");
         assert!(text.lines().all(|l| l.ends_with(" web")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fail_when_fails_the_health_checks_on_the_nodes_it_names() {
+        let dir = std::env::temp_dir().join(format!("keelson-journal-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, switch) = (dir.join("journal"), dir.join("fail"));
+        let json = format!(
+            r#"{{"journal":"{}","label":"web","fail_when":"{}"}}"#,
+            path.display(),
+            switch.display()
+        );
+        let mut r = Journal::open(&params(&json), Host::detached()).unwrap();
+        r.online().unwrap();
+        assert!(
+            r.looks_alive().is_ok() && r.is_alive().is_ok(),
+            "no file: healthy"
+        );
+        let here = keelson_sys::journal::netns_inode().unwrap();
+        std::fs::write(&switch, format!("{}\n", here + 1)).unwrap();
+        assert!(r.is_alive().is_ok(), "another node named: healthy here");
+        std::fs::write(&switch, format!("{}\n{here}\n", here + 1)).unwrap();
+        let e = r.is_alive().unwrap_err();
+        assert!(
+            e.contains("fail_when") && e.contains(&here.to_string()),
+            "{e}"
+        );
+        assert!(r.looks_alive().is_err());
+        std::fs::write(&switch, "").unwrap();
+        assert!(r.is_alive().is_err(), "an empty file: every node");
+        std::fs::remove_file(&switch).unwrap();
+        assert!(r.is_alive().is_ok(), "removed: healthy again");
+        r.offline().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches(" unhealthy ").count(), 3, "{text}");
+        let lines = check::parse(&text).unwrap();
+        let iv = check::intervals(&lines, 50_000_000);
+        assert_eq!(iv.len(), 1, "one interval, unhealthy lines inside: {iv:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

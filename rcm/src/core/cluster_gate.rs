@@ -303,7 +303,7 @@ impl Core {
     }
 
     /// Counts the votes this node can reach; on losing quorum, event 1177.
-    fn recount(&mut self) {
+    pub(super) fn recount(&mut self) {
         let Some(cluster) = &self.cluster else {
             return;
         };

@@ -335,6 +335,32 @@ impl Core {
 }
 
 impl Core {
+    /// Before a host's death is handled: a host that fenced itself on a cluster node means this
+    /// node's rcm was frozen past the host lease, long enough for the majority to have taken it
+    /// Down and moved its groups, while its own views (peers, hearing, owners) are from before the
+    /// freeze. So it loses quorum first (every group terminated, event 1177), and the death then
+    /// restarts nothing here. True when it did.
+    pub(super) fn fence_loses_quorum(&mut self, died: Option<&keelson_host::HostDied>) -> bool {
+        let fenced =
+            died.is_some_and(|d| matches!(d.cause, keelson_host::DeathCause::Fenced { .. }));
+        if !fenced || self.cluster.is_none() {
+            return false;
+        }
+        tracing::error!(
+            component = "RCM",
+            "a resource host fenced itself: this node was frozen past its host lease and may have lost quorum meanwhile; it terminates its groups and runs them again only after a fresh count and a catch-up with the cluster"
+        );
+        self.quorum_changed(false);
+        true
+    }
+
+    /// After the fenced host's death is handled: the count starts afresh (as if never held), so
+    /// quorum is regained through the usual catch-up as soon as a count finds it.
+    pub(super) fn recount_after_fence(&mut self) {
+        self.quorum = keelson_quorum::QuorumGate::new();
+        self.recount();
+    }
+
     /// A placement core built from the committed records and this node's view of the members.
     fn local_placer(&self) -> Placer {
         let groups = match &self.cluster {
