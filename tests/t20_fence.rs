@@ -632,3 +632,74 @@ fn a_fence_that_keeps_failing_holds_the_groups_until_the_node_is_back() {
     drop(lab);
     let _ = std::fs::remove_dir_all(&agent_dir);
 }
+
+#[test]
+fn a_prompt_fence_lets_the_groups_move_before_the_lease_would_have_run_out() {
+    if !root_or_skip("t20") {
+        return;
+    }
+    let agent_dir = Rcm::new_dir("t20-agent-prompt");
+    let agent = recording_agent(&agent_dir, 0);
+    let lab = Lab::create("fp", 3);
+    let mut nodes = lab.boot_cluster("t20p", 200, LIMIT);
+    let agent_text = agent.to_string_lossy().into_owned();
+    nodes[0].ok(set(&[("FenceAgent", &agent_text)]));
+    let journal = agent_dir.join("journal");
+    nodes[1].ok(R::GroupCreate {
+        name: "web".into(),
+        properties: vec![],
+    });
+    nodes[1].ok(R::ResourceCreate {
+        name: "web-app".into(),
+        type_name: "journal".into(),
+        group: "web".into(),
+        params: vec![
+            ("journal".into(), journal.to_string_lossy().into_owned()),
+            ("label".into(), "web".into()),
+            ("alive_ms".into(), "20".into()),
+        ],
+        properties: vec![],
+    });
+    nodes[1].ok(R::GroupOnline { name: "web".into() });
+    wait_until("web Online on n2", LIMIT, || {
+        group(&nodes[1], "web") == Some(("n2".into(), "Online".into()))
+    });
+    let leader = nodes[0].ok(R::ClusterStatus)["leader"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(leader, "n2", "n1 created the cluster and leads");
+
+    let killed_ns = keelson_sys::clock::monotonic_ns();
+    nodes[1].kill9();
+    wait_until("web Online on n1 or n3", LIMIT, || {
+        [0usize, 2].iter().any(|i| {
+            group(&nodes[*i], "web") == Some((format!("n{}", i + 1), "Online".into()))
+        })
+    });
+    let made = calls(&agent_dir);
+    assert_eq!(made.len(), 1, "fenced once: {made:?}");
+    // On the leader: fenced, then moved, before its lease would have run out (the takeover wait
+    // at Delay 200 ms is over 3 s: a successful fence means the node is off, so it is not waited).
+    let log = nodes[0].cluster_log();
+    let at = |needle: &str| log.find(needle);
+    let fenced = at("Node 'n2' was fenced (attempt 1").expect("fenced line");
+    let moved = at("Clustered role 'web' is moving from node 'n2'").expect("the move");
+    assert!(fenced < moved, "fenced before the move:\n{log}");
+    if let Some(lease) = at("Node 'n2' (id 2) has been Down for") {
+        assert!(moved < lease, "moved before the lease ran out:\n{log}");
+    }
+    let (_, elsewhere) = moved_intervals(&journal);
+    assert!(!elsewhere.is_empty());
+    for i in &elsewhere {
+        assert!(i.from_ns > made[0].1, "{i} began before n2 was fenced");
+    }
+    println!(
+        "kill -9 of n2 to fenced {} ms, to web Online elsewhere {} ms (Delay 200 ms: detection about 1 s; the lease wait, not needed, would have been 3.3 s more)",
+        (made[0].1 - killed_ns) / 1_000_000,
+        (elsewhere[0].online_ns.unwrap_or(0).saturating_sub(killed_ns)) / 1_000_000
+    );
+    drop(nodes);
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&agent_dir);
+}

@@ -1,7 +1,8 @@
 //! The leader's bookkeeping for fencing lost members: when an attempt starts, when a failed one is
 //! retried (after the retry delay, forever: a fence is never skipped), and when a lost member's
-//! groups may be taken over (its quorum lease has run out AND it was fenced, whichever comes
-//! last). Pure, `(now_ms, FenceInput) -> Vec<FenceAction>`, tested with a fake clock. Not running
+//! groups may be taken over: once it is fenced (a fence agent's success means the node is off,
+//! the contract of fence-agents, so its lease need not be waited out), and never before while it
+//! is being fenced, even when its lease has run out. Pure, `(now_ms, FenceInput) -> Vec<FenceAction>`, tested with a fake clock. Not running
 //! the agent (fence.rs), nor the timers, logs and events that carry out its actions
 //! (core/fence_gate.rs).
 
@@ -201,6 +202,7 @@ impl FenceLedger {
         };
         p.lease_expired = true;
         if p.phase == Phase::Done {
+            // Taken over when it was fenced; told again (a rebuilt placer hears it too).
             return vec![FenceAction::Takeover { node }];
         }
         let attempts = p.attempt;
@@ -231,9 +233,8 @@ impl FenceLedger {
                     after_ms: now_ms.saturating_sub(p.down_ms),
                     output,
                 }];
-                if p.lease_expired {
-                    actions.push(FenceAction::Takeover { node });
-                }
+                // Off: nothing of it runs any more, whatever its lease.
+                actions.push(FenceAction::Takeover { node });
                 actions
             }
             Err(reason) => {
@@ -404,17 +405,21 @@ mod tests {
     }
 
     #[test]
-    fn a_fence_before_the_lease_runs_out_lets_the_groups_move_at_the_lease() {
+    fn a_fence_before_the_lease_runs_out_lets_the_groups_move_at_once() {
         let mut l = FenceLedger::new(5_000);
         l.handle(0, I::NodeDown { node: n() });
         let fenced = l.handle(700, done(1, true));
         assert!(
-            matches!(fenced.as_slice(), [A::Fenced { after_ms: 700, .. }]),
+            matches!(
+                fenced.as_slice(),
+                [A::Fenced { after_ms: 700, .. }, A::Takeover { .. }]
+            ),
             "{fenced:?}"
         );
         assert_eq!(
             l.handle(3_300, I::LeaseExpired { node: n() }),
-            [A::Takeover { node: n() }]
+            [A::Takeover { node: n() }],
+            "told again: harmless, and a rebuilt placer needs it"
         );
     }
 
@@ -464,7 +469,10 @@ mod tests {
         assert!(l.handle(1_100, done(1, true)).is_empty());
         let fenced = l.handle(1_250, done(2, true));
         assert!(
-            matches!(fenced.as_slice(), [A::Fenced { after_ms: 250, .. }]),
+            matches!(
+                fenced.as_slice(),
+                [A::Fenced { after_ms: 250, .. }, A::Takeover { .. }]
+            ),
             "{fenced:?}"
         );
         // Up after the fence: nothing to stop.
