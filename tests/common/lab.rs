@@ -126,7 +126,8 @@ impl Lab {
 
     /// Boots a cluster `lab` of all the lab's nodes (data dirs tagged `tag`): n1 creates it with
     /// the virtual subnet 203.0.113.0/24, the others join, heartbeats go every `delay_ms`
-    /// (TestOnlyLowerLimits), and it returns once every node sees every node Up.
+    /// (TestOnlyLowerLimits), and it returns once raft follows that Delay on every node and every
+    /// node sees every node Up.
     pub fn boot_cluster(&self, tag: &str, delay_ms: u64, limit: std::time::Duration) -> Vec<Rcm> {
         use keelson_proto::ControlRequest as R;
         let count = self.nodes.len();
@@ -160,6 +161,17 @@ impl Lab {
         });
         let start = std::time::Instant::now();
         for n in &nodes {
+            // Raft follows the new Delay on every node (heartbeats every Delay / 2) ...
+            let heartbeat = serde_json::json!(delay_ms / 2);
+            while n.ok(R::ClusterStatus)["raft_heartbeat_ms"] != heartbeat {
+                assert!(
+                    start.elapsed() < limit,
+                    "raft on {} did not take Delay {delay_ms} within {limit:?}",
+                    n.dir.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            // ... and every node sees every node Up.
             for peer in (0..count).map(|i| format!("n{}", i + 1)) {
                 while n.node_state(&peer) != "Up" {
                     assert!(
