@@ -54,6 +54,8 @@ pub enum Notice {
     },
     /// A minute passed: the local hour may have changed (failback windows, placement_gate.rs).
     Clock,
+    /// Try again to catch up with the cluster after regaining quorum (placement_gate.rs).
+    CatchUp,
 }
 
 /// The running heartbeat network of this node.

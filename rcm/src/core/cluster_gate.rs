@@ -385,6 +385,7 @@ impl Core {
             }
             Notice::LeaseExpired { id, down_at } => self.placement_lease_expired(id, down_at),
             Notice::Clock => self.placement_clock(),
+            Notice::CatchUp => self.retry_catch_up(),
             Notice::Stopped(reason) => {
                 tracing::error!(
                     component = "NETFT",
