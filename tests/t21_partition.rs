@@ -317,21 +317,44 @@ impl Cluster {
             names,
             epoch_ns: keelson_sys::journal::monotonic_ns(),
         };
-        cluster.node(0).ok(R::ClusterSet {
-            properties: [
-                ("TestOnlyLowerLimits", "1".to_string()),
-                ("SameSubnetDelay", DELAY_MS.to_string()),
-                ("CrossSubnetDelay", DELAY_MS.to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        });
+        cluster.set_fast_heartbeats();
         cluster.create_groups();
         cluster
             .wait_settled(SETUP_LIMIT)
             .unwrap_or_else(|e| panic!("the cluster never settled after setup: {e}"));
         cluster
+    }
+
+    /// Heartbeats every DELAY_MS, set once the new members' raft answers: a change asked for
+    /// before that is refused (no quorum yet, nothing changed) and asked again, within the limit.
+    fn set_fast_heartbeats(&self) {
+        let properties: Vec<(String, String)> = [
+            ("TestOnlyLowerLimits", "1".to_string()),
+            ("SameSubnetDelay", DELAY_MS.to_string()),
+            ("CrossSubnetDelay", DELAY_MS.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let start = Instant::now();
+        loop {
+            let request = R::ClusterSet {
+                properties: properties.clone(),
+            };
+            match request_at(&self.node(0).dir.join("rcm.sock"), request)
+                .map(|r| r.into_iter().next())
+            {
+                Ok(Some(ControlReply::Done { .. } | ControlReply::Json(_))) => return,
+                Ok(Some(ControlReply::Error { message })) if message.contains("quorum") => {
+                    assert!(
+                        start.elapsed() < SETUP_LIMIT,
+                        "cluster set refused for {SETUP_LIMIT:?}: {message}"
+                    );
+                }
+                other => panic!("cluster set of the heartbeat timing: {other:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Group g<i> with one journal resource, created and brought Online on n<i>. Restarts and
