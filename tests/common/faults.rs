@@ -1,8 +1,8 @@
 //! Fault injectors for the partition checker (t21), each a guard that heals what it did when it is
 //! healed explicitly or dropped, even while the test panics: a process frozen with SIGSTOP (SIGCONT),
 //! links set down from inside a node's namespace or a whole network's bridge set down in the
-//! switch namespace (set up again), and a one-way drop of a node's cluster traffic with nftables
-//! inside that node's namespace (the table deleted). Only the lab's own namespaces, interfaces and
+//! switch namespace (set up again), and drops of a node's cluster traffic with nftables inside
+//! that node's namespace, one way or with one peer only (the table deleted). Only the lab's own namespaces, interfaces and
 //! addresses. Not which fault to inflict or when (the test), nor kill -9 (rcm.rs).
 
 use super::lab::{Lab, NETWORKS};
@@ -172,22 +172,37 @@ pub enum Direction {
     Outbound,
 }
 
-/// A one-way drop of every packet between one node and the lab's networks, in one direction, by
-/// an nftables table in that node's namespace; the table is deleted when healed or dropped.
-pub struct OneWayDrop {
+/// A drop of a node's cluster packets by an nftables table in that node's namespace: one way
+/// with everyone, or both ways with one peer only; the table is deleted when healed or dropped.
+pub struct NftDrop {
     netns: String,
     healed: bool,
 }
 
-impl OneWayDrop {
-    pub fn install(lab: &Lab, node: usize, direction: Direction) -> OneWayDrop {
+impl NftDrop {
+    /// Every packet between node `node` and the lab's networks, in `direction` only.
+    pub fn one_way(lab: &Lab, node: usize, direction: Direction) -> NftDrop {
+        NftDrop::install(lab, node, &one_way_ruleset(direction))
+    }
+
+    /// Every packet between node `node` and node `peer` (both from 0), both ways; the rest flows,
+    /// so each may still reach the other through nobody but a third node (a non-transitive cut).
+    pub fn between(lab: &Lab, node: usize, peer: usize) -> NftDrop {
+        assert!(
+            node != peer && peer < lab.nodes.len(),
+            "nodes {node} and {peer}"
+        );
+        NftDrop::install(lab, node, &pair_ruleset(peer))
+    }
+
+    fn install(lab: &Lab, node: usize, script: &str) -> NftDrop {
         let netns = lab.nodes[node].clone();
         run(
             Command::new("ip").args(["netns", "exec", &netns, "nft", "-f", "-"]),
-            &ruleset(direction),
+            script,
         )
-        .unwrap_or_else(|e| panic!("one-way drop in {netns}: {e}"));
-        OneWayDrop {
+        .unwrap_or_else(|e| panic!("nft drop in {netns}: {e}"));
+        NftDrop {
             netns,
             healed: false,
         }
@@ -215,7 +230,7 @@ impl OneWayDrop {
     }
 }
 
-impl Drop for OneWayDrop {
+impl Drop for NftDrop {
     fn drop(&mut self) {
         if !self.healed {
             if let Err(e) = self.delete() {
@@ -225,10 +240,15 @@ impl Drop for OneWayDrop {
     }
 }
 
+/// The lab's cluster interfaces, quoted for nft.
+fn lab_links() -> String {
+    let links: Vec<String> = NETWORKS.iter().map(|(i, _)| format!("\"{i}\"")).collect();
+    links.join(", ")
+}
+
 /// The nft script: one chain on the input or output hook dropping packets on the lab's cluster
 /// interfaces from (to) the lab's subnets; loopback and everything else untouched.
-fn ruleset(direction: Direction) -> String {
-    let links: Vec<String> = NETWORKS.iter().map(|(i, _)| format!("\"{i}\"")).collect();
+fn one_way_ruleset(direction: Direction) -> String {
     let subnets: Vec<String> = NETWORKS.iter().map(|(_, s)| format!("{s}.0/24")).collect();
     let (chain, link_match, addr_match) = match direction {
         Direction::Inbound => ("input", "iifname", "saddr"),
@@ -237,7 +257,23 @@ fn ruleset(direction: Direction) -> String {
     format!(
         "table inet {TABLE} {{\n  chain {chain} {{\n    type filter hook {chain} priority 0; policy accept;\n    \
          {link_match} {{ {} }} ip {addr_match} {{ {} }} drop\n  }}\n}}\n",
-        links.join(", "),
+        lab_links(),
         subnets.join(", ")
+    )
+}
+
+/// The nft script: packets on the lab's cluster interfaces from and to node `peer`'s addresses
+/// dropped, in both directions.
+fn pair_ruleset(peer: usize) -> String {
+    let addrs: Vec<String> = NETWORKS
+        .iter()
+        .map(|(_, s)| format!("{s}.{}", peer + 1))
+        .collect();
+    let (links, addrs) = (lab_links(), addrs.join(", "));
+    format!(
+        "table inet {TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
+         iifname {{ {links} }} ip saddr {{ {addrs} }} drop\n  }}\n  chain output {{\n    \
+         type filter hook output priority 0; policy accept;\n    \
+         oifname {{ {links} }} ip daddr {{ {addrs} }} drop\n  }}\n}}\n"
     )
 }
