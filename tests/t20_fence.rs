@@ -673,9 +673,9 @@ fn a_prompt_fence_lets_the_groups_move_before_the_lease_would_have_run_out() {
     let killed_ns = keelson_sys::clock::monotonic_ns();
     nodes[1].kill9();
     wait_until("web Online on n1 or n3", LIMIT, || {
-        [0usize, 2].iter().any(|i| {
-            group(&nodes[*i], "web") == Some((format!("n{}", i + 1), "Online".into()))
-        })
+        [0usize, 2]
+            .iter()
+            .any(|i| group(&nodes[*i], "web") == Some((format!("n{}", i + 1), "Online".into())))
     });
     let made = calls(&agent_dir);
     assert_eq!(made.len(), 1, "fenced once: {made:?}");

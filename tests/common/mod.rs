@@ -86,5 +86,6 @@ pub fn zombie_children_named(comm: &str) -> Vec<u32> {
         .collect()
 }
 
+pub mod faults;
 pub mod lab;
 pub mod rcm;

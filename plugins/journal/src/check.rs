@@ -139,7 +139,10 @@ pub fn overlaps(intervals: &[Interval]) -> Vec<(Interval, Interval)> {
 }
 
 /// The first instant at or after `from_ns` at which `label` is fully online somewhere (its
-/// `online` has returned and its interval has not ended), with the node's netns.
+/// `online` has returned and its interval has not ended), with the node's netns. An interval
+/// still open in the journal ends one alive period after its last line, like one whose host
+/// died: a host that died is not online after it, and a running one's end moves on with its
+/// alive lines, so ask only about instants the journal has reached.
 pub fn online_from(intervals: &[Interval], label: &str, from_ns: u64) -> Option<(u64, u64)> {
     intervals
         .iter()
@@ -147,9 +150,34 @@ pub fn online_from(intervals: &[Interval], label: &str, from_ns: u64) -> Option<
         .filter_map(|i| {
             let online = i.online_ns?;
             let at = online.max(from_ns);
-            (at < i.to_ns || !i.closed).then_some((at, i.netns))
+            (at < i.to_ns).then_some((at, i.netns))
         })
         .min()
+}
+
+/// The first instant in `from_ns..=until_ns` at which `label` is fully online somewhere, with
+/// the node's netns: `online_from` bounded by a deadline (None when it was not online in time).
+pub fn online_within(
+    intervals: &[Interval],
+    label: &str,
+    from_ns: u64,
+    until_ns: u64,
+) -> Option<(u64, u64)> {
+    online_from(intervals, label, from_ns).filter(|(at, _)| *at <= until_ns)
+}
+
+/// The intervals of `label` that touch `from_ns..until_ns`, in order of start: what a checker
+/// prints when a label was not online in time.
+pub fn intervals_between<'a>(
+    intervals: &'a [Interval],
+    label: &str,
+    from_ns: u64,
+    until_ns: u64,
+) -> Vec<&'a Interval> {
+    intervals
+        .iter()
+        .filter(|i| i.label == label && i.from_ns < until_ns && i.to_ns >= from_ns)
+        .collect()
 }
 
 #[cfg(test)]
@@ -223,5 +251,30 @@ mod tests {
             .unwrap_err()
             .starts_with("journal line 2"));
         assert!(parse("1 online 2 3 g extra\n").is_err());
+    }
+
+    #[test]
+    fn online_within_a_window_and_the_intervals_touching_it() {
+        let moved = journal(&[
+            (100, "online-begin", 1, 10, "g"),
+            (110, "online", 1, 10, "g"),
+            (200, "terminate", 1, 10, "g"),
+            (900, "online-begin", 2, 20, "g"),
+            (950, "online", 2, 20, "g"),
+            (960, "alive", 2, 20, "g"),
+        ]);
+        let iv = intervals(&moved, 50);
+        assert_eq!(online_within(&iv, "g", 150, 160), Some((150, 1)));
+        assert_eq!(online_within(&iv, "g", 300, 949), None, "offline 200..950");
+        assert_eq!(online_within(&iv, "g", 300, 950), Some((950, 2)));
+        assert_eq!(online_within(&iv, "h", 0, u64::MAX), None);
+        let touching = intervals_between(&iv, "g", 150, 300);
+        assert_eq!(touching.len(), 1);
+        assert_eq!(touching[0].netns, 1);
+        assert_eq!(intervals_between(&iv, "g", 0, 2000).len(), 2);
+        // The host on netns 2 died after its alive line at 960: not online from 1010 on.
+        assert_eq!(online_from(&iv, "g", 1009), Some((1009, 2)));
+        assert_eq!(online_from(&iv, "g", 1010), None);
+        assert!(intervals_between(&iv, "g", 300, 800).is_empty());
     }
 }

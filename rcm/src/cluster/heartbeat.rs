@@ -61,6 +61,8 @@ pub enum Notice {
     },
     /// A fence attempt ended or its retry is due (core/fence_gate.rs).
     Fence(super::fence::ledger::FenceInput),
+    /// Try again to catch up with the cluster after regaining quorum (placement_gate.rs).
+    CatchUp,
 }
 
 /// The running heartbeat network of this node.

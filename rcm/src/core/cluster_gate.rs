@@ -402,6 +402,7 @@ impl Core {
                 attempt,
             } => self.election_due(old_leader, attempt),
             Notice::Fence(input) => self.fence_notice(input),
+            Notice::CatchUp => self.retry_catch_up(),
             Notice::Stopped(reason) => {
                 tracing::error!(
                     component = "NETFT",

@@ -34,6 +34,8 @@ pub(super) struct Placement {
     hour_unreadable: bool,
     /// The nodes the placer was told are paused.
     paused: std::collections::BTreeSet<String>,
+    /// Quorum came back but the catch-up with the cluster failed: a retry is scheduled.
+    catch_up_pending: bool,
 }
 
 /// The members an administrator paused, as the cluster's node entries say.
@@ -44,6 +46,9 @@ fn paused_nodes(info: &keelson_raft::ClusterInfo) -> std::collections::BTreeSet<
         .map(|n| n.name.clone())
         .collect()
 }
+
+/// How soon a failed catch-up after regaining quorum is tried again.
+const CATCH_UP_RETRY: Duration = Duration::from_millis(200);
 
 /// How often the local hour is looked at (a failback window opens within this of its hour).
 const CLOCK_EVERY: Duration = Duration::from_secs(60);
@@ -203,6 +208,18 @@ impl Core {
         if self.placement.down_since.get(&id) != Some(&down_at) {
             return;
         }
+        if let Err(why) = self.quorum.admit() {
+            // Out of quorum this node cannot tell a lost member from its own isolation (a leader
+            // that hears nobody still reaches its followers one way): the member may be running
+            // its groups with the majority. Its lease is timed again once this node is back.
+            tracing::warn!(
+                component = "RCM",
+                "Node '{}' (id {id}) has been Down here for {} ms, but this node is out of quorum ({why}): its groups do not move",
+                self.member_name(id).unwrap_or_default(),
+                down_at.elapsed().as_millis()
+            );
+            return;
+        }
         self.placement.expired.insert(id);
         if let Some(node) = self.member_name(id) {
             tracing::info!(
@@ -310,26 +327,67 @@ impl Core {
         }
     }
 
+    /// The catch-up after regaining quorum failed (no leader yet, a peer not reachable): it is
+    /// tried again in CATCH_UP_RETRY, for as long as this node stays in quorum.
+    fn schedule_catch_up(&mut self) {
+        self.placement.catch_up_pending = true;
+        let tx = self.notices_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(CATCH_UP_RETRY).await;
+            let _ = tx.send(crate::cluster::heartbeat::Notice::CatchUp);
+        });
+    }
+
+    /// A catch-up retry is due: the groups run once caught up, unless quorum was lost meanwhile
+    /// (its next regain catches up again).
+    pub(super) fn retry_catch_up(&mut self) {
+        if !self.placement.catch_up_pending {
+            return;
+        }
+        if self.quorum.admit().is_ok() {
+            self.run_once_caught_up();
+        } else {
+            self.placement.catch_up_pending = false;
+        }
+    }
+
     /// Quorum changed on this node: losing it terminates every group here at once (event 1177),
     /// regaining it lets the groups it owns run again.
     pub(super) fn quorum_changed(&mut self, in_quorum: bool) {
-        let now = self.now();
-        let commands: Vec<Command> = if in_quorum {
-            // Only once caught up with the cluster: another node may own its groups by now.
-            if let Some(cluster) = &self.cluster {
-                if let Err(e) = cluster.committed_info() {
+        if !in_quorum {
+            let commands = self.engine.lose_quorum(self.now());
+            self.execute(commands);
+            return;
+        }
+        // A member seen Down while this node was out of quorum may have been in the majority all
+        // along: its lease is timed from now, when this node's view counts again.
+        let down: Vec<u64> = self.placement.down_since.keys().copied().collect();
+        for id in down {
+            self.placement.expired.remove(&id);
+            self.start_lease_timer(id);
+        }
+        self.run_once_caught_up();
+    }
+
+    /// Back in quorum: the groups run only once caught up with the cluster (another node may own
+    /// them by now); when that cannot be done yet, it is tried again shortly.
+    fn run_once_caught_up(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            if let Err(e) = cluster.committed_info() {
+                if !self.placement.catch_up_pending {
                     tracing::warn!(
                         component = "RCM",
-                        "quorum is back but this node cannot catch up with the cluster yet ({e}); its groups wait"
+                        "quorum is back but this node cannot catch up with the cluster yet ({e}); its groups wait (tried again every {} ms)",
+                        CATCH_UP_RETRY.as_millis()
                     );
-                    return;
                 }
+                self.schedule_catch_up();
+                return;
             }
-            self.catch_up();
-            self.engine.regain_quorum(now)
-        } else {
-            self.engine.lose_quorum(now)
-        };
+        }
+        self.placement.catch_up_pending = false;
+        self.catch_up();
+        let commands = self.engine.regain_quorum(self.now());
         self.execute(commands);
     }
 }
