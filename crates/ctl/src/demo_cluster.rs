@@ -390,9 +390,13 @@ impl Demo<'_> {
         })
         .await?;
         let status = self.nodes[0].cluster_status().await?;
+        let quorum: keelson_proto::view::Quorum = self.nodes[0]
+            .view(R::ClusterQuorum { witness: None })
+            .await?;
         self.say.step(&format!(
-            "cluster 'demo' up: n1, n2, n3 Up on every node, {}, raft leader {} (heartbeat every {} ms, Threshold {THRESHOLD}: a lost route is Down after about {} ms)",
-            status.quorum,
+            "cluster 'demo' up: n1, n2, n3 Up on every node, {} ({}), raft leader {} (heartbeat every {} ms, Threshold {THRESHOLD}: a lost route is Down after about {} ms)",
+            quorum.model,
+            quorum.verdict,
             status.leader,
             self.delay,
             self.detection_ms()
@@ -420,7 +424,7 @@ impl Demo<'_> {
         Ok(())
     }
 
-    /// Every running node lists every node Up, is in quorum and knows a leader.
+    /// Every running node lists every node Up, counts every vote and knows a leader.
     async fn all_up(&self) -> Result<bool> {
         for node in self.nodes.iter().filter(|n| n.is_running()) {
             let list = node.node_list().await?;
@@ -428,7 +432,9 @@ impl Demo<'_> {
                 return Ok(false);
             }
             let status = node.cluster_status().await?;
-            if !status.quorum_ok || status.leader.is_empty() {
+            let quorum: keelson_proto::view::Quorum =
+                node.view(R::ClusterQuorum { witness: None }).await?;
+            if !quorum.quorum_ok || quorum.votes != NODES as u64 || status.leader.is_empty() {
                 return Ok(false);
             }
         }

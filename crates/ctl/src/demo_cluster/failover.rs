@@ -74,14 +74,14 @@ impl Demo<'_> {
         ));
         timeline.print(&mut |l| self.say.line(l));
         let new_instance = seen.serving().get(&moved_to).cloned();
-        let at = |key: &str| points[key].as_u64();
+        let at = |key: &str| points[key].as_i64();
         let gap = |a: &str, b: &str| match (at(a), at(b)) {
-            (Some(a), Some(b)) => b.saturating_sub(a).to_string(),
+            (Some(a), Some(b)) => (b - a).to_string(),
             _ => "?".to_string(),
         };
         let shown = |key: &str| at(key).map_or_else(|| "?".to_string(), |v| v.to_string());
         self.say.step(&format!(
-            "group '{GROUP}' Online on {moved_to}: {killed} was Down on the survivors {} ms after the kill, its quorum lease expired {} ms later, the group was Online {} ms after that; the client was without the service for {} ms (last answer from {killed} at {} ms, first from {moved_to} at {} ms)",
+            "group '{GROUP}' Online on {moved_to}: {killed} was Down on the survivors {} ms after the kill, its quorum lease expired {} ms later, the group was Online {} ms after that; the client was without the service for {} ms (its last answer from {killed} at {} ms, its first from {moved_to} at {} ms)",
             shown("node_down_ms"),
             gap("node_down_ms", "lease_expired_ms"),
             gap("lease_expired_ms", "online_ms"),

@@ -51,20 +51,21 @@ impl Timeline {
     }
 
     /// The first row whose text contains `needle`, as ms since the origin.
-    pub fn first(&self, needle: &str) -> Option<u64> {
+    pub fn first(&self, needle: &str) -> Option<i64> {
         self.first_where(|text| text.contains(needle))
     }
 
     /// The first row whose text satisfies `pred`, as ms since the origin.
-    pub fn first_where(&self, pred: impl Fn(&str) -> bool) -> Option<u64> {
+    pub fn first_where(&self, pred: impl Fn(&str) -> bool) -> Option<i64> {
         self.rows()
             .iter()
             .find(|r| pred(&r.text))
             .map(|r| self.since(r.at_ms))
     }
 
-    pub fn since(&self, at_ms: u64) -> u64 {
-        at_ms.saturating_sub(self.origin_ms)
+    /// ms since the origin; negative for what came before it (the client's last answer).
+    pub fn since(&self, at_ms: u64) -> i64 {
+        at_ms as i64 - self.origin_ms as i64
     }
 
     pub fn print(&self, out: &mut dyn FnMut(&str)) {
@@ -162,7 +163,8 @@ mod tests {
         let mut t = Timeline::new(1_000, "kill -9");
         t.push(1_900, "client", "back");
         t.push(1_500, "n1 cluster.log", "down");
-        let shown: Vec<(u64, String)> = t
+        t.push(990, "client", "last answer");
+        let shown: Vec<(i64, String)> = t
             .rows()
             .iter()
             .map(|r| (t.since(r.at_ms), r.text.clone()))
@@ -170,13 +172,14 @@ mod tests {
         assert_eq!(
             shown,
             [
+                (-10, "last answer".into()),
                 (0, "kill -9".into()),
                 (500, "down".into()),
                 (900, "back".into())
             ]
         );
         assert_eq!(t.first("back"), Some(900));
-        assert_eq!(t.to_json()[1]["at_ms"], 500);
+        assert_eq!(t.to_json()[2]["at_ms"], 500);
     }
 
     #[test]
