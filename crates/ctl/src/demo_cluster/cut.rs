@@ -42,7 +42,7 @@ impl Demo<'_> {
         let (pid_after, onlines_after) = self.resource_marks(owner).await?;
         let state_after = self.nodes[owner].group(GROUP).await?.state;
         let left_online = format!("Resource '{RESOURCE}' state Online ->");
-        let restarts = log_rows(&name, &self.nodes[owner].cluster_log(), t_cut, |l| {
+        let restarts = log_rows(&name, &self.nodes[owner].cluster_log()?, t_cut, |l| {
             l.contains(&left_online)
         })
         .len();
@@ -60,7 +60,7 @@ impl Demo<'_> {
         let healed_ms = unix_ms() - t_heal;
         let mut timeline = Timeline::new(t_cut, &format!("net1 cut under {name}"));
         timeline.push(t_heal, "demo", &format!("net1 healed under {name}"));
-        self.network_rows(&mut timeline, t_cut);
+        self.network_rows(&mut timeline, t_cut)?;
         timeline.extend(client_rows(&prober.seen(), t_cut));
 
         let moved = !stayed || state_after != "Online";
@@ -154,19 +154,16 @@ impl Demo<'_> {
     }
 
     /// The network lines and events of every node since `since_ms`.
-    fn network_rows(&self, timeline: &mut Timeline, since_ms: u64) {
+    fn network_rows(&self, timeline: &mut Timeline, since_ms: u64) -> Result<()> {
         for node in &self.nodes {
-            let log = node.cluster_log();
+            let log = node.cluster_log()?;
             timeline.extend(log_rows(&node.name, &log, since_ms, |l| {
                 NETWORK_LINES.iter().any(|k| l.contains(k))
             }));
-            timeline.extend(event_rows(
-                &node.name,
-                &node.events(),
-                since_ms,
-                &NETWORK_EVENTS,
-            ));
+            let events = node.events()?;
+            timeline.extend(event_rows(&node.name, &events, since_ms, &NETWORK_EVENTS));
         }
+        Ok(())
     }
 }
 

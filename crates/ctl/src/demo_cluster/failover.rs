@@ -50,11 +50,16 @@ impl Demo<'_> {
         let seen = prober.seen();
         let mut timeline = Timeline::new(t_kill, &format!("kill -9 of {killed}'s keelson-rcm"));
         for node in self.nodes.iter().filter(|n| n.is_running()) {
-            let log = node.cluster_log();
+            let log = node.cluster_log()?;
             timeline.extend(log_rows(&node.name, &log, t_kill, |l| {
                 LOSS_LINES.iter().any(|k| l.contains(k))
             }));
-            timeline.extend(event_rows(&node.name, &node.events(), t_kill, &LOSS_EVENTS));
+            timeline.extend(event_rows(
+                &node.name,
+                &node.events()?,
+                t_kill,
+                &LOSS_EVENTS,
+            ));
         }
         timeline.extend(client_rows(&seen, t_kill));
         let outage = seen.silences_after(t_kill);

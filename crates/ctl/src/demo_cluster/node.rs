@@ -177,23 +177,28 @@ impl DemoNode {
         Ok(())
     }
 
-    pub fn cluster_log(&self) -> String {
+    pub fn cluster_log(&self) -> Result<String> {
         read(&self.dir.join("cluster.log"))
     }
 
-    pub fn events(&self) -> String {
+    pub fn events(&self) -> Result<String> {
         read(&self.dir.join("events.jsonl"))
     }
 }
 
-/// A log the demo reads for its timeline; a node that never wrote one has an empty one.
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+/// A log the demo reads for its timeline: one not written yet holds nothing; any other failure is
+/// an error naming the file (a timeline with holes would prove nothing).
+fn read(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+    }
 }
 
 /// The last lines of rcm.out, for an error.
 fn tail(path: &Path) -> String {
-    let text = read(path);
+    let text = read(path).unwrap_or_else(|e| format!("{e:#}"));
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
