@@ -144,6 +144,7 @@ fn without_root_it_refuses_and_points_to_keelson_demo() {
     // setpriv execs keelson: the demo's namespaces would carry this pid.
     let ours = format!("kdemo{}", child.id());
     let out = child.wait_with_output().expect("wait for keelson");
+    std::fs::remove_dir_all(&dir).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "it ran without root: {stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -168,5 +169,4 @@ fn without_root_it_refuses_and_points_to_keelson_demo() {
         })
         .collect();
     assert!(made.is_empty(), "nothing was created: {made:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
