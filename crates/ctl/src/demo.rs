@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Arguments of `keelson demo`.
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DemoArgs {
     /// Keep the temporary data directory (cluster.log, events.jsonl, …) and print its path.
     #[arg(long)]
@@ -25,6 +26,16 @@ pub struct DemoArgs {
     /// DeadlockTimeout of the hanging resource, in milliseconds.
     #[arg(long, default_value_t = 300, value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub deadlock_timeout: u64,
+    #[command(subcommand)]
+    pub command: Option<DemoCommand>,
+}
+
+/// `keelson demo` subcommands; without one, the single-node demo runs.
+#[derive(clap::Subcommand, Debug)]
+pub enum DemoCommand {
+    /// As root: three nodes in network namespaces on two networks, a network cut that moves
+    /// nothing, kill -9 of the group's owner and the failover timeline in milliseconds.
+    Cluster(crate::demo_cluster::DemoClusterArgs),
 }
 
 const GROUP: &str = "FileServer";
@@ -32,7 +43,10 @@ const INNOCENTS: [&str; 3] = ["IP Address", "Network Name", "Disk"];
 const OFFENDER: &str = "File Share";
 const WAIT: Duration = Duration::from_secs(20);
 
-pub async fn run(args: DemoArgs) -> Result<ExitCode> {
+pub async fn run(mut args: DemoArgs) -> Result<ExitCode> {
+    if let Some(DemoCommand::Cluster(cluster)) = args.command.take() {
+        return crate::demo_cluster::run(cluster).await;
+    }
     let dir = std::env::temp_dir().join(format!("keelson-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -7,6 +7,7 @@ mod client;
 mod cluster;
 mod datadir;
 mod demo;
+mod demo_cluster;
 mod diagnostics;
 mod group;
 mod logs;
