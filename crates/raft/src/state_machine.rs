@@ -136,6 +136,23 @@ fn optional<T: DeserializeOwned>(
 }
 
 /// Writes the records `changes` touch, in `tx`.
+/// Writes one entry's record changes, and notes them for the in-memory copy and the followers.
+fn record_batch(
+    tx: &WriteTransaction,
+    batch: Vec<Change>,
+    log_id: LogId<NodeId>,
+    changes: &mut Vec<Change>,
+    batches: &mut Vec<Applied>,
+) -> Result<(), StorageError<NodeId>> {
+    write_changes(tx, &batch, log_id)?;
+    changes.extend(batch.iter().cloned());
+    batches.push(Applied::Changes {
+        index: log_id.index,
+        changes: batch,
+    });
+    Ok(())
+}
+
 fn write_changes(
     tx: &WriteTransaction,
     changes: &[Change],
@@ -232,11 +249,10 @@ impl StateMachine {
     fn edit_cluster(
         &self,
         tx: &WriteTransaction,
-        pending: &mut Option<ClusterInfo>,
+        pending: Option<ClusterInfo>,
         edit: impl FnOnce(&mut ClusterInfo),
     ) -> Result<ClusterInfo, StorageError<NodeId>> {
         let mut info = pending
-            .take()
             .or_else(|| read_lock(&self.state).cluster.clone())
             .unwrap_or_default();
         edit(&mut info);
@@ -336,22 +352,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Request::Changes(batch)) => {
                     let batch = self.keeping_reports(batch, &mut pending);
-                    write_changes(&tx, &batch, log_id)?;
-                    changes.extend(batch.iter().cloned());
-                    batches.push(Applied::Changes {
-                        index: log_id.index,
-                        changes: batch,
-                    });
+                    record_batch(&tx, batch, log_id, &mut changes, &mut batches)?;
                 }
                 EntryPayload::Normal(Request::ReportGroupState { group, state }) => {
                     if let Some(record) = self.with_report(&group, state, &mut pending) {
                         let batch = vec![Change::PutGroup(record)];
-                        write_changes(&tx, &batch, log_id)?;
-                        changes.extend(batch.iter().cloned());
-                        batches.push(Applied::Changes {
-                            index: log_id.index,
-                            changes: batch,
-                        });
+                        record_batch(&tx, batch, log_id, &mut changes, &mut batches)?;
                     }
                 }
                 EntryPayload::Normal(Request::SetNodePaused {
@@ -359,22 +365,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     paused,
                     changes: batch,
                 }) => {
-                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                    cluster = Some(self.edit_cluster(&tx, cluster.take(), |info| {
                         if let Some(node) = info.nodes.get_mut(&name) {
                             node.paused = paused;
                         }
-                    })?;
-                    cluster = Some(info);
+                    })?);
                     batches.push(Applied::Cluster {
                         index: log_id.index,
                     });
                     let batch = self.keeping_reports(batch, &mut pending);
-                    write_changes(&tx, &batch, log_id)?;
-                    changes.extend(batch.iter().cloned());
-                    batches.push(Applied::Changes {
-                        index: log_id.index,
-                        changes: batch,
-                    });
+                    record_batch(&tx, batch, log_id, &mut changes, &mut batches)?;
                 }
                 EntryPayload::Normal(Request::SetCluster(info)) => {
                     write_cluster(&tx, &info)?;
@@ -384,37 +384,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     });
                 }
                 EntryPayload::Normal(Request::RemoveNode(name)) => {
-                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                    cluster = Some(self.edit_cluster(&tx, cluster.take(), |info| {
                         info.nodes.remove(&name);
-                    })?;
-                    cluster = Some(info);
+                    })?);
                     batches.push(Applied::Cluster {
                         index: log_id.index,
                     });
                 }
                 EntryPayload::Normal(Request::PutNode(entry)) => {
-                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                    cluster = Some(self.edit_cluster(&tx, cluster.take(), |info| {
                         info.nodes.insert(entry.name.clone(), entry);
-                    })?;
-                    cluster = Some(info);
+                    })?);
                     batches.push(Applied::Cluster {
                         index: log_id.index,
                     });
                 }
                 EntryPayload::Normal(Request::SetClusterProperties(properties)) => {
-                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                    cluster = Some(self.edit_cluster(&tx, cluster.take(), |info| {
                         info.set_properties(&properties);
-                    })?;
-                    cluster = Some(info);
+                    })?);
                     batches.push(Applied::Cluster {
                         index: log_id.index,
                     });
                 }
                 EntryPayload::Normal(Request::SetWitness(witness)) => {
-                    let info = self.edit_cluster(&tx, &mut cluster, |info| {
+                    cluster = Some(self.edit_cluster(&tx, cluster.take(), |info| {
                         info.witness = witness;
-                    })?;
-                    cluster = Some(info);
+                    })?);
                     batches.push(Applied::Cluster {
                         index: log_id.index,
                     });
