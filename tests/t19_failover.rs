@@ -77,25 +77,10 @@ fn killing_the_owner_moves_its_group_to_another_node_after_its_lease() {
         }
     }
     // The group is n2's: created there, Online there.
-    n2.ok(R::GroupCreate {
-        name: "web".into(),
-        properties: vec![],
-    });
     // A journal resource: every online, offline and terminate instant on CLOCK_MONOTONIC, from
     // whichever node runs it, in one file.
     let journal = n1.dir.join("journal");
-    n2.ok(R::ResourceCreate {
-        name: "web-app".into(),
-        type_name: "journal".into(),
-        group: "web".into(),
-        params: vec![
-            ("journal".into(), journal.to_string_lossy().into_owned()),
-            ("label".into(), "web".into()),
-            ("alive_ms".into(), "20".into()),
-        ],
-        properties: vec![],
-    });
-    n2.ok(R::GroupOnline { name: "web".into() });
+    n2.journal_group("web", &journal);
     wait_until("web Online on n2", LIMIT, || {
         group(&n2, "web") == Some(("n2".into(), "Online".into()))
     });

@@ -179,23 +179,8 @@ fn a_lost_owner_is_fenced_retried_until_it_succeeds_and_only_then_taken_over() {
         });
     }
     all_up([&n1, &n2, &n3]);
-    n2.ok(R::GroupCreate {
-        name: "web".into(),
-        properties: vec![],
-    });
     let journal = agent_dir.join("journal");
-    n2.ok(R::ResourceCreate {
-        name: "web-app".into(),
-        type_name: "journal".into(),
-        group: "web".into(),
-        params: vec![
-            ("journal".into(), journal.to_string_lossy().into_owned()),
-            ("label".into(), "web".into()),
-            ("alive_ms".into(), "20".into()),
-        ],
-        properties: vec![],
-    });
-    n2.ok(R::GroupOnline { name: "web".into() });
+    n2.journal_group("web", &journal);
     wait_until("web Online on n2", LIMIT, || {
         group(&n2, "web") == Some(("n2".into(), "Online".into()))
     });
@@ -446,23 +431,8 @@ fn a_new_leader_fences_the_lost_leader_itself_before_taking_its_groups() {
         "n1 created it and leads"
     );
     // n1, the leader, owns the group.
-    n1.ok(R::GroupCreate {
-        name: "db".into(),
-        properties: vec![],
-    });
     let journal = agent_dir.join("journal");
-    n1.ok(R::ResourceCreate {
-        name: "db-app".into(),
-        type_name: "journal".into(),
-        group: "db".into(),
-        params: vec![
-            ("journal".into(), journal.to_string_lossy().into_owned()),
-            ("label".into(), "db".into()),
-            ("alive_ms".into(), "20".into()),
-        ],
-        properties: vec![],
-    });
-    n1.ok(R::GroupOnline { name: "db".into() });
+    n1.journal_group("db", &journal);
     wait_until("db Online on n1", LIMIT, || {
         group(&n1, "db") == Some(("n1".into(), "Online".into()))
     });
@@ -554,23 +524,8 @@ fn a_fence_that_keeps_failing_holds_the_groups_until_the_node_is_back() {
         ("FenceRetryDelay", "400"),
     ]));
     all_up([&n1, &n2, &n3]);
-    n2.ok(R::GroupCreate {
-        name: "web".into(),
-        properties: vec![],
-    });
     let journal = agent_dir.join("journal");
-    n2.ok(R::ResourceCreate {
-        name: "web-app".into(),
-        type_name: "journal".into(),
-        group: "web".into(),
-        params: vec![
-            ("journal".into(), journal.to_string_lossy().into_owned()),
-            ("label".into(), "web".into()),
-            ("alive_ms".into(), "20".into()),
-        ],
-        properties: vec![],
-    });
-    n2.ok(R::GroupOnline { name: "web".into() });
+    n2.journal_group("web", &journal);
     wait_until("web Online on n2", LIMIT, || {
         group(&n2, "web") == Some(("n2".into(), "Online".into()))
     });
@@ -645,22 +600,7 @@ fn a_prompt_fence_lets_the_groups_move_before_the_lease_would_have_run_out() {
     let agent_text = agent.to_string_lossy().into_owned();
     nodes[0].ok(set(&[("FenceAgent", &agent_text)]));
     let journal = agent_dir.join("journal");
-    nodes[1].ok(R::GroupCreate {
-        name: "web".into(),
-        properties: vec![],
-    });
-    nodes[1].ok(R::ResourceCreate {
-        name: "web-app".into(),
-        type_name: "journal".into(),
-        group: "web".into(),
-        params: vec![
-            ("journal".into(), journal.to_string_lossy().into_owned()),
-            ("label".into(), "web".into()),
-            ("alive_ms".into(), "20".into()),
-        ],
-        properties: vec![],
-    });
-    nodes[1].ok(R::GroupOnline { name: "web".into() });
+    nodes[1].journal_group("web", &journal);
     wait_until("web Online on n2", LIMIT, || {
         group(&nodes[1], "web") == Some(("n2".into(), "Online".into()))
     });

@@ -47,23 +47,8 @@ fn move_wait_pause_drain_and_resume_on_three_nodes() {
     let lab = Lab::create("mp", 3);
     let nodes = lab.boot_cluster("t24", 200, LIMIT);
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
-    n1.ok(R::GroupCreate {
-        name: "web".into(),
-        properties: vec![],
-    });
     let journal = n1.dir.join("journal");
-    n1.ok(R::ResourceCreate {
-        name: "web-app".into(),
-        type_name: "journal".into(),
-        group: "web".into(),
-        params: vec![
-            ("journal".into(), journal.to_string_lossy().into_owned()),
-            ("label".into(), "web".into()),
-            ("alive_ms".into(), "20".into()),
-        ],
-        properties: vec![],
-    });
-    n1.ok(R::GroupOnline { name: "web".into() });
+    n1.journal_group("web", &journal);
     // Every node, n3 included, learns from n1's report that web is Online on n1.
     for n in [n1, n2, n3] {
         wait_for("web Online on n1, as every node sees it", || {

@@ -50,23 +50,8 @@ fn killing_the_leader_that_owns_the_group_moves_it_after_a_prompt_election() {
     let other = (li + 1) % 3;
     // The group is created and brought online on the leader.
     let owner = &nodes[li];
-    owner.ok(R::GroupCreate {
-        name: "web".into(),
-        properties: vec![],
-    });
     let journal = nodes[other].dir.join("journal");
-    owner.ok(R::ResourceCreate {
-        name: "web-app".into(),
-        type_name: "journal".into(),
-        group: "web".into(),
-        params: vec![
-            ("journal".into(), journal.to_string_lossy().into_owned()),
-            ("label".into(), "web".into()),
-            ("alive_ms".into(), "20".into()),
-        ],
-        properties: vec![],
-    });
-    owner.ok(R::GroupOnline { name: "web".into() });
+    owner.journal_group("web", &journal);
     wait_for("web Online on the leader", || {
         nodes[other].group_json("web")["owner_state"] == "Online"
             && nodes[other].group_json("web")["owner_node"] == lead.as_str()

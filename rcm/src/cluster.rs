@@ -578,11 +578,25 @@ impl Cluster {
     }
 
     /// The cluster's name, nodes and properties with every change committed before this call
-    /// applied here (a read barrier through the leader): what a change is computed from.
+    /// applied here (a read barrier through the leader, retried through a moment without one):
+    /// what a change is computed from.
     pub fn committed_info(&self) -> Result<ClusterInfo, String> {
         let (client, raft) = (self.client.clone(), self.raft.clone());
         self.block(async move { client.read_barrier(&raft).await })?
             .map_err(|e| format!("cannot read the cluster's latest state: {e}"))?;
+        self.applied_info()
+    }
+
+    /// As `committed_info`, but one attempt only: for the core's own checks, which must not hold
+    /// it through an election and try again on their own schedule.
+    pub fn committed_info_now(&self) -> Result<ClusterInfo, String> {
+        let (client, raft) = (self.client.clone(), self.raft.clone());
+        self.block(async move { client.read_barrier_now(&raft).await })?
+            .map_err(|e| format!("cannot read the cluster's latest state: {e}"))?;
+        self.applied_info()
+    }
+
+    fn applied_info(&self) -> Result<ClusterInfo, String> {
         self.state()
             .cluster
             .ok_or_else(|| "the cluster has no name and node list yet".into())

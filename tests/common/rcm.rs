@@ -396,3 +396,26 @@ impl Rcm {
             .unwrap_or_else(|e| panic!("{signal:?} to rcm {}: {e}", self.pid()));
     }
 }
+
+impl Rcm {
+    /// Creates group `group` with one `journal` resource `<group>-app` (label `group`, alive
+    /// lines every 20 ms) writing to `journal`, and brings the group online.
+    pub fn journal_group(&self, group: &str, journal: &Path) {
+        self.ok(ControlRequest::GroupCreate {
+            name: group.into(),
+            properties: vec![],
+        });
+        self.ok(ControlRequest::ResourceCreate {
+            name: format!("{group}-app"),
+            type_name: "journal".into(),
+            group: group.into(),
+            params: vec![
+                ("journal".into(), journal.to_string_lossy().into_owned()),
+                ("label".into(), group.into()),
+                ("alive_ms".into(), "20".into()),
+            ],
+            properties: vec![],
+        });
+        self.ok(ControlRequest::GroupOnline { name: group.into() });
+    }
+}

@@ -165,6 +165,33 @@ impl ClusterClient {
     /// of it afterwards is linearizable (openraft's `ensure_linearizable`, asked of the leader).
     pub async fn read_barrier(&self, raft: &Raft<TypeConfig>) -> Result<(), ClientError> {
         self.deadline(async {
+            // A read barrier changes nothing, so any failure may be retried: a leader that cannot
+            // hear a majority for a moment (its followers restarting raft with new timing), an
+            // election, a leader not reached yet. Retries stop at nine tenths of the deadline,
+            // with the last failure.
+            let stop = tokio::time::Instant::now() + self.timeout * 9 / 10;
+            let mut pause = RETRY_FIRST;
+            loop {
+                match self.read_barrier_now(raft).await {
+                    Err(e) if tokio::time::Instant::now() + pause < stop => {
+                        tracing::debug!(
+                            component = "RAFT",
+                            "read barrier not reached yet ({e}); trying again"
+                        );
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(RETRY_MAX);
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+    }
+
+    /// One attempt at `read_barrier`, failing at once on the first error (for a caller that
+    /// retries on its own schedule).
+    pub async fn read_barrier_now(&self, raft: &Raft<TypeConfig>) -> Result<(), ClientError> {
+        self.deadline(async {
             let local = match raft.ensure_linearizable().await {
                 Ok(_) => Local::Done(()),
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {

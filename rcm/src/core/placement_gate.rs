@@ -373,7 +373,7 @@ impl Core {
     /// them by now); when that cannot be done yet, it is tried again shortly.
     fn run_once_caught_up(&mut self) {
         if let Some(cluster) = &self.cluster {
-            if let Err(e) = cluster.committed_info() {
+            if let Err(e) = cluster.committed_info_now() {
                 if !self.placement.catch_up_pending {
                     tracing::warn!(
                         component = "RCM",
