@@ -24,10 +24,12 @@ impl Engine {
         let r = self.res_mut(id);
         r.outstanding
             .retain(|op| matches!(op, Op::Open | Op::Terminate));
+        let release_offline = r.release_offline && was == ResourceState::OfflinePending;
         let (name, group) = (r.name.clone(), self.group_name_of(id));
         self.set_state(id, ResourceState::Failed);
-        if !self.hosted_here(self.res(id).group) {
-            self.res_mut(id).released_failure = true; // a fresh start if the group comes back
+        if release_offline || !self.hosted_here(self.res(id).group) {
+            // A fresh start if the group comes back (or has come back: a cancelled hand-off).
+            self.res_mut(id).released_failure = true;
         }
         self.log(
             LogLevel::Err,
