@@ -14,7 +14,8 @@ use keelson_types::{LogLevel, Op, ResourceId};
 
 impl Engine {
     /// The resource failed (`reason` for the log). Online/OnlinePending failures go through the restart
-    /// policy; an OfflinePending one just ends Failed; Offline/Failed resources are left alone.
+    /// policy; an OfflinePending one ends Failed (retried after RetryPeriodOnFailure if it still wants
+    /// online); Offline/Failed resources are left alone.
     pub(crate) fn fail(&mut self, id: ResourceId, reason: &str) {
         let was = self.res(id).state;
         if matches!(was, ResourceState::Offline | ResourceState::Failed) {
@@ -24,10 +25,12 @@ impl Engine {
         let r = self.res_mut(id);
         r.outstanding
             .retain(|op| matches!(op, Op::Open | Op::Terminate));
+        let release_offline = r.release_offline && was == ResourceState::OfflinePending;
         let (name, group) = (r.name.clone(), self.group_name_of(id));
         self.set_state(id, ResourceState::Failed);
-        if !self.hosted_here(self.res(id).group) {
-            self.res_mut(id).released_failure = true; // a fresh start if the group comes back
+        if release_offline || !self.hosted_here(self.res(id).group) {
+            // A fresh start if the group comes back (or has come back: a cancelled hand-off).
+            self.res_mut(id).released_failure = true;
         }
         self.log(
             LogLevel::Err,
@@ -39,7 +42,36 @@ impl Engine {
         self.raise(1069, EventLevel::Error, msg, Some(name), Some(group));
         if was != ResourceState::OfflinePending {
             self.apply_policy(id);
+        } else {
+            self.retry_failed_offline(id);
         }
+    }
+
+    /// An Offline failed. The administrator's (the resource no longer wants online): it stays
+    /// Failed. Otherwise (its provider left Online, say) it stays Failed here, without a restart of
+    /// its own, and is tried again after RetryPeriodOnFailure, unless the group's own failure or
+    /// its leaving this node takes care of it.
+    fn retry_failed_offline(&mut self, id: ResourceId) {
+        let r = self.res(id);
+        let gid = r.group;
+        if !r.want_online
+            || r.released_failure
+            || self.groups[&gid].failed_over
+            || !self.hosted_here(gid)
+        {
+            return;
+        }
+        let name = r.name.clone();
+        let at = self.now.saturating_add(r.props.retry_period_on_failure_ms);
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "Resource '{name}' failed going offline while it should be online; it stays Failed \
+                 and will be retried in {} ms.",
+                at.saturating_sub(self.now)
+            ),
+        );
+        self.schedule(TimerKind::Retry(id), at);
     }
 
     fn apply_policy(&mut self, id: ResourceId) {

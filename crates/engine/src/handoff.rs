@@ -44,6 +44,8 @@ impl Engine {
                 .all(|d| down(self.res(*d).state));
             if self.res(*m).state == ResourceState::Online && dependents_down {
                 self.start_offline(*m);
+                let leaving = self.res(*m).state == ResourceState::OfflinePending;
+                self.res_mut(*m).release_offline = leaving;
             }
         }
         if !members.iter().all(|m| down(self.res(*m).state)) {
@@ -76,7 +78,8 @@ impl Engine {
         self.report_release(gid);
     }
 
-    /// A group that runs here (again): members left Failed when it last left this node start
+    /// A group that runs here (again): members left Failed when it last left this node (or by an
+    /// Offline its leaving started, failing after a cancelled hand-off brought it back) start
     /// afresh, once no Terminate of theirs is under way.
     pub(crate) fn resume_released(&mut self, gid: GroupId) {
         let members: Vec<ResourceId> = self.groups[&gid].members.iter().copied().collect();

@@ -23,6 +23,9 @@ impl Engine {
             return;
         }
         r.state = to;
+        if from == ResourceState::OfflinePending {
+            r.release_offline = false;
+        }
         let name = r.name.clone();
         self.out.push(Command::ResourceStateChanged {
             resource: id,

@@ -41,6 +41,9 @@ pub(crate) struct Resource {
     /// Failed when its group left this node (its restart or retry was cancelled): if the group
     /// comes back, it starts afresh.
     pub released_failure: bool,
+    /// Its Offline under way was started by its group leaving this node: should that Offline fail,
+    /// it is a released failure, even if the group came back meanwhile (a cancelled hand-off).
+    pub release_offline: bool,
 }
 
 impl Resource {
@@ -72,6 +75,7 @@ impl Resource {
             health_plan: None,
             restarts: RestartHistory::default(),
             released_failure: false,
+            release_offline: false,
         }
     }
 

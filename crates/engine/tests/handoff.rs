@@ -2,6 +2,7 @@
 //! dependency order, closes it and reports the release; the new owner starts it in dependency order
 //! only once the release is committed; a stale record does not move anything; a lost quorum
 //! terminates everything (1177), and a fenced host's death handed in after it restarts nothing;
+//! an Offline of a cancelled hand-off failing after the group came back starts afresh;
 //! a failure past the threshold reports GroupFailed in a cluster,
 //! and the next node gives the resource its own restart (post [13]); RestartAction=Restart never
 //! asks to move.
@@ -283,6 +284,31 @@ fn a_resource_failed_when_its_group_left_starts_afresh_when_the_group_comes_back
     );
     // ...and moved back before anything answered.
     commit(&mut a, placed("a", "", 2));
+    a.run(10_000);
+    assert_eq!(states(&a), [ResourceState::Online; 3]);
+}
+
+#[test]
+fn an_offline_of_a_cancelled_hand_off_that_fails_late_starts_afresh_on_the_owner() {
+    // The release's Offline of r2 hangs past PendingTimeout after the move was cancelled: r2 is
+    // terminated, Failed, and (the failure was the release's, not the owner's) starts again at once.
+    let mut a = node("a", "a", &[]);
+    let cmds = commit(&mut a, placed("b", "a", 1));
+    assert_eq!(called(&cmds, &a, Op::Offline), ["r2"]);
+    commit(&mut a, placed("a", "", 2));
+    let cmds = a.advance(180_000);
+    assert_eq!(called(&cmds, &a, Op::Terminate), ["r2"]);
+    assert_eq!(a.state("r2"), ResourceState::Failed);
+    a.reply("r2", Op::Terminate, true);
+    a.run(10_000);
+    assert_eq!(states(&a), [ResourceState::Online; 3]);
+    assert_eq!(a.gstate("g"), GroupState::Online);
+
+    // The same with the Offline failing outright once the group is back.
+    let mut a = node("a", "a", &[]);
+    commit(&mut a, placed("b", "a", 1));
+    commit(&mut a, placed("a", "", 2));
+    a.reply("r2", Op::Offline, false);
     a.run(10_000);
     assert_eq!(states(&a), [ResourceState::Online; 3]);
 }

@@ -1,6 +1,7 @@
 //! Restart policy: default (first failure restarts after RestartDelay, second within RestartPeriod
 //! fails the group: Failed + 1205 + retry after RetryPeriodOnFailure), Restart (resource stays Failed,
-//! group stays put, post [8]), NoRestart, thresholds, periods and administrator overrides.
+//! group stays put, post [8]), NoRestart, thresholds, periods and administrator overrides; a
+//! failed Offline that nobody asked for (the resource still wants online) is retried.
 
 mod common;
 use common::*;
@@ -217,6 +218,31 @@ fn online_group_on_a_failed_group_retries_now() {
     // The pending group retry is now stale: nothing happens when it fires.
     let c = sim.run(4_000_000);
     assert!(calls_of(&c, Op::Offline).is_empty());
+    assert_eq!(sim.gstate("g"), GroupState::Online);
+}
+
+#[test]
+fn a_dependent_whose_offline_fails_while_it_should_be_online_is_retried_after_retry_period() {
+    // disk fails: app goes offline with it, and its Offline fails. Not an administrator's offline
+    // (app still wants online): it stays Failed, and is tried again after RetryPeriodOnFailure.
+    let mut sim = online_group(ResourceProperties::default());
+    sim.ok(Event::FailResource {
+        name: "disk".into(),
+    });
+    assert_eq!(sim.state("app"), ResourceState::OfflinePending);
+    let c = sim.reply("app", Op::Offline, false);
+    assert_eq!(sim.state("app"), ResourceState::Failed);
+    let retry = (sim.now + 3_600_000, TimerKind::Retry(sim.id("app")));
+    assert!(timers(&c).contains(&retry), "{:?}", timers(&c));
+    sim.run(10_000);
+    assert_eq!(sim.state("disk"), ResourceState::Online);
+    assert_eq!(
+        sim.state("app"),
+        ResourceState::Failed,
+        "no restart of its own"
+    );
+    sim.run(3_600_000);
+    assert_eq!(sim.state("app"), ResourceState::Online);
     assert_eq!(sim.gstate("g"), GroupState::Online);
 }
 
