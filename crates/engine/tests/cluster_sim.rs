@@ -668,3 +668,22 @@ proptest! {
         }
     }
 }
+
+/// A case the property test found (shrunk): a resource failure, its restart and a failed call
+/// answered in that order must still end with every group Online.
+#[test]
+fn a_failure_its_restart_and_a_failed_reply_end_online() {
+    let steps = [
+        Step::Settle(0),
+        Step::Fail(0, 0),
+        Step::Advance(500),
+        Step::Reply(0, 1, true),
+        Step::Advance(179_500),
+    ];
+    let mut w = World::new(3);
+    for s in &steps {
+        w.apply(s);
+        w.check().unwrap();
+    }
+    w.stabilize().unwrap();
+}
