@@ -9,20 +9,12 @@
 mod common;
 
 use common::lab::{root_or_skip, Lab};
-use common::rcm::Rcm;
+use common::rcm::{wait_for, Rcm};
 use keelson_proto::ControlRequest as R;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < LIMIT, "{what} not within {LIMIT:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// (owner_node, owner_state) as `n` shows group "web".
 fn placed(n: &Rcm) -> (String, String) {
@@ -51,7 +43,7 @@ fn move_wait_pause_drain_and_resume_on_three_nodes() {
     n1.journal_group("web", &journal);
     // Every node, n3 included, learns from n1's report that web is Online on n1.
     for n in [n1, n2, n3] {
-        wait_for("web Online on n1, as every node sees it", || {
+        wait_for("web Online on n1, as every node sees it", LIMIT, || {
             placed(n) == ("n1".into(), "Online".into())
         });
     }
@@ -116,7 +108,7 @@ fn move_wait_pause_drain_and_resume_on_three_nodes() {
     assert!(owner != "n2" && state == "Online", "{owner} {state}");
     assert!(out.contains("drained"), "{out}");
     for n in [n1, n2, n3] {
-        wait_for("n2 paused everywhere", || {
+        wait_for("n2 paused everywhere", LIMIT, || {
             node_row(n, "n2")["paused"] == true
         });
     }
@@ -135,7 +127,7 @@ fn move_wait_pause_drain_and_resume_on_three_nodes() {
     let (ok, out, err) = n3.cli(&["node", "resume", "n2"]);
     assert!(ok, "resume failed: {out}{err}");
     for n in [n1, n2, n3] {
-        wait_for("n2 resumed everywhere", || {
+        wait_for("n2 resumed everywhere", LIMIT, || {
             node_row(n, "n2")["paused"] == false
         });
     }

@@ -8,20 +8,11 @@
 mod common;
 
 use common::lab::{root_or_skip, Lab};
-use common::rcm::Rcm;
+use common::rcm::{wait_for, Rcm};
 use keelson_proto::ControlRequest as R;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(40);
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < LIMIT, "{what} not within {LIMIT:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
-}
 
 /// The name of the node `n` says leads raft, once one does.
 fn leader(n: &Rcm) -> Option<String> {
@@ -41,7 +32,7 @@ fn killing_the_leader_that_owns_the_group_moves_it_after_a_prompt_election() {
     let lab = Lab::create("lf", 3);
     let mut nodes = lab.boot_cluster("t25", 200, LIMIT);
     let mut lead = None;
-    wait_for("a leader", || {
+    wait_for("a leader", LIMIT, || {
         lead = leader(&nodes[0]);
         lead.is_some()
     });
@@ -52,7 +43,7 @@ fn killing_the_leader_that_owns_the_group_moves_it_after_a_prompt_election() {
     let owner = &nodes[li];
     let journal = nodes[other].dir.join("journal");
     owner.journal_group("web", &journal);
-    wait_for("web Online on the leader", || {
+    wait_for("web Online on the leader", LIMIT, || {
         nodes[other].group_json("web")["owner_state"] == "Online"
             && nodes[other].group_json("web")["owner_node"] == lead.as_str()
     });
@@ -61,7 +52,7 @@ fn killing_the_leader_that_owns_the_group_moves_it_after_a_prompt_election() {
     let killed = Instant::now();
     let survivor = &nodes[other];
     let mut new_owner = String::new();
-    wait_for("web Online on a survivor", || {
+    wait_for("web Online on a survivor", LIMIT, || {
         let g = survivor.group_json("web");
         new_owner = g["owner_node"].as_str().unwrap_or_default().to_string();
         new_owner != lead && g["owner_state"] == "Online"
