@@ -623,26 +623,33 @@ impl Cluster {
 
     /// Proposes record changes nobody waits for (those of internal events); a failure is logged.
     pub fn propose_in_background(&self, changes: Vec<RecordChange>) {
-        let (client, raft) = (self.client.clone(), self.raft.clone());
-        self.rt.spawn(async move {
-            if let Err(e) = client.write(&raft, Request::Changes(changes)).await {
-                tracing::error!(
-                    component = "RCM",
-                    "the cluster did not commit an internal change: {e}"
-                );
-            }
+        self.write_in_background(Request::Changes(changes), |e| {
+            tracing::error!(
+                component = "RCM",
+                "the cluster did not commit an internal change: {e}"
+            )
         });
     }
 
     /// Proposes a request nobody waits for (a group's state report); a failure is logged.
     pub fn propose_request_in_background(&self, request: Request) {
+        self.write_in_background(request, |e| {
+            tracing::warn!(
+                component = "RCM",
+                "the cluster did not commit a group state report: {e}"
+            )
+        });
+    }
+
+    fn write_in_background(
+        &self,
+        request: Request,
+        failed: impl FnOnce(keelson_raft::ClientError) + Send + 'static,
+    ) {
         let (client, raft) = (self.client.clone(), self.raft.clone());
         self.rt.spawn(async move {
             if let Err(e) = client.write(&raft, request).await {
-                tracing::warn!(
-                    component = "RCM",
-                    "the cluster did not commit a group state report: {e}"
-                );
+                failed(e);
             }
         });
     }

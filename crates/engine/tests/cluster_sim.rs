@@ -463,21 +463,7 @@ impl World {
                 .pending_releases(),
         );
         for r in reports {
-            let event = match r {
-                PlacementReport::Released { group, node, epoch } => {
-                    PlacementEvent::Released { group, node, epoch }
-                }
-                PlacementReport::GroupFailed {
-                    group,
-                    node,
-                    resource,
-                } => PlacementEvent::GroupFailed {
-                    group,
-                    node,
-                    resource,
-                },
-            };
-            self.lead(event);
+            self.lead(PlacementEvent::from(r));
         }
     }
 

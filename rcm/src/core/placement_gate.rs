@@ -502,21 +502,7 @@ impl Core {
 
     /// This node's engine reports a hand-off step or a failed group: committed from here.
     pub(super) fn report_placement(&mut self, report: PlacementReport) {
-        let event = match report {
-            PlacementReport::Released { group, node, epoch } => {
-                PlacementEvent::Released { group, node, epoch }
-            }
-            PlacementReport::GroupFailed {
-                group,
-                node,
-                resource,
-            } => PlacementEvent::GroupFailed {
-                group,
-                node,
-                resource,
-            },
-        };
-        if let Err(e) = self.place_locally(event, false) {
+        if let Err(e) = self.place_locally(PlacementEvent::from(report), false) {
             tracing::warn!(component = "RCM", "placement report not taken: {e}");
         }
     }

@@ -38,6 +38,25 @@ pub enum PlacementEvent {
     Committed(Vec<RecordChange>),
 }
 
+impl From<crate::command::PlacementReport> for PlacementEvent {
+    /// What a node's engine reports, as the leader's placement core hears it.
+    fn from(report: crate::command::PlacementReport) -> PlacementEvent {
+        use crate::command::PlacementReport as R;
+        match report {
+            R::Released { group, node, epoch } => PlacementEvent::Released { group, node, epoch },
+            R::GroupFailed {
+                group,
+                node,
+                resource,
+            } => PlacementEvent::GroupFailed {
+                group,
+                node,
+                resource,
+            },
+        }
+    }
+}
+
 impl PlacementEvent {
     /// True for administrator requests (the ones that can be refused).
     pub fn is_admin(&self) -> bool {
