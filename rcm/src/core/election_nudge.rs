@@ -32,10 +32,8 @@ impl Core {
         if survivors.min() != Some(me) {
             return;
         }
-        let settings =
-            crate::cluster::settings::netft_settings(&cluster.info()).unwrap_or_default();
-        let takeover = TakeoverTiming::new(&settings, 0);
         let raft = cluster.raft_timing();
+        let takeover = TakeoverTiming::new(&self.netft_settings(), 0);
         // Every survivor last heard the leader no later than (this node's Down) - earliest_down:
         // their leases are over election_max after that, plus half a Delay for the wire.
         let after = (raft.election_max_ms + takeover.delay_ms / 2)
@@ -76,9 +74,7 @@ impl Core {
         );
         cluster.trigger_election();
         if attempt + 1 < ATTEMPTS {
-            let settings =
-                crate::cluster::settings::netft_settings(&cluster.info()).unwrap_or_default();
-            let delay = TakeoverTiming::new(&settings, 0).delay_ms;
+            let delay = TakeoverTiming::new(&self.netft_settings(), 0).delay_ms;
             self.schedule_election(old_leader, attempt + 1, Duration::from_millis(delay));
         }
     }

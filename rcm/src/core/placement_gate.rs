@@ -268,15 +268,20 @@ impl Core {
         });
     }
 
+    /// The cluster's heartbeat settings as applied here (the defaults outside a cluster, or when
+    /// the stored ones do not read).
+    pub(super) fn netft_settings(&self) -> keelson_netft::NetftSettings {
+        self.cluster
+            .as_ref()
+            .and_then(|c| crate::cluster::settings::netft_settings(&c.info()).ok())
+            .unwrap_or_default()
+    }
+
     /// How long after a member went Down its groups may start elsewhere: the takeover argument's
     /// wait for the cluster's settings, and long enough for a frozen node's hosts to have fenced
     /// themselves (their lease and TERMINATE budget) too.
     fn takeover_wait(&self) -> Duration {
-        let settings = self
-            .cluster
-            .as_ref()
-            .and_then(|c| crate::cluster::settings::netft_settings(&c.info()).ok())
-            .unwrap_or_default();
+        let settings = self.netft_settings();
         let lease = self.pool.host_lease().unwrap_or_default();
         let budget = lease.terminate_within().as_millis() as u64;
         let timing = TakeoverTiming::new(&settings, budget);
