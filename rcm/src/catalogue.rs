@@ -457,6 +457,7 @@ mod tests {
                     .map(|t| ResourceTypeInfo {
                         name: t.to_string(),
                         has_validate: false,
+                        schema: keelson_types::TypeSchema::default(),
                     })
                     .collect(),
             }),

@@ -221,6 +221,8 @@ fn read_types(
             ResourceTypeInfo {
                 name,
                 has_validate: t.validate.is_some(),
+                // Filled from the descriptor once the ABI carries a schema (issue 11).
+                schema: keelson_types::TypeSchema::default(),
             },
             t,
         ));

@@ -179,6 +179,7 @@ fn host_replies() -> Vec<HostReply> {
         types: vec![ResourceTypeInfo {
             name: s("dummy"),
             has_validate: true,
+            schema: keelson_types::TypeSchema::default(),
         }],
     };
     vec![

@@ -10,6 +10,7 @@ mod op;
 mod properties;
 mod reason;
 mod records;
+mod schema;
 mod secret;
 mod signal;
 mod text;
@@ -26,6 +27,7 @@ pub use reason::{io_reason, io_reason_keep_case};
 pub use records::{
     GroupMove, GroupPlacement, GroupRecord, OwnerState, RecordChange, ResourceRecord,
 };
+pub use schema::{ParamKind, ParamSpec, SchemaError, TypeDefaults, TypeSchema};
 pub use secret::is_secret_param;
 pub use signal::signal_name;
 pub use text::{check_name, check_param_key, escape_for_log, is_invisible};
@@ -108,4 +110,6 @@ pub struct ResourceTypeInfo {
     pub name: String,
     /// Whether the type implements the optional `validate` entry point.
     pub has_validate: bool,
+    /// Its declared parameters and own defaults (empty and undeclared for a plugin without them).
+    pub schema: TypeSchema,
 }
