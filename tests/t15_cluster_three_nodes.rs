@@ -491,6 +491,18 @@ fn three_nodes_create_join_replicate_and_survive_the_loss_of_one() {
         "a refused change was committed"
     );
 
+    // With the default timing's contact lease, n3's groups may have moved the moment it was
+    // Down (rcm/src/cluster/takeover.rs): give while-n2-was-down back to it, so that it owns one.
+    if n1.group_json("while-n2-was-down")["owner_node"] != "n3" {
+        n1.ok(R::GroupMove {
+            name: "while-n2-was-down".into(),
+            to: Some("n3".into()),
+        });
+    }
+    common::rcm::wait_for("n3 owning while-n2-was-down on n1", LIMIT, || {
+        n1.group_json("while-n2-was-down")["owner_node"] == "n3"
+    });
+
     // Evict: a node that owns groups is refused, and so is this node; n3 owns none and goes, its
     // name no longer listed, and the two left still commit.
     let e = n1.refused(R::NodeEvict { name: "n2".into() });

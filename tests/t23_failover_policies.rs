@@ -447,8 +447,14 @@ fn observer(victim: usize) -> usize {
 }
 
 /// A cluster with group `web` Online on `victim`, which is (index 0) or is not the raft leader.
-fn cluster_with_web_on(tag: &str, victim: usize, resource_props: &[(&str, &str)]) -> Cluster {
-    let c = Cluster::new(tag);
+/// The cluster properties `timing` are set too.
+fn cluster_with_web_timed(
+    tag: &str,
+    victim: usize,
+    resource_props: &[(&str, &str)],
+    timing: &[(&str, &str)],
+) -> Cluster {
+    let c = Cluster::with_timing(tag, timing);
     c.journal_group(victim, "web", &[], resource_props);
     let leader = c.n(victim).ok(R::ClusterStatus)["leader"].clone();
     assert_eq!(leader, "n1", "n1 created the cluster and leads it");
@@ -458,7 +464,12 @@ fn cluster_with_web_on(tag: &str, victim: usize, resource_props: &[(&str, &str)]
 /// All links of `victim` cut: it loses quorum (1177) and terminates web, another node takes it
 /// after the lease, never both at once; healed, the victim follows and does not run it again.
 fn all_links_cut(tag: &str, victim: usize) {
-    let c = cluster_with_web_on(tag, victim, &[]);
+    all_links_cut_timed(tag, victim, &[]);
+}
+
+/// As `all_links_cut`, with the cluster properties `timing`; returns the cluster.
+fn all_links_cut_timed(tag: &str, victim: usize, timing: &[(&str, &str)]) -> Cluster {
+    let c = cluster_with_web_timed(tag, victim, &[], timing);
     let (v, name) = (c.n(victim), format!("n{}", victim + 1));
     let quorum_losses = || v.events().iter().filter(|e| e["id"] == 1177).count();
     let before = quorum_losses();
@@ -510,15 +521,21 @@ fn all_links_cut(tag: &str, victim: usize) {
         1,
         "{name} brought it online once only"
     );
+    c
 }
 
 /// `victim`'s rcm frozen (SIGSTOP) past detection: its hosts fence themselves (the journal
 /// interval ends with the plugin's TERMINATE) before another node starts web; continued
 /// (SIGCONT), the victim never runs it again, even with RestartDelay 0.
 fn frozen(tag: &str, victim: usize) {
+    frozen_timed(tag, victim, &[]);
+}
+
+/// As `frozen`, with the cluster properties `timing`; returns the cluster.
+fn frozen_timed(tag: &str, victim: usize, timing: &[(&str, &str)]) -> Cluster {
     // Restarted at once: a node that took its hosts' fencing for a failure would run it again
     // before anything else could stop it.
-    let c = cluster_with_web_on(tag, victim, &[("RestartDelay", "0")]);
+    let c = cluster_with_web_timed(tag, victim, &[("RestartDelay", "0")], timing);
     let (v, name) = (c.n(victim), format!("n{}", victim + 1));
     let frozen = Instant::now();
     v.freeze(true);
@@ -565,6 +582,7 @@ fn frozen(tag: &str, victim: usize) {
         "{name} never brought web online again"
     );
     c.wait_group_on("web", to, "Online");
+    c
 }
 
 #[test]
@@ -917,4 +935,123 @@ fn auto_failback_allow_moves_the_group_back_inside_the_failback_window_only() {
         assert!(windowed_failback(&mut c, again), "the hour changed twice");
     }
     c.journal();
+}
+
+/// Threshold 10 at Delay 200 with t23's host lease (900 ms) and fence budget (300 ms): the
+/// takeover timing runs a contact lease (rcm/src/cluster/takeover.rs: W = 1900 - 300 - 100 =
+/// 1500 ms), so a node that hears no majority gives its groups up before the others can take it
+/// Down, and they start them the moment they do.
+const CONTACT_LEASE: [(&str, &str); 2] = [
+    ("SameSubnetThreshold", "10"),
+    ("CrossSubnetThreshold", "10"),
+];
+
+/// Every node runs the contact lease and waits nothing after a Down.
+fn assert_contact_lease_timing(c: &Cluster) {
+    for (i, n) in c.nodes.iter().enumerate() {
+        let log = n.as_ref().expect("the node runs").cluster_log();
+        assert!(
+            log.contains(
+                "gives up its groups (contact lease; it says it hears a peer for 1300 ms)"
+            ) && log.contains("has its groups started elsewhere after 0 ms more"),
+            "n{}: no contact-lease takeover timing logged:\n{}",
+            i + 1,
+            c.logs()
+        );
+    }
+}
+
+/// How long after its Down the leader (n1) found `victim`'s lease expired, from its log line.
+fn lease_expired_after_ms(c: &Cluster, victim: &str) -> Option<u64> {
+    let log = c.n(0).cluster_log();
+    let line = log.lines().rev().find(|l| {
+        l.contains(&format!("Node '{victim}'")) && l.contains("its quorum lease has expired")
+    })?;
+    let ms = line
+        .split("has been Down for ")
+        .nth(1)?
+        .split(" ms")
+        .next()?;
+    ms.parse().ok()
+}
+
+#[test]
+fn with_a_contact_lease_a_node_with_all_links_cut_gives_up_its_groups_before_the_others_start_them_at_once(
+) {
+    if !root_or_skip("with_a_contact_lease_a_node_with_all_links_cut") {
+        return;
+    }
+    let c = all_links_cut_timed("clcut", 1, &CONTACT_LEASE);
+    assert_contact_lease_timing(&c);
+    let waited = lease_expired_after_ms(&c, "n2");
+    println!("contact lease: the leader found n2's lease expired {waited:?} ms after its Down");
+    assert!(
+        waited.is_some(),
+        "no lease expiry for n2 on n1:\n{}",
+        c.logs()
+    );
+}
+
+#[test]
+fn with_a_contact_lease_a_node_nobody_hears_gives_up_its_groups_before_the_others_start_them() {
+    if !root_or_skip("with_a_contact_lease_a_node_nobody_hears")
+        || !common::faults::nft_or_skip("t23 one-way")
+    {
+        return;
+    }
+    let victim = 1;
+    let c = cluster_with_web_timed("cloneway", victim, &[], &CONTACT_LEASE);
+    assert_contact_lease_timing(&c);
+    let v = c.n(victim);
+    let quorum_losses = || v.events().iter().filter(|e| e["id"] == 1177).count();
+    let before = quorum_losses();
+    let cut = Instant::now();
+    // n2 still hears the others, but nobody hears n2: only their heartbeats' "hears you",
+    // withdrawn after 1300 ms of silence, tell it.
+    let drop =
+        common::faults::NftDrop::one_way(&c.lab, victim, common::faults::Direction::Outbound);
+    let lost = wait_for("a new event 1177 on n2", LIMIT, || quorum_losses() > before);
+    let (to, took) = c.wait_moved_off("web", observer(victim), victim);
+    println!(
+        "nobody hears n2: quorum lost there (1177) after {} ms, web Online on n{} after {} ms",
+        lost.as_millis(),
+        to + 1,
+        cut.elapsed().as_millis().max(took.as_millis())
+    );
+    let (_, intervals) = c.journal();
+    let on_victim: Vec<&Interval> = intervals
+        .iter()
+        .filter(|i| i.netns == c.netns(victim))
+        .collect();
+    let next = intervals
+        .iter()
+        .find(|i| i.netns == c.netns(to))
+        .expect("an interval on the new owner");
+    assert!(
+        on_victim.len() == 1 && on_victim[0].closed && on_victim[0].to_ns <= next.from_ns,
+        "n2 terminated web before n{} began it: {on_victim:?}, then {next}",
+        to + 1
+    );
+    assert!(
+        c.logs().contains("Node 'n2' (id 2) is down"),
+        "the others took n2 Down:\n{}",
+        c.logs()
+    );
+    drop.heal();
+    wait_for("n2 Up again", LIMIT, || {
+        c.n(observer(victim)).node_state("n2") == "Up"
+    });
+    holds_for("n2 does not run web again", QUIET, || {
+        v.group_owner_state("web").is_some_and(|g| g.1 != "Online")
+    });
+}
+
+#[test]
+fn with_a_contact_lease_a_frozen_rcm_has_its_hosts_fence_themselves_before_the_others_start_the_group(
+) {
+    if !root_or_skip("with_a_contact_lease_a_frozen_rcm") {
+        return;
+    }
+    let c = frozen_timed("clfrozen", 1, &CONTACT_LEASE);
+    assert_contact_lease_timing(&c);
 }

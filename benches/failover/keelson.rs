@@ -29,6 +29,9 @@ pub const DEFAULT_THRESHOLD: u64 = 5;
 /// --host-fence-budget), which the takeover wait covers.
 const HOST_LEASE_MS: u64 = 3000;
 const FENCE_BUDGET_MS: u64 = 1000;
+/// The fence budget at a matched Delay: the dummy's TERMINATE takes about a millisecond, and half
+/// a second leaves room for the contact lease at Pacemaker's detection (takeover.rs).
+const MATCHED_FENCE_BUDGET_MS: u64 = 500;
 
 /// The heartbeat timing a cluster runs with: the same Delay and Threshold on both route kinds.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +40,9 @@ pub struct Timing {
     pub threshold: u64,
     /// Set through `cluster set` (with TestOnlyLowerLimits=1), or keelson's defaults.
     pub set: bool,
+    /// keelson-rcm's --host-lease and --host-fence-budget on every node.
+    pub host_lease_ms: u64,
+    pub fence_budget_ms: u64,
 }
 
 impl Timing {
@@ -45,17 +51,27 @@ impl Timing {
             delay_ms: DEFAULT_DELAY_MS,
             threshold: DEFAULT_THRESHOLD,
             set: false,
+            host_lease_ms: HOST_LEASE_MS,
+            fence_budget_ms: FENCE_BUDGET_MS,
         }
     }
 
-    /// The Delay at keelson's default Threshold whose detection is closest to `detection_ms`.
+    /// The Delay at keelson's default Threshold whose detection is closest to `detection_ms`,
+    /// with a fence budget of 500 ms and the longest host lease (in whole 100 ms, at most the
+    /// default) that a frozen node's hosts fence themselves within before the earliest Down,
+    /// (T - 1/2) x D, less the budget and half a Delay of margin: so the takeover adds no wait
+    /// for them (rcm/src/cluster/takeover.rs).
     pub fn matching(detection_ms: f64) -> Timing {
         let threshold = DEFAULT_THRESHOLD;
         let delay_ms = (detection_ms / (threshold as f64 + 0.5)).round() as u64;
+        let earliest_down = threshold * delay_ms - delay_ms / 2;
+        let lease = earliest_down.saturating_sub(MATCHED_FENCE_BUDGET_MS + delay_ms / 2);
         Timing {
             delay_ms,
             threshold,
             set: true,
+            host_lease_ms: (lease / 100 * 100).clamp(100, HOST_LEASE_MS),
+            fence_budget_ms: MATCHED_FENCE_BUDGET_MS,
         }
     }
 
@@ -65,14 +81,14 @@ impl Timing {
         self.delay_ms * self.threshold + self.delay_ms / 2
     }
 
-    /// rcm/src/cluster/takeover.rs and placement_gate.rs: after taking a node Down the leader
-    /// waits max(3D + B, lease + B + D - (T - 1/2)D) before its groups may start elsewhere.
-    pub fn takeover_wait_ms(&self) -> u64 {
-        let (d, t) = (self.delay_ms, self.threshold);
-        let earliest_down = t * d - d / 2;
-        let argument = (t * d + d / 2 + d + FENCE_BUDGET_MS) + d - earliest_down;
-        let hosts_done = HOST_LEASE_MS + FENCE_BUDGET_MS + d;
-        argument.max(hosts_done.saturating_sub(earliest_down))
+    /// The rcm arguments for this timing's host lease and fence budget.
+    pub fn rcm_args(&self) -> Vec<String> {
+        vec![
+            "--host-lease".into(),
+            self.host_lease_ms.to_string(),
+            "--host-fence-budget".into(),
+            self.fence_budget_ms.to_string(),
+        ]
     }
 
     fn properties(&self) -> Vec<(String, String)> {
@@ -134,7 +150,13 @@ impl Keelson {
         let target = target_dir()?;
         let mut nodes = Vec::new();
         for i in 1..=NODES {
-            nodes.push(KeelsonNode::prepare(dir, i, lab.netns(i), &target)?);
+            nodes.push(KeelsonNode::prepare(
+                dir,
+                i,
+                lab.netns(i),
+                &target,
+                timing.rcm_args(),
+            )?);
         }
         let mut cluster = Keelson {
             nodes,
@@ -314,8 +336,13 @@ impl Contender for Keelson {
             "keelson's defaults"
         };
         format!(
-            "2 networks, 3 voters; Same/CrossSubnetDelay {} ms, Same/CrossSubnetThreshold {} ({how}); host lease {HOST_LEASE_MS} ms, fence budget {FENCE_BUDGET_MS} ms (defaults); {}; one dummy resource, LooksAlive 5 s; AutoFailbackType Prevent",
-            self.timing.delay_ms, self.timing.threshold, self.raft
+            "2 networks, 3 voters; Same/CrossSubnetDelay {} ms, Same/CrossSubnetThreshold {} ({how}); host lease {} ms, fence budget {} ms{}; {}; one dummy resource, LooksAlive 5 s; AutoFailbackType Prevent",
+            self.timing.delay_ms,
+            self.timing.threshold,
+            self.timing.host_lease_ms,
+            self.timing.fence_budget_ms,
+            if self.timing.set { "" } else { " (defaults)" },
+            self.raft
         )
     }
 
@@ -325,11 +352,11 @@ impl Contender for Keelson {
 
     fn detection(&mut self) -> Result<Detection, String> {
         let t = self.timing;
-        let wait = t.takeover_wait_ms();
+        let (wait, line) = self.logged_takeover_timing()?;
         Ok(Detection {
             ms: t.detection_ms() as f64,
             how: format!(
-                "Delay {} ms x Threshold {} + Delay/2 (a route is Down once heartbeat T is half a Delay late); then the takeover wait {wait} ms = max(3D + B, lease + B + D - (T - 1/2)D), B = fence budget {FENCE_BUDGET_MS} ms, lease {HOST_LEASE_MS} ms: the group may start elsewhere {} ms after the kill at the earliest",
+                "Delay {} ms x Threshold {} + Delay/2 (a route is Down once heartbeat T is half a Delay late); then the takeover wait {wait} ms, as rcm logged it: \"{line}\": the group may start elsewhere {} ms after the kill at the earliest",
                 t.delay_ms,
                 t.threshold,
                 t.detection_ms() - t.delay_ms + wait
@@ -463,4 +490,26 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+impl Keelson {
+    /// The takeover timing rcm runs with, from n1's latest "Takeover timing:" line: the wait after
+    /// a Down (ms) and the line's text.
+    fn logged_takeover_timing(&self) -> Result<(u64, String), String> {
+        let log = self.nodes[0].cluster_log_text()?;
+        let line = log
+            .lines()
+            .rev()
+            .find_map(|l| {
+                l.split_once("Takeover timing: ")
+                    .map(|(_, text)| text.to_string())
+            })
+            .ok_or("n1's cluster.log has no \"Takeover timing:\" line")?;
+        let wait = line
+            .rsplit_once("after ")
+            .and_then(|(_, tail)| tail.split(" ms more").next())
+            .and_then(|ms| ms.parse().ok())
+            .ok_or_else(|| format!("no wait in the takeover timing line: {line}"))?;
+        Ok((wait, line))
+    }
 }

@@ -35,13 +35,21 @@ pub struct KeelsonNode {
     target: PathBuf,
     /// rcm.out of every boot, appended.
     out: PathBuf,
+    /// More keelson-rcm arguments (the host lease and fence budget).
+    extra_args: Vec<String>,
     rcm: Option<Child>,
     rt: tokio::runtime::Runtime,
 }
 
 impl KeelsonNode {
     /// Node `index` (1..) in `netns`, its data under `dir`; not started.
-    pub fn prepare(dir: &Path, index: usize, netns: String, target: &Path) -> Result<Self, String> {
+    pub fn prepare(
+        dir: &Path,
+        index: usize,
+        netns: String,
+        target: &Path,
+        extra_args: Vec<String>,
+    ) -> Result<Self, String> {
         let data = dir.join(format!("n{index}"));
         std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -54,6 +62,7 @@ impl KeelsonNode {
             netns,
             target: target.to_path_buf(),
             out: dir.join(format!("n{index}.out")),
+            extra_args,
             rcm: None,
             rt,
         })
@@ -84,6 +93,7 @@ impl KeelsonNode {
             .arg("--plugin-dir")
             .arg(&self.target)
             .args(["--node-name", &self.name])
+            .args(&self.extra_args)
             .env("KEELSON_RHS", self.target.join("keelson-rhs"))
             .stdin(Stdio::null())
             .stdout(out)

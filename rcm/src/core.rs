@@ -77,6 +77,8 @@ pub struct Core {
     peers: BTreeMap<u64, keelson_netft::NodeState>,
     /// The members whose heartbeats say they hear this node (quorum counts only those both ways).
     hearing: std::collections::BTreeSet<u64>,
+    /// Members out of contact under the contact lease: they count towards no quorum here.
+    out_of_contact: std::collections::BTreeSet<u64>,
     /// The members whose heartbeats say they do not hear this node.
     deaf: std::collections::BTreeSet<u64>,
     /// Whether administrator changes are admitted (the last vote count).
@@ -139,6 +141,7 @@ impl Core {
             notices_tx,
             peers: BTreeMap::new(),
             hearing: std::collections::BTreeSet::new(),
+            out_of_contact: std::collections::BTreeSet::new(),
             deaf: std::collections::BTreeSet::new(),
             quorum: keelson_quorum::QuorumGate::new(),
             membership: eviction::Membership::default(),

@@ -83,6 +83,9 @@ pub enum Action {
     NodeIncarnation { node: NodeId, incarnation: u64 },
     /// Whether a peer hears this node changed (its heartbeats say so; false once it is Down here).
     PeerHearsUs { node: NodeId, hears: bool },
+    /// A peer came into or went out of contact under the contact lease (`ContactLease`); only
+    /// with a lease configured, and "out" only after it was in.
+    PeerContact { node: NodeId, in_contact: bool },
 }
 
 /// `ADDR:~PORT~`, the seed's way of writing an endpoint.

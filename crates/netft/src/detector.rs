@@ -9,6 +9,7 @@ use crate::action::{
     endpoint, event_1125, event_1126, event_1127, event_1128, event_1129, event_1130, event_1135,
     interface_name, netftapi_endpoint, Action, NetworkState, NodeState, RouteState,
 };
+use crate::contact::ContactLease;
 use crate::packet::{ClusterKey, Heartbeat, PacketError};
 use crate::ratelimit::RateLimiter;
 use crate::replay::{ReplayWindow, Verdict};
@@ -32,6 +33,9 @@ pub struct DetectorConfig {
     pub incarnation: u64,
     /// The UDP port heartbeats go to and come from (3343 unless a test picks its own).
     pub port: u16,
+    /// The contact lease, when the node's timing uses one (None: a peer counts while it is Up
+    /// and says it hears this node, which it says while this node is Up there).
+    pub contact: Option<ContactLease>,
 }
 
 /// What happened.
@@ -113,6 +117,10 @@ struct Peer {
     /// When its current incarnation was first heard: a peer that just started does not hear this
     /// node yet, and is not believed about that for a grace of two Delays.
     incarnation_since_ms: u64,
+    /// When an authentic heartbeat from it last arrived, on any route.
+    heard_ms: Option<u64>,
+    /// Whether it is in contact under the contact lease (None until it first is).
+    in_contact: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +164,7 @@ pub struct Detector {
     key: ClusterKey,
     incarnation: u64,
     port: u16,
+    contact: Option<ContactLease>,
     routes: BTreeMap<RouteKey, Route>,
     peers: BTreeMap<NodeId, Peer>,
     locals: Vec<LocalInterface>,
@@ -188,6 +197,7 @@ impl Detector {
             key: config.key.clone(),
             incarnation: config.incarnation,
             port: config.port,
+            contact: config.contact,
             routes: BTreeMap::new(),
             peers: BTreeMap::new(),
             locals: topology
@@ -226,6 +236,8 @@ impl Detector {
                     reported_down: BTreeSet::new(),
                     hears_us: None,
                     incarnation_since_ms: 0,
+                    heard_ms: None,
+                    in_contact: None,
                 },
             );
         }
@@ -262,6 +274,7 @@ impl Detector {
             } => self.on_send_failed(now_ms, local, remote, &error),
         }
         self.expire_routes(now_ms);
+        self.check_contact(now_ms);
         self.apply_reports(now_ms);
         self.send_due(now_ms);
         self.reconcile();
@@ -280,6 +293,7 @@ impl Detector {
             })
             .flatten()
             .chain(self.reports_due.values().map(|(at, _)| *at))
+            .chain(self.contact_deadlines())
             .min()
     }
 
@@ -417,6 +431,9 @@ impl Detector {
         }
         route.received += 1;
         route.last_heard_ms = Some(now_ms);
+        if let Some(peer) = self.peers.get_mut(&node) {
+            peer.heard_ms = Some(now_ms);
+        }
         self.counters.accepted += 1;
         self.peer_reports(now_ms, node, hb.down, key.remote);
         self.heard_hears_us(now_ms, node, key, hb.hears_you);
@@ -535,6 +552,49 @@ impl Detector {
             );
         }
         self.out.push(Action::PeerHearsUs { node, hears });
+    }
+
+    /// Under a contact lease, reports every peer whose contact changed: in once it is heard
+    /// within the window, out once it was in and has not been heard for the whole window.
+    fn check_contact(&mut self, now_ms: u64) {
+        let Some(lease) = self.contact else {
+            return;
+        };
+        let changed: Vec<(NodeId, bool)> = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| {
+                let now_in = lease.in_contact(p.heard_ms, now_ms);
+                let report = match p.in_contact {
+                    None => now_in,
+                    Some(was) => was != now_in,
+                };
+                report.then_some((*id, now_in))
+            })
+            .collect();
+        for (node, in_contact) in changed {
+            let peer = self.peers.get_mut(&node).expect("id from the map");
+            peer.in_contact = Some(in_contact);
+            if !in_contact {
+                let message = format!(
+                    "Node '{}' (id {node}) has not been heard for {} ms: out of contact, it no longer counts towards this node's quorum",
+                    peer.name, lease.window_ms
+                );
+                self.log(LogLevel::Warn, "NM", message);
+            }
+            self.out.push(Action::PeerContact { node, in_contact });
+        }
+    }
+
+    /// When an in-contact peer's window runs out, for `next_deadline_ms`.
+    fn contact_deadlines(&self) -> impl Iterator<Item = u64> + '_ {
+        let window = self.contact.map(|c| c.window_ms);
+        self.peers.values().filter_map(move |p| {
+            let window = window?;
+            (p.in_contact == Some(true))
+                .then(|| p.heard_ms.map(|at| at + window + 1))
+                .flatten()
+        })
     }
 
     /// Whether `node`'s latest heartbeat said it hears this node (false once it is Down here).
@@ -787,10 +847,10 @@ impl Detector {
             if !usable {
                 continue;
             }
-            let hears_you = self
-                .peers
-                .get(&route.spec.node)
-                .is_some_and(|p| p.state == NodeState::Up);
+            let contact = self.contact;
+            let hears_you = self.peers.get(&route.spec.node).is_some_and(|p| {
+                p.state == NodeState::Up && contact.is_none_or(|c| c.hears(p.heard_ms, now_ms))
+            });
             let heartbeat = Heartbeat {
                 node: self.local_id.0,
                 incarnation: self.incarnation,

@@ -81,6 +81,7 @@ fn config(topology: Topology, settings: NetftSettings) -> DetectorConfig {
         key: key(),
         incarnation: 11,
         port: DEFAULT_PORT,
+        contact: None,
     }
 }
 
@@ -985,4 +986,92 @@ fn each_side_knows_whether_the_other_hears_it_so_a_one_way_cut_shows_on_both() {
     assert_eq!(h.det.node_state(NodeId(2)), Some(NodeState::Up));
     assert!(h.logs().iter().any(|l| l
         .contains("no longer hears this node, although this node hears it: the cut is one-way")));
+}
+
+/// What A's heartbeats in `out` say of hearing B.
+fn hears_you_said(out: &[Action]) -> Vec<bool> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Send { datagram, .. } => {
+                Some(Heartbeat::decode(datagram, &key()).unwrap().hears_you)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn under_a_contact_lease_a_silent_peer_is_out_of_contact_before_it_is_down() {
+    let mut cfg = config(two_nodes(), NetftSettings::default());
+    cfg.contact = Some(ContactLease {
+        window_ms: 2500,
+        hears_ms: 1500,
+    });
+    let mut h = Harness::new(cfg);
+    h.b_alive_until(3000);
+    assert!(h.actions.contains(&Action::PeerContact {
+        node: NodeId(2),
+        in_contact: true
+    }));
+    // B was last heard at 3000: A's heartbeats stop saying they hear it after 1500 ms of silence,
+    // while B is still Up here.
+    h.clear();
+    h.tick_to(4500);
+    assert!(
+        hears_you_said(&h.actions).iter().all(|y| *y),
+        "{:?}",
+        h.actions
+    );
+    h.clear();
+    h.tick_to(5000);
+    let said = hears_you_said(&h.actions);
+    assert!(
+        !said.is_empty() && said.iter().all(|y| !y),
+        "{:?}",
+        h.actions
+    );
+    assert_eq!(h.det.node_state(NodeId(2)), Some(NodeState::Up));
+    // Out of contact once the whole window has passed, and not a tick before.
+    assert_eq!(h.det.next_deadline_ms().map(|d| d <= 5501), Some(true));
+    h.clear();
+    h.tick_to(5500);
+    assert!(!h
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::PeerContact { .. })));
+    h.at(5501, Event::Tick);
+    assert!(h.actions.contains(&Action::PeerContact {
+        node: NodeId(2),
+        in_contact: false
+    }));
+    assert!(h
+        .logs()
+        .iter()
+        .any(|l| l.contains("has not been heard for 2500 ms: out of contact")));
+    assert_eq!(
+        h.det.node_state(NodeId(2)),
+        Some(NodeState::Up),
+        "Down comes later"
+    );
+    // Heard again: back in contact at once.
+    h.clear();
+    h.b_sends(B1, A1);
+    assert!(h.actions.contains(&Action::PeerContact {
+        node: NodeId(2),
+        in_contact: true
+    }));
+}
+
+#[test]
+fn without_a_contact_lease_nothing_changes() {
+    let mut h = Harness::two_nodes();
+    h.b_alive_until(3000);
+    h.tick_to(6000);
+    assert!(!h
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::PeerContact { .. })));
+    // A still says it hears B while B is Up, however long ago it was heard.
+    let said = hears_you_said(&h.actions[h.actions.len().saturating_sub(4)..]);
+    assert!(said.iter().all(|y| *y), "{said:?}");
 }

@@ -24,6 +24,7 @@
 
 pub mod action;
 pub mod adapter;
+pub mod contact;
 pub mod data_plane;
 pub mod detector;
 pub mod frame;
@@ -45,6 +46,7 @@ pub mod validate;
 
 pub use action::{Action, EventLevel, NetftEvent, NetworkState, NodeState, RouteState};
 pub use adapter::{Adapter, AdapterConfig, AdapterError, AdapterHandle, AdapterLog, AdapterStatus};
+pub use contact::ContactLease;
 pub use data_plane::DataPlane;
 pub use detector::{Counters, Detector, DetectorConfig, Event, RouteStatus, DEFAULT_PORT};
 pub use frame::{Frame, FrameError, FrameHeader};

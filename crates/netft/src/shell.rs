@@ -36,6 +36,8 @@ pub trait NetftSink {
     fn node_incarnation(&mut self, node: NodeId, incarnation: u64);
     /// Whether a peer hears this node changed (a one-way cut shows here first).
     fn peer_hears_us(&mut self, _node: NodeId, _hears: bool) {}
+    /// A peer came into or went out of contact under the contact lease.
+    fn peer_contact(&mut self, _node: NodeId, _in_contact: bool) {}
 }
 
 /// What `keelson network list` shows, as of `taken_at` (refreshed every heartbeat interval and on
@@ -275,6 +277,9 @@ impl<S: NetftSink> Shell<S> {
                     self.sink.node_incarnation(node, incarnation)
                 }
                 Action::PeerHearsUs { node, hears } => self.sink.peer_hears_us(node, hears),
+                Action::PeerContact { node, in_contact } => {
+                    self.sink.peer_contact(node, in_contact)
+                }
             }
         }
         failures

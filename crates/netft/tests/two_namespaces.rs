@@ -291,6 +291,7 @@ fn config(ns: &Namespaces, local: u32) -> DetectorConfig {
         key: ClusterKey::new(b"two-namespaces-test-cluster-key").unwrap(),
         incarnation: 1,
         port: PORT,
+        contact: None,
     }
 }
 

@@ -401,6 +401,7 @@ fn config(local: u32, devs: (&str, &str)) -> DetectorConfig {
         key: ClusterKey::new(KEY).unwrap(),
         incarnation: 1,
         port: PORT,
+        contact: None,
     }
 }
 

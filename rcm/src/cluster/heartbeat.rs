@@ -43,6 +43,11 @@ pub enum Notice {
         id: u64,
         hears: bool,
     },
+    /// Member `id` came into or went out of contact (the contact lease).
+    Contact {
+        id: u64,
+        in_contact: bool,
+    },
     /// The shell could not start or stopped: the reason.
     Stopped(String),
     /// Raft's membership or leader changed (cluster.rs watches it).
@@ -81,6 +86,8 @@ pub struct Plan {
     pub topology: Topology,
     pub settings: NetftSettings,
     pub adapter: Option<AdapterPlan>,
+    /// The contact lease the takeover timing calls for (cluster/takeover.rs), if any.
+    pub contact: Option<keelson_netft::ContactLease>,
 }
 
 impl Drop for Heartbeat {
@@ -111,6 +118,7 @@ impl Heartbeat {
             key,
             incarnation,
             port,
+            contact: plan.contact,
         };
         let status = Arc::new(Mutex::new(None));
         let adapter = Arc::new(Mutex::new(None));
@@ -288,8 +296,8 @@ impl Drop for RoutesOverAdapter {
 fn describe(plan: &Plan) -> String {
     let t = &plan.topology;
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}",
-        t.local, t.nodes, t.networks, plan.settings, plan.adapter
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        t.local, t.nodes, t.networks, plan.settings, plan.adapter, plan.contact
     )
 }
 
@@ -401,6 +409,13 @@ impl NetftSink for CoreSink {
         let _ = self.0.send(Notice::HearsUs {
             id: u64::from(node.0),
             hears,
+        });
+    }
+
+    fn peer_contact(&mut self, node: keelson_netft::NodeId, in_contact: bool) {
+        let _ = self.0.send(Notice::Contact {
+            id: u64::from(node.0),
+            in_contact,
         });
     }
 }

@@ -249,10 +249,13 @@ impl Core {
         });
         match crate::cluster::heartbeat::topology_of(&info, me) {
             Ok(Some(topology)) => {
+                let timing = self.takeover_timing_for(&settings);
+                let contact = timing.contact;
                 let plan = crate::cluster::heartbeat::Plan {
                     topology,
                     settings,
                     adapter,
+                    contact,
                 };
                 if !self.heartbeat.as_ref().is_some_and(|h| h.runs(&plan)) {
                     let started = crate::cluster::heartbeat::Heartbeat::start(
@@ -265,7 +268,10 @@ impl Core {
                         self.notices_tx.clone(),
                     );
                     match started {
-                        Ok(h) => self.heartbeat = Some(h),
+                        Ok(h) => {
+                            self.heartbeat = Some(h);
+                            log_takeover_timing(&timing);
+                        }
                         Err(e) => tracing::error!(
                             component = "NETFT",
                             "cannot start the heartbeat network: {e}"
@@ -354,6 +360,7 @@ impl Core {
         match self.peers.get(&id) {
             Some(S::Down) => false,
             _ if self.deaf.contains(&id) => false,
+            _ if self.out_of_contact.contains(&id) => false,
             Some(S::Up) if self.hearing.contains(&id) => true,
             _ => was_in,
         }
@@ -391,6 +398,15 @@ impl Core {
                 } else {
                     self.hearing.remove(&id);
                     self.deaf.insert(id);
+                }
+                self.recount();
+                self.placement_member_changed(id);
+            }
+            Notice::Contact { id, in_contact } => {
+                if in_contact {
+                    self.out_of_contact.remove(&id);
+                } else {
+                    self.out_of_contact.insert(id);
                 }
                 self.recount();
                 self.placement_member_changed(id);
@@ -556,6 +572,7 @@ impl Core {
         self.peers.remove(&id);
         self.hearing.remove(&id);
         self.deaf.remove(&id);
+        self.out_of_contact.remove(&id);
         self.catch_up();
         self.refresh_cluster_network();
         tracing::info!(
@@ -617,5 +634,27 @@ fn adapter_view(
             + c.wrong_sender
             + c.spoofed_source
             + c.not_for_us,
+    }
+}
+
+/// One line on how a lost node's groups are taken over with the timing the heartbeats now run.
+fn log_takeover_timing(t: &crate::cluster::takeover::TakeoverTiming) {
+    match t.contact {
+        Some(c) => tracing::info!(
+            component = "RCM",
+            "Takeover timing: a node that has not heard a majority for {} ms gives up its groups (contact lease; it says it hears a peer for {} ms), so a node taken Down (at the earliest {} ms after it was lost) has its groups started elsewhere after {} ms more",
+            c.window_ms,
+            c.hears_ms,
+            t.earliest_down_ms,
+            t.takeover_wait_ms
+        ),
+        None => tracing::info!(
+            component = "RCM",
+            "Takeover timing: quorum follows the node states (no contact lease fits Delay {} ms, Threshold {} and this node's terminate budget), so a node taken Down (at the earliest {} ms after it was lost) has its groups started elsewhere after {} ms more",
+            t.delay_ms,
+            t.threshold,
+            t.earliest_down_ms,
+            t.takeover_wait_ms
+        ),
     }
 }

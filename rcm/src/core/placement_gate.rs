@@ -179,7 +179,9 @@ impl Core {
     }
 
     fn reached_both_ways(&self, id: u64) -> bool {
-        self.peers.get(&id) == Some(&keelson_netft::NodeState::Up) && self.hearing.contains(&id)
+        self.peers.get(&id) == Some(&keelson_netft::NodeState::Up)
+            && self.hearing.contains(&id)
+            && !self.out_of_contact.contains(&id)
     }
 
     /// Member `id`'s state may have changed: tells the placer (Up both ways, or Down).
@@ -281,15 +283,20 @@ impl Core {
     /// wait for the cluster's settings, and long enough for a frozen node's hosts to have fenced
     /// themselves (their lease and TERMINATE budget) too.
     fn takeover_wait(&self) -> Duration {
-        let settings = self.netft_settings();
         let lease = self.pool.host_lease().unwrap_or_default();
         let budget = lease.terminate_within().as_millis() as u64;
-        let timing = TakeoverTiming::new(&settings, budget);
-        let hosts_done = lease.valid_for().as_millis() as u64 + budget + timing.delay_ms;
-        let wait = timing
-            .takeover_wait_ms
-            .max(hosts_done.saturating_sub(timing.earliest_down_ms));
-        Duration::from_millis(wait)
+        let timing = self.takeover_timing_for(&self.netft_settings());
+        Duration::from_millis(timing.wait_with_hosts(lease.valid_for().as_millis() as u64, budget))
+    }
+
+    /// The takeover timing for `settings` with this node's terminate budget (its hosts' fence
+    /// budget): the contact lease its heartbeats run with and the wait after a Down.
+    pub(super) fn takeover_timing_for(
+        &self,
+        settings: &keelson_netft::NetftSettings,
+    ) -> TakeoverTiming {
+        let lease = self.pool.host_lease().unwrap_or_default();
+        TakeoverTiming::new(settings, lease.terminate_within().as_millis() as u64)
     }
 
     pub(super) fn member_name(&self, id: u64) -> Option<String> {

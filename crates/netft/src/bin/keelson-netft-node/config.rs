@@ -112,6 +112,7 @@ pub fn load(path: &Path) -> Result<NodeConfig, String> {
             key,
             incarnation,
             port: file.port,
+            contact: None,
         },
     })
 }
