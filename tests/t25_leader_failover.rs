@@ -30,7 +30,46 @@ fn killing_the_leader_that_owns_the_group_moves_it_after_a_prompt_election() {
         return;
     }
     let lab = Lab::create("lf", 3);
-    let mut nodes = lab.boot_cluster("t25", 200, LIMIT);
+    let nodes = lab.boot_cluster("t25", 200, LIMIT);
+    kill_the_leader_that_owns_web(nodes, "Delay 200 ms, Threshold 5: detection about 1000 ms");
+    drop(lab);
+}
+
+/// Under a contact lease (Threshold 10 at Delay 200, host lease 900 ms, fence budget 300 ms:
+/// rcm/src/cluster/takeover.rs) the survivors elect a leader as soon as they take the old one
+/// Down, and it moves the group at once: nothing waits after detection.
+#[test]
+fn under_a_contact_lease_killing_the_leader_that_owns_the_group_moves_it_right_after_detection() {
+    if !root_or_skip("t25 contact lease") {
+        return;
+    }
+    let lab = Lab::create("lfc", 3);
+    let nodes = lab.boot_cluster_with(
+        "t25c",
+        200,
+        LIMIT,
+        &[
+            ("SameSubnetThreshold", "10"),
+            ("CrossSubnetThreshold", "10"),
+        ],
+        &["--host-lease", "900", "--host-fence-budget", "300"],
+    );
+    for n in &nodes {
+        assert!(
+            n.cluster_log()
+                .contains("has its groups started elsewhere after 0 ms more"),
+            "no contact-lease timing on {}:\n{}",
+            n.dir.display(),
+            n.cluster_log()
+        );
+    }
+    kill_the_leader_that_owns_web(nodes, "Delay 200 ms, Threshold 10: detection about 2100 ms");
+    drop(lab);
+}
+
+/// Puts `web` on raft's leader, kills it (kill -9) and waits until a survivor runs it; prints
+/// when a new leader was known and when web was Online, and checks the journal.
+fn kill_the_leader_that_owns_web(mut nodes: Vec<Rcm>, timing: &str) {
     let mut lead = None;
     wait_for("a leader", LIMIT, || {
         lead = leader(&nodes[0]);
@@ -52,7 +91,11 @@ fn killing_the_leader_that_owns_the_group_moves_it_after_a_prompt_election() {
     let killed = Instant::now();
     let survivor = &nodes[other];
     let mut new_owner = String::new();
+    let mut elected = None;
     wait_for("web Online on a survivor", LIMIT, || {
+        if elected.is_none() && leader(survivor).is_some_and(|l| l != lead) {
+            elected = Some(killed.elapsed());
+        }
         let g = survivor.group_json("web");
         new_owner = g["owner_node"].as_str().unwrap_or_default().to_string();
         new_owner != lead && g["owner_state"] == "Online"
@@ -60,8 +103,8 @@ fn killing_the_leader_that_owns_the_group_moves_it_after_a_prompt_election() {
     let took = killed.elapsed();
     let new_leader = leader(survivor).unwrap_or_default();
     println!(
-        "leader and owner {lead} killed: new leader {new_leader}, web Online on {new_owner} {} ms later \
-         (Delay 200 ms, Threshold 5: detection about 1000 ms)",
+        "leader and owner {lead} killed: new leader {new_leader} known {} ms later, web Online on {new_owner} {} ms later ({timing})",
+        elected.unwrap_or(took).as_millis(),
         took.as_millis()
     );
     assert_ne!(new_leader, lead, "a new leader was elected");
@@ -82,5 +125,4 @@ fn killing_the_leader_that_owns_the_group_moves_it_after_a_prompt_election() {
         "web Online on two nodes at once: {overlaps:?}"
     );
     drop(nodes);
-    drop(lab);
 }

@@ -509,11 +509,6 @@ impl Cluster {
         self.raft.metrics().borrow().current_leader
     }
 
-    /// Raft's timing in force.
-    pub fn raft_timing(&self) -> keelson_raft::RaftTiming {
-        self.timing
-    }
-
     /// Asks raft to stand for election now (in the background; a leader ignores it).
     pub fn trigger_election(&self) {
         let raft = self.raft.clone();

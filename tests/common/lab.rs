@@ -112,8 +112,15 @@ impl Lab {
 
     /// Starts keelson-rcm as node `n<i+1>` in node `i`'s namespace on `dir`.
     pub fn boot(&self, i: usize, dir: PathBuf) -> Rcm {
+        self.boot_with(i, dir, &[])
+    }
+
+    /// As `boot`, with more keelson-rcm arguments.
+    pub fn boot_with(&self, i: usize, dir: PathBuf, args: &[&str]) -> Rcm {
         let name = format!("n{}", i + 1);
-        Rcm::start_in_netns(dir, &self.nodes[i], &["--node-name", &name])
+        let mut all = vec!["--node-name", name.as_str()];
+        all.extend_from_slice(args);
+        Rcm::start_in_netns(dir, &self.nodes[i], &all)
     }
 
     /// Sets node `i`'s `links` (eth1, eth2) down or up, from inside its namespace.
@@ -129,9 +136,22 @@ impl Lab {
     /// (TestOnlyLowerLimits), and it returns once raft follows that Delay on every node and every
     /// node sees every node Up.
     pub fn boot_cluster(&self, tag: &str, delay_ms: u64, limit: std::time::Duration) -> Vec<Rcm> {
+        self.boot_cluster_with(tag, delay_ms, limit, &[], &[])
+    }
+
+    /// As `boot_cluster`, with the cluster properties `properties` set with the Delay and the
+    /// keelson-rcm arguments `args` on every node.
+    pub fn boot_cluster_with(
+        &self,
+        tag: &str,
+        delay_ms: u64,
+        limit: std::time::Duration,
+        properties: &[(&str, &str)],
+        args: &[&str],
+    ) -> Vec<Rcm> {
         use keelson_proto::ControlRequest as R;
         let count = self.nodes.len();
-        let first = self.boot(0, Rcm::new_dir(&format!("{tag}-n1")));
+        let first = self.boot_with(0, Rcm::new_dir(&format!("{tag}-n1")), args);
         first.ok(R::ClusterCreate {
             name: "lab".into(),
             nodes: (0..count).map(Lab::node_spec).collect(),
@@ -140,7 +160,7 @@ impl Lab {
         let key = first.dir.join("cluster.key").to_string_lossy().into_owned();
         let mut nodes = vec![first];
         for i in 1..count {
-            let n = self.boot(i, Rcm::new_dir(&format!("{tag}-n{}", i + 1)));
+            let n = self.boot_with(i, Rcm::new_dir(&format!("{tag}-n{}", i + 1)), args);
             n.ok(R::NodeJoin {
                 cluster: "192.0.2.1".into(),
                 key_file: key.clone(),
@@ -156,6 +176,7 @@ impl Lab {
                 ("CrossSubnetDelay", delay.as_str()),
             ]
             .iter()
+            .chain(properties)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         });

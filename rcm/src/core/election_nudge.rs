@@ -1,21 +1,31 @@
-//! The core's facet that gets a new raft leader elected soon after the heartbeat network takes
+//! The core's facet that gets a new raft leader elected as soon as the heartbeat network takes
 //! the old one Down, instead of after raft's own election timeouts (which are longer than a
-//! NetFT detection, so that a path loss the virtual adapter reroutes costs no election). openraft
-//! voters refuse votes until their leader lease (election_timeout_max since they last heard the
-//! leader) has run out, so the one surviving member with the smallest id stands for election
-//! just after that lease must have ended on every survivor, and again every Delay a few times if
-//! no leader came of it. Not the election itself (openraft), nor placement (placement_gate.rs).
+//! NetFT detection, so that a path loss the virtual adapter reroutes costs no election).
+//!
+//! openraft voters refuse votes while their leader lease lasts (election_timeout_max since they
+//! last heard the leader), but only while their vote is the leader's committed one: a node that
+//! stands for election itself holds an uncommitted vote and grants any later term. So every
+//! survivor that sees the leader go Down stands once at once, which ends its own lease, and the
+//! one with the smallest id stands again every quarter Delay (each time at a higher term, which
+//! the others, now candidates, grant) until a leader other than the lost one is known, a dozen
+//! times at most; then raft's own timeouts take over. Any survivor may win: raft's terms and log
+//! checks keep it safe, and which one leads does not matter to placement. Not the election
+//! itself (openraft), nor placement (placement_gate.rs).
 
 use super::Core;
 use crate::cluster::heartbeat::Notice;
 use crate::cluster::takeover::TakeoverTiming;
 use std::time::Duration;
 
-/// How many times a survivor stands for election before it leaves it to raft's own timeouts.
-const ATTEMPTS: u32 = 4;
+/// How many times the smallest-id survivor stands before it leaves it to raft's own timeouts.
+const ATTEMPTS: u32 = 12;
+/// The shortest time between two of its attempts: a vote round needs new connections between
+/// followers (they never spoke raft to each other), and standing again abandons the round.
+const MIN_RETRY_MS: u64 = 100;
 
 impl Core {
-    /// Member `id` went Down: if it led raft, the smallest-id survivor plans to stand.
+    /// Member `id` went Down: if it led raft, this survivor stands at once, and the smallest-id
+    /// survivor keeps standing until a new leader is known.
     pub(super) fn nudge_election(&mut self, id: u64) {
         let Some(cluster) = &self.cluster else {
             return;
@@ -30,19 +40,18 @@ impl Core {
             .map(|(v, _)| v)
             .filter(|v| *v == me || self.is_reached_both_ways(*v));
         if survivors.min() != Some(me) {
+            tracing::info!(
+                component = "RAFT",
+                "The cluster database's leader (node {id}) is Down: Standing for election once, which ends this node's leader lease so that it grants a survivor's vote"
+            );
+            cluster.trigger_election();
             return;
         }
-        let raft = cluster.raft_timing();
-        let takeover = TakeoverTiming::new(&self.netft_settings(), 0);
-        // Every survivor last heard the leader no later than (this node's Down) - earliest_down:
-        // their leases are over election_max after that, plus half a Delay for the wire.
-        let after = (raft.election_max_ms + takeover.delay_ms / 2)
-            .saturating_sub(takeover.earliest_down_ms);
         tracing::info!(
             component = "RAFT",
-            "The cluster database's leader (node {id}) is Down: this node stands for election in {after} ms, once every survivor's leader lease is over"
+            "The cluster database's leader (node {id}) is Down: this node stands for election now and every quarter Delay until a new leader is known"
         );
-        self.schedule_election(id, 0, Duration::from_millis(after));
+        self.election_due(id, 0);
     }
 
     fn schedule_election(&self, old_leader: u64, attempt: u32, after: Duration) {
@@ -75,7 +84,8 @@ impl Core {
         cluster.trigger_election();
         if attempt + 1 < ATTEMPTS {
             let delay = TakeoverTiming::new(&self.netft_settings(), 0).delay_ms;
-            self.schedule_election(old_leader, attempt + 1, Duration::from_millis(delay));
+            let every = Duration::from_millis((delay / 4).max(MIN_RETRY_MS));
+            self.schedule_election(old_leader, attempt + 1, every);
         }
     }
 }
