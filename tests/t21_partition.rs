@@ -1,7 +1,8 @@
 //! The randomized partition checker (issue 10, item 5), in the spirit of Jepsen: three real
 //! keelson-rcm nodes in network namespaces on two networks (tests/common/lab.rs), three groups each
-//! with one `journal` resource writing to one journal file, fast detection (Delay 200 ms, host
-//! lease 600 ms, fence budget 200 ms). Then N rounds (100; `KEELSON_PARTITION_ROUNDS`), each one
+//! with one `journal` resource writing to one journal file, fast detection (Delay 200 ms,
+//! Threshold 10 with the contact lease, `KEELSON_PARTITION_THRESHOLD=5` for the membership rule,
+//! host lease 600 ms, fence budget 200 ms). Then N rounds (100; `KEELSON_PARTITION_ROUNDS`), each one
 //! fault drawn from a seeded generator (the seed is printed first; `KEELSON_PARTITION_SEED`
 //! replays the sequence of faults and holds, `KEELSON_PARTITION_FAULTS` picks the kinds): kill -9
 //! of an rcm, SIGSTOP of an rcm for longer than detection, a silent cut of one network, a cut of
@@ -36,9 +37,10 @@ use std::time::{Duration, Instant};
 
 const NODES: usize = 3;
 const GROUPS: [&str; 3] = ["g1", "g2", "g3"];
-/// NetFT: a heartbeat every Delay on every route, a route Down after Threshold missed in a row.
+/// NetFT: a heartbeat every Delay on every route, a route Down after Threshold missed in a row
+/// (`KEELSON_PARTITION_THRESHOLD`, 3..=10, default 10: the contact lease of
+/// rcm/src/cluster/takeover.rs, which WSFC's defaults run too; 5 runs the membership rule).
 const DELAY_MS: u64 = 200;
-const THRESHOLD: u64 = 5;
 /// Each host's lease from its rcm and its TERMINATE budget (`--host-lease`, `--host-fence-budget`).
 const HOST_LEASE_MS: u64 = 600;
 const FENCE_BUDGET_MS: u64 = 200;
@@ -46,18 +48,44 @@ const FENCE_BUDGET_MS: u64 = 200;
 /// its last line (a heartbeat thread late under load must not hide an overlap).
 const ALIVE_MS: u64 = 20;
 const DEAD_HOST_TAIL_NS: u64 = 5 * ALIVE_MS * 1_000_000;
+
+fn threshold() -> u64 {
+    match std::env::var("KEELSON_PARTITION_THRESHOLD") {
+        Err(_) => 10,
+        Ok(text) => match text.parse::<u64>() {
+            Ok(t) if (3..=10).contains(&t) => t,
+            _ => panic!("KEELSON_PARTITION_THRESHOLD={text:?}: expected 3..=10"),
+        },
+    }
+}
+
 /// Detection: a node is Down at most Threshold x Delay + Delay/2 after its last heartbeat.
-const DETECTION_MS: u64 = THRESHOLD * DELAY_MS + DELAY_MS / 2;
+fn detection_ms() -> u64 {
+    threshold() * DELAY_MS + DELAY_MS / 2
+}
+
 /// The lease: how long the majority waits after taking a node Down before starting its groups
-/// (rcm/src/cluster/takeover.rs and placement_gate.rs: 3 x Delay + budget, and at least the
-/// hosts' lease + budget + Delay after the earliest Down).
-const LEASE_MS: u64 = max(
-    3 * DELAY_MS + FENCE_BUDGET_MS,
-    (HOST_LEASE_MS + FENCE_BUDGET_MS + DELAY_MS)
-        .saturating_sub(THRESHOLD * DELAY_MS - DELAY_MS / 2),
-);
+/// (rcm/src/cluster/takeover.rs and placement_gate.rs). Under the contact lease (window
+/// (T - 1/2)D - B - D/2, when at least D + max(3D/2, 750 ms) and below (T + 3/2)D): only what
+/// the hosts' lease needs, lease + B + D/2 - (T - 1/2)D. Otherwise 3 x Delay + budget, and at
+/// least the hosts' lease + budget + Delay after the earliest Down.
+fn lease_ms() -> u64 {
+    let (d, t, b) = (DELAY_MS, threshold(), FENCE_BUDGET_MS);
+    let earliest_down = t * d - d / 2;
+    let window = earliest_down.saturating_sub(b + d / 2);
+    if window >= d + (3 * d / 2).max(750) && window < t * d + d / 2 + d {
+        return (HOST_LEASE_MS + b + d / 2).saturating_sub(earliest_down);
+    }
+    max(
+        3 * d + b,
+        (HOST_LEASE_MS + b + d).saturating_sub(earliest_down),
+    )
+}
+
 /// Every group Online somewhere within this of the round's end.
-const ONLINE_BOUND_MS: u64 = DETECTION_MS + LEASE_MS + 2000;
+fn online_bound_ms() -> u64 {
+    detection_ms() + lease_ms() + 2000
+}
 /// A round's cluster must settle (all Up, every group Online on its agreed owner only) within this.
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 const SETUP_LIMIT: Duration = Duration::from_secs(30);
@@ -176,7 +204,7 @@ impl Fault {
     /// always longer than detection.
     fn hold(&self, rng: &mut Rng) -> Duration {
         match self {
-            Fault::Freeze { .. } => rng.millis(DETECTION_MS + 100, DETECTION_MS + 1500),
+            Fault::Freeze { .. } => rng.millis(detection_ms() + 100, detection_ms() + 1500),
             Fault::Calm => rng.millis(100, 1000),
             _ => rng.millis(100, 3000),
         }
@@ -373,6 +401,8 @@ impl Cluster {
             ("TestOnlyLowerLimits", "1".to_string()),
             ("SameSubnetDelay", DELAY_MS.to_string()),
             ("CrossSubnetDelay", DELAY_MS.to_string()),
+            ("SameSubnetThreshold", threshold().to_string()),
+            ("CrossSubnetThreshold", threshold().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -562,7 +592,7 @@ impl Cluster {
     }
 
     /// From the journal alone: no group Online on two nodes at once, ever; and every group Online
-    /// somewhere within ONLINE_BOUND_MS of `end_ns`.
+    /// somewhere within online_bound_ms() of `end_ns`.
     fn check_journal(&self, end_ns: u64) -> Result<(), String> {
         let text = std::fs::read_to_string(&self.journal)
             .map_err(|e| format!("journal {}: {e}", self.journal.display()))?;
@@ -579,7 +609,7 @@ impl Cluster {
                 shown.join("\n  ")
             ));
         }
-        let until_ns = end_ns + ONLINE_BOUND_MS * 1_000_000;
+        let until_ns = end_ns + online_bound_ms() * 1_000_000;
         for g in GROUPS {
             if check::online_within(&intervals, g, end_ns, until_ns).is_none() {
                 let near: Vec<String> = check::intervals_between(
@@ -592,9 +622,10 @@ impl Cluster {
                 .map(|i| self.show(i))
                 .collect();
                 return Err(format!(
-                    "group {g} was not Online anywhere from the round's end ({}) to {ONLINE_BOUND_MS} ms \
+                    "group {g} was not Online anywhere from the round's end ({}) to {} ms \
                      later; its intervals from 10 s before:\n  {}",
                     self.at(end_ns),
+                    online_bound_ms(),
                     near.join("\n  ")
                 ));
             }
@@ -693,8 +724,12 @@ fn random_faults_never_run_a_group_on_two_nodes_and_every_group_comes_back() {
     let kinds = kinds();
     println!(
         "t21: seed {seed} (KEELSON_PARTITION_SEED={seed} replays the faults and holds), {rounds} \
-         rounds of {kinds:?}; detection {DETECTION_MS} ms, lease {LEASE_MS} ms, every group \
-         Online within {ONLINE_BOUND_MS} ms of a round's end"
+         rounds of {kinds:?}; Threshold {} (KEELSON_PARTITION_THRESHOLD), detection {} ms, lease {} ms, every group \
+         Online within {} ms of a round's end",
+        threshold(),
+        detection_ms(),
+        lease_ms(),
+        online_bound_ms()
     );
     let started = Instant::now();
     let mut cluster = Cluster::start();
@@ -717,12 +752,12 @@ fn random_faults_never_run_a_group_on_two_nodes_and_every_group_comes_back() {
         node: cluster.leader(),
         direction: Direction::Inbound,
     };
-    let hold = Duration::from_millis(DETECTION_MS + LEASE_MS + 1000);
+    let hold = Duration::from_millis(detection_ms() + lease_ms() + 1000);
     run.round(&mut cluster, "prelude 1/2", deaf_leader, hold);
     let cut_leader = Fault::Isolate {
         node: cluster.leader(),
     };
-    let hold = Duration::from_millis(DETECTION_MS + 600);
+    let hold = Duration::from_millis(detection_ms() + 600);
     run.round(&mut cluster, "prelude 2/2", cut_leader, hold);
     let mut rng = Rng::new(seed);
     for round in 1..=rounds {
