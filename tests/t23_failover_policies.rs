@@ -326,6 +326,27 @@ fn assert_moved_event(c: &Cluster, group: &str, from: &str, to: &str, reason: &s
 }
 
 /// The resource's call count for entry point `op` (e.g. ONLINE) as node `n` shows it.
+/// From the journal: `victim` ran web once, and that interval ended (`how`: its hosts fenced
+/// themselves, or it terminated web) before `to` began it. Returns both intervals.
+fn handed_over(c: &Cluster, victim: usize, to: usize, how: &str) -> (Interval, Interval) {
+    let (_, intervals) = c.journal();
+    let on_victim: Vec<&Interval> = intervals
+        .iter()
+        .filter(|i| i.netns == c.netns(victim))
+        .collect();
+    let next = intervals
+        .iter()
+        .find(|i| i.netns == c.netns(to))
+        .expect("an interval on the new owner");
+    assert!(
+        on_victim.len() == 1 && on_victim[0].closed && on_victim[0].to_ns <= next.from_ns,
+        "n{}'s {how} before n{} began: {on_victim:?}, then {next}",
+        victim + 1,
+        to + 1
+    );
+    (on_victim[0].clone(), next.clone())
+}
+
 fn calls(n: &Rcm, resource: &str, op: &str) -> u64 {
     n.resource(resource)["call_stats"][op]["count"]
         .as_u64()
@@ -545,22 +566,10 @@ fn frozen_timed(tag: &str, victim: usize, timing: &[(&str, &str)]) -> Cluster {
         "rcm of {name} frozen: web Online on {to_name} {} ms after SIGSTOP",
         took.as_millis()
     );
-    let (_, intervals) = c.journal();
-    let on_victim: Vec<&Interval> = intervals
-        .iter()
-        .filter(|i| i.netns == c.netns(victim))
-        .collect();
-    let next = intervals
-        .iter()
-        .find(|i| i.netns == c.netns(to))
-        .expect("an interval on the new owner");
-    assert!(
-        on_victim.len() == 1 && on_victim[0].closed && on_victim[0].to_ns <= next.from_ns,
-        "{name}'s hosts fenced themselves before {to_name} began: {on_victim:?}, then {next}"
-    );
+    let (on_victim, next) = handed_over(&c, victim, to, "hosts fenced themselves");
     println!(
         "frozen {name}'s host terminated web {} ms before {to_name} began it",
-        (next.from_ns - on_victim[0].to_ns) / 1_000_000
+        (next.from_ns - on_victim.to_ns) / 1_000_000
     );
     assert!(
         frozen.elapsed() > Duration::from_secs(1),
@@ -1018,20 +1027,7 @@ fn with_a_contact_lease_a_node_nobody_hears_gives_up_its_groups_before_the_other
         to + 1,
         cut.elapsed().as_millis().max(took.as_millis())
     );
-    let (_, intervals) = c.journal();
-    let on_victim: Vec<&Interval> = intervals
-        .iter()
-        .filter(|i| i.netns == c.netns(victim))
-        .collect();
-    let next = intervals
-        .iter()
-        .find(|i| i.netns == c.netns(to))
-        .expect("an interval on the new owner");
-    assert!(
-        on_victim.len() == 1 && on_victim[0].closed && on_victim[0].to_ns <= next.from_ns,
-        "n2 terminated web before n{} began it: {on_victim:?}, then {next}",
-        to + 1
-    );
+    handed_over(&c, victim, to, "terminated web");
     assert!(
         c.logs().contains("Node 'n2' (id 2) is down"),
         "the others took n2 Down:\n{}",

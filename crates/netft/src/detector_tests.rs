@@ -942,16 +942,7 @@ fn each_side_knows_whether_the_other_hears_it_so_a_one_way_cut_shows_on_both() {
     let mut h = Harness::two_nodes();
     // A's first heartbeats to B: B is not Up yet here, so A does not claim to hear it.
     let first = h.at(0, Event::Tick);
-    let said = |out: &[Action]| -> Vec<bool> {
-        out.iter()
-            .filter_map(|a| match a {
-                Action::Send { datagram, .. } => {
-                    Some(Heartbeat::decode(datagram, &key()).unwrap().hears_you)
-                }
-                _ => None,
-            })
-            .collect()
-    };
+    let said = hears_you_said;
     assert!(said(&first).iter().all(|h| !h), "{first:?}");
     // B is heard: A tells it at once on every route to it.
     let up = h.b_sends(B1, A1);

@@ -5,7 +5,8 @@
 //! openraft voters refuse votes while their leader lease lasts (election_timeout_max since they
 //! last heard the leader), but only while their vote is the leader's committed one: a node that
 //! stands for election itself holds an uncommitted vote and grants any later term. So every
-//! survivor that sees the leader go Down stands once at once, which ends its own lease, and the
+//! survivor that sees the leader go Down while it is in quorum (a node cut off itself would only
+//! disrupt the majority's leader later) stands once at once, which ends its own lease, and the
 //! one with the smallest id stands again every quarter Delay (each time at a higher term, which
 //! the others, now candidates, grant) until a leader other than the lost one is known, a dozen
 //! times at most; then raft's own timeouts take over. Any survivor may win: raft's terms and log
@@ -31,6 +32,15 @@ impl Core {
             return;
         };
         if cluster.leader_id() != Some(id) {
+            return;
+        }
+        if let Err(why) = self.quorum.admit() {
+            // Cut off itself, it would only disrupt the majority's leader with a higher term once
+            // it is back (found by t21: a node whose links were down for half a second).
+            tracing::info!(
+                component = "RAFT",
+                "The cluster database's leader (node {id}) is Down here, but this node is out of quorum ({why}): it does not stand for election"
+            );
             return;
         }
         let (_, me) = cluster.me();
@@ -73,7 +83,10 @@ impl Core {
         };
         let leader = cluster.leader_id();
         let lost_still_down = self.peers.get(&old_leader) == Some(&keelson_netft::NodeState::Down);
-        if (leader.is_some() && leader != Some(old_leader)) || !lost_still_down {
+        if (leader.is_some() && leader != Some(old_leader))
+            || !lost_still_down
+            || self.quorum.admit().is_err()
+        {
             return;
         }
         tracing::info!(

@@ -260,9 +260,14 @@ impl Core {
     }
 
     fn start_lease_timer(&mut self, id: u64) {
+        self.start_lease_timer_after(id, Duration::ZERO);
+    }
+
+    /// As `start_lease_timer`, with `extra` before the takeover wait.
+    fn start_lease_timer_after(&mut self, id: u64, extra: Duration) {
         let down_at = Instant::now();
         self.placement.down_since.insert(id, down_at);
-        let wait = self.takeover_wait();
+        let wait = extra + self.takeover_wait();
         let tx = self.notices_tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
@@ -372,11 +377,19 @@ impl Core {
             return;
         }
         // A member seen Down while this node was out of quorum may have been in the majority all
-        // along: its lease is timed from now, when this node's view counts again.
+        // along (this node was the one cut off): its Down counts only once it has lasted a whole
+        // detection window from now, when this node's view counts again (a live member reached
+        // now is Up again well within it), and its lease is timed from then. Found by t21: with
+        // no wait after a Down (the contact lease), a leader that heard nobody moved a group the
+        // moment it was back, before the heartbeats of the group's owner, which had kept
+        // quorum, were taken in.
         let down: Vec<u64> = self.placement.down_since.keys().copied().collect();
+        let window = self
+            .takeover_timing_for(&self.netft_settings())
+            .earliest_down_ms;
         for id in down {
             self.placement.expired.remove(&id);
-            self.start_lease_timer(id);
+            self.start_lease_timer_after(id, Duration::from_millis(window));
         }
         self.run_once_caught_up();
     }
