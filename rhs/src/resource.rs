@@ -47,6 +47,8 @@ pub struct ResourceThread {
     pub board: Arc<StatsBoard>,
     /// Where this resource's call gate is registered, so a fence can terminate it.
     pub fence: Arc<Fence>,
+    /// Run VALIDATE on the parameters, answer it and end, instead of OPEN and serving calls.
+    pub validate_only: bool,
 }
 
 /// The live resource: its type table, parameters and call gate (which holds the handle).
@@ -77,12 +79,47 @@ impl ResourceThread {
         let slot = self
             .monitor
             .register(self.spec.resource, self.spec.name.clone());
-        if let Some(mut live) = self.open(&slot, &ctx) {
+        if self.validate_only {
+            self.validate_alone(&slot);
+        } else if let Some(mut live) = self.open(&slot, &ctx) {
             self.serve(&slot, &mut live);
             self.fence.unregister(&live.gate);
         }
         self.monitor.unregister(&slot);
         drop(ctx);
+    }
+
+    /// Runs VALIDATE on the parameters with nothing open (a gate of its own, not the fence's: there
+    /// is no handle to terminate) and answers it.
+    fn validate_alone(&self, slot: &CallSlot) {
+        let refused = |message: String| CallDone {
+            op: Op::Validate,
+            ..refused_open(message)
+        };
+        let Some(table) = self.plugin.resource_type(&self.spec.type_name).copied() else {
+            let message = format!(
+                "plugin '{}' has no resource type '{}'",
+                self.plugin.info.name, self.spec.type_name
+            );
+            self.reply(refused(message));
+            return;
+        };
+        let Ok(params) = CString::new(self.spec.params_json.clone()) else {
+            self.reply(refused("parameters contain a NUL byte".into()));
+            return;
+        };
+        let gate = Arc::new(CallGate::new(
+            self.spec.resource,
+            self.spec.name.clone(),
+            None,
+            self.spec.deadline_ms,
+        ));
+        let live = Live {
+            table,
+            params,
+            gate,
+        };
+        self.reply(self.validate(slot, &live, self.spec.deadline_ms));
     }
 
     /// Runs OPEN and answers it; the live resource on success.
