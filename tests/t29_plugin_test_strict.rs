@@ -389,6 +389,12 @@ fn the_workspace_plugins_pass_with_the_parameters_they_need() {
     assert_passes(code, &report, 2, &OFFLINE_CHECKS);
     let (code, report) = run_json("c-example", &["--allow-alive-after-offline"]);
     assert_passes(code, &report, 0, &OFFLINE_CHECKS);
+    // The test plugins other tests load (chaos without a fault, hang-load not held) are always
+    // healthy too.
+    for plugin in ["chaos", "hang-load"] {
+        let (code, report) = run_json(plugin, &["--allow-alive-after-offline"]);
+        assert_passes(code, &report, 0, &OFFLINE_CHECKS);
+    }
 
     let dir = std::env::temp_dir().join(format!("keelson-t29-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

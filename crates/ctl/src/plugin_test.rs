@@ -175,7 +175,10 @@ async fn load_step(
             (load, Some(info))
         }
         Err(e) => {
-            let rule = "the library must load within DeadlockTimeout".to_string();
+            let rule =
+                "the library must load, exporting keelson_plugin_v1 with a descriptor the host \
+                        accepts, within DeadlockTimeout"
+                    .to_string();
             (load.failed(load_failure(&e, limits), rule), None)
         }
     })
