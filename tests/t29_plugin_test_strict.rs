@@ -370,6 +370,37 @@ fn validate_runs_first_and_must_accept_the_given_parameters() {
     // Then open refuses them too, and the rest is skipped.
     assert_eq!(step(&report, "open")["result"], "fail");
     assert_eq!(step(&report, "online")["message"], "open failed");
+
+    // A validate that hangs (nothing is open yet) kills the host at DeadlockTimeout; every other
+    // step is skipped.
+    let (code, report) = run_json(
+        "conformance-bad",
+        &[
+            "--param",
+            "mode=hang_validate",
+            "--param",
+            "delay_ms=5000",
+            "--deadlock-timeout",
+            "200",
+            "--expect-invalid",
+            "colour=red",
+        ],
+    );
+    assert_eq!(code, Some(1), "{report:#}");
+    let first = &steps(&report)[0];
+    assert_eq!(first["step"], "validate");
+    let message = first["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("hung: VALIDATE did not return within DeadlockTimeout 200 ms"),
+        "{message}"
+    );
+    let took = first["duration_ms"].as_f64().unwrap();
+    assert!((200.0..2000.0).contains(&took), "validate took {took} ms");
+    assert_eq!(steps(&report).len(), expected_steps(1).len(), "{report:#}");
+    for s in steps(&report).iter().skip(1) {
+        assert_eq!(s["result"], "skip", "{s}");
+        assert_eq!(s["message"], "host died", "{s}");
+    }
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! default) a resource that keeps every rule (validate refuses unknown parameters and bad values,
 //! online and offline are idempotent, health checks fail once offline); every other mode breaks
 //! exactly one rule, so a test can show that plugin test names it. Parameters: `mode` (see
-//! [`Mode`]) and `delay_ms` (how long `slow_looks_alive` sleeps and `hang_online` hangs, default
+//! [`Mode`]) and `delay_ms` (how long `slow_looks_alive` sleeps and `hang_online` and
+//! `hang_validate` hang, default
 //! 120). Not a model of any real resource.
 #![forbid(unsafe_code)]
 
@@ -38,10 +39,12 @@ pub enum Mode {
     ReopenFails,
     /// online sleeps `delay_ms` (past a short PendingTimeout).
     HangOnline,
+    /// validate sleeps `delay_ms` (past a short DeadlockTimeout).
+    HangValidate,
 }
 
 impl Mode {
-    const ALL: [(&'static str, Mode); 9] = [
+    const ALL: [(&'static str, Mode); 10] = [
         ("good", Mode::Good),
         ("online_not_idempotent", Mode::OnlineNotIdempotent),
         ("offline_not_idempotent", Mode::OfflineNotIdempotent),
@@ -51,6 +54,7 @@ impl Mode {
         ("second_open_fails", Mode::SecondOpenFails),
         ("reopen_fails", Mode::ReopenFails),
         ("hang_online", Mode::HangOnline),
+        ("hang_validate", Mode::HangValidate),
     ];
 
     fn parse(name: &str) -> Result<Mode, String> {
@@ -113,8 +117,11 @@ impl Resource for ConformanceBad {
     const TYPE_NAME: &'static std::ffi::CStr = c"conformance_bad";
 
     fn validate(params: &Params) -> Result<(), String> {
-        if Config::lenient(params).mode == Mode::AcceptEverything {
-            return Ok(());
+        let lenient = Config::lenient(params);
+        match lenient.mode {
+            Mode::AcceptEverything => return Ok(()),
+            Mode::HangValidate => std::thread::sleep(lenient.delay),
+            _ => {}
         }
         Config::parse(params).map(|_| ())
     }
