@@ -3,8 +3,7 @@
 //! online and offline are idempotent, health checks fail once offline); every other mode breaks
 //! exactly one rule, so a test can show that plugin test names it. Parameters: `mode` (see
 //! [`Mode`]) and `delay_ms` (how long `slow_looks_alive` sleeps and `hang_online` and
-//! `hang_validate` hang, default
-//! 120). Not a model of any real resource.
+//! `hang_validate` hang, default 120). Not a model of any real resource.
 #![forbid(unsafe_code)]
 
 use keelson_plugin::{export_plugin, Host, Params, Resource};
