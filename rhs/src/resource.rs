@@ -69,6 +69,9 @@ impl ResourceThread {
     }
 
     fn run(mut self) {
+        if self.validate_only {
+            return self.run_validate();
+        }
         let _alt_stack = keelson_sys::crash::AltStack::install();
         crate::log::serve_resource_on_this_thread(self.spec.resource);
         let ctx = Box::new(CallbackCtx {
@@ -79,14 +82,23 @@ impl ResourceThread {
         let slot = self
             .monitor
             .register(self.spec.resource, self.spec.name.clone());
-        if self.validate_only {
-            self.validate_alone(&slot);
-        } else if let Some(mut live) = self.open(&slot, &ctx) {
+        if let Some(mut live) = self.open(&slot, &ctx) {
             self.serve(&slot, &mut live);
             self.fence.unregister(&live.gate);
         }
         self.monitor.unregister(&slot);
         drop(ctx);
+    }
+
+    /// The thread of a `Validate` request: VALIDATE alone, answered, then the thread ends.
+    fn run_validate(self) {
+        let _alt_stack = keelson_sys::crash::AltStack::install();
+        crate::log::serve_resource_on_this_thread(self.spec.resource);
+        let slot = self
+            .monitor
+            .register(self.spec.resource, self.spec.name.clone());
+        self.validate_alone(&slot);
+        self.monitor.unregister(&slot);
     }
 
     /// Runs VALIDATE on the parameters with nothing open (a gate of its own, not the fence's: there
