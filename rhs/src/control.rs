@@ -138,15 +138,16 @@ impl Control {
                         .control()
                         .send(&HostReply::PluginLoaded { req, result });
                 }
-                HostRequest::Open(spec) => self.open(spec),
+                HostRequest::Open(spec) => self.open(spec, false),
+                HostRequest::Validate(spec) => self.open(spec, true),
                 HostRequest::Shutdown => keelson_sys::process::exit_now(0),
                 HostRequest::Hello(_) => self.refuse("Hello sent twice".into()),
             }
         }
     }
 
-    /// Starts a resource thread with the fd that came with the Open frame.
-    fn open(&mut self, spec: OpenResource) {
+    /// Starts a resource thread with the fd that came with the Open (or Validate) frame.
+    fn open(&mut self, spec: OpenResource, validate_only: bool) {
         let Some(fd) = self.fds.pop_front() else {
             return self.refuse(format!(
                 "Open of resource '{}' came without its socket",
@@ -169,6 +170,7 @@ impl Control {
             logger: self.logger.clone(),
             board: self.board.clone(),
             fence: self.fence.clone(),
+            validate_only,
         };
         if let Err(e) = thread.spawn() {
             self.logger.log(

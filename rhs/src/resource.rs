@@ -47,6 +47,8 @@ pub struct ResourceThread {
     pub board: Arc<StatsBoard>,
     /// Where this resource's call gate is registered, so a fence can terminate it.
     pub fence: Arc<Fence>,
+    /// Run VALIDATE on the parameters, answer it and end, instead of OPEN and serving calls.
+    pub validate_only: bool,
 }
 
 /// The live resource: its type table, parameters and call gate (which holds the handle).
@@ -67,6 +69,9 @@ impl ResourceThread {
     }
 
     fn run(mut self) {
+        if self.validate_only {
+            return self.run_validate();
+        }
         let _alt_stack = keelson_sys::crash::AltStack::install();
         crate::log::serve_resource_on_this_thread(self.spec.resource);
         let ctx = Box::new(CallbackCtx {
@@ -83,6 +88,50 @@ impl ResourceThread {
         }
         self.monitor.unregister(&slot);
         drop(ctx);
+    }
+
+    /// The thread of a `Validate` request: VALIDATE alone, answered, then the thread ends.
+    fn run_validate(self) {
+        let _alt_stack = keelson_sys::crash::AltStack::install();
+        crate::log::serve_resource_on_this_thread(self.spec.resource);
+        let slot = self
+            .monitor
+            .register(self.spec.resource, self.spec.name.clone());
+        self.validate_alone(&slot);
+        self.monitor.unregister(&slot);
+    }
+
+    /// Runs VALIDATE on the parameters with nothing open (a gate of its own, not the fence's: there
+    /// is no handle to terminate) and answers it.
+    fn validate_alone(&self, slot: &CallSlot) {
+        let refused = |message: String| CallDone {
+            op: Op::Validate,
+            ..refused_open(message)
+        };
+        let Some(table) = self.plugin.resource_type(&self.spec.type_name).copied() else {
+            let message = format!(
+                "plugin '{}' has no resource type '{}'",
+                self.plugin.info.name, self.spec.type_name
+            );
+            self.reply(refused(message));
+            return;
+        };
+        let Ok(params) = CString::new(self.spec.params_json.clone()) else {
+            self.reply(refused("parameters contain a NUL byte".into()));
+            return;
+        };
+        let gate = Arc::new(CallGate::new(
+            self.spec.resource,
+            self.spec.name.clone(),
+            None,
+            self.spec.deadline_ms,
+        ));
+        let live = Live {
+            table,
+            params,
+            gate,
+        };
+        self.reply(self.validate(slot, &live, self.spec.deadline_ms));
     }
 
     /// Runs OPEN and answers it; the live resource on success.

@@ -4,13 +4,13 @@
 
 use crate::config::HostConfig;
 use crate::death::HostDied;
-use crate::error::HostError;
+use crate::error::{CallError, HostError};
 use crate::event::HostEvents;
 use crate::link::Link;
 use crate::resource::ResourceHandle;
 use crate::spawn;
 use crate::spec::OpenSpec;
-use keelson_proto::{HostRequest, OpenResource};
+use keelson_proto::{CallDone, HostRequest, OpenResource};
 use keelson_types::PluginInfo;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -130,6 +130,43 @@ impl Host {
         ours.set_nonblocking(true).map_err(io_err)?;
         let stream = tokio::net::UnixStream::from_std(ours).map_err(io_err)?;
         ResourceHandle::open(self.link.clone(), &spec, stream).await
+    }
+
+    /// Runs the type's VALIDATE on `spec`'s parameters with nothing opened, within
+    /// `spec.deadlock_timeout` (past it the host kills itself, as for any call). The plugin's
+    /// answer, refusal included, is `Ok`; only a death or a broken link is an error.
+    pub async fn validate(&self, spec: OpenSpec) -> Result<CallDone, CallError> {
+        if spec.resource.0 == 0 {
+            return Err(CallError::Protocol(HostError::ReservedId.to_string()));
+        }
+        let protocol = |e: HostError| CallError::Protocol(e.to_string());
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(io_err)
+            .map_err(protocol)?;
+        self.link
+            .shared
+            .lock_names()
+            .insert(spec.resource, spec.name.clone());
+        let request = HostRequest::Validate(OpenResource {
+            resource: spec.resource,
+            name: spec.name.clone(),
+            plugin_path: spec.plugin_path.clone(),
+            type_name: spec.type_name.clone(),
+            params_json: spec.params_json.clone(),
+            deadline_ms: spec.deadlock_timeout.as_millis() as u64,
+        });
+        self.link
+            .send_with_fd(&request, theirs.as_fd())
+            .await
+            .map_err(protocol)?;
+        drop(theirs);
+        ours.set_nonblocking(true)
+            .map_err(io_err)
+            .map_err(protocol)?;
+        let stream = tokio::net::UnixStream::from_std(ours)
+            .map_err(io_err)
+            .map_err(protocol)?;
+        ResourceHandle::validate_once(self.link.clone(), &spec, stream).await
     }
 }
 

@@ -86,6 +86,30 @@ impl ResourceHandle {
         }
     }
 
+    /// Waits for the one VALIDATE answer on a freshly passed socket (`Host::validate`); the host
+    /// closes the socket after it.
+    pub(crate) async fn validate_once(
+        link: Arc<Link>,
+        spec: &OpenSpec,
+        socket: UnixStream,
+    ) -> Result<CallDone, CallError> {
+        let handle = ResourceHandle {
+            id: spec.resource,
+            name: spec.name.clone(),
+            link,
+            deadline: spec.deadlock_timeout,
+            socket: tokio::sync::Mutex::new(None),
+            timings: spec.timings.clone().unwrap_or_default(),
+        };
+        let mut channel = Channel {
+            stream: socket,
+            frames: FrameBuf::new(),
+        };
+        handle
+            .await_reply(&mut channel, Op::Validate, handle.deadline, Instant::now())
+            .await
+    }
+
     pub fn id(&self) -> ResourceId {
         self.id
     }

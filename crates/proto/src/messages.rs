@@ -22,6 +22,11 @@ pub enum HostRequest {
     Open(OpenResource),
     /// Close every resource and exit 0.
     Shutdown,
+    /// Run the type's VALIDATE on these parameters without opening anything (`keelson plugin
+    /// test`, validation before commit). Like `Open`, the frame carries the socket on which the one
+    /// answer (a `CallDone` for `Op::Validate`) comes; the call runs under the deadlock monitor with
+    /// `deadline_ms`, and the socket is closed after it. Appended last: existing indices stay.
+    Validate(OpenResource),
 }
 
 /// Everything needed to open one resource.

@@ -169,6 +169,14 @@ fn host_requests() -> Vec<HostRequest> {
             deadline_ms: 300_000,
         }),
         HostRequest::Shutdown,
+        HostRequest::Validate(OpenResource {
+            resource: ResourceId(1001),
+            name: s("web-validate"),
+            plugin_path: s("/p/libkeelson_plugin_dummy.so"),
+            type_name: s("dummy"),
+            params_json: s(r#"{"colour":"red"}"#),
+            deadline_ms: 2_000,
+        }),
     ]
 }
 

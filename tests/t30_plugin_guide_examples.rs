@@ -1,0 +1,184 @@
+//! The plugin author's guide cannot rot: its two example plugins (examples/plugin-rust, built with
+//! cargo outside the workspace, and examples/plugin-c, built with cc from the header alone) are
+//! built and run through `keelson plugin test` with the command lines read out of docs/plugins.md,
+//! and must pass every rule. Paths are moved into this test's own directories (the Rust build into
+//! target/plugin-guide-examples, the C library and the marker files into a temp dir); nothing else
+//! of the commands changes. Not plugin test's own rules (t29).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// The repository root (the root package's manifest dir).
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The guide's command lines: every line of docs/plugins.md that starts with `$ ` and then
+/// `prefix`, without the `$ `, split on spaces (the guide's commands quote nothing).
+fn guide_commands(prefix: &str) -> Vec<Vec<String>> {
+    let guide = std::fs::read_to_string(root().join("docs/plugins.md")).expect("docs/plugins.md");
+    guide
+        .lines()
+        .filter_map(|l| l.strip_prefix("$ "))
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// The one guide command that starts with `prefix`.
+fn guide_command(prefix: &str) -> Vec<String> {
+    let mut found = guide_commands(prefix);
+    assert_eq!(
+        found.len(),
+        1,
+        "docs/plugins.md: one `$ {prefix}…` line, found {found:?}"
+    );
+    found.remove(0)
+}
+
+/// A scratch directory of this test, emptied first.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keelson-t30-{tag}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).expect("empty the scratch dir");
+    }
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs `argv` from the repository root to its end (bounded), with `keelson` being this build's.
+fn run(argv: &[String], limit: Duration) -> Output {
+    let program = match argv[0].as_str() {
+        "keelson" => common::artefact("keelson"),
+        "cargo" => PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
+        other => PathBuf::from(other),
+    };
+    let child = Command::new(&program)
+        .args(&argv[1..])
+        .current_dir(root())
+        .env("KEELSON_RHS", common::artefact("keelson-rhs"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    // Drain the pipes while waiting, so a chatty build never blocks on a full pipe.
+    let waiter = std::thread::spawn(move || child.wait_with_output());
+    let ended = common::wait_until(limit, || waiter.is_finished());
+    assert!(ended, "{argv:?} did not finish within {limit:?}");
+    waiter
+        .join()
+        .expect("waiter")
+        .expect("wait for the command")
+}
+
+fn assert_ok(argv: &[String], out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{argv:?} failed ({:?}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Moves `/tmp/…` parameter values into `dir`.
+fn private_paths(argv: Vec<String>, dir: &Path) -> Vec<String> {
+    argv.into_iter()
+        .map(|a| a.replace("=/tmp/", &format!("={}/", dir.display())))
+        .collect()
+}
+
+/// Runs the guide's plugin test line (with `plugin` in place of its path) and checks it passed
+/// every step, the expect_invalid cases included.
+fn plugin_test_passes(mut argv: Vec<String>, plugin: &Path, dir: &Path) {
+    assert_eq!(&argv[..3], ["keelson", "plugin", "test"], "{argv:?}");
+    argv[3] = plugin.display().to_string();
+    let mut argv = private_paths(argv, dir);
+    let text = assert_ok(&argv, &run(&argv, Duration::from_secs(60)));
+    assert!(
+        !text.contains("  FAIL  ") && !text.contains("  WARN  "),
+        "{text}"
+    );
+    argv.push("--json".into());
+    let out = run(&argv, Duration::from_secs(60));
+    let report: serde_json::Value =
+        serde_json::from_str(&assert_ok(&argv, &out)).expect("plugin test --json");
+    assert_eq!(report["passed"], true, "{report:#}");
+    let steps = report["types"][0]["steps"].as_array().expect("steps");
+    let cases = steps
+        .iter()
+        .filter(|s| s["step"] == "expect_invalid")
+        .count();
+    assert_eq!(
+        cases,
+        argv.iter().filter(|a| *a == "--expect-invalid").count(),
+        "{report:#}"
+    );
+    assert!(steps.iter().all(|s| s["result"] == "pass"), "{report:#}");
+    assert_eq!(steps.len(), 30 + cases, "{report:#}");
+    // Offline removed every marker file it wrote.
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .expect("read the scratch dir")
+        .collect();
+    assert!(
+        left.iter()
+            .all(|e| e.as_ref().is_ok_and(|e| e.path() == plugin)),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn the_rust_example_builds_outside_the_workspace_and_passes_plugin_test() {
+    let mut build = guide_command("cargo build");
+    assert!(build.contains(&"--offline".to_string()), "{build:?}");
+    let manifest = &build[build.iter().position(|a| a == "--manifest-path").unwrap() + 1];
+    assert_eq!(manifest, "examples/plugin-rust/Cargo.toml");
+    let target = common::target_dir()
+        .parent()
+        .expect("target/")
+        .join("plugin-guide-examples");
+    build.extend(["--target-dir".into(), target.display().to_string()]);
+    assert_ok(&build, &run(&build, Duration::from_secs(600)));
+
+    let test = guide_command("keelson plugin test examples/plugin-rust/");
+    let built = test[3].replace("examples/plugin-rust/target/", "");
+    let plugin = target.join(built);
+    assert!(
+        plugin.ends_with("debug/libkeelson_plugin_marker.so"),
+        "{plugin:?}"
+    );
+    let dir = scratch("rust");
+    plugin_test_passes(test, &plugin, &dir);
+    std::fs::remove_dir_all(&dir).expect("remove the scratch dir");
+}
+
+#[test]
+fn the_c_example_builds_from_the_header_alone_and_passes_plugin_test() {
+    let dir = scratch("c");
+    let mut cc = guide_command("cc ");
+    for flag in ["-shared", "-fPIC", "-fvisibility=hidden"] {
+        assert!(cc.contains(&flag.to_string()), "{cc:?} lacks {flag}");
+    }
+    let out = cc.iter().position(|a| a == "-o").expect("cc -o") + 1;
+    let library = dir.join(&cc[out]);
+    cc[out] = library.display().to_string();
+    let built = run(&cc, Duration::from_secs(120));
+    assert_ok(&cc, &built);
+    assert!(
+        built.stderr.is_empty(),
+        "warnings: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let test = guide_command("keelson plugin test ./");
+    assert_eq!(
+        test[3],
+        format!("./{}", library.file_name().unwrap().to_string_lossy())
+    );
+    plugin_test_passes(test, &library, &dir);
+    std::fs::remove_dir_all(&dir).expect("remove the scratch dir");
+}
