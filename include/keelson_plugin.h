@@ -10,9 +10,9 @@
  * strings sorted by key (read one with keelson_param), declared defaults filled in. A type may
  * declare its parameters (KeelsonParamSpec) and its own poll/timeout defaults in the extended
  * KeelsonResourceType; the host then refuses parameters that do not match before it calls the
- * plugin, naming the parameter. Calls into one resource never overlap;
- * they may block (online/offline up to PendingTimeout; looks_alive must be cheap), but every call is
- * timed and a call past its DeadlockTimeout gets the host process killed.
+ * plugin, naming the parameter. Calls into one resource never overlap; they may block
+ * (online/offline up to PendingTimeout; looks_alive must be cheap), but every call is timed and a
+ * call past its DeadlockTimeout gets the host process killed.
  *
  * This header must match crates/abi/src/lib.rs exactly; tests/t02_abi_header.rs checks the layout.
  */
@@ -106,6 +106,9 @@ typedef int32_t (*keelson_validate2_fn)(const KeelsonParams *params, char *err, 
 #define KEELSON_PARAM_HAS_MIN 4u
 #define KEELSON_PARAM_HAS_MAX 8u
 
+/* The most parameters one type may declare, and options one enum may list. */
+#define KEELSON_MAX_PARAMS 256u
+
 /* One declared parameter; every string with static storage. */
 typedef struct KeelsonParamSpec {
     const char *name;                /* required, unique within the type */
@@ -147,7 +150,7 @@ typedef struct KeelsonResourceType {
     keelson_open2_fn open2;           /* called instead of open when set */
     keelson_validate2_fn validate2;   /* called instead of validate when set */
     const KeelsonParamSpec *params;   /* param_count entries; NULL when 0 */
-    uint32_t param_count;             /* at most 256 */
+    uint32_t param_count;             /* at most KEELSON_MAX_PARAMS */
     uint32_t param_struct_size;       /* sizeof(KeelsonParamSpec) */
     uint32_t type_flags;              /* KEELSON_TYPE_DECLARES_PARAMS or 0 */
     uint32_t reserved;                /* 0 */

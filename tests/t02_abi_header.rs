@@ -38,6 +38,7 @@ int main(void) {
     C(KEELSON_PARAM_STRING); C(KEELSON_PARAM_INTEGER); C(KEELSON_PARAM_BOOLEAN); C(KEELSON_PARAM_ENUM);
     C(KEELSON_PARAM_PATH); C(KEELSON_PARAM_ADDRESS); C(KEELSON_PARAM_REQUIRED); C(KEELSON_PARAM_SECRET);
     C(KEELSON_PARAM_HAS_MIN); C(KEELSON_PARAM_HAS_MAX); C(KEELSON_TYPE_DECLARES_PARAMS);
+    C(KEELSON_MAX_PARAMS);
     {
         static const KeelsonParam items[] = {{"b", "2"}, {"a", "1"}};
         const KeelsonParams p = {"{}", items, 2};
@@ -223,6 +224,7 @@ fn header_layout_matches_the_rust_abi() {
         ("KEELSON_PARAM_HAS_MIN", KEELSON_PARAM_HAS_MIN),
         ("KEELSON_PARAM_HAS_MAX", KEELSON_PARAM_HAS_MAX),
         ("KEELSON_TYPE_DECLARES_PARAMS", KEELSON_TYPE_DECLARES_PARAMS),
+        ("KEELSON_MAX_PARAMS", KEELSON_MAX_PARAMS),
     ] {
         assert_eq!(k(name), i64::from(value), "{name}");
     }

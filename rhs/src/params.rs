@@ -17,10 +17,6 @@ pub struct ParamBlock {
     items: Vec<KeelsonParam>,
 }
 
-// SAFETY: the raw pointers in `items` point into `_pairs`' heap buffers, which this block owns and
-// never changes; nothing is shared with another owner.
-unsafe impl Send for ParamBlock {}
-
 impl ParamBlock {
     /// The block for `params_json` under `schema`: refused when a declared schema refuses it (or
     /// when it is not an object of text values); passed through unchanged for a type that
