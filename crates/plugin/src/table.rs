@@ -89,3 +89,75 @@ impl PluginTable {
         &self.descriptor
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Host, Param, Params, TypeDefaults, NO_DEFAULTS};
+
+    struct Declared;
+    struct Plain;
+
+    macro_rules! healthy {
+        () => {
+            fn open(_: &Params, _: Host) -> Result<Self, String> {
+                Ok(Self)
+            }
+            fn online(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+            fn offline(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+            fn looks_alive(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+            fn is_alive(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+        };
+    }
+
+    impl Resource for Declared {
+        const TYPE_NAME: &'static CStr = c"declared";
+        const PARAMS: Option<&'static [Param]> = Some(&[Param::path("root").required()]);
+        const DEFAULTS: TypeDefaults = TypeDefaults {
+            is_alive_poll_interval_ms: Some(7000),
+            ..NO_DEFAULTS
+        };
+        healthy!();
+    }
+
+    impl Resource for Plain {
+        const TYPE_NAME: &'static CStr = c"plain";
+        healthy!();
+    }
+
+    #[test]
+    fn the_descriptor_carries_each_types_declaration_and_defaults() {
+        let table = PluginTable::new(
+            c"p",
+            vec![resource_type::<Declared>(), resource_type::<Plain>()],
+        );
+        // SAFETY: the descriptor and its tables live as long as `table`.
+        let (desc, types) = unsafe {
+            let desc = &*table.descriptor();
+            (desc, std::slice::from_raw_parts(desc.types, 2))
+        };
+        assert_eq!(
+            desc.type_struct_size as usize,
+            std::mem::size_of::<KeelsonResourceType>()
+        );
+        assert_eq!(types[0].type_flags, KEELSON_TYPE_DECLARES_PARAMS);
+        assert_eq!(types[0].param_count, 1);
+        assert_eq!(types[0].defaults.is_alive_poll_interval_ms, 7000);
+        assert_eq!(types[0].defaults.pending_timeout_ms, 0);
+        // SAFETY: one spec, owned by `table`.
+        let root = unsafe { CStr::from_ptr((*types[0].params).name) };
+        assert_eq!(root, c"root");
+        assert_eq!((types[1].type_flags, types[1].param_count), (0, 0));
+        assert!(types[1].params.is_null());
+        assert!(!crate::schema::<Plain>().declared);
+        assert!(crate::schema::<Declared>().check_declaration().is_ok());
+    }
+}
