@@ -323,7 +323,11 @@ async fn the_host_refuses_bad_parameters_at_open_naming_them_before_the_plugin_r
         (1, "c-example: is_alive fails after 2 checks (fail_after)")
     );
     let mut saw_default_message = false;
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+    for _ in 0..1000 {
+        let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await
+        else {
+            break;
+        };
         if let HostEvent::Log { message, .. } = event {
             if message.contains("c-example resource online") {
                 saw_default_message = true;
