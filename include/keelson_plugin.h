@@ -5,9 +5,14 @@
  * KeelsonPluginDescriptor with static storage duration. The host checks magic, abi_version and
  * struct_size before it calls anything. Every entry point returns KEELSON_OK (0) on success or a
  * non-zero status, and may write a NUL-terminated UTF-8 message into err (at most err_cap bytes,
- * including the NUL). Parameters are a UTF-8 JSON object. Calls into one resource never overlap;
- * they may block (online/offline up to PendingTimeout; looks_alive must be cheap), but every call is
- * timed and a call past its DeadlockTimeout gets the host process killed.
+ * including the NUL). Parameters arrive as a UTF-8 JSON object of strings (open, validate) or, to a
+ * type that sets open2/validate2, as a KeelsonParams: the same JSON plus the pairs as an array of C
+ * strings sorted by key (read one with keelson_param), declared defaults filled in. A type may
+ * declare its parameters (KeelsonParamSpec) and its own poll/timeout defaults in the extended
+ * KeelsonResourceType; the host then refuses parameters that do not match before it calls the
+ * plugin, naming the parameter. Calls into one resource never overlap; they may block
+ * (online/offline up to PendingTimeout; looks_alive must be cheap), but every call is timed and a
+ * call past its DeadlockTimeout gets the host process killed.
  *
  * This header must match crates/abi/src/lib.rs exactly; tests/t02_abi_header.rs checks the layout.
  */
@@ -16,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +41,13 @@ extern "C" {
 #define KEELSON_LOG_INFO 2u
 #define KEELSON_LOG_DBG 3u
 
+/* Marks the one symbol a plugin exports, also under -fvisibility=hidden. */
+#if defined(__GNUC__) || defined(__clang__)
+#define KEELSON_EXPORT __attribute__((visibility("default")))
+#else
+#define KEELSON_EXPORT
+#endif
+
 /* Callbacks into the host, valid from open until close returns. Pass ctx back unchanged. */
 typedef struct KeelsonHost {
     void *ctx;
@@ -48,7 +61,82 @@ typedef int32_t (*keelson_call_fn)(void *handle, char *err, size_t err_cap);
 typedef void (*keelson_close_fn)(void *handle);
 typedef int32_t (*keelson_validate_fn)(const char *params_json, char *err, size_t err_cap);
 
-/* One resource type. Every function but validate is required. */
+/* One parameter: key and value, NUL-terminated UTF-8, valid for the call. */
+typedef struct KeelsonParam {
+    const char *key;
+    const char *value;
+} KeelsonParam;
+
+/* A resource's parameters (declared defaults filled in): the JSON object, and the same pairs sorted
+ * by key. Valid for the call only: copy what you keep. */
+typedef struct KeelsonParams {
+    const char *json;
+    const KeelsonParam *items;
+    size_t count;
+} KeelsonParams;
+
+/* The value of parameter key, or NULL when it is not set (and has no declared default). */
+static inline const char *keelson_param(const KeelsonParams *p, const char *key) {
+    if (p == NULL || key == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < p->count; i++) {
+        if (p->items[i].key != NULL && strcmp(p->items[i].key, key) == 0) {
+            return p->items[i].value;
+        }
+    }
+    return NULL;
+}
+
+typedef int32_t (*keelson_open2_fn)(const KeelsonParams *params, const KeelsonHost *host,
+                                    void **out_handle, char *err, size_t err_cap);
+typedef int32_t (*keelson_validate2_fn)(const KeelsonParams *params, char *err, size_t err_cap);
+
+/* Parameter kinds. Values always travel as strings; the kind says which strings are valid. */
+#define KEELSON_PARAM_STRING 0u
+#define KEELSON_PARAM_INTEGER 1u /* decimal, within min..max when HAS_MIN / HAS_MAX */
+#define KEELSON_PARAM_BOOLEAN 2u /* true/false, 1/0, yes/no */
+#define KEELSON_PARAM_ENUM 3u    /* one of options */
+#define KEELSON_PARAM_PATH 4u    /* an absolute path */
+#define KEELSON_PARAM_ADDRESS 5u /* an IPv4 or IPv6 address */
+
+/* Parameter flags. */
+#define KEELSON_PARAM_REQUIRED 1u /* a resource must set it (unless it has a default) */
+#define KEELSON_PARAM_SECRET 2u   /* never echoed, logged or audited in clear */
+#define KEELSON_PARAM_HAS_MIN 4u
+#define KEELSON_PARAM_HAS_MAX 8u
+
+/* The most parameters one type may declare, and options one enum may list. */
+#define KEELSON_MAX_PARAMS 256u
+
+/* One declared parameter; every string with static storage. */
+typedef struct KeelsonParamSpec {
+    const char *name;                /* required, unique within the type */
+    const char *description;         /* one line; may be NULL */
+    const char *default_value;       /* given when the resource sets none; NULL for none */
+    const char *const *options;      /* KEELSON_PARAM_ENUM: option_count values */
+    int64_t min;                     /* with KEELSON_PARAM_HAS_MIN */
+    int64_t max;                     /* with KEELSON_PARAM_HAS_MAX */
+    uint32_t kind;                   /* KEELSON_PARAM_STRING ... */
+    uint32_t flags;                  /* KEELSON_PARAM_REQUIRED | ... */
+    uint32_t option_count;
+    uint32_t reserved;               /* 0 */
+} KeelsonParamSpec;
+
+/* A type's own defaults for the resource properties of the same names; 0 = not set. */
+typedef struct KeelsonTypeDefaults {
+    uint64_t looks_alive_poll_interval_ms;
+    uint64_t is_alive_poll_interval_ms;
+    uint64_t pending_timeout_ms;
+    uint64_t deadlock_timeout_ms;
+} KeelsonTypeDefaults;
+
+/* type_flags: params lists every parameter the type takes; the host refuses any other. */
+#define KEELSON_TYPE_DECLARES_PARAMS 1u
+
+/* One resource type. Every function but validate, open2 and validate2 is required, except that
+ * open2 may stand in for open. The first nine fields are the original ABI-1 table (still loaded,
+ * told apart by type_struct_size); the rest may be left zero. */
 typedef struct KeelsonResourceType {
     const char *name;
     keelson_open_fn open;
@@ -58,7 +146,15 @@ typedef struct KeelsonResourceType {
     keelson_call_fn is_alive;
     keelson_call_fn terminate;
     keelson_close_fn close;
-    keelson_validate_fn validate; /* may be NULL */
+    keelson_validate_fn validate;     /* may be NULL */
+    keelson_open2_fn open2;           /* called instead of open when set */
+    keelson_validate2_fn validate2;   /* called instead of validate when set */
+    const KeelsonParamSpec *params;   /* param_count entries; NULL when 0 */
+    uint32_t param_count;             /* at most KEELSON_MAX_PARAMS */
+    uint32_t param_struct_size;       /* sizeof(KeelsonParamSpec) */
+    uint32_t type_flags;              /* KEELSON_TYPE_DECLARES_PARAMS or 0 */
+    uint32_t reserved;                /* 0 */
+    KeelsonTypeDefaults defaults;
 } KeelsonResourceType;
 
 typedef struct KeelsonPluginDescriptor {
@@ -73,7 +169,7 @@ typedef struct KeelsonPluginDescriptor {
 } KeelsonPluginDescriptor;
 
 /* The one symbol a plugin exports. */
-const KeelsonPluginDescriptor *keelson_plugin_v1(void);
+KEELSON_EXPORT const KeelsonPluginDescriptor *keelson_plugin_v1(void);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,28 @@ int main(void) {
     O(KeelsonResourceType, online); O(KeelsonResourceType, offline); O(KeelsonResourceType, looks_alive);
     O(KeelsonResourceType, is_alive); O(KeelsonResourceType, terminate); O(KeelsonResourceType, close);
     O(KeelsonResourceType, validate);
+    O(KeelsonResourceType, open2); O(KeelsonResourceType, validate2); O(KeelsonResourceType, params);
+    O(KeelsonResourceType, param_count); O(KeelsonResourceType, param_struct_size);
+    O(KeelsonResourceType, type_flags); O(KeelsonResourceType, reserved); O(KeelsonResourceType, defaults);
+    S(KeelsonParam); O(KeelsonParam, key); O(KeelsonParam, value);
+    S(KeelsonParams); O(KeelsonParams, json); O(KeelsonParams, items); O(KeelsonParams, count);
+    S(KeelsonParamSpec); O(KeelsonParamSpec, name); O(KeelsonParamSpec, description);
+    O(KeelsonParamSpec, default_value); O(KeelsonParamSpec, options); O(KeelsonParamSpec, min);
+    O(KeelsonParamSpec, max); O(KeelsonParamSpec, kind); O(KeelsonParamSpec, flags);
+    O(KeelsonParamSpec, option_count); O(KeelsonParamSpec, reserved);
+    S(KeelsonTypeDefaults); O(KeelsonTypeDefaults, looks_alive_poll_interval_ms);
+    O(KeelsonTypeDefaults, is_alive_poll_interval_ms); O(KeelsonTypeDefaults, pending_timeout_ms);
+    O(KeelsonTypeDefaults, deadlock_timeout_ms);
+    C(KEELSON_PARAM_STRING); C(KEELSON_PARAM_INTEGER); C(KEELSON_PARAM_BOOLEAN); C(KEELSON_PARAM_ENUM);
+    C(KEELSON_PARAM_PATH); C(KEELSON_PARAM_ADDRESS); C(KEELSON_PARAM_REQUIRED); C(KEELSON_PARAM_SECRET);
+    C(KEELSON_PARAM_HAS_MIN); C(KEELSON_PARAM_HAS_MAX); C(KEELSON_TYPE_DECLARES_PARAMS);
+    C(KEELSON_MAX_PARAMS);
+    {
+        static const KeelsonParam items[] = {{"b", "2"}, {"a", "1"}};
+        const KeelsonParams p = {"{}", items, 2};
+        printf("param a %s\n", keelson_param(&p, "a"));
+        printf("param missing %s\n", keelson_param(&p, "c") == NULL ? "NULL" : "set");
+    }
     S(KeelsonPluginDescriptor); O(KeelsonPluginDescriptor, magic); O(KeelsonPluginDescriptor, abi_version);
     O(KeelsonPluginDescriptor, struct_size); O(KeelsonPluginDescriptor, type_count);
     O(KeelsonPluginDescriptor, plugin_name); O(KeelsonPluginDescriptor, types);
@@ -119,6 +141,30 @@ fn header_layout_matches_the_rust_abi() {
         offset_of!(T, validate)
     );
 
+    macro_rules! same_layout {
+        ($t:ident: $($f:ident),+) => {
+            assert_eq!(n(concat!("sizeof ", stringify!($t))), size_of::<$t>(), stringify!($t));
+            $(assert_eq!(
+                n(concat!("offsetof ", stringify!($t), ".", stringify!($f))),
+                offset_of!($t, $f),
+                concat!(stringify!($t), ".", stringify!($f))
+            );)+
+        };
+    }
+    same_layout!(KeelsonResourceType: open2, validate2, params, param_count, param_struct_size,
+        type_flags, reserved, defaults);
+    same_layout!(KeelsonParam: key, value);
+    same_layout!(KeelsonParams: json, items, count);
+    same_layout!(KeelsonParamSpec: name, description, default_value, options, min, max, kind,
+        flags, option_count, reserved);
+    same_layout!(KeelsonTypeDefaults: looks_alive_poll_interval_ms, is_alive_poll_interval_ms,
+        pending_timeout_ms, deadlock_timeout_ms);
+    assert_eq!(c["param a"], "1", "keelson_param finds a key");
+    assert_eq!(
+        c["param missing"], "NULL",
+        "keelson_param: an absent key is NULL"
+    );
+
     type D = KeelsonPluginDescriptor;
     assert_eq!(n("sizeof KeelsonPluginDescriptor"), size_of::<D>());
     assert_eq!(
@@ -166,6 +212,68 @@ fn header_layout_matches_the_rust_abi() {
     assert_eq!(k("KEELSON_LOG_INFO"), i64::from(KEELSON_LOG_INFO));
     assert_eq!(k("KEELSON_LOG_DBG"), i64::from(KEELSON_LOG_DBG));
     assert_eq!(c["symbol"], KEELSON_PLUGIN_SYMBOL_NAME);
+    for (name, value) in [
+        ("KEELSON_PARAM_STRING", KEELSON_PARAM_STRING),
+        ("KEELSON_PARAM_INTEGER", KEELSON_PARAM_INTEGER),
+        ("KEELSON_PARAM_BOOLEAN", KEELSON_PARAM_BOOLEAN),
+        ("KEELSON_PARAM_ENUM", KEELSON_PARAM_ENUM),
+        ("KEELSON_PARAM_PATH", KEELSON_PARAM_PATH),
+        ("KEELSON_PARAM_ADDRESS", KEELSON_PARAM_ADDRESS),
+        ("KEELSON_PARAM_REQUIRED", KEELSON_PARAM_REQUIRED),
+        ("KEELSON_PARAM_SECRET", KEELSON_PARAM_SECRET),
+        ("KEELSON_PARAM_HAS_MIN", KEELSON_PARAM_HAS_MIN),
+        ("KEELSON_PARAM_HAS_MAX", KEELSON_PARAM_HAS_MAX),
+        ("KEELSON_TYPE_DECLARES_PARAMS", KEELSON_TYPE_DECLARES_PARAMS),
+        ("KEELSON_MAX_PARAMS", KEELSON_MAX_PARAMS),
+    ] {
+        assert_eq!(k(name), i64::from(value), "{name}");
+    }
+}
+
+/// With `-fvisibility=hidden`, a plugin that marks its entry point `KEELSON_EXPORT` (as the
+/// header's own declaration does) still exports `keelson_plugin_v1`.
+#[test]
+fn keelson_export_survives_hidden_visibility() {
+    let dir = std::env::temp_dir().join(format!("keelson-t02-vis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, lib) = (dir.join("vis.c"), dir.join("libvis.so"));
+    std::fs::write(
+        &src,
+        "#include \"keelson_plugin.h\"\n\
+         static const KeelsonPluginDescriptor D = {0};\n\
+         KEELSON_EXPORT const KeelsonPluginDescriptor *keelson_plugin_v1(void) { return &D; }\n\
+         int keelson_hidden_helper(void) { return 1; }\n",
+    )
+    .unwrap();
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
+    let compiled = Command::new("cc")
+        .args([
+            "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+        ])
+        .args(["-fvisibility=hidden", "-I", include, "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status();
+    match compiled {
+        Err(e) if !common::in_ci() => return println!("skipping: no C compiler ({e})"),
+        Err(e) => panic!("CI=true but no C compiler: {e}"),
+        Ok(status) => assert!(status.success(), "the visibility probe does not compile"),
+    }
+    let symbols = match Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+    {
+        Err(e) if !common::in_ci() => return println!("skipping: no nm ({e})"),
+        Err(e) => panic!("CI=true but no nm: {e}"),
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(symbols.contains(" keelson_plugin_v1"), "{symbols}");
+    assert!(
+        !symbols.contains("keelson_hidden_helper"),
+        "hidden visibility applies: {symbols}"
+    );
 }
 
 #[test]

@@ -68,6 +68,9 @@ pub struct PluginEntry {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_ms: Option<u64>,
+    /// Once loaded: each type's name and declaration (the view renders them).
+    #[serde(skip)]
+    pub schemas: Vec<(String, keelson_types::TypeSchema)>,
 }
 
 /// A type provided by more than one file: offered to nobody until all but one are removed.
@@ -321,6 +324,7 @@ impl Catalogue {
             conflicting_types: Vec::new(),
             error: None,
             probe_ms: file.probe_ms,
+            schemas: Vec::new(),
         };
         match &file.state {
             FileState::Probing => entry.status = "probing",
@@ -329,6 +333,11 @@ impl Catalogue {
             FileState::Loaded(info) => {
                 entry.name = Some(info.name.clone());
                 entry.types = info.types.iter().map(|t| t.name.clone()).collect();
+                let schemas = info
+                    .types
+                    .iter()
+                    .map(|t| (t.name.clone(), t.schema.clone()));
+                entry.schemas = schemas.collect();
                 entry.conflicting_types = entry
                     .types
                     .iter()

@@ -330,6 +330,11 @@ fn plugin_file(e: PluginEntry) -> view::PluginFile {
         name: e.name,
         path: e.path,
         probe_ms: e.probe_ms,
+        schemas: e
+            .schemas
+            .iter()
+            .map(|(t, s)| view::TypeSchemaView::of(t, s))
+            .collect(),
         status: e.status.to_string(),
         types: e.types,
     }

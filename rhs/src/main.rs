@@ -9,12 +9,14 @@
 mod callbacks;
 mod control;
 mod crash;
+mod declared;
 mod fence;
 mod gate;
 mod lease;
 mod lease_watch;
 mod log;
 mod monitor;
+mod params;
 mod plugins;
 mod polling;
 mod resource;

@@ -1,12 +1,13 @@
 //! Loading plugin files: `dlopen`, find `keelson_plugin_v1`, check the descriptor's magic, version and
-//! sizes before trusting anything else, copy out the type tables, and record where the plugin's code
+//! sizes before trusting anything else, copy out the type tables (the original ABI-1 layout or the
+//! extended one, whose declared schema declared.rs reads), and record where the plugin's code
 //! is mapped (so a crash on a thread of its own is blamed on it) and tell rcm. Every problem is an
 //! error that names the file; the host keeps running. Not calling entry points (resource.rs does that).
 
 use crate::log::Logger;
 use keelson_abi::{
-    check_body, check_header, KeelsonPluginDescriptor, KeelsonResourceType, PluginEntryFn,
-    KEELSON_PLUGIN_SYMBOL, KEELSON_PLUGIN_SYMBOL_NAME,
+    check_body, check_header, KeelsonPluginDescriptor, KeelsonResourceType, KeelsonResourceTypeV1,
+    PluginEntryFn, TypeLayout, KEELSON_PLUGIN_SYMBOL, KEELSON_PLUGIN_SYMBOL_NAME,
 };
 use keelson_proto::{HostReply, PluginMapping};
 use keelson_sys::loaded_object::LoadedObject;
@@ -32,10 +33,13 @@ unsafe impl Send for Plugin {}
 unsafe impl Sync for Plugin {}
 
 impl Plugin {
-    /// The type table named `type_name`.
-    pub fn resource_type(&self, type_name: &str) -> Option<&KeelsonResourceType> {
+    /// The type table named `type_name`, with what the type declares.
+    pub fn resource_type(
+        &self,
+        type_name: &str,
+    ) -> Option<(&KeelsonResourceType, &ResourceTypeInfo)> {
         let index = self.info.types.iter().position(|t| t.name == type_name)?;
-        self.types.get(index)
+        Some((self.types.get(index)?, self.info.types.get(index)?))
     }
 }
 
@@ -166,11 +170,11 @@ fn load(path: &str) -> Result<Plugin, String> {
     check_header(magic, version, size).map_err(|e| format!("plugin {path}: {e}"))?;
     // SAFETY: header checked: this is a v1 descriptor of exactly our size.
     let desc: KeelsonPluginDescriptor = unsafe { *desc };
-    check_body(&desc).map_err(|e| format!("plugin {path}: {e}"))?;
+    let layout = check_body(&desc).map_err(|e| format!("plugin {path}: {e}"))?;
     let name = c_string(desc.plugin_name).ok_or(format!(
         "plugin {path}: plugin name is missing or not UTF-8"
     ))?;
-    let types = read_types(path, &desc)?;
+    let types = read_types(path, &desc, layout)?;
     let code = code_of(path, entry);
     let info = PluginInfo {
         name,
@@ -188,15 +192,14 @@ fn load(path: &str) -> Result<Plugin, String> {
 fn read_types(
     path: &str,
     desc: &KeelsonPluginDescriptor,
+    layout: TypeLayout,
 ) -> Result<Vec<(ResourceTypeInfo, KeelsonResourceType)>, String> {
     if desc.types.is_null() {
         return Err(format!("plugin {path}: type table is NULL"));
     }
     let mut out: Vec<(ResourceTypeInfo, KeelsonResourceType)> = Vec::new();
     for i in 0..desc.type_count as usize {
-        // SAFETY: check_body verified the entry size and a count of 1..=256; the plugin promises
-        // `type_count` entries at `types`.
-        let t: KeelsonResourceType = unsafe { *desc.types.add(i) };
+        let t = type_entry(desc, layout, i);
         let name = c_string(t.name).ok_or(format!("plugin {path}: type #{i} has no UTF-8 name"))?;
         if name.is_empty() || out.iter().any(|(info, _)| info.name == name) {
             return Err(format!(
@@ -204,7 +207,7 @@ fn read_types(
             ));
         }
         let missing = [
-            ("open", t.open.is_none()),
+            ("open", t.open.is_none() && t.open2.is_none()),
             ("online", t.online.is_none()),
             ("offline", t.offline.is_none()),
             ("looks_alive", t.looks_alive.is_none()),
@@ -217,17 +220,34 @@ fn read_types(
                 "plugin {path}: type '{name}' lacks the required entry point {entry}"
             ));
         }
+        let schema = match layout {
+            TypeLayout::V1 => keelson_types::TypeSchema::default(),
+            TypeLayout::Extended => crate::declared::read_schema(&t)
+                .map_err(|e| format!("plugin {path}: type '{name}': {e}"))?,
+        };
         out.push((
             ResourceTypeInfo {
                 name,
-                has_validate: t.validate.is_some(),
-                // Filled from the descriptor once the ABI carries a schema (issue 11).
-                schema: keelson_types::TypeSchema::default(),
+                has_validate: t.validate.is_some() || t.validate2.is_some(),
+                schema,
             },
             t,
         ));
     }
     Ok(out)
+}
+
+/// Entry `i` of the descriptor's type table, in the extended form whatever its layout.
+fn type_entry(desc: &KeelsonPluginDescriptor, layout: TypeLayout, i: usize) -> KeelsonResourceType {
+    match layout {
+        // SAFETY: check_body verified the entry size and a count of 1..=256; the plugin promises
+        // `type_count` entries of the original layout at `types`.
+        TypeLayout::V1 => KeelsonResourceType::from_v1(unsafe {
+            *desc.types.cast::<KeelsonResourceTypeV1>().add(i)
+        }),
+        // SAFETY: as above, entries of the extended layout.
+        TypeLayout::Extended => unsafe { *desc.types.add(i) },
+    }
 }
 
 /// Copies a C string owned by the plugin; None for NULL or invalid UTF-8.

@@ -9,6 +9,7 @@ use crate::fence::Fence;
 use crate::gate::CallGate;
 use crate::log::Logger;
 use crate::monitor::{CallSlot, Monitor};
+use crate::params::ParamBlock;
 use crate::plugins::Plugin;
 use crate::polling::Polling;
 use crate::stats::StatsBoard;
@@ -17,7 +18,7 @@ use keelson_proto::{
     write_frame, CallDone, FrameBuf, OpenResource, ResourceReply, ResourceRequest,
 };
 use keelson_types::{LogLevel, Op};
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr};
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -51,10 +52,11 @@ pub struct ResourceThread {
     pub validate_only: bool,
 }
 
-/// The live resource: its type table, parameters and call gate (which holds the handle).
+/// The live resource: its type table, parameters (checked, defaulted) and call gate (which holds
+/// the handle).
 struct Live {
     table: KeelsonResourceType,
-    params: CString,
+    params: ParamBlock,
     gate: Arc<CallGate>,
 }
 
@@ -136,7 +138,7 @@ impl ResourceThread {
 
     /// Runs OPEN and answers it; the live resource on success.
     fn open(&mut self, slot: &CallSlot, ctx: &CallbackCtx) -> Option<Live> {
-        let Some(table) = self.plugin.resource_type(&self.spec.type_name).copied() else {
+        let Some((table, info)) = self.plugin.resource_type(&self.spec.type_name) else {
             let known: Vec<&str> = self
                 .plugin
                 .info
@@ -153,9 +155,13 @@ impl ResourceThread {
             self.reply(refused_open(message));
             return None;
         };
-        let Ok(params) = CString::new(self.spec.params_json.clone()) else {
-            self.reply(refused_open("parameters contain a NUL byte".into()));
-            return None;
+        let table = *table;
+        let params = match ParamBlock::prepare(&info.schema, &self.spec.params_json) {
+            Ok(params) => params,
+            Err(e) => {
+                self.reply(refused_open(e));
+                return None;
+            }
         };
         let Some(gate) = self.fence.register(
             self.spec.resource,
@@ -168,7 +174,6 @@ impl ResourceThread {
             return None;
         };
         let host = ctx.host();
-        let open = table.open.expect("checked at load");
         let mut got_handle = false;
         let done = self.timed(
             &gate,
@@ -176,9 +181,7 @@ impl ResourceThread {
             Op::Open,
             self.spec.deadline_ms,
             |handle, err, cap| {
-                // SAFETY: a v1 open entry point with valid arguments: NUL-terminated params, a host
-                // struct that outlives the resource (boxed ctx), a writable handle slot and error buffer.
-                let status = unsafe { open(params.as_ptr(), &host, handle, err, cap) };
+                let status = call_open(&table, &params, &host, handle, err, cap);
                 if status != KEELSON_OK {
                     // A failed open's handle is not ours to use (nor for the fence to terminate).
                     *handle = std::ptr::null_mut();
@@ -321,8 +324,11 @@ impl ResourceThread {
         })
     }
 
+    /// Runs the type's `validate2` (parameters as JSON and pairs) when it has one, else its
+    /// `validate` (JSON), on the resource's checked and defaulted parameters.
     fn validate(&self, slot: &CallSlot, live: &Live, deadline_ms: u64) -> CallDone {
-        let Some(validate) = live.table.validate else {
+        let (validate, validate2) = (live.table.validate, live.table.validate2);
+        if validate.is_none() && validate2.is_none() {
             let message = "type has no validate entry point".to_string();
             return CallDone {
                 op: Op::Validate,
@@ -330,16 +336,20 @@ impl ResourceThread {
                 message,
                 elapsed_ns: 0,
             };
-        };
-        let params = live.params.as_ptr();
+        }
+        let (json, raw) = (live.params.json(), live.params.raw());
         self.timed(
             &live.gate,
             slot,
             Op::Validate,
             deadline_ms,
-            |_, err, cap| {
+            |_, err, cap| match (validate2, validate) {
+                // SAFETY: a validate2 entry point with a KeelsonParams whose strings the resource's
+                // ParamBlock keeps alive, and an error buffer.
+                (Some(validate2), _) => unsafe { validate2(&raw, err, cap) },
                 // SAFETY: a v1 validate entry point with NUL-terminated params and an error buffer.
-                unsafe { validate(params, err, cap) }
+                (None, Some(validate)) => unsafe { validate(json, err, cap) },
+                (None, None) => unreachable!("checked above"),
             },
         )
     }
@@ -399,6 +409,26 @@ impl ResourceThread {
     /// Sends a reply; false when the parent is gone.
     fn reply(&self, done: CallDone) -> bool {
         write_frame(&mut &self.socket, &ResourceReply::CallDone(done)).is_ok()
+    }
+}
+
+/// Calls the type's `open2` (parameters as JSON and pairs) when it has one, else its `open` (JSON).
+fn call_open(
+    table: &KeelsonResourceType,
+    params: &ParamBlock,
+    host: &keelson_abi::KeelsonHost,
+    handle: &mut *mut c_void,
+    err: *mut c_char,
+    cap: usize,
+) -> i32 {
+    match (table.open2, table.open) {
+        // SAFETY: an open2 entry point with valid arguments: a KeelsonParams whose strings outlive
+        // the call, a host struct that outlives the resource (boxed ctx), a writable handle slot
+        // and error buffer.
+        (Some(open2), _) => unsafe { open2(&params.raw(), host, handle, err, cap) },
+        // SAFETY: a v1 open entry point with the same guarantees and NUL-terminated JSON.
+        (None, Some(open)) => unsafe { open(params.json(), host, handle, err, cap) },
+        (None, None) => unreachable!("a type without open or open2 is refused at load"),
     }
 }
 

@@ -14,6 +14,7 @@ mod logs;
 mod move_wait;
 mod node;
 mod output;
+mod plugin_describe;
 mod plugin_test;
 mod render;
 mod resource;
@@ -91,6 +92,9 @@ enum PluginCommand {
     },
     /// Load a plugin in an isolated host and run the conformance sequence on each of its types.
     Test(plugin_test::TestArgs),
+    /// Show a resource type's parameters (type, range, required, default, secret, description)
+    /// and its own poll and timeout defaults.
+    Describe(plugin_describe::DescribeArgs),
 }
 
 fn main() -> ExitCode {
@@ -224,6 +228,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ok(output::show(&client()?, R::PluginList, json, render::plugin_list).await)
         }
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args).await,
+        Command::Plugin(PluginCommand::Describe(args)) => {
+            ok(plugin_describe::run(&client()?, args).await)
+        }
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -1,12 +1,16 @@
 //! The keelson Rust plugin SDK. Implement [`Resource`] for each resource type and list the types in
-//! [`export_plugin!`]; the SDK builds the C ABI descriptor, turns every `Err` into a status and
-//! message, and catches every panic at the ABI so it never unwinds into the host. Not the host side:
-//! loading and timing calls is rhs's job.
+//! [`export_plugin!`]; the SDK builds the C ABI descriptor (with the type's declared parameters and
+//! defaults), checks parameters against the declaration and fills in declared defaults before
+//! `validate` and `open` see them, turns every `Err` into a status and message, and catches every
+//! panic at the ABI so it never unwinds into the host. Not the host side: loading and timing calls
+//! is rhs's job.
 //!
 //! ```ignore
 //! struct Web { port: u64 }
 //! impl keelson_plugin::Resource for Web {
 //!     const TYPE_NAME: &'static std::ffi::CStr = c"web";
+//!     const PARAMS: Option<&'static [Param]> =
+//!         Some(&[Param::integer("port").min(1).max(65535).default("80").describe("TCP port")]);
 //!     fn open(params: &Params, _host: Host) -> Result<Self, String> { Ok(Web { port: params.u64_or("port", 80)? }) }
 //!     fn online(&mut self) -> Result<(), String> { Ok(()) }
 //!     fn offline(&mut self) -> Result<(), String> { Ok(()) }
@@ -16,17 +20,40 @@
 //! keelson_plugin::export_plugin!(name: c"web", types: [Web]);
 //! ```
 
+mod declared;
 mod host;
+mod param;
 mod params;
 mod table;
 mod trampoline;
 
 pub use host::{Host, Level};
 pub use keelson_abi as abi;
+pub use keelson_types::{TypeDefaults, TypeSchema};
+pub use param::{Kind, Param};
 pub use params::Params;
-pub use table::{resource_type, PluginTable};
+pub use table::{resource_type, PluginTable, TypeEntry};
 
 use std::ffi::CStr;
+
+/// A type's defaults that set nothing (keelson's own defaults apply), for struct update syntax in
+/// a `const`: `TypeDefaults { pending_timeout_ms: Some(5_000), ..NO_DEFAULTS }`.
+pub const NO_DEFAULTS: TypeDefaults = TypeDefaults {
+    looks_alive_poll_interval_ms: None,
+    is_alive_poll_interval_ms: None,
+    pending_timeout_ms: None,
+    deadlock_timeout_ms: None,
+};
+
+/// What `T` declares, as the host and `keelson plugin describe` see it. Check it in a unit test
+/// with `schema::<T>().check_declaration()`; the host refuses a bad one at load.
+pub fn schema<T: Resource>() -> TypeSchema {
+    TypeSchema {
+        declared: T::PARAMS.is_some(),
+        params: T::PARAMS.unwrap_or(&[]).iter().map(Param::spec).collect(),
+        defaults: T::DEFAULTS,
+    }
+}
 
 /// One resource type implemented in Rust. Calls on one resource never overlap; each may block, but
 /// the host kills the whole process if a call outlives its DeadlockTimeout.
@@ -34,12 +61,23 @@ pub trait Resource: Sized + Send + 'static {
     /// The type name users give to `--type`.
     const TYPE_NAME: &'static CStr;
 
-    /// Checks parameters without opening anything. The default accepts everything.
+    /// Every parameter the type takes, or None (the default) to declare nothing and accept any
+    /// parameters. When declared, the host and the SDK refuse an unknown name, a missing required
+    /// parameter or a value not of its kind before `validate`/`open` run, and fill in defaults.
+    const PARAMS: Option<&'static [Param]> = None;
+
+    /// The type's own defaults for LooksAlivePollInterval, IsAlivePollInterval, PendingTimeout and
+    /// DeadlockTimeout, used where a resource sets none. The default sets none.
+    const DEFAULTS: TypeDefaults = NO_DEFAULTS;
+
+    /// Checks parameters without opening anything. The default accepts everything. Runs after the
+    /// declared schema's check, with declared defaults filled in.
     fn validate(params: &Params) -> Result<(), String> {
         let _ = params;
         Ok(())
     }
-    /// Creates the resource's state from its private parameters. Must not bring anything online.
+    /// Creates the resource's state from its private parameters (checked and defaulted like those
+    /// of `validate`). Must not bring anything online.
     fn open(params: &Params, host: Host) -> Result<Self, String>;
     /// Brings the resource online; may take up to PendingTimeout.
     fn online(&mut self) -> Result<(), String>;

@@ -1,7 +1,10 @@
-//! A resource's private parameters, parsed from the JSON object the host passes. Not validation of
-//! any particular type's parameters: each plugin does that in `validate`/`open`.
+//! A resource's private parameters, parsed from the JSON object the host passes, with their text
+//! form for the schema check and declared defaults filled in. Not the check itself
+//! (`keelson_types::TypeSchema`) nor any type's own rules (its `validate`/`open`).
 
+use keelson_types::TypeSchema;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// Private parameters: a JSON object. Values given on a command line arrive as strings, so the
 /// typed getters accept both `5` and `"5"`.
@@ -88,6 +91,32 @@ impl Params {
     }
 }
 
+impl Params {
+    /// Every parameter as text, as the schema checks it (and as the host always sends them):
+    /// numbers and booleans rendered, JSON nulls left out.
+    pub fn text_map(&self) -> BTreeMap<String, String> {
+        self.0
+            .keys()
+            .filter_map(|k| self.str(k).map(|v| (k.clone(), v)))
+            .collect()
+    }
+
+    /// Checks these parameters against `schema` and returns them with its defaults filled in; an
+    /// undeclared schema accepts them as they are.
+    pub fn checked(mut self, schema: &TypeSchema) -> Result<Params, String> {
+        schema.check(&self.text_map()).map_err(|e| e.to_string())?;
+        for spec in &schema.params {
+            if let (Some(default), None | Some(Value::Null)) =
+                (&spec.default, self.0.get(&spec.name))
+            {
+                self.0
+                    .insert(spec.name.clone(), Value::String(default.clone()));
+            }
+        }
+        Ok(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +136,44 @@ mod tests {
         assert!(Params::parse("[1]").is_err());
         assert!(Params::parse("{").is_err());
         assert_eq!(Params::parse("").unwrap(), Params::default());
+    }
+
+    #[test]
+    fn checked_params_are_refused_by_name_or_get_their_defaults() {
+        use keelson_types::{ParamKind, ParamSpec};
+        let schema = TypeSchema {
+            declared: true,
+            params: vec![ParamSpec {
+                name: "port".into(),
+                kind: ParamKind::Integer {
+                    min: Some(1),
+                    max: None,
+                },
+                required: false,
+                default: Some("80".into()),
+                secret: false,
+                description: String::new(),
+            }],
+            defaults: Default::default(),
+        };
+        let filled = Params::parse("{}").unwrap().checked(&schema).unwrap();
+        assert_eq!(filled.u64_or("port", 0).unwrap(), 80);
+        let given = Params::parse(r#"{"port":8080}"#)
+            .unwrap()
+            .checked(&schema)
+            .unwrap();
+        assert_eq!(given.u64_or("port", 0).unwrap(), 8080);
+        let err = Params::parse(r#"{"port":"0"}"#)
+            .unwrap()
+            .checked(&schema)
+            .unwrap_err();
+        assert_eq!(err, "parameter 'port'=\"0\": expected an integer in 1..");
+        let err = Params::parse(r#"{"colour":"red"}"#)
+            .unwrap()
+            .checked(&schema)
+            .unwrap_err();
+        assert_eq!(err, "unknown parameter 'colour' (known: port)");
+        let anything = Params::parse(r#"{"colour":"red"}"#).unwrap();
+        assert!(anything.checked(&TypeSchema::default()).is_ok());
     }
 }

@@ -75,6 +75,14 @@ fn read_params(params_json: *const c_char) -> Result<Params, Failure> {
     Params::parse(text).map_err(Failure::Invalid)
 }
 
+/// Reads the params JSON and checks it against `T`'s declared schema, declared defaults filled in:
+/// what `validate` and `open` see, whether or not the host checked first.
+fn checked_params<T: Resource>(params_json: *const c_char) -> Result<Params, Failure> {
+    read_params(params_json)?
+        .checked(&crate::schema::<T>())
+        .map_err(Failure::Invalid)
+}
+
 pub(crate) unsafe extern "C" fn open<T: Resource>(
     params_json: *const c_char,
     host: *const KeelsonHost,
@@ -83,7 +91,7 @@ pub(crate) unsafe extern "C" fn open<T: Resource>(
     err_cap: usize,
 ) -> i32 {
     guarded(err, err_cap, || {
-        let params = read_params(params_json)?;
+        let params = checked_params::<T>(params_json)?;
         // SAFETY: the host passes a valid KeelsonHost that outlives the resource.
         let host = unsafe { Host::from_raw(host) };
         let resource = T::open(&params, host).map_err(Failure::Invalid)?;
@@ -102,7 +110,7 @@ pub(crate) unsafe extern "C" fn validate<T: Resource>(
     err_cap: usize,
 ) -> i32 {
     guarded(err, err_cap, || {
-        let params = read_params(params_json)?;
+        let params = checked_params::<T>(params_json)?;
         T::validate(&params).map_err(Failure::Invalid)
     })
 }
@@ -236,6 +244,81 @@ mod tests {
                 KEELSON_INVALID
             );
             close::<Boom>(handle);
+        }
+    }
+
+    struct Port(u64);
+    impl Resource for Port {
+        const TYPE_NAME: &'static CStr = c"port";
+        const PARAMS: Option<&'static [crate::Param]> = Some(&[crate::Param::integer("port")
+            .min(1)
+            .max(65535)
+            .default("80")]);
+        fn validate(params: &Params) -> Result<(), String> {
+            params.u64_or("port", 0).map(|_| ())
+        }
+        fn open(params: &Params, _: Host) -> Result<Self, String> {
+            Ok(Port(params.u64_or("port", 0)?))
+        }
+        fn online(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        fn offline(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        fn looks_alive(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        fn is_alive(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_sdk_refuses_undeclared_or_bad_params_before_the_plugin_sees_them() {
+        let mut buf = [0 as c_char; 128];
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        // SAFETY: valid pointers to local buffers; a null host is allowed.
+        unsafe {
+            for (json, want) in [
+                (
+                    c"{\"port\":\"0\"}",
+                    "parameter 'port'=\"0\": expected an integer in 1..=65535",
+                ),
+                (
+                    c"{\"colour\":\"red\"}",
+                    "unknown parameter 'colour' (known: port)",
+                ),
+            ] {
+                assert_eq!(
+                    validate::<Port>(json.as_ptr(), buf.as_mut_ptr(), 128),
+                    KEELSON_INVALID
+                );
+                assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), want);
+                let status = open::<Port>(
+                    json.as_ptr(),
+                    std::ptr::null(),
+                    &mut handle,
+                    buf.as_mut_ptr(),
+                    128,
+                );
+                assert_eq!(status, KEELSON_INVALID);
+                assert!(handle.is_null(), "no resource for refused parameters");
+            }
+            let status = open::<Port>(
+                c"{}".as_ptr(),
+                std::ptr::null(),
+                &mut handle,
+                buf.as_mut_ptr(),
+                128,
+            );
+            assert_eq!(status, KEELSON_OK);
+            assert_eq!(
+                (*handle.cast::<Port>()).0,
+                80,
+                "the declared default is given"
+            );
+            close::<Port>(handle);
         }
     }
 }

@@ -19,6 +19,7 @@ mod group;
 mod plugin;
 mod quorum;
 mod resource;
+mod schema;
 mod status;
 
 pub use cluster::{
@@ -29,6 +30,7 @@ pub use group::{Group, GroupMove, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};
 pub use quorum::{Quorum, WitnessLease};
 pub use resource::{CallStats, Resource, ResourceSummary};
+pub use schema::{ParamView, TypeSchemaView};
 pub use status::{Database, DatabaseState, Host, LogHealth, Member, Status, StatusGroup};
 
 use serde::{Deserialize, Serialize};

@@ -267,6 +267,7 @@ fn plugin_list() {
                 name: Some(s("a")),
                 path: s("/p/a.so"),
                 probe_ms: Some(3),
+                schemas: vec![],
                 status: s("conflict"),
                 types: vec![s("x"), s("y")],
             },
@@ -362,5 +363,60 @@ fn cluster_quorum() {
     pinned(
         &view,
         r#"{"cluster":"lab","lease":{"expires_in_ms":1200,"generation":2,"holder":"n1","released":false},"model":"Node and File Share Majority (file-share witness /srv/w)","needed":2,"quorum_ok":true,"verdict":"in quorum: 3 of 3 votes","voters":["n1","n2","witness"],"votes":3,"votes_total":3,"witness_host":"n1","witness_id":3}"#,
+    );
+}
+
+#[test]
+fn type_schema() {
+    use keelson_types::{ParamKind, ParamSpec, TypeDefaults, TypeSchema};
+    let spec = |name: &str, kind| ParamSpec {
+        name: s(name),
+        kind,
+        required: false,
+        default: None,
+        secret: false,
+        description: String::new(),
+    };
+    let schema = TypeSchema {
+        declared: true,
+        params: vec![
+            ParamSpec {
+                required: true,
+                description: s("TCP port"),
+                ..spec(
+                    "port",
+                    ParamKind::Integer {
+                        min: Some(1),
+                        max: Some(65535),
+                    },
+                )
+            },
+            ParamSpec {
+                default: Some(s("safe")),
+                ..spec(
+                    "mode",
+                    ParamKind::Enum {
+                        options: vec![s("fast"), s("safe")],
+                    },
+                )
+            },
+            ParamSpec {
+                secret: true,
+                ..spec("password", ParamKind::String)
+            },
+        ],
+        defaults: TypeDefaults {
+            pending_timeout_ms: Some(10000),
+            ..TypeDefaults::default()
+        },
+    };
+    pinned(
+        &keelson_proto::view::TypeSchemaView::of("web", &schema),
+        concat!(
+            r#"{"declared":true,"defaults":{"PendingTimeout":10000},"params":["#,
+            r#"{"description":"TCP port","max":65535,"min":1,"name":"port","required":true,"secret":false,"type":"integer"},"#,
+            r#"{"default":"safe","name":"mode","options":["fast","safe"],"required":false,"secret":false,"type":"enum"},"#,
+            r#"{"name":"password","required":false,"secret":true,"type":"string"}],"type":"web"}"#
+        ),
     );
 }

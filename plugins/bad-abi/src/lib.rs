@@ -38,6 +38,19 @@ static TYPES: Shared<[KeelsonResourceType; 1]> = Shared([KeelsonResourceType {
     terminate: Some(fail),
     close: Some(close_nothing),
     validate: None,
+    open2: None,
+    validate2: None,
+    params: std::ptr::null(),
+    param_count: 0,
+    param_struct_size: std::mem::size_of::<keelson_abi::KeelsonParamSpec>() as u32,
+    type_flags: 0,
+    reserved: 0,
+    defaults: keelson_abi::KeelsonTypeDefaults {
+        looks_alive_poll_interval_ms: 0,
+        is_alive_poll_interval_ms: 0,
+        pending_timeout_ms: 0,
+        deadlock_timeout_ms: 0,
+    },
 }]);
 
 static DESCRIPTOR: Shared<KeelsonPluginDescriptor> = Shared(KeelsonPluginDescriptor {

@@ -1,10 +1,11 @@
 //! The `dummy` resource type: a healthy resource that does nothing, for tests, benchmarks and demos.
 //! Parameters: `online_delay_ms`, `offline_delay_ms` (time spent inside online/offline) and
-//! `fail_looks_alive` / `fail_is_alive` (make that check fail, for policy tests). Not a model of any
-//! real resource: health checks cost nothing and allocate nothing.
+//! `fail_looks_alive` / `fail_is_alive` (make that check fail, for policy tests), declared in
+//! [`PARAMS`] so the host checks them before the plugin sees them. Not a model of any real
+//! resource: health checks cost nothing and allocate nothing.
 #![forbid(unsafe_code)]
 
-use keelson_plugin::{export_plugin, Host, Params, Resource};
+use keelson_plugin::{export_plugin, Host, Param, Params, Resource};
 use std::time::Duration;
 
 const KNOWN: [&str; 4] = [
@@ -12,6 +13,24 @@ const KNOWN: [&str; 4] = [
     "offline_delay_ms",
     "fail_looks_alive",
     "fail_is_alive",
+];
+
+/// The dummy type's parameters, as `keelson plugin describe dummy` shows them.
+pub const PARAMS: &[Param] = &[
+    Param::integer("online_delay_ms")
+        .min(0)
+        .default("0")
+        .describe("time spent inside online, in ms"),
+    Param::integer("offline_delay_ms")
+        .min(0)
+        .default("0")
+        .describe("time spent inside offline, in ms"),
+    Param::boolean("fail_looks_alive")
+        .default("false")
+        .describe("make every looks_alive fail"),
+    Param::boolean("fail_is_alive")
+        .default("false")
+        .describe("make every is_alive fail"),
 ];
 
 /// Parsed parameters.
@@ -44,6 +63,7 @@ pub struct Dummy {
 
 impl Resource for Dummy {
     const TYPE_NAME: &'static std::ffi::CStr = c"dummy";
+    const PARAMS: Option<&'static [Param]> = Some(PARAMS);
 
     fn validate(params: &Params) -> Result<(), String> {
         Config::parse(params).map(|_| ())
@@ -109,6 +129,22 @@ mod tests {
         assert!(err.contains("online_delay_ms"), "{err}");
         let err = Dummy::validate(&params(r#"{"colour":"red"}"#)).unwrap_err();
         assert!(err.contains("'colour'"), "{err}");
+    }
+
+    #[test]
+    fn the_declaration_is_valid_and_names_every_known_parameter() {
+        let schema = keelson_plugin::schema::<Dummy>();
+        schema.check_declaration().unwrap();
+        assert!(schema.declared);
+        let names: Vec<&str> = schema.params.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, KNOWN);
+        let refused = schema
+            .check(&[("online_delay_ms".to_string(), "-1".to_string())].into())
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "parameter 'online_delay_ms'=\"-1\": expected an integer in 0.."
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct PluginFile {
     /// How long its probe took, once it reported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_ms: Option<u64>,
+    /// Once loaded: what each of its types declares (parameters and defaults).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<super::TypeSchemaView>,
     /// `loaded`, `probing`, `hung`, `failed` or `conflict`: text, so that a CLI shows a status it
     /// does not know rather than refusing the whole view.
     pub status: String,
