@@ -110,7 +110,7 @@ impl ResourceThread {
             op: Op::Validate,
             ..refused_open(message)
         };
-        let Some(table) = self.plugin.resource_type(&self.spec.type_name).copied() else {
+        let Some((table, info)) = self.plugin.resource_type(&self.spec.type_name) else {
             let message = format!(
                 "plugin '{}' has no resource type '{}'",
                 self.plugin.info.name, self.spec.type_name
@@ -118,9 +118,13 @@ impl ResourceThread {
             self.reply(refused(message));
             return;
         };
-        let Ok(params) = CString::new(self.spec.params_json.clone()) else {
-            self.reply(refused("parameters contain a NUL byte".into()));
-            return;
+        let table = *table;
+        let params = match ParamBlock::prepare(&info.schema, &self.spec.params_json) {
+            Ok(params) => params,
+            Err(e) => {
+                self.reply(refused(e));
+                return;
+            }
         };
         let gate = Arc::new(CallGate::new(
             self.spec.resource,
