@@ -76,6 +76,14 @@ pub enum HostReply {
     /// Summaries of the health checks the host ran by itself, each counted since that resource was
     /// opened; sent periodically, only for resources with new checks.
     CallStats { stats: Vec<ResourceCallStats> },
+    /// The plugin reported by itself (its host's `report_failure` callback, from any of its threads)
+    /// that the resource failed: rcm treats it as a failed IsAlive at once. At most one per resource
+    /// until its next health verdict (a check run, or a new plan); later ones are dropped by the host.
+    /// Appended last so the encodings of the variants above do not move.
+    FailureReported {
+        resource: ResourceId,
+        message: String,
+    },
 }
 
 /// Which plugin file a slot of the host's code address table stands for.

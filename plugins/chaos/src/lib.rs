@@ -5,7 +5,9 @@
 //! `slow_ms` (for slow, default 1000), `thread_delay_ms` (for segv_thread: how long after the call
 //! the plugin's own thread segfaults, or for report, reports the failure, default 100), `after` (the
 //! fault fires on call N+1 of that entry point and every later one; default 0), `times` (it fires at
-//! most this many times; default: no limit), `exit_code` (for exit, default 3) and `armed_by` (a
+//! most this many times; default: no limit), `netns` (a network namespace inode: the fault fires only
+//! in a host running in that namespace, so on one node of a lab cluster), `exit_code` (for exit,
+//! default 3) and `armed_by` (a
 //! file path: the fault fires only while that file exists, so a test can disarm a fault that must
 //! not follow the resource into its next host), and `leak_password` (a careless plugin's secret:
 //! written into its log at open and into every error it returns, so tests can prove the node
@@ -20,7 +22,8 @@ use keelson_plugin::{export_plugin, Error, Host, Params, Resource};
 use keelson_types::Op;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 10] = [
+    "netns",
     "entry",
     "fault",
     "slow_ms",
@@ -44,6 +47,8 @@ struct Plan {
     after: u64,
     /// Fires at most this many times (None: every time past `after`).
     times: Option<u64>,
+    /// Fires only in a host in this network namespace (its inode), if given.
+    netns: Option<u64>,
     armed_by: Option<std::path::PathBuf>,
 }
 
@@ -69,6 +74,10 @@ fn plan(params: &Params) -> Result<Option<Plan>, String> {
         after: params.u64_or("after", 0)?,
         times: match params.str("times") {
             Some(_) => Some(params.u64_or("times", 0)?),
+            None => None,
+        },
+        netns: match params.str("netns") {
+            Some(_) => Some(params.u64_or("netns", 0)?),
             None => None,
         },
         armed_by,
@@ -116,12 +125,25 @@ fn within_times(plan: &Plan, n: u64) -> bool {
     }
 }
 
-/// Whether the plan's `armed_by` file (if any) exists. (`Option::is_none_or` needs Rust 1.82.)
+/// Whether the plan's `armed_by` file (if any) exists and this host is in its `netns` (if any).
+/// (`Option::is_none_or` needs Rust 1.82.)
 fn armed(plan: &Plan) -> bool {
-    match &plan.armed_by {
+    let file = match &plan.armed_by {
         Some(file) => file.exists(),
         None => true,
-    }
+    };
+    let netns = match plan.netns {
+        Some(inode) => this_netns() == Some(inode),
+        None => true,
+    };
+    file && netns
+}
+
+/// The inode of this process's network namespace (`/proc/self/ns/net` reads `net:[N]`).
+fn this_netns() -> Option<u64> {
+    let link = std::fs::read_link("/proc/self/ns/net").ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
 impl Resource for Chaos {
@@ -271,6 +293,16 @@ mod tests {
         )
         .unwrap();
         assert!(r.online().is_ok(), "the report comes later, from a thread");
+    }
+
+    #[test]
+    fn netns_arms_the_fault_in_that_namespace_only() {
+        let here = this_netns().expect("a network namespace");
+        for (inode, fires) in [(here, true), (here + 1, false)] {
+            let json = format!(r#"{{"entry":"online","fault":"error","netns":"{inode}"}}"#);
+            let mut c = Chaos::open(&params(&json), Host::detached()).unwrap();
+            assert_eq!(c.online().is_err(), fires, "netns {inode} (here {here})");
+        }
     }
 
     #[test]
