@@ -121,6 +121,15 @@ impl PartialEq<&str> for Error {
     }
 }
 
+/// Reads as its message, so code (and tests) written when errors were plain `String`s keep working.
+impl std::ops::Deref for Error {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

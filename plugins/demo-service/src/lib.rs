@@ -105,7 +105,7 @@ impl Resource for DemoService {
     const TYPE_NAME: &'static std::ffi::CStr = c"demo-service";
 
     fn validate(params: &Params) -> Result<(), Error> {
-        port(params).map(|_| ())
+        port(params).map(|_| ()).map_err(Error::from)
     }
 
     fn open(params: &Params, host: Host) -> Result<Self, Error> {
@@ -149,7 +149,7 @@ impl Resource for DemoService {
         if line.starts_with(GREETING) {
             Ok(())
         } else {
-            Err(format!("demo-service: unexpected answer {line:?}"))
+            Err(format!("demo-service: unexpected answer {line:?}").into())
         }
     }
 

@@ -46,7 +46,7 @@ impl Resource for Dummy {
     const TYPE_NAME: &'static std::ffi::CStr = c"dummy";
 
     fn validate(params: &Params) -> Result<(), Error> {
-        Config::parse(params).map(|_| ())
+        Config::parse(params).map(|_| ()).map_err(Error::from)
     }
 
     fn open(params: &Params, host: Host) -> Result<Self, Error> {
