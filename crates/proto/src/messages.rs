@@ -197,3 +197,29 @@ pub struct PluginCode {
     pub slot: u32,
     pub offset: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first byte of a postcard-encoded enum is its variant's index.
+    fn index(reply: &HostReply) -> u8 {
+        postcard::to_allocvec(reply).unwrap()[0]
+    }
+
+    #[test]
+    fn failure_reports_are_appended_so_no_earlier_variant_moves() {
+        let stats = HostReply::CallStats { stats: vec![] };
+        let failed = HostReply::HealthFailed {
+            resource: ResourceId(1),
+            op: Op::IsAlive,
+            status: 6,
+            message: String::new(),
+        };
+        let report = HostReply::FailureReported {
+            resource: ResourceId(1),
+            message: "gone".into(),
+        };
+        assert_eq!((index(&failed), index(&stats), index(&report)), (6, 7, 8));
+    }
+}
