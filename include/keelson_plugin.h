@@ -32,7 +32,7 @@ extern "C" {
 
 /* issue 11: failure reports and status codes */
 /* The configuration is wrong (OCF ERR_CONFIGURED): never restarted, the resource goes Failed at
- * once with the message and stays so until its parameters change or it is brought online again. */
+ * once with the message (no retry) and stays so until an administrator brings it online again. */
 #define KEELSON_MISCONFIGURED 4
 /* This node cannot run it (something it needs is not installed here): not retried on this node;
  * in a cluster its group fails over at once, on a single node it stays Failed. */

@@ -25,8 +25,8 @@ pub const KEELSON_INVALID: i32 = 3;
 
 // issue 11: failure reports and status codes
 /// The resource's configuration is wrong (OCF's ERR_CONFIGURED): it is never restarted; it goes
-/// Failed at once with the message, and stays so until its parameters change or an administrator
-/// brings it online again.
+/// Failed at once with the message (no restart counted, no retry), and stays so until an
+/// administrator brings it online again (after fixing its parameters, say).
 pub const KEELSON_MISCONFIGURED: i32 = 4;
 /// This node cannot run the resource (a binary, a library, a device is missing): it is not retried
 /// here; in a cluster its group fails over at once, on a single node it stays Failed.
