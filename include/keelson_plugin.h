@@ -36,6 +36,18 @@ extern "C" {
 #define KEELSON_PANIC 2
 #define KEELSON_INVALID 3
 
+/* issue 11: failure reports and status codes */
+/* The configuration is wrong (OCF ERR_CONFIGURED): never restarted, the resource goes Failed at
+ * once with the message (no retry) and stays so until an administrator brings it online again. */
+#define KEELSON_MISCONFIGURED 4
+/* This node cannot run it (something it needs is not installed here): not retried on this node;
+ * in a cluster its group fails over at once, on a single node it stays Failed. */
+#define KEELSON_NOT_INSTALLED 5
+/* From looks_alive/is_alive: the resource is cleanly down (stopped, not broken). A health failure
+ * logged as "not running"; the restart policy applies. */
+#define KEELSON_NOT_RUNNING 6
+/* Any other non-zero code is treated as KEELSON_ERROR, with a log line naming the code. */
+
 #define KEELSON_LOG_ERR 0u
 #define KEELSON_LOG_WARN 1u
 #define KEELSON_LOG_INFO 2u
@@ -48,11 +60,18 @@ extern "C" {
 #define KEELSON_EXPORT
 #endif
 
-/* Callbacks into the host, valid from open until close returns. Pass ctx back unchanged. */
+/* Callbacks into the host, valid from open until close returns, callable from any thread of the
+ * plugin. Pass ctx back unchanged. */
 typedef struct KeelsonHost {
     void *ctx;
     void (*log)(void *ctx, uint32_t level, const char *msg);
     void (*set_status)(void *ctx, uint32_t progress);
+    /* issue 11: failure reports and status codes */
+    /* The resource failed (msg says why): the node treats it at once as a failed is_alive, without
+     * waiting for the next poll. Call it from any thread, at any time from open until close returns
+     * (one report counts until the next health verdict; more are dropped). Appended last: every host
+     * speaking this ABI sets it, but check it is not NULL before calling it. */
+    void (*report_failure)(void *ctx, const char *msg);
 } KeelsonHost;
 
 typedef int32_t (*keelson_open_fn)(const char *params_json, const KeelsonHost *host,

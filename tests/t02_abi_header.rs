@@ -52,6 +52,9 @@ int main(void) {
     C(KEELSON_PLUGIN_MAGIC); C(KEELSON_ABI_VERSION); C(KEELSON_OK); C(KEELSON_ERROR); C(KEELSON_PANIC);
     C(KEELSON_INVALID); C(KEELSON_LOG_ERR); C(KEELSON_LOG_WARN); C(KEELSON_LOG_INFO); C(KEELSON_LOG_DBG);
     printf("symbol %s\n", KEELSON_PLUGIN_SYMBOL);
+    /* issue 11: failure reports and status codes */
+    O(KeelsonHost, report_failure); C(KEELSON_MISCONFIGURED); C(KEELSON_NOT_INSTALLED);
+    C(KEELSON_NOT_RUNNING);
     return 0;
 }
 "#;
@@ -212,6 +215,14 @@ fn header_layout_matches_the_rust_abi() {
     assert_eq!(k("KEELSON_LOG_INFO"), i64::from(KEELSON_LOG_INFO));
     assert_eq!(k("KEELSON_LOG_DBG"), i64::from(KEELSON_LOG_DBG));
     assert_eq!(c["symbol"], KEELSON_PLUGIN_SYMBOL_NAME);
+    // issue 11: failure reports and status codes
+    assert_eq!(
+        n("offsetof KeelsonHost.report_failure"),
+        offset_of!(KeelsonHost, report_failure)
+    );
+    assert_eq!(k("KEELSON_MISCONFIGURED"), i64::from(KEELSON_MISCONFIGURED));
+    assert_eq!(k("KEELSON_NOT_INSTALLED"), i64::from(KEELSON_NOT_INSTALLED));
+    assert_eq!(k("KEELSON_NOT_RUNNING"), i64::from(KEELSON_NOT_RUNNING));
     for (name, value) in [
         ("KEELSON_PARAM_STRING", KEELSON_PARAM_STRING),
         ("KEELSON_PARAM_INTEGER", KEELSON_PARAM_INTEGER),

@@ -182,6 +182,7 @@ impl Core {
             unsaved: &self.unsaved,
             logs: [self.log.health(), self.events.health(), self.audit.health()],
             catalogue: &self.catalogue,
+            secrets: &self.secrets,
             node: &self.node,
             now_ms: self.now(),
             members: self
@@ -347,23 +348,29 @@ impl Core {
             PoolOutcome::CallDone {
                 resource,
                 op,
-                ok,
+                status,
                 message,
+                ..
             } => self.feed(Event::CallDone {
                 resource,
                 op,
-                ok,
+                status,
                 message,
             }),
             PoolOutcome::HealthFailed {
                 resource,
                 op,
+                status,
                 message,
             } => self.feed(Event::HealthFailed {
                 resource,
                 op,
+                status,
                 message,
             }),
+            PoolOutcome::FailureReported { resource, message } => {
+                self.feed(Event::FailureReported { resource, message })
+            }
             PoolOutcome::HostLine(line) => self.host_line(line),
         }
     }

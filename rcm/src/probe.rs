@@ -211,6 +211,7 @@ async fn forward_probe_output(mut events: HostEvents, path: String) {
             HostEvent::Refused { .. }
             | HostEvent::Progress { .. }
             | HostEvent::HealthFailed { .. }
+            | HostEvent::FailureReported { .. }
             | HostEvent::CallStats { .. } => {}
         }
     }

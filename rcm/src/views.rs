@@ -7,9 +7,10 @@
 use crate::catalogue::Catalogue;
 use crate::catalogue::{Conflict, PluginEntry};
 use crate::logfile::WriteHealth;
+use crate::secrets::Secrets;
 use crate::unsaved::Unsaved;
 use keelson_engine::Engine;
-use keelson_engine::{GroupView, HostView, ResourceView};
+use keelson_engine::{GroupView, HostView, LastError, ResourceView};
 use keelson_host::CallStats;
 use keelson_host::Pool;
 use keelson_proto::view::{self, PropertyValue};
@@ -35,6 +36,8 @@ pub struct Views<'a> {
     /// Write health of cluster.log, events.jsonl and audit.log.
     pub logs: [WriteHealth; 3],
     pub catalogue: &'a Catalogue,
+    /// The resources' secret values, kept out of the last errors' messages.
+    pub secrets: &'a Secrets,
     pub node: &'a str,
     /// Engine time (Unix ms), for the failovers within a group's FailoverPeriod.
     pub now_ms: u64,
@@ -55,7 +58,11 @@ impl Views<'_> {
             .group(&r.group)
             .map(|g| owner_of(&g, self.node).to_string())
             .unwrap_or_else(|| self.node.to_string());
-        Ok(resource(&r, &owner, &stats))
+        let mut view = resource(&r, &owner, &stats);
+        for e in view.last_errors.values_mut() {
+            e.message = self.secrets.redact(&e.message).into_owned();
+        }
+        Ok(view)
     }
 
     /// `resource list`.
@@ -173,6 +180,7 @@ fn resource(r: &ResourceView, node: &str, stats: &BTreeMap<Op, CallStats>) -> vi
         depends_on: r.depends_on.clone(),
         group: r.group.clone(),
         host_pid: r.monitor_process_id,
+        last_errors: by_op(&r.last_errors, last_error),
         name: r.name.clone(),
         owner_node: node.to_string(),
         parameters,
@@ -180,6 +188,14 @@ fn resource(r: &ResourceView, node: &str, stats: &BTreeMap<Op, CallStats>) -> vi
         properties,
         state: r.state.to_string(),
         type_name: r.type_name.clone(),
+    }
+}
+
+fn last_error(e: &LastError) -> view::LastError {
+    view::LastError {
+        at: keelson_types::format_iso_time(e.at_ms),
+        message: e.message.clone(),
+        status: e.status.to_string(),
     }
 }
 
@@ -372,6 +388,14 @@ mod tests {
             monitor_process_id,
             gen: 0,
             outstanding: vec![],
+            last_errors: BTreeMap::from([(
+                Op::Online,
+                LastError {
+                    status: keelson_types::StatusKind::Misconfigured,
+                    message: "port=0".into(),
+                    at_ms: 1_700_000_000_123,
+                },
+            )]),
         }
     }
 
@@ -410,6 +434,14 @@ mod tests {
             [("Password", "***"), ("api_token", "***"), ("path", "/srv")]
         );
         assert_eq!(v.call_stats["LOOKSALIVE"].p99_us, 9);
+        assert_eq!(
+            v.last_errors["ONLINE"],
+            view::LastError {
+                at: "2023-11-14T22:13:20.123Z".into(),
+                message: "port=0".into(),
+                status: "misconfigured".into(),
+            }
+        );
         let hostless = resource(&share(None), "n1", &BTreeMap::new());
         assert_eq!(
             hostless.properties["MonitorProcessId"],

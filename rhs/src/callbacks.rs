@@ -1,6 +1,7 @@
-//! The host callbacks handed to plugins (`log`, `set_status`): C functions that forward to the rhs's
-//! logger and control socket. Catch every panic so nothing unwinds into plugin code. Not the plugin
-//! SDK's side of them (crates/plugin::Host).
+//! The host callbacks handed to plugins (`log`, `set_status`, `report_failure`): C functions that
+//! forward to the rhs's logger and control socket, callable from any thread of the plugin. Catch
+//! every panic so nothing unwinds into plugin code. Not the plugin SDK's side of them
+//! (crates/plugin::Host).
 
 use crate::log::Logger;
 use keelson_abi::KeelsonHost;
@@ -8,15 +9,28 @@ use keelson_proto::HostReply;
 use keelson_types::{LogLevel, ResourceId};
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the callbacks need; boxed so its address is stable for the resource's lifetime.
 pub struct CallbackCtx {
     pub resource: ResourceId,
     pub name: String,
     pub logger: Logger,
+    /// Set by a failure report sent up, cleared by the resource's next health verdict: a flood of
+    /// reports is one report.
+    pub reported: AtomicBool,
 }
 
 impl CallbackCtx {
+    pub fn new(resource: ResourceId, name: String, logger: Logger) -> CallbackCtx {
+        CallbackCtx {
+            resource,
+            name,
+            logger,
+            reported: AtomicBool::new(false),
+        }
+    }
+
     /// The `KeelsonHost` struct pointing back at this context. Valid while `self` is alive and
     /// not moved (keep it boxed).
     pub fn host(&self) -> KeelsonHost {
@@ -24,7 +38,31 @@ impl CallbackCtx {
             ctx: (self as *const CallbackCtx).cast_mut().cast::<c_void>(),
             log: Some(host_log),
             set_status: Some(host_set_status),
+            report_failure: Some(host_report_failure),
         }
+    }
+
+    /// The resource got a health verdict (a check ran, or a new plan came): the next failure report
+    /// is sent up again.
+    pub fn health_verdict(&self) {
+        self.reported.store(false, Ordering::SeqCst);
+    }
+
+    /// Sends a failure report up unless one is already pending; true when it was sent.
+    fn report(&self, message: String) -> bool {
+        if self.reported.swap(true, Ordering::SeqCst) {
+            let line = format!(
+                "resource '{}': failure report dropped (one is already pending): {message}",
+                self.name
+            );
+            crate::log::event(Some(self.resource), LogLevel::Dbg, &line);
+            return false;
+        }
+        self.logger.control().send(&HostReply::FailureReported {
+            resource: self.resource,
+            message,
+        });
+        true
     }
 }
 
@@ -53,5 +91,24 @@ unsafe extern "C" fn host_set_status(ctx: *mut c_void, progress: u32) {
             resource: ctx.resource,
             progress: progress.min(100),
         });
+    }));
+}
+
+unsafe extern "C" fn host_report_failure(ctx: *mut c_void, msg: *const c_char) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if ctx.is_null() {
+            return;
+        }
+        // SAFETY: as in host_log.
+        let ctx = unsafe { &*ctx.cast::<CallbackCtx>() };
+        let message = if msg.is_null() {
+            "the plugin reported a failure (no message)".to_string()
+        } else {
+            // SAFETY: the ABI requires a NUL-terminated string valid for the call.
+            unsafe { CStr::from_ptr(msg) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        ctx.report(message);
     }));
 }

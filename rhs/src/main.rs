@@ -22,6 +22,7 @@ mod polling;
 mod resource;
 mod scan;
 mod stats;
+mod status;
 
 use std::process::ExitCode;
 

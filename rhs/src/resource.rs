@@ -76,16 +76,16 @@ impl ResourceThread {
         }
         let _alt_stack = keelson_sys::crash::AltStack::install();
         crate::log::serve_resource_on_this_thread(self.spec.resource);
-        let ctx = Box::new(CallbackCtx {
-            resource: self.spec.resource,
-            name: self.spec.name.clone(),
-            logger: self.logger.clone(),
-        });
+        let ctx = Box::new(CallbackCtx::new(
+            self.spec.resource,
+            self.spec.name.clone(),
+            self.logger.clone(),
+        ));
         let slot = self
             .monitor
             .register(self.spec.resource, self.spec.name.clone());
         if let Some(mut live) = self.open(&slot, &ctx) {
-            self.serve(&slot, &mut live);
+            self.serve(&slot, &mut live, &ctx);
             self.fence.unregister(&live.gate);
         }
         self.monitor.unregister(&slot);
@@ -217,7 +217,9 @@ impl ResourceThread {
 
     /// Serves requests until CLOSE or until the parent drops the socket, and between them runs the
     /// health checks the parent asked for (`Poll`), on this thread, under the deadlock monitor.
-    fn serve(&self, slot: &CallSlot, live: &mut Live) {
+    /// Each health verdict (a check run, a new plan) lets the plugin's next failure report through
+    /// (`ctx`).
+    fn serve(&self, slot: &CallSlot, live: &mut Live, ctx: &CallbackCtx) {
         let mut frames = FrameBuf::new();
         let mut health = Polling::new(self.spec.resource, self.board.clone());
         let mut last_deadline_ms = self.spec.deadline_ms;
@@ -241,6 +243,9 @@ impl ResourceThread {
                     continue;
                 }
                 Ok(Some(ResourceRequest::Poll { plan })) => {
+                    if plan.is_some() {
+                        ctx.health_verdict();
+                    }
                     health.set(plan, self.now_ms());
                     continue;
                 }
@@ -250,6 +255,7 @@ impl ResourceThread {
             let now = self.now_ms();
             if let Some((op, deadline_ms)) = health.due(now) {
                 let done = self.call(slot, live, op, deadline_ms);
+                ctx.health_verdict();
                 if let Some(failed) = health.done(op, &done, self.now_ms()) {
                     self.logger.control().send(&failed);
                 }
@@ -393,6 +399,7 @@ impl ResourceThread {
             self.monitor.end(slot);
             (status, elapsed_ns)
         });
+        let status = crate::status::normalise(self.spec.resource, &self.spec.name, op, status);
         let message = if status == KEELSON_OK {
             String::new()
         } else {

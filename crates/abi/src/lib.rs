@@ -25,6 +25,18 @@ pub const KEELSON_PANIC: i32 = 2;
 /// Parameters were rejected (open/validate).
 pub const KEELSON_INVALID: i32 = 3;
 
+// issue 11: failure reports and status codes
+/// The resource's configuration is wrong (OCF's ERR_CONFIGURED): it is never restarted; it goes
+/// Failed at once with the message (no restart counted, no retry), and stays so until an
+/// administrator brings it online again (after fixing its parameters, say).
+pub const KEELSON_MISCONFIGURED: i32 = 4;
+/// This node cannot run the resource (a binary, a library, a device is missing): it is not retried
+/// here; in a cluster its group fails over at once, on a single node it stays Failed.
+pub const KEELSON_NOT_INSTALLED: i32 = 5;
+/// From a health check: the resource is cleanly down (stopped, not broken). A health failure,
+/// logged as "not running"; the restart policy applies.
+pub const KEELSON_NOT_RUNNING: i32 = 6;
+
 /// Log levels for [`KeelsonHost::log`].
 pub const KEELSON_LOG_ERR: u32 = 0;
 pub const KEELSON_LOG_WARN: u32 = 1;
@@ -44,6 +56,12 @@ pub struct KeelsonHost {
     pub log: Option<unsafe extern "C" fn(ctx: *mut c_void, level: u32, msg: *const c_char)>,
     /// Reports progress (0..=100) of a long online/offline.
     pub set_status: Option<unsafe extern "C" fn(ctx: *mut c_void, progress: u32)>,
+    // issue 11: failure reports and status codes
+    /// Reports that the resource failed (`msg`: UTF-8, NUL-terminated, why), from any thread of the
+    /// plugin, at any time from `open` until `close` returns; the node treats it at once as a failed
+    /// IsAlive. Appended last: the host allocates this struct, and every host speaking this ABI
+    /// sets it, but a plugin must still check it is not NULL before calling it.
+    pub report_failure: Option<unsafe extern "C" fn(ctx: *mut c_void, msg: *const c_char)>,
 }
 
 /// `open(params_json, host, out_handle, err, err_cap) -> status`.

@@ -128,7 +128,8 @@ pub fn resource_list(rows: &[ResourceSummary]) -> String {
     table(&["NAME", "TYPE", "GROUP", "STATE", "HOST PID"], &rows)
 }
 
-/// `resource get`: identity, properties, parameters and call statistics.
+/// `resource get`: identity, properties, parameters, each entry point's last error and call
+/// statistics.
 pub fn resource(r: &Resource) -> String {
     let mut out = fields(&[
         ("name", word(&r.name)),
@@ -141,8 +142,25 @@ pub fn resource(r: &Resource) -> String {
     ]);
     out.push_str(&entries("properties", &r.properties));
     out.push_str(&entries("parameters", &r.parameters));
+    out.push_str(&last_errors(&r.last_errors));
     out.push_str(&call_stats(&r.call_stats));
     out
+}
+
+/// The last error of each entry point that failed, or nothing at all when none ever did.
+fn last_errors(errors: &BTreeMap<String, view::LastError>) -> String {
+    if errors.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = errors
+        .iter()
+        .map(|(op, e)| {
+            let message = e.message.replace(['\n', '\r'], " ");
+            vec![op.clone(), word(&e.status), word(&e.at), word(&message)]
+        })
+        .collect();
+    let t = table(&["OP", "STATUS", "AT", "MESSAGE"], &rows);
+    format!("last errors:\n{}", indented(&t))
 }
 
 fn call_stats(stats: &BTreeMap<String, view::CallStats>) -> String {
@@ -467,6 +485,28 @@ mod tests {
             t.contains("  LOOKSALIVE  12     40      90      95      41\n"),
             "{t}"
         );
+        assert!(!t.contains("last errors"), "none failed: {t}");
+    }
+
+    #[test]
+    fn resource_view_shows_each_ops_last_error_with_its_kind_and_time() {
+        let v = json!({
+            "name": "Web",
+            "last_errors": {
+                "ONLINE": {"at": "2026-12-01T19:00:00.000Z", "message": "port=0", "status": "misconfigured"},
+                "ISALIVE": {"at": "2026-12-01T19:05:00.250Z", "message": "gone\naway", "status": "reported"}
+            }
+        });
+        let t = resource(&from(v));
+        assert!(
+            t.contains(
+                "last errors:\n  OP       STATUS         AT                        MESSAGE\n  \
+                 ISALIVE  reported       2026-12-01T19:05:00.250Z  gone away\n  \
+                 ONLINE   misconfigured  2026-12-01T19:00:00.000Z  port=0\n"
+            ),
+            "{t}"
+        );
+        assert!(t.ends_with("call stats: (none)\n"), "{t}");
     }
 
     #[test]

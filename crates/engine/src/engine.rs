@@ -84,7 +84,8 @@ fn admin_target(event: &Event) -> Option<AdminTarget> {
         | Event::TimerFired { .. }
         | Event::HostStarted { .. }
         | Event::HostDied { .. }
-        | Event::HealthFailed { .. } => return None,
+        | Event::HealthFailed { .. }
+        | Event::FailureReported { .. } => return None,
     })
 }
 
@@ -256,18 +257,23 @@ impl Engine {
             Event::CallDone {
                 resource,
                 op,
-                ok,
+                status,
                 message,
             } => {
-                self.call_done(resource, op, ok, &message);
+                self.call_done(resource, op, status, &message);
                 Ok(())
             }
             Event::HealthFailed {
                 resource,
                 op,
+                status,
                 message,
             } => {
-                self.health_failed(resource, op, &message);
+                self.health_failed(resource, op, status, &message);
+                Ok(())
+            }
+            Event::FailureReported { resource, message } => {
+                self.failure_reported(resource, &message);
                 Ok(())
             }
             Event::TimerFired { timer } => {
@@ -420,7 +426,9 @@ impl Engine {
     /// How much of the node `event` can change.
     fn scope_of(&self, event: &Event) -> Scope {
         let resource = match event {
-            Event::CallDone { resource, .. } | Event::HealthFailed { resource, .. } => *resource,
+            Event::CallDone { resource, .. }
+            | Event::HealthFailed { resource, .. }
+            | Event::FailureReported { resource, .. } => *resource,
             Event::TimerFired { timer } => match timer.kind {
                 TimerKind::PendingTimeout(r) | TimerKind::Restart(r) | TimerKind::Retry(r) => r,
                 TimerKind::GroupRetry(g) => return Scope::Group(g),

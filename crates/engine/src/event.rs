@@ -3,7 +3,7 @@
 
 use crate::ids::HostId;
 use crate::timer::Timer;
-use keelson_types::{GroupProperties, Op, ResourceId, ResourceProperties};
+use keelson_types::{GroupProperties, Op, ResourceId, ResourceProperties, StatusKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -93,18 +93,20 @@ pub enum Event {
     },
 
     // ---- what happened outside: never refused; stale or unknown ones are ignored ----
-    /// A `Command::Call` (or `Command::Open`, with `op: Op::Open`) returned.
+    /// A `Command::Call` (or `Command::Open`, with `op: Op::Open`) returned with `status` (Ok, or
+    /// what kind of failure: Misconfigured is never restarted, NotInstalled leaves the node).
     CallDone {
         resource: ResourceId,
         op: Op,
-        ok: bool,
+        status: StatusKind,
         message: String,
     },
     /// A health check the host ran by the plan of a `Command::Poll` failed (after a failed LooksAlive
-    /// the host runs IsAlive at once by itself).
+    /// the host runs IsAlive at once by itself), with its status (NotRunning: cleanly down).
     HealthFailed {
         resource: ResourceId,
         op: Op,
+        status: StatusKind,
         message: String,
     },
     /// A `Command::ScheduleTimer` timer is due.
@@ -126,6 +128,12 @@ pub enum Event {
         offending_plugin: Option<String>,
         cause: String,
     },
+    /// The resource's plugin reported by itself that it failed (`report_failure`): handled at once
+    /// like a failed IsAlive; ignored (and logged) unless the resource is Online and polled.
+    FailureReported {
+        resource: ResourceId,
+        message: String,
+    },
 }
 
 impl Event {
@@ -135,6 +143,7 @@ impl Event {
             self,
             Event::CallDone { .. }
                 | Event::HealthFailed { .. }
+                | Event::FailureReported { .. }
                 | Event::TimerFired { .. }
                 | Event::HostStarted { .. }
                 | Event::HostDied { .. }

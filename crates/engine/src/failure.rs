@@ -1,22 +1,28 @@
 //! Resource failure and the restart policy: Failed + event 1069, then restart after RestartDelay,
 //! stay Failed (retried after RetryPeriodOnFailure or never), or fail the group (group Failed,
 //! event 1205, retried after RetryPeriodOnFailure; in a cluster it also asks the leader to fail it
-//! over). Not the decision arithmetic
-//! (restart.rs) nor failure detection (health.rs, host_death.rs).
+//! over). A misconfigured resource stays Failed without restarts; one not installed on this node
+//! fails its group over at once in a cluster and stays Failed on a single node. Not the decision
+//! arithmetic (restart.rs) nor failure detection (health.rs, host_death.rs).
 
 use crate::command::{Command, EventLevel, PlacementReport};
 use crate::engine::Engine;
 use crate::ids::GroupId;
-use crate::restart::{decide, Decision};
+use crate::restart::{decide_for, Decision};
 use crate::state::ResourceState;
 use crate::timer::TimerKind;
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{LogLevel, Op, ResourceId, StatusKind};
 
 impl Engine {
     /// The resource failed (`reason` for the log). Online/OnlinePending failures go through the restart
     /// policy; an OfflinePending one ends Failed (retried after RetryPeriodOnFailure if it still wants
     /// online); Offline/Failed resources are left alone.
     pub(crate) fn fail(&mut self, id: ResourceId, reason: &str) {
+        self.fail_with(id, reason, StatusKind::Error);
+    }
+
+    /// [`Engine::fail`] for a failure of kind `status`, which the policy tells apart (restart.rs).
+    pub(crate) fn fail_with(&mut self, id: ResourceId, reason: &str, status: StatusKind) {
         let was = self.res(id).state;
         if matches!(was, ResourceState::Offline | ResourceState::Failed) {
             return;
@@ -41,7 +47,7 @@ impl Engine {
         );
         self.raise(1069, EventLevel::Error, msg, Some(name), Some(group));
         if was != ResourceState::OfflinePending {
-            self.apply_policy(id);
+            self.apply_policy(id, status);
         } else {
             self.retry_failed_offline(id);
         }
@@ -74,14 +80,14 @@ impl Engine {
         self.schedule(TimerKind::Retry(id), at);
     }
 
-    fn apply_policy(&mut self, id: ResourceId) {
+    fn apply_policy(&mut self, id: ResourceId, status: StatusKind) {
         let gid = self.res(id).group;
         if self.groups[&gid].failed_over || !self.hosted_here(gid) {
             return; // a group leaving this node is not restarted here
         }
         let r = self.res(id);
         let name = r.name.clone();
-        match decide(&r.props, &r.restarts, self.now) {
+        match decide_for(status, &r.props, &r.restarts, self.now) {
             Decision::Restart { at } => {
                 let period = r.props.restart_period_ms;
                 let now = self.now;
@@ -111,13 +117,30 @@ impl Engine {
                     format!("Resource '{name}' stays Failed (RestartAction=NoRestart)."),
                 );
             }
-            Decision::FailGroup { retry_at } => self.fail_group(gid, id, retry_at),
+            Decision::FailGroup { retry_at } => self.fail_group(gid, id, Some(retry_at)),
+            Decision::Misconfigured => self.log(
+                LogLevel::Warn,
+                format!(
+                    "Resource '{name}' is misconfigured: it stays Failed and is not restarted \
+                     (an administrator's online tries it again)."
+                ),
+            ),
+            Decision::LeaveNode if self.local_node.is_empty() => self.log(
+                LogLevel::Warn,
+                format!(
+                    "Resource '{name}' is not installed on this node: it stays Failed and is not \
+                     retried here (an administrator's online tries it again)."
+                ),
+            ),
+            Decision::LeaveNode => self.fail_group(gid, id, None),
         }
     }
 
     /// Past the threshold with RestartAndFailover. On a single node there is nowhere to move to: the
-    /// group is Failed, its resources are taken offline, and it is retried at `retry_at`.
-    fn fail_group(&mut self, gid: GroupId, offender: ResourceId, retry_at: u64) {
+    /// group is Failed, its resources are taken offline, and it is retried at `retry_at`. Without a
+    /// `retry_at` (its offender is not installed on this node; only in a cluster) it is not retried
+    /// here.
+    fn fail_group(&mut self, gid: GroupId, offender: ResourceId, retry_at: Option<u64>) {
         let g = self.groups.get_mut(&gid).expect("group of a resource");
         g.failed_over = true;
         let (group, members) = (g.name.clone(), g.members.clone());
@@ -126,17 +149,17 @@ impl Engine {
             self.cancel(TimerKind::Retry(m));
         }
         let name = self.res(offender).name.clone();
-        if self.local_node.is_empty() {
-            self.log(
+        match retry_at {
+            Some(retry_at) if self.local_node.is_empty() => self.log(
                 LogLevel::Warn,
                 format!(
                     "Resource '{name}' failed past its RestartThreshold; group '{group}' failed over, no other node \
                      can host it: group is Failed and will be retried in {} ms.",
                     retry_at.saturating_sub(self.now)
                 ),
-            );
-        } else {
-            self.report_group_failed(&group, &name, retry_at);
+            ),
+            Some(retry_at) => self.report_group_failed(&group, &name, retry_at),
+            None => self.report_not_installed(&group, &name),
         }
         let msg = format!(
             "The Cluster service failed to bring clustered service or application '{group}' completely online or \
@@ -144,7 +167,28 @@ impl Engine {
              clustered service or application."
         );
         self.raise(1205, EventLevel::Error, msg, Some(name), Some(group));
-        self.schedule(TimerKind::GroupRetry(gid), retry_at);
+        if let Some(retry_at) = retry_at {
+            self.schedule(TimerKind::GroupRetry(gid), retry_at);
+        }
+    }
+
+    /// In a cluster: a resource of the group is not installed on this node, so the group is Failed
+    /// here at once and the leader moves it (it is not retried here).
+    fn report_not_installed(&mut self, group: &str, resource: &str) {
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "Resource '{resource}' is not installed on node '{}'; group '{group}' is Failed here and asks \
+                 to fail over at once (not retried here).",
+                self.local_node
+            ),
+        );
+        self.out
+            .push(Command::Placement(PlacementReport::GroupFailed {
+                group: group.to_string(),
+                node: self.local_node.clone(),
+                resource: resource.to_string(),
+            }));
     }
 
     /// In a cluster: the group is Failed here and the leader decides where it goes next (it is

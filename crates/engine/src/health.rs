@@ -1,15 +1,16 @@
 //! Health polling as the engine sees it, and the routing of shell reports: a resource that comes
 //! Online gets its health plan (LooksAlivePollInterval, IsAlivePollInterval, DeadlockTimeout) and its
 //! host polls by it (keelson_types::HealthSchedule, on the resource's own thread); a changed plan is
-//! handed again, leaving Online stops it; a failed check comes back as `Event::HealthFailed`. Call
-//! results and timers are dispatched to their rules (stale ones ignored). Not what a failure then
-//! does (failure.rs).
+//! handed again, leaving Online stops it; a failed check comes back as `Event::HealthFailed`, and a
+//! plugin's own failure report as `Event::FailureReported` (a failed IsAlive at once). Call results
+//! and timers are dispatched to their rules (stale ones ignored), and every failure is remembered as
+//! its op's last error. Not what a failure then does (failure.rs).
 
 use crate::command::Command;
 use crate::engine::Engine;
 use crate::state::ResourceState;
 use crate::timer::{Timer, TimerKind};
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{LogLevel, Op, ResourceId, StatusKind};
 
 impl Engine {
     /// A resource that just came Online: its host starts polling by its plan.
@@ -61,30 +62,63 @@ impl Engine {
 
     /// A check the host ran by the plan failed. Ignored unless the resource is (still) Online and
     /// polled: a report that crossed its leaving Online is stale.
-    pub(crate) fn health_failed(&mut self, id: ResourceId, op: Op, message: &str) {
+    pub(crate) fn health_failed(
+        &mut self,
+        id: ResourceId,
+        op: Op,
+        status: StatusKind,
+        message: &str,
+    ) {
         let Some(r) = self.resources.get(&id) else {
             return;
         };
         if r.state != ResourceState::Online || r.health_plan.is_none() {
             return;
         }
+        self.note_error(id, op, status, message);
         match op {
-            Op::LooksAlive => self.looks_alive_failed(id, message),
-            _ => self.is_alive_failed(id, message),
+            Op::LooksAlive => self.looks_alive_failed(id, status, message),
+            _ => self.is_alive_failed(id, status, message),
         }
     }
 
-    pub(crate) fn call_done(&mut self, id: ResourceId, op: Op, ok: bool, message: &str) {
+    /// The plugin reported by itself that the resource failed: a failed IsAlive now, if it is
+    /// Online and polled; otherwise (not Online, or already failing) the report is logged and
+    /// ignored.
+    pub(crate) fn failure_reported(&mut self, id: ResourceId, message: &str) {
+        let Some(r) = self.resources.get(&id) else {
+            return;
+        };
+        if r.state != ResourceState::Online || r.health_plan.is_none() {
+            let (name, state) = (r.name.clone(), r.state);
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "Failure report for resource '{name}' ignored: it is {state}, not Online: {message}"
+                ),
+            );
+            return;
+        }
+        let message = format!("reported by the plugin: {message}");
+        self.note_error(id, Op::IsAlive, StatusKind::Reported, &message);
+        self.is_alive_failed(id, StatusKind::Reported, &message);
+    }
+
+    pub(crate) fn call_done(&mut self, id: ResourceId, op: Op, status: StatusKind, message: &str) {
         let Some(r) = self.resources.get_mut(&id) else {
             return;
         };
         if !r.outstanding.remove(&op) {
             return; // stale: not (or no longer) expected
         }
+        let ok = status.is_ok();
+        if !ok {
+            self.note_error(id, op, status, message);
+        }
         match op {
-            Op::Online => self.online_done(id, ok, message),
+            Op::Online => self.online_done(id, status, message),
             Op::Offline => self.offline_done(id, ok, message),
-            Op::Open if !ok => self.open_failed(id, message),
+            Op::Open if !ok => self.open_failed(id, status, message),
             Op::Terminate => {
                 let name = self.res(id).name.clone();
                 self.log(
@@ -97,36 +131,53 @@ impl Engine {
         }
     }
 
-    fn looks_alive_failed(&mut self, id: ResourceId, message: &str) {
+    fn looks_alive_failed(&mut self, id: ResourceId, status: StatusKind, message: &str) {
         let r = self.res(id);
         if r.state != ResourceState::Online {
             return;
         }
         let name = r.name.clone();
         // The host runs IsAlive at once by itself.
-        self.log(
-            LogLevel::Warn,
-            format!("LooksAlive failed for resource '{name}': {message}; running IsAlive."),
-        );
+        let line = if status == StatusKind::NotRunning {
+            format!("LooksAlive found resource '{name}' not running: {message}; running IsAlive.")
+        } else {
+            format!("LooksAlive failed for resource '{name}': {message}; running IsAlive.")
+        };
+        self.log(LogLevel::Warn, line);
     }
 
-    fn is_alive_failed(&mut self, id: ResourceId, message: &str) {
+    /// A failed IsAlive (or a failure report): NotRunning is logged as "not running" (the resource
+    /// is cleanly down), not as an error; the policy then decides by `status`.
+    fn is_alive_failed(&mut self, id: ResourceId, status: StatusKind, message: &str) {
         if self.res(id).state != ResourceState::Online {
             return;
         }
         let name = self.res(id).name.clone();
+        if status == StatusKind::NotRunning {
+            self.log(
+                LogLevel::Warn,
+                format!("IsAlive found resource '{name}' not running: {message}"),
+            );
+            return self.fail_with(id, &format!("not running: {message}"), status);
+        }
         self.log(
             LogLevel::Err,
-            format!("IsAlive failed for resource '{name}': {message}"),
+            format!(
+                "IsAlive failed for resource '{name}'{}: {message}",
+                kind_note(status)
+            ),
         );
-        self.fail(id, &format!("IsAlive failed: {message}"));
+        self.fail_with(id, &format!("IsAlive failed: {message}"), status);
     }
 
-    fn open_failed(&mut self, id: ResourceId, message: &str) {
+    fn open_failed(&mut self, id: ResourceId, status: StatusKind, message: &str) {
         let name = self.res(id).name.clone();
         self.log(
             LogLevel::Err,
-            format!("Open of resource '{name}' failed: {message}"),
+            format!(
+                "Open of resource '{name}' failed{}: {message}",
+                kind_note(status)
+            ),
         );
         self.close(id);
     }
@@ -147,7 +198,19 @@ impl Engine {
             LogLevel::Err,
             format!("{op} of resource '{name}' did not finish within PendingTimeout ({ms} ms); terminating it."),
         );
+        let reason = format!("{op} timed out after {ms} ms");
+        self.note_error(id, op, StatusKind::Timeout, &reason);
         self.call(id, Op::Terminate);
-        self.fail(id, &format!("{op} timed out after {ms} ms"));
+        self.fail_with(id, &reason, StatusKind::Timeout);
+    }
+}
+
+/// ` (misconfigured)` / ` (not installed)` after "failed" in a log line, for the kinds that change
+/// what happens next; nothing for the others, whose lines keep their old shape.
+pub(crate) fn kind_note(status: StatusKind) -> &'static str {
+    match status {
+        StatusKind::Misconfigured => " (misconfigured)",
+        StatusKind::NotInstalled => " (not installed)",
+        _ => "",
     }
 }

@@ -10,7 +10,7 @@ use crate::engine::Engine;
 use crate::ids::HostId;
 use crate::state::ResourceState;
 use crate::timer::TimerKind;
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{LogLevel, Op, ResourceId, StatusKind};
 
 const HOST_STOPPED: &str = "The cluster resource host subsystem (RHS) stopped unexpectedly. An attempt will be made \
      to restart it. This is usually due to a problem in a resource DLL. Please determine which resource DLL is \
@@ -53,8 +53,11 @@ impl Engine {
         if offenders.is_empty() {
             self.fail_all_unattributed(&members, cause);
         }
+        if let Some((r, op)) = offender.filter(|(r, _)| offenders.contains(r)) {
+            self.note_error(r, op, StatusKind::HostDied, cause);
+        }
         for o in &offenders {
-            self.fail(*o, &format!("its host died: {cause}"));
+            self.fail_with(*o, &format!("its host died: {cause}"), StatusKind::HostDied);
         }
         for m in members.iter().filter(|m| !offenders.contains(m)) {
             if self.res(*m).state != ResourceState::Failed {

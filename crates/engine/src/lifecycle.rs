@@ -10,7 +10,7 @@ use crate::graph;
 use crate::ids::GroupId;
 use crate::state::ResourceState;
 use crate::timer::TimerKind;
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{LogLevel, Op, ResourceId, StatusKind};
 
 impl Engine {
     /// Changes state and notifies. Leaving Online takes every Online (direct) dependent offline in the
@@ -136,18 +136,19 @@ impl Engine {
         });
     }
 
-    pub(crate) fn online_done(&mut self, id: ResourceId, ok: bool, message: &str) {
+    pub(crate) fn online_done(&mut self, id: ResourceId, status: StatusKind, message: &str) {
         self.cancel(TimerKind::PendingTimeout(id));
         if self.res(id).state != ResourceState::OnlinePending {
             return;
         }
-        if !ok {
+        if !status.is_ok() {
             let name = self.res(id).name.clone();
+            let note = crate::health::kind_note(status);
             self.log(
                 LogLevel::Err,
-                format!("Online of resource '{name}' failed: {message}"),
+                format!("Online of resource '{name}' failed{note}: {message}"),
             );
-            self.fail(id, &format!("Online failed: {message}"));
+            self.fail_with(id, &format!("Online failed{note}: {message}"), status);
         } else if !self.providers_online(id) {
             // A provider left Online while this one was starting: take it down again.
             self.start_offline(id);

@@ -52,7 +52,8 @@ impl Engine {
             | Event::TimerFired { .. }
             | Event::HostStarted { .. }
             | Event::HostDied { .. }
-            | Event::HealthFailed { .. } => return None,
+            | Event::HealthFailed { .. }
+            | Event::FailureReported { .. } => return None,
         })
     }
 

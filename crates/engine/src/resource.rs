@@ -3,6 +3,7 @@
 
 use crate::command::ResourceRecord;
 use crate::ids::{GroupId, HostId};
+use crate::last_error::LastError;
 use crate::restart::RestartHistory;
 use crate::state::ResourceState;
 use keelson_types::{HealthPlan, Op, ResourceId, ResourceProperties};
@@ -44,6 +45,8 @@ pub(crate) struct Resource {
     /// Its Offline under way was started by its group leaving this node: should that Offline fail,
     /// it is a released failure, even if the group came back meanwhile (a cancelled hand-off).
     pub release_offline: bool,
+    /// Each entry point's last failure (in memory only, never cleared).
+    pub last_errors: BTreeMap<Op, LastError>,
 }
 
 impl Resource {
@@ -76,6 +79,7 @@ impl Resource {
             restarts: RestartHistory::default(),
             released_failure: false,
             release_offline: false,
+            last_errors: BTreeMap::new(),
         }
     }
 

@@ -1,7 +1,8 @@
-//! The restart policy as a pure decision: given a resource's properties, its recent restarts and the
-//! time of a failure, what happens next. Not the carrying out (timers, group failover): see failure.rs.
+//! The restart policy as a pure decision: given a resource's properties, its recent restarts, the
+//! time of a failure and what kind of failure it was, what happens next. Not the carrying out
+//! (timers, group failover): see failure.rs.
 
-use keelson_types::{ResourceProperties, RestartAction};
+use keelson_types::{ResourceProperties, RestartAction, StatusKind};
 
 /// When a resource was restarted lately (ms timestamps, oldest first).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,6 +40,12 @@ pub enum Decision {
     StayFailed { retry_at: Option<u64> },
     /// Past the threshold with RestartAndFailover: fail the group over; retry the group at `retry_at`.
     FailGroup { retry_at: u64 },
+    /// The plugin said its configuration is wrong: Failed, never restarted nor retried (until an
+    /// administrator brings it online again). No restart is counted.
+    Misconfigured,
+    /// The plugin said this node cannot run it: not retried here. In a cluster the group fails
+    /// over at once (no restart counted, whatever the threshold); on a single node it stays Failed.
+    LeaveNode,
 }
 
 /// The WSFC rule: NoRestart leaves it Failed; otherwise restart while fewer than RestartThreshold
@@ -59,6 +66,22 @@ pub fn decide(props: &ResourceProperties, history: &RestartHistory, now: u64) ->
             retry_at: Some(retry_at),
         },
         _ => Decision::FailGroup { retry_at },
+    }
+}
+
+/// [`decide`] for a failure of kind `status`: a misconfigured resource is never restarted, one not
+/// installed here leaves the node, and every other kind (error, timeout, not running, a crash, a
+/// plugin's own report…) goes through the restart policy.
+pub fn decide_for(
+    status: StatusKind,
+    props: &ResourceProperties,
+    history: &RestartHistory,
+    now: u64,
+) -> Decision {
+    match status {
+        StatusKind::Misconfigured => Decision::Misconfigured,
+        StatusKind::NotInstalled => Decision::LeaveNode,
+        _ => decide(props, history, now),
     }
 }
 
@@ -117,6 +140,40 @@ mod tests {
             decide(&p, &RestartHistory::default(), 0),
             Decision::FailGroup { .. }
         ));
+    }
+
+    #[test]
+    fn the_kind_of_failure_decides_before_the_threshold() {
+        let p = ResourceProperties::default();
+        let h = RestartHistory::default();
+        for kind in [
+            StatusKind::Error,
+            StatusKind::NotRunning,
+            StatusKind::Timeout,
+            StatusKind::Reported,
+            StatusKind::HostDied,
+            StatusKind::Panic,
+        ] {
+            assert_eq!(
+                decide_for(kind, &p, &h, 1_000),
+                Decision::Restart { at: 1_500 },
+                "{kind}"
+            );
+        }
+        assert_eq!(
+            decide_for(StatusKind::Misconfigured, &p, &h, 1_000),
+            Decision::Misconfigured
+        );
+        assert_eq!(
+            decide_for(StatusKind::NotInstalled, &p, &h, 1_000),
+            Decision::LeaveNode
+        );
+        // Even with restarts left and NoRestart alike, the kind wins.
+        let never = props(RestartAction::NoRestart, 9);
+        assert_eq!(
+            decide_for(StatusKind::NotInstalled, &never, &h, 0),
+            Decision::LeaveNode
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::engine::Engine;
 use crate::ids::{GroupId, HostId};
+use crate::last_error::LastError;
 use crate::state::{GroupState, ResourceState};
 use keelson_types::{GroupProperties, Op, ResourceId, ResourceProperties};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,8 @@ pub struct ResourceView {
     pub gen: u64,
     /// Calls sent and not answered yet.
     pub outstanding: Vec<Op>,
+    /// Each entry point's last failure, if it ever failed (kept in memory, never cleared).
+    pub last_errors: BTreeMap<Op, LastError>,
 }
 
 /// One group as the API shows it.
@@ -98,6 +101,7 @@ impl Engine {
             monitor_process_id: r.host.and_then(|h| self.hosts.get(h)?.pid),
             gen: r.gen,
             outstanding: r.outstanding.iter().copied().collect(),
+            last_errors: r.last_errors.clone(),
         })
     }
 

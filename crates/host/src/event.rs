@@ -1,8 +1,9 @@
 //! What a host reports to rcm besides call answers: log lines, progress, stderr, refusals, failed
-//! health checks and their statistics, and finally its death. Not how they are read (supervisor.rs).
+//! health checks and their statistics, plugins' own failure reports, and finally its death. Not how
+//! they are read (supervisor.rs).
 
 use crate::death::HostDied;
-use keelson_types::{LogLevel, Op, ResourceId};
+use keelson_types::{LogLevel, Op, ResourceId, StatusKind};
 use tokio::sync::mpsc;
 
 /// What a host reports besides call results.
@@ -31,6 +32,14 @@ pub enum HostEvent {
         pid: u32,
         resource: ResourceId,
         op: Op,
+        /// The check's status (NotRunning: cleanly down; an unknown code is already Error).
+        status: StatusKind,
+        message: String,
+    },
+    /// The plugin reported by itself that the resource failed (`report_failure`).
+    FailureReported {
+        pid: u32,
+        resource: ResourceId,
         message: String,
     },
     /// Summaries of the health checks the host ran by itself, each since that resource's open.

@@ -18,7 +18,7 @@ use crate::sequence::{OpenFate, Sequencer};
 use crate::spec::OpenSpec;
 use crate::DeathCause;
 use keelson_proto::CallDone;
-use keelson_types::{CallStats, HealthPlan, HostId, Op, ResourceId};
+use keelson_types::{CallStats, HealthPlan, HostId, Op, ResourceId, StatusKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -213,6 +213,7 @@ impl Pool {
                 resource,
                 op,
                 ok: false,
+                status: StatusKind::Error,
                 message,
             });
         };
@@ -326,14 +327,25 @@ impl Pool {
                 pid,
                 resource,
                 op,
+                status,
                 message,
             } => {
                 if self.hosts_resource(pid, resource) {
                     out.push(PoolOutcome::HealthFailed {
                         resource,
                         op,
+                        status,
                         message,
                     });
+                }
+            }
+            HostEvent::FailureReported {
+                pid,
+                resource,
+                message,
+            } => {
+                if self.hosts_resource(pid, resource) {
+                    out.push(PoolOutcome::FailureReported { resource, message });
                 }
             }
             HostEvent::CallStats { pid, stats } => self.host_stats(pid, stats),
@@ -445,6 +457,7 @@ impl Pool {
                     resource,
                     op: Op::Open,
                     ok: true,
+                    status: StatusKind::Ok,
                     message: String::new(),
                 });
                 for (queued, span) in waiting {
@@ -459,10 +472,12 @@ impl Pool {
             // A host death is reported on its own; the open failed, and so do the calls behind it.
             Err(e) => {
                 let message = e.to_string();
+                let status = e.status_kind();
                 out.push(PoolOutcome::CallDone {
                     resource,
                     op: Op::Open,
                     ok: false,
+                    status,
                     message: message.clone(),
                 });
                 let calls = waiting.into_iter().filter_map(|(q, _)| match q {
@@ -474,6 +489,7 @@ impl Pool {
                         resource,
                         op,
                         ok: false,
+                        status,
                         message: format!("{} not sent: open failed: {message}", op.upper()),
                     });
                 }
@@ -494,6 +510,7 @@ impl Pool {
                 resource,
                 op,
                 ok: done.status == 0,
+                status: StatusKind::from_code_or_error(done.status),
                 message: done.message,
             }),
             // The host died under the call: its death report drives recovery, not this call.
@@ -502,6 +519,7 @@ impl Pool {
                 resource,
                 op,
                 ok: false,
+                status: StatusKind::Error,
                 message: e.to_string(),
             }),
         }

@@ -8,7 +8,7 @@ use crate::event::HostEvent;
 use crate::host::Host;
 use crate::resource::ResourceHandle;
 use keelson_proto::CallDone;
-use keelson_types::{HealthPlan, HostId, Op, ResourceId};
+use keelson_types::{HealthPlan, HostId, Op, ResourceId, StatusKind};
 use std::collections::BTreeMap;
 
 /// An Open numbered by the pool, waiting for its host or for its plugin's path.
@@ -76,17 +76,25 @@ pub enum PoolOutcome {
     },
     /// This open's host is up: resolve its plugin and hand it back with `Pool::start_open`.
     OpenReady { host: HostId, open: PendingOpen },
-    /// A call (OPEN included) finished.
+    /// A call (OPEN included) finished. `ok` is `status.is_ok()`.
     CallDone {
         resource: ResourceId,
         op: Op,
         ok: bool,
+        /// What kind of result: the plugin's status code, or why the call got none.
+        status: StatusKind,
         message: String,
     },
     /// A health check the host ran by itself failed.
     HealthFailed {
         resource: ResourceId,
         op: Op,
+        status: StatusKind,
+        message: String,
+    },
+    /// The plugin of the resource's current instance reported by itself that it failed.
+    FailureReported {
+        resource: ResourceId,
         message: String,
     },
     /// A line a host wrote (log, stderr, refusal), for the owner to redact and log.

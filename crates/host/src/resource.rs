@@ -77,10 +77,11 @@ impl ResourceHandle {
                 handle.lock_timings().begin_instance();
                 Ok(handle)
             }
-            Ok(done) => Err(HostError::Plugin(format!(
-                "resource '{}': open failed (status {}): {}",
-                spec.name, done.status, done.message
-            ))),
+            Ok(done) => Err(HostError::OpenFailed {
+                name: spec.name.clone(),
+                status: done.status,
+                message: done.message,
+            }),
             Err(CallError::HostDied(died)) => Err(HostError::Died(died)),
             Err(e) => Err(HostError::Protocol(e.to_string())),
         }

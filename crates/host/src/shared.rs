@@ -8,7 +8,7 @@ use crate::classify::{classify, Exit};
 use crate::death::{DeathCause, HostDied};
 use crate::event::HostEvent;
 use keelson_proto::{HostAlarm, HostReply};
-use keelson_types::{Op, PluginInfo, ResourceId};
+use keelson_types::{Op, PluginInfo, ResourceId, StatusKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -123,14 +123,22 @@ impl Shared {
             HostReply::HealthFailed {
                 resource,
                 op,
+                status,
                 message,
-                ..
             } => self.emit(HostEvent::HealthFailed {
                 pid,
                 resource,
                 op,
+                status: StatusKind::from_code_or_error(status),
                 message,
             }),
+            HostReply::FailureReported { resource, message } => {
+                self.emit(HostEvent::FailureReported {
+                    pid,
+                    resource,
+                    message,
+                })
+            }
             HostReply::CallStats { stats } => self.emit(HostEvent::CallStats { pid, stats }),
             HostReply::Hello(_) => self.emit(HostEvent::Refused {
                 pid,

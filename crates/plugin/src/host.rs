@@ -1,5 +1,6 @@
-//! The plugin's handle on its host: log lines into the cluster log and progress reports. Not the
-//! host itself; this only calls the callbacks the host passed to `open`.
+//! The plugin's handle on its host: log lines into the cluster log, progress reports and failure
+//! reports, from any thread of the plugin. Not the host itself; this only calls the callbacks the
+//! host passed to `open`.
 
 use keelson_abi::KeelsonHost;
 use std::ffi::CString;
@@ -24,7 +25,8 @@ impl Level {
     }
 }
 
-/// Callbacks into the host, valid until the resource is closed. Cheap to copy.
+/// Callbacks into the host, valid until the resource is closed (until `close` returns), callable from
+/// any thread of the plugin. Cheap to copy.
 #[derive(Clone, Copy)]
 pub struct Host {
     raw: KeelsonHost,
@@ -53,6 +55,7 @@ impl Host {
                 ctx: std::ptr::null_mut(),
                 log: None,
                 set_status: None,
+                report_failure: None,
             }
         } else {
             // SAFETY: non-null and valid per the caller's contract; the struct is Copy.
@@ -94,5 +97,22 @@ impl Host {
             // SAFETY: as for `log`.
             unsafe { set_status(self.raw.ctx, progress.min(100)) }
         }
+    }
+
+    /// Tells the node that the resource failed, from any thread of the plugin, at any time until
+    /// the resource is closed: the node treats it at once as a failed IsAlive (log line, event
+    /// 1069, restart policy) without waiting for the next poll. One report counts until the next
+    /// health verdict (the resource's next check, or its coming Online again); more are dropped.
+    /// False when the host offers no `report_failure` callback (its pointer is NULL), so nothing
+    /// was reported.
+    pub fn report_failure(&self, msg: &str) -> bool {
+        let Some(report) = self.raw.report_failure else {
+            return false;
+        };
+        let text = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+        // SAFETY: as for `log`: a callback and ctx from the host, valid until close returns, and
+        // thread-safe by contract; `text` outlives the call.
+        unsafe { report(self.raw.ctx, text.as_ptr()) };
+        true
     }
 }

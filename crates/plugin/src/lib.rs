@@ -2,8 +2,12 @@
 //! [`export_plugin!`]; the SDK builds the C ABI descriptor (with the type's declared parameters and
 //! defaults), checks parameters against the declaration and fills in declared defaults before
 //! `validate` and `open` see them, turns every `Err` into a status and message, and catches every
-//! panic at the ABI so it never unwinds into the host. Not the host side: loading and timing calls
-//! is rhs's job.
+//! panic at the ABI so it never unwinds into the host. Entry points return [`Error`]: a `String`
+//! or `&str` converts into a generic one (`Err("…".into())`, `?`), and
+//! [`Error::misconfigured`], [`Error::not_installed`] and [`Error::not_running`] tell the node more
+//! (see [`ErrorKind`]). [`Host`] may be used from any thread of the plugin, and
+//! [`Host::report_failure`] tells the node at once that the resource died. Not the host side:
+//! loading and timing calls is rhs's job.
 //!
 //! ```ignore
 //! struct Web { port: u64 }
@@ -11,22 +15,24 @@
 //!     const TYPE_NAME: &'static std::ffi::CStr = c"web";
 //!     const PARAMS: Option<&'static [Param]> =
 //!         Some(&[Param::integer("port").min(1).max(65535).default("80").describe("TCP port")]);
-//!     fn open(params: &Params, _host: Host) -> Result<Self, String> { Ok(Web { port: params.u64_or("port", 80)? }) }
-//!     fn online(&mut self) -> Result<(), String> { Ok(()) }
-//!     fn offline(&mut self) -> Result<(), String> { Ok(()) }
-//!     fn looks_alive(&mut self) -> Result<(), String> { Ok(()) }
-//!     fn is_alive(&mut self) -> Result<(), String> { Ok(()) }
+//!     fn open(params: &Params, _host: Host) -> Result<Self, Error> { Ok(Web { port: params.u64_or("port", 80)? }) }
+//!     fn online(&mut self) -> Result<(), Error> { Ok(()) }
+//!     fn offline(&mut self) -> Result<(), Error> { Ok(()) }
+//!     fn looks_alive(&mut self) -> Result<(), Error> { Ok(()) }
+//!     fn is_alive(&mut self) -> Result<(), Error> { Err(Error::not_running("web is stopped")) }
 //! }
 //! keelson_plugin::export_plugin!(name: c"web", types: [Web]);
 //! ```
 
 mod declared;
+mod error;
 mod host;
 mod param;
 mod params;
 mod table;
 mod trampoline;
 
+pub use error::{Error, ErrorKind};
 pub use host::{Host, Level};
 pub use keelson_abi as abi;
 pub use keelson_types::{TypeDefaults, TypeSchema};
@@ -71,24 +77,26 @@ pub trait Resource: Sized + Send + 'static {
     const DEFAULTS: TypeDefaults = NO_DEFAULTS;
 
     /// Checks parameters without opening anything. The default accepts everything. Runs after the
-    /// declared schema's check, with declared defaults filled in.
-    fn validate(params: &Params) -> Result<(), String> {
+    /// declared schema's check, with declared defaults filled in. A generic error here (and from
+    /// `open`) means rejected parameters (`KEELSON_INVALID`).
+    fn validate(params: &Params) -> Result<(), Error> {
         let _ = params;
         Ok(())
     }
     /// Creates the resource's state from its private parameters (checked and defaulted like those
     /// of `validate`). Must not bring anything online.
-    fn open(params: &Params, host: Host) -> Result<Self, String>;
+    fn open(params: &Params, host: Host) -> Result<Self, Error>;
     /// Brings the resource online; may take up to PendingTimeout.
-    fn online(&mut self) -> Result<(), String>;
+    fn online(&mut self) -> Result<(), Error>;
     /// Takes the resource offline gracefully.
-    fn offline(&mut self) -> Result<(), String>;
-    /// Cheap health check, run every LooksAlivePollInterval.
-    fn looks_alive(&mut self) -> Result<(), String>;
+    fn offline(&mut self) -> Result<(), Error>;
+    /// Cheap health check, run every LooksAlivePollInterval. [`Error::not_running`] says the
+    /// resource is cleanly down rather than broken (both are health failures).
+    fn looks_alive(&mut self) -> Result<(), Error>;
     /// Thorough health check, run every IsAlivePollInterval and whenever LooksAlive fails.
-    fn is_alive(&mut self) -> Result<(), String>;
+    fn is_alive(&mut self) -> Result<(), Error>;
     /// Takes the resource offline at once, without grace. The default calls `offline`.
-    fn terminate(&mut self) -> Result<(), String> {
+    fn terminate(&mut self) -> Result<(), Error> {
         self.offline()
     }
     /// Releases the resource's state.

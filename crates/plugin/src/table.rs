@@ -100,19 +100,19 @@ mod tests {
 
     macro_rules! healthy {
         () => {
-            fn open(_: &Params, _: Host) -> Result<Self, String> {
+            fn open(_: &Params, _: Host) -> Result<Self, crate::Error> {
                 Ok(Self)
             }
-            fn online(&mut self) -> Result<(), String> {
+            fn online(&mut self) -> Result<(), crate::Error> {
                 Ok(())
             }
-            fn offline(&mut self) -> Result<(), String> {
+            fn offline(&mut self) -> Result<(), crate::Error> {
                 Ok(())
             }
-            fn looks_alive(&mut self) -> Result<(), String> {
+            fn looks_alive(&mut self) -> Result<(), crate::Error> {
                 Ok(())
             }
-            fn is_alive(&mut self) -> Result<(), String> {
+            fn is_alive(&mut self) -> Result<(), crate::Error> {
                 Ok(())
             }
         };

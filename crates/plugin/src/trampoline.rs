@@ -2,28 +2,56 @@
 //! result. Every body runs under `catch_unwind`, so a panic becomes `KEELSON_PANIC` plus its message
 //! and never unwinds across the ABI. Not the table layout (table.rs).
 
-use crate::{Host, Params, Resource};
+use crate::{Error, Host, Params, Resource};
 use keelson_abi::{KeelsonHost, KEELSON_ERROR, KEELSON_INVALID, KEELSON_OK, KEELSON_PANIC};
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Outcome of an entry point body before it is turned into a status.
-enum Failure {
-    Error(String),
-    Invalid(String),
+/// Outcome of an entry point body before it is turned into a status: the status and its message.
+struct Failure {
+    status: i32,
+    message: String,
+}
+
+impl Failure {
+    fn error(message: impl Into<String>) -> Failure {
+        Failure {
+            status: KEELSON_ERROR,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Failure {
+        Failure {
+            status: KEELSON_INVALID,
+            message: message.into(),
+        }
+    }
+
+    /// An error from a call on an open resource, with the status its kind stands for.
+    fn of_call(e: Error) -> Failure {
+        Failure {
+            status: e.call_status(),
+            message: e.message().to_string(),
+        }
+    }
+
+    /// An error from `open` or `validate` (a generic one means rejected parameters).
+    fn of_params(e: Error) -> Failure {
+        Failure {
+            status: e.params_status(),
+            message: e.message().to_string(),
+        }
+    }
 }
 
 /// Runs `body`, converting errors and panics into a status and a message in `err`.
 fn guarded(err: *mut c_char, cap: usize, body: impl FnOnce() -> Result<(), Failure>) -> i32 {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => KEELSON_OK,
-        Ok(Err(Failure::Error(msg))) => {
-            write_message(err, cap, &msg);
-            KEELSON_ERROR
-        }
-        Ok(Err(Failure::Invalid(msg))) => {
-            write_message(err, cap, &msg);
-            KEELSON_INVALID
+        Ok(Err(Failure { status, message })) => {
+            write_message(err, cap, &message);
+            status
         }
         Err(payload) => {
             write_message(
@@ -71,8 +99,8 @@ fn read_params(params_json: *const c_char) -> Result<Params, Failure> {
     let text = unsafe { CStr::from_ptr(params_json) };
     let text = text
         .to_str()
-        .map_err(|_| Failure::Invalid("parameters are not UTF-8".into()))?;
-    Params::parse(text).map_err(Failure::Invalid)
+        .map_err(|_| Failure::invalid("parameters are not UTF-8"))?;
+    Params::parse(text).map_err(Failure::invalid)
 }
 
 /// Reads the params JSON and checks it against `T`'s declared schema, declared defaults filled in:
@@ -80,7 +108,7 @@ fn read_params(params_json: *const c_char) -> Result<Params, Failure> {
 fn checked_params<T: Resource>(params_json: *const c_char) -> Result<Params, Failure> {
     read_params(params_json)?
         .checked(&crate::schema::<T>())
-        .map_err(Failure::Invalid)
+        .map_err(Failure::invalid)
 }
 
 pub(crate) unsafe extern "C" fn open<T: Resource>(
@@ -94,9 +122,9 @@ pub(crate) unsafe extern "C" fn open<T: Resource>(
         let params = checked_params::<T>(params_json)?;
         // SAFETY: the host passes a valid KeelsonHost that outlives the resource.
         let host = unsafe { Host::from_raw(host) };
-        let resource = T::open(&params, host).map_err(Failure::Invalid)?;
+        let resource = T::open(&params, host).map_err(Failure::of_params)?;
         if out_handle.is_null() {
-            return Err(Failure::Error("host passed a null out_handle".into()));
+            return Err(Failure::error("host passed a null out_handle"));
         }
         // SAFETY: checked non-null; the host owns the slot.
         unsafe { *out_handle = Box::into_raw(Box::new(resource)).cast::<c_void>() };
@@ -111,7 +139,7 @@ pub(crate) unsafe extern "C" fn validate<T: Resource>(
 ) -> i32 {
     guarded(err, err_cap, || {
         let params = checked_params::<T>(params_json)?;
-        T::validate(&params).map_err(Failure::Invalid)
+        T::validate(&params).map_err(Failure::of_params)
     })
 }
 
@@ -120,16 +148,16 @@ fn call<T: Resource>(
     handle: *mut c_void,
     err: *mut c_char,
     err_cap: usize,
-    method: fn(&mut T) -> Result<(), String>,
+    method: fn(&mut T) -> Result<(), Error>,
 ) -> i32 {
     guarded(err, err_cap, || {
         if handle.is_null() {
-            return Err(Failure::Error("null resource handle".into()));
+            return Err(Failure::error("null resource handle"));
         }
         // SAFETY: `handle` came from `open::<T>` (Box<T>::into_raw) and the host never overlaps
         // calls on one resource, so this is the only live reference.
         let resource = unsafe { &mut *handle.cast::<T>() };
-        method(resource).map_err(Failure::Error)
+        method(resource).map_err(Failure::of_call)
     })
 }
 
@@ -191,20 +219,23 @@ mod tests {
     struct Boom;
     impl Resource for Boom {
         const TYPE_NAME: &'static CStr = c"boom";
-        fn open(_: &Params, _: Host) -> Result<Self, String> {
+        fn open(_: &Params, _: Host) -> Result<Self, Error> {
             Ok(Boom)
         }
-        fn online(&mut self) -> Result<(), String> {
+        fn online(&mut self) -> Result<(), Error> {
             panic!("online exploded")
         }
-        fn offline(&mut self) -> Result<(), String> {
+        fn offline(&mut self) -> Result<(), Error> {
             Err("cannot".into())
         }
-        fn looks_alive(&mut self) -> Result<(), String> {
+        fn looks_alive(&mut self) -> Result<(), Error> {
+            Err(Error::not_running("stopped"))
+        }
+        fn is_alive(&mut self) -> Result<(), Error> {
             Ok(())
         }
-        fn is_alive(&mut self) -> Result<(), String> {
-            Ok(())
+        fn terminate(&mut self) -> Result<(), Error> {
+            Err(Error::misconfigured("no such port"))
         }
     }
 
@@ -231,7 +262,13 @@ mod tests {
             assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "can");
             assert_eq!(
                 looks_alive::<Boom>(handle, buf.as_mut_ptr(), 64),
-                KEELSON_OK
+                keelson_abi::KEELSON_NOT_RUNNING
+            );
+            assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "stopped");
+            assert_eq!(is_alive::<Boom>(handle, buf.as_mut_ptr(), 64), KEELSON_OK);
+            assert_eq!(
+                terminate::<Boom>(handle, buf.as_mut_ptr(), 64),
+                keelson_abi::KEELSON_MISCONFIGURED
             );
             assert_eq!(
                 open::<Boom>(
@@ -254,22 +291,22 @@ mod tests {
             .min(1)
             .max(65535)
             .default("80")]);
-        fn validate(params: &Params) -> Result<(), String> {
-            params.u64_or("port", 0).map(|_| ())
+        fn validate(params: &Params) -> Result<(), Error> {
+            Ok(params.u64_or("port", 0).map(|_| ())?)
         }
-        fn open(params: &Params, _: Host) -> Result<Self, String> {
+        fn open(params: &Params, _: Host) -> Result<Self, Error> {
             Ok(Port(params.u64_or("port", 0)?))
         }
-        fn online(&mut self) -> Result<(), String> {
+        fn online(&mut self) -> Result<(), Error> {
             Ok(())
         }
-        fn offline(&mut self) -> Result<(), String> {
+        fn offline(&mut self) -> Result<(), Error> {
             Ok(())
         }
-        fn looks_alive(&mut self) -> Result<(), String> {
+        fn looks_alive(&mut self) -> Result<(), Error> {
             Ok(())
         }
-        fn is_alive(&mut self) -> Result<(), String> {
+        fn is_alive(&mut self) -> Result<(), Error> {
             Ok(())
         }
     }

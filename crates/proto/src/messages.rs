@@ -81,6 +81,14 @@ pub enum HostReply {
     /// Summaries of the health checks the host ran by itself, each counted since that resource was
     /// opened; sent periodically, only for resources with new checks.
     CallStats { stats: Vec<ResourceCallStats> },
+    /// The plugin reported by itself (its host's `report_failure` callback, from any of its threads)
+    /// that the resource failed: rcm treats it as a failed IsAlive at once. At most one per resource
+    /// until its next health verdict (a check run, or a new plan); later ones are dropped by the host.
+    /// Appended last so the encodings of the variants above do not move.
+    FailureReported {
+        resource: ResourceId,
+        message: String,
+    },
 }
 
 /// Which plugin file a slot of the host's code address table stands for.
@@ -193,4 +201,30 @@ pub struct LeaseGrant {
 pub struct PluginCode {
     pub slot: u32,
     pub offset: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first byte of a postcard-encoded enum is its variant's index.
+    fn index(reply: &HostReply) -> u8 {
+        postcard::to_allocvec(reply).unwrap()[0]
+    }
+
+    #[test]
+    fn failure_reports_are_appended_so_no_earlier_variant_moves() {
+        let stats = HostReply::CallStats { stats: vec![] };
+        let failed = HostReply::HealthFailed {
+            resource: ResourceId(1),
+            op: Op::IsAlive,
+            status: 6,
+            message: String::new(),
+        };
+        let report = HostReply::FailureReported {
+            resource: ResourceId(1),
+            message: "gone".into(),
+        };
+        assert_eq!((index(&failed), index(&stats), index(&report)), (6, 7, 8));
+    }
 }

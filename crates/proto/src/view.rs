@@ -29,7 +29,7 @@ pub use cluster::{
 pub use group::{Group, GroupMove, GroupSummary};
 pub use plugin::{Conflict, PluginFile, PluginList};
 pub use quorum::{Quorum, WitnessLease};
-pub use resource::{CallStats, Resource, ResourceSummary};
+pub use resource::{CallStats, LastError, Resource, ResourceSummary};
 pub use schema::{ParamView, TypeSchemaView};
 pub use status::{Database, DatabaseState, Host, LogHealth, Member, Status, StatusGroup};
 

@@ -219,6 +219,10 @@ fn host_replies() -> Vec<HostReply> {
             path: s("/p/libkeelson_plugin_chaos.so"),
             base: 0x7f00_0000_0000,
         }),
+        HostReply::FailureReported {
+            resource: ResourceId(3),
+            message: s("child exited"),
+        },
     ]
 }
 

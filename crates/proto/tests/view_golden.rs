@@ -4,8 +4,9 @@
 //! `serde_json::Value` views that rcm sent before these structs did.
 
 use keelson_proto::view::{
-    CallStats, Conflict, Database, DatabaseState, Group, GroupSummary, Host, LogHealth, Member,
-    PluginFile, PluginList, PropertyValue as V, Resource, ResourceSummary, Status, StatusGroup,
+    CallStats, Conflict, Database, DatabaseState, Group, GroupSummary, Host, LastError, LogHealth,
+    Member, PluginFile, PluginList, PropertyValue as V, Resource, ResourceSummary, Status,
+    StatusGroup,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
@@ -52,6 +53,14 @@ fn resource_get() {
         depends_on: vec![s("Disk")],
         group: s("FS"),
         host_pid: Some(4242),
+        last_errors: map(vec![(
+            "ONLINE",
+            LastError {
+                at: s("2026-12-01T19:00:00.000Z"),
+                message: s("port=0"),
+                status: s("misconfigured"),
+            },
+        )]),
         name: s("Share"),
         owner_node: s("n1"),
         parameters: map(vec![("db_password", s("***")), ("path", s("/srv"))]),
@@ -67,7 +76,7 @@ fn resource_get() {
     };
     pinned(
         &view,
-        r#"{"call_stats":{"LOOKSALIVE":{"count":12,"last_us":41,"max_us":95,"p50_us":40,"p99_us":90}},"depends_on":["Disk"],"group":"FS","host_pid":4242,"name":"Share","owner_node":"n1","parameters":{"db_password":"***","path":"/srv"},"plugin":"dummy","properties":{"DeadlockTimeout":300000,"MonitorProcessId":4242,"RestartAction":"Restart","SeparateMonitor":true},"state":"Online","type":"dummy"}"#,
+        r#"{"call_stats":{"LOOKSALIVE":{"count":12,"last_us":41,"max_us":95,"p50_us":40,"p99_us":90}},"depends_on":["Disk"],"group":"FS","host_pid":4242,"last_errors":{"ONLINE":{"at":"2026-12-01T19:00:00.000Z","message":"port=0","status":"misconfigured"}},"name":"Share","owner_node":"n1","parameters":{"db_password":"***","path":"/srv"},"plugin":"dummy","properties":{"DeadlockTimeout":300000,"MonitorProcessId":4242,"RestartAction":"Restart","SeparateMonitor":true},"state":"Online","type":"dummy"}"#,
     );
 }
 
@@ -81,7 +90,7 @@ fn resource_get_without_a_host() {
     };
     pinned(
         &view,
-        r#"{"call_stats":{},"depends_on":[],"group":"","host_pid":null,"name":"Disk","owner_node":"","parameters":{},"plugin":"","properties":{"MonitorProcessId":null},"state":"Offline","type":""}"#,
+        r#"{"call_stats":{},"depends_on":[],"group":"","host_pid":null,"last_errors":{},"name":"Disk","owner_node":"","parameters":{},"plugin":"","properties":{"MonitorProcessId":null},"state":"Offline","type":""}"#,
     );
 }
 

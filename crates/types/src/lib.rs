@@ -13,6 +13,7 @@ mod records;
 mod schema;
 mod secret;
 mod signal;
+mod status;
 mod text;
 
 pub use callstats::{CallStats, CallTimings};
@@ -30,6 +31,7 @@ pub use records::{
 pub use schema::{ParamKind, ParamSpec, SchemaError, TypeDefaults, TypeSchema};
 pub use secret::is_secret_param;
 pub use signal::signal_name;
+pub use status::StatusKind;
 pub use text::{check_name, check_param_key, escape_for_log, is_invisible};
 
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@
 //! `max_bytes` (an integer 1..=4096, default 256: the longest text accepted).
 #![forbid(unsafe_code)]
 
-use keelson_plugin::{export_plugin, Host, Params, Resource};
+use keelson_plugin::{export_plugin, Error, Host, Params, Resource};
 use std::path::PathBuf;
 
 const KNOWN: [&str; 3] = ["path", "text", "max_bytes"];
@@ -55,11 +55,12 @@ impl Marker {
 impl Resource for Marker {
     const TYPE_NAME: &'static std::ffi::CStr = c"marker";
 
-    fn validate(params: &Params) -> Result<(), String> {
-        Config::parse(params).map(|_| ())
+    fn validate(params: &Params) -> Result<(), Error> {
+        Config::parse(params)?;
+        Ok(())
     }
 
-    fn open(params: &Params, host: Host) -> Result<Self, String> {
+    fn open(params: &Params, host: Host) -> Result<Self, Error> {
         // Open only parses: it must not bring anything online.
         Ok(Marker {
             config: Config::parse(params)?,
@@ -67,7 +68,7 @@ impl Resource for Marker {
         })
     }
 
-    fn online(&mut self) -> Result<(), String> {
+    fn online(&mut self) -> Result<(), Error> {
         if self.holds_text() {
             // Already online (a second online, or a new host after the old one died): leave it.
             return Ok(());
@@ -80,37 +81,35 @@ impl Resource for Marker {
         Ok(())
     }
 
-    fn offline(&mut self) -> Result<(), String> {
+    fn offline(&mut self) -> Result<(), Error> {
         match std::fs::remove_file(&self.config.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!(
-                "cannot remove {}: {e}",
-                self.config.path.display()
-            )),
+            Err(e) => Err(format!("cannot remove {}: {e}", self.config.path.display()).into()),
         }
     }
 
-    fn looks_alive(&mut self) -> Result<(), String> {
+    fn looks_alive(&mut self) -> Result<(), Error> {
         match self.config.path.try_exists() {
             Ok(true) => Ok(()),
-            Ok(false) => Err(format!("{} is missing", self.config.path.display())),
-            Err(e) => Err(format!("cannot stat {}: {e}", self.config.path.display())),
+            Ok(false) => Err(format!("{} is missing", self.config.path.display()).into()),
+            Err(e) => Err(format!("cannot stat {}: {e}", self.config.path.display()).into()),
         }
     }
 
-    fn is_alive(&mut self) -> Result<(), String> {
+    fn is_alive(&mut self) -> Result<(), Error> {
         if self.holds_text() {
             Ok(())
         } else {
             Err(format!(
                 "{} does not hold the marker text",
                 self.config.path.display()
-            ))
+            )
+            .into())
         }
     }
 
-    fn terminate(&mut self) -> Result<(), String> {
+    fn terminate(&mut self) -> Result<(), Error> {
         self.offline()
     }
 }

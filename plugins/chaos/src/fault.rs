@@ -2,9 +2,11 @@
 //! writes to an unmapped address, `segv_thread` starts a thread of the plugin's own that does so a
 //! little later (the call itself returns fine), `bus` reads a mapping whose file was truncated, `ill`
 //! executes an undefined instruction, `fpe` divides by zero in hardware, `abort` aborts, `exit`
-//! exits. Not the choice of when to fire (lib.rs).
+//! exits; `misconfigured`, `not_installed` and `not_running` return those status codes, and `report`
+//! starts a thread of the plugin's own that reports the resource's failure through the host a little
+//! later (the call itself returns fine). Not the choice of when to fire (lib.rs).
 
-use keelson_plugin::Params;
+use keelson_plugin::{Error, Host, Params};
 use keelson_types::Op;
 use std::time::Duration;
 
@@ -23,6 +25,14 @@ pub enum Fault {
     Exit(i32),
     Slow(Duration),
     Error,
+    /// Returns `KEELSON_MISCONFIGURED`.
+    Misconfigured,
+    /// Returns `KEELSON_NOT_INSTALLED`.
+    NotInstalled,
+    /// Returns `KEELSON_NOT_RUNNING`.
+    NotRunning,
+    /// A thread of the plugin's own calls the host's `report_failure` after this delay.
+    Report(Duration),
 }
 
 impl Fault {
@@ -40,16 +50,20 @@ impl Fault {
             "exit" => Fault::Exit(params.u64_or("exit_code", 3)?.min(255) as i32),
             "slow" => Fault::Slow(Duration::from_millis(params.u64_or("slow_ms", 1000)?)),
             "error" => Fault::Error,
+            "misconfigured" => Fault::Misconfigured,
+            "not_installed" => Fault::NotInstalled,
+            "not_running" => Fault::NotRunning,
+            "report" => Fault::Report(Duration::from_millis(params.u64_or("thread_delay_ms", 100)?)),
             other => {
                 return Err(format!(
-                    "parameter fault={other:?}: expected one of hang, segv, segv_thread, bus, ill, fpe, abort, panic, exit, slow, error"
+                    "parameter fault={other:?}: expected one of hang, segv, segv_thread, bus, ill, fpe, abort, panic, exit, slow, error, misconfigured, not_installed, not_running, report"
                 ))
             }
         })
     }
 
-    /// Does it, inside entry point `op`.
-    pub fn strike(self, op: Op) -> Result<(), String> {
+    /// Does it, inside entry point `op` of a resource whose host is `host`.
+    pub fn strike(self, op: Op, host: Host) -> Result<(), Error> {
         match self {
             Fault::Hang => hang(),
             Fault::Segv => segv(),
@@ -64,7 +78,20 @@ impl Fault {
                 std::thread::sleep(d);
                 Ok(())
             }
-            Fault::Error => Err(format!("chaos: injected failure in {}", op.snake())),
+            Fault::Error => Err(format!("chaos: injected failure in {}", op.snake()).into()),
+            Fault::Misconfigured => Err(Error::misconfigured(format!(
+                "chaos: injected misconfiguration in {}",
+                op.snake()
+            ))),
+            Fault::NotInstalled => Err(Error::not_installed(format!(
+                "chaos: injected not installed in {}",
+                op.snake()
+            ))),
+            Fault::NotRunning => Err(Error::not_running(format!(
+                "chaos: injected not running in {}",
+                op.snake()
+            ))),
+            Fault::Report(delay) => report_later(host, delay),
         }
     }
 }
@@ -85,7 +112,7 @@ fn segv() -> ! {
 
 /// Starts a thread that nobody calls into (no call of the host runs on it) and that segfaults in
 /// this plugin's own code once `delay` has passed; the entry point itself succeeds.
-fn segv_thread(delay: Duration) -> Result<(), String> {
+fn segv_thread(delay: Duration) -> Result<(), Error> {
     std::thread::Builder::new()
         .name("chaos-crasher".into())
         .spawn(move || {
@@ -93,7 +120,34 @@ fn segv_thread(delay: Duration) -> Result<(), String> {
             segv_here()
         })
         .map(|_| ())
-        .map_err(|e| format!("chaos: cannot start the crashing thread: {e}"))
+        .map_err(|e| format!("chaos: cannot start the crashing thread: {e}").into())
+}
+
+/// Starts a thread of the plugin's own that, once `delay` has passed, logs its wall-clock instant
+/// (`unix_us=…`, for a test to measure from) and reports the resource's failure through `host`.
+fn report_later(host: Host, delay: Duration) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("chaos-reporter".into())
+        .spawn(move || {
+            std::thread::sleep(delay);
+            host.info(&format!(
+                "chaos: reporting a failure at unix_us={}",
+                unix_us()
+            ));
+            if !host.report_failure("chaos: injected failure report") {
+                host.error("chaos: this host has no report_failure callback");
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("chaos: cannot start the reporting thread: {e}").into())
+}
+
+/// Microseconds since the Unix epoch, by the wall clock.
+pub fn unix_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
 }
 
 /// A write to the never-mapped first page by an instruction in this function itself (not in a

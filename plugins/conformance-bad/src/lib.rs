@@ -6,7 +6,7 @@
 //! `hang_validate` hang, default 120). Not a model of any real resource.
 #![forbid(unsafe_code)]
 
-use keelson_plugin::{export_plugin, Host, Params, Resource};
+use keelson_plugin::{export_plugin, Error, Host, Params, Resource};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -103,11 +103,11 @@ pub struct ConformanceBad {
 }
 
 impl ConformanceBad {
-    fn health(&self, check: &str) -> Result<(), String> {
+    fn health(&self, check: &str) -> Result<(), Error> {
         if self.online || self.config.mode == Mode::AliveAfterOffline {
             Ok(())
         } else {
-            Err(format!("conformance_bad: {check}: not online"))
+            Err(format!("conformance_bad: {check}: not online").into())
         }
     }
 }
@@ -115,17 +115,17 @@ impl ConformanceBad {
 impl Resource for ConformanceBad {
     const TYPE_NAME: &'static std::ffi::CStr = c"conformance_bad";
 
-    fn validate(params: &Params) -> Result<(), String> {
+    fn validate(params: &Params) -> Result<(), Error> {
         let lenient = Config::lenient(params);
         match lenient.mode {
             Mode::AcceptEverything => return Ok(()),
             Mode::HangValidate => std::thread::sleep(lenient.delay),
             _ => {}
         }
-        Config::parse(params).map(|_| ())
+        Config::parse(params).map(|_| ()).map_err(Error::from)
     }
 
-    fn open(params: &Params, host: Host) -> Result<Self, String> {
+    fn open(params: &Params, host: Host) -> Result<Self, Error> {
         let config = Config::parse(params).unwrap_or_else(|_| Config::lenient(params));
         if config.mode == Mode::ReopenFails && EVER_CLOSED.load(Ordering::SeqCst) {
             return Err("conformance_bad: cannot open again after a close".into());
@@ -142,7 +142,7 @@ impl Resource for ConformanceBad {
         })
     }
 
-    fn online(&mut self) -> Result<(), String> {
+    fn online(&mut self) -> Result<(), Error> {
         if self.online && self.config.mode == Mode::OnlineNotIdempotent {
             return Err("conformance_bad: already online".into());
         }
@@ -154,7 +154,7 @@ impl Resource for ConformanceBad {
         Ok(())
     }
 
-    fn offline(&mut self) -> Result<(), String> {
+    fn offline(&mut self) -> Result<(), Error> {
         if !self.online && self.config.mode == Mode::OfflineNotIdempotent {
             return Err("conformance_bad: already offline".into());
         }
@@ -162,18 +162,18 @@ impl Resource for ConformanceBad {
         Ok(())
     }
 
-    fn looks_alive(&mut self) -> Result<(), String> {
+    fn looks_alive(&mut self) -> Result<(), Error> {
         if self.config.mode == Mode::SlowLooksAlive {
             std::thread::sleep(self.config.delay);
         }
         self.health("looks_alive")
     }
 
-    fn is_alive(&mut self) -> Result<(), String> {
+    fn is_alive(&mut self) -> Result<(), Error> {
         self.health("is_alive")
     }
 
-    fn terminate(&mut self) -> Result<(), String> {
+    fn terminate(&mut self) -> Result<(), Error> {
         self.online = false;
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! client finds the service by trying each node.
 #![forbid(unsafe_code)]
 
-use keelson_plugin::{export_plugin, Host, Params, Resource};
+use keelson_plugin::{export_plugin, Error, Host, Params, Resource};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,11 +104,11 @@ impl DemoService {
 impl Resource for DemoService {
     const TYPE_NAME: &'static std::ffi::CStr = c"demo-service";
 
-    fn validate(params: &Params) -> Result<(), String> {
-        port(params).map(|_| ())
+    fn validate(params: &Params) -> Result<(), Error> {
+        port(params).map(|_| ()).map_err(Error::from)
     }
 
-    fn open(params: &Params, host: Host) -> Result<Self, String> {
+    fn open(params: &Params, host: Host) -> Result<Self, Error> {
         Ok(DemoService {
             port: port(params)?,
             server: None,
@@ -116,7 +116,7 @@ impl Resource for DemoService {
         })
     }
 
-    fn online(&mut self) -> Result<(), String> {
+    fn online(&mut self) -> Result<(), Error> {
         if self.server.is_none() {
             let since = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -128,14 +128,14 @@ impl Resource for DemoService {
         Ok(())
     }
 
-    fn offline(&mut self) -> Result<(), String> {
+    fn offline(&mut self) -> Result<(), Error> {
         self.stop_server();
         self.host
             .info(&format!("demo-service closed TCP port {}", self.port));
         Ok(())
     }
 
-    fn looks_alive(&mut self) -> Result<(), String> {
+    fn looks_alive(&mut self) -> Result<(), Error> {
         match &self.server {
             Some(s) if s.running() => Ok(()),
             Some(_) => Err("demo-service: the accept thread has stopped".into()),
@@ -143,17 +143,17 @@ impl Resource for DemoService {
         }
     }
 
-    fn is_alive(&mut self) -> Result<(), String> {
+    fn is_alive(&mut self) -> Result<(), Error> {
         self.looks_alive()?;
         let line = ask(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))?;
         if line.starts_with(GREETING) {
             Ok(())
         } else {
-            Err(format!("demo-service: unexpected answer {line:?}"))
+            Err(format!("demo-service: unexpected answer {line:?}").into())
         }
     }
 
-    fn terminate(&mut self) -> Result<(), String> {
+    fn terminate(&mut self) -> Result<(), Error> {
         self.stop_server();
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! resource: health checks cost nothing and allocate nothing.
 #![forbid(unsafe_code)]
 
-use keelson_plugin::{export_plugin, Host, Param, Params, Resource};
+use keelson_plugin::{export_plugin, Error, Host, Param, Params, Resource};
 use std::time::Duration;
 
 const KNOWN: [&str; 4] = [
@@ -65,11 +65,11 @@ impl Resource for Dummy {
     const TYPE_NAME: &'static std::ffi::CStr = c"dummy";
     const PARAMS: Option<&'static [Param]> = Some(PARAMS);
 
-    fn validate(params: &Params) -> Result<(), String> {
-        Config::parse(params).map(|_| ())
+    fn validate(params: &Params) -> Result<(), Error> {
+        Config::parse(params).map(|_| ()).map_err(Error::from)
     }
 
-    fn open(params: &Params, host: Host) -> Result<Self, String> {
+    fn open(params: &Params, host: Host) -> Result<Self, Error> {
         Ok(Dummy {
             config: Config::parse(params)?,
             online: false,
@@ -77,35 +77,35 @@ impl Resource for Dummy {
         })
     }
 
-    fn online(&mut self) -> Result<(), String> {
+    fn online(&mut self) -> Result<(), Error> {
         std::thread::sleep(self.config.online_delay);
         self.online = true;
         self.host.info("dummy resource online");
         Ok(())
     }
 
-    fn offline(&mut self) -> Result<(), String> {
+    fn offline(&mut self) -> Result<(), Error> {
         std::thread::sleep(self.config.offline_delay);
         self.online = false;
         self.host.info("dummy resource offline");
         Ok(())
     }
 
-    fn looks_alive(&mut self) -> Result<(), String> {
+    fn looks_alive(&mut self) -> Result<(), Error> {
         if self.config.fail_looks_alive {
             return Err("dummy: looks_alive fails (fail_looks_alive=true)".into());
         }
         Ok(())
     }
 
-    fn is_alive(&mut self) -> Result<(), String> {
+    fn is_alive(&mut self) -> Result<(), Error> {
         if self.config.fail_is_alive {
             return Err("dummy: is_alive fails (fail_is_alive=true)".into());
         }
         Ok(())
     }
 
-    fn terminate(&mut self) -> Result<(), String> {
+    fn terminate(&mut self) -> Result<(), Error> {
         self.online = false;
         Ok(())
     }

@@ -6,7 +6,7 @@
 // Not forbid: the `.init_array` entry below needs `link_section`, which the lint counts as unsafe.
 #![deny(unsafe_code)]
 
-use keelson_plugin::{export_plugin, Host, Params, Resource};
+use keelson_plugin::{export_plugin, Error, Host, Params, Resource};
 use std::time::Duration;
 
 /// The environment variable naming the file whose existence holds the load.
@@ -39,23 +39,23 @@ pub struct HangLoad;
 impl Resource for HangLoad {
     const TYPE_NAME: &'static std::ffi::CStr = c"hang_load";
 
-    fn open(_params: &Params, _host: Host) -> Result<Self, String> {
+    fn open(_params: &Params, _host: Host) -> Result<Self, Error> {
         Ok(HangLoad)
     }
 
-    fn online(&mut self) -> Result<(), String> {
+    fn online(&mut self) -> Result<(), Error> {
         Ok(())
     }
 
-    fn offline(&mut self) -> Result<(), String> {
+    fn offline(&mut self) -> Result<(), Error> {
         Ok(())
     }
 
-    fn looks_alive(&mut self) -> Result<(), String> {
+    fn looks_alive(&mut self) -> Result<(), Error> {
         Ok(())
     }
 
-    fn is_alive(&mut self) -> Result<(), String> {
+    fn is_alive(&mut self) -> Result<(), Error> {
         Ok(())
     }
 }

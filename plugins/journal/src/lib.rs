@@ -13,7 +13,7 @@
 
 pub mod check;
 
-use keelson_plugin::{export_plugin, Host, Params, Resource};
+use keelson_plugin::{export_plugin, Error, Host, Params, Resource};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -183,11 +183,11 @@ impl Journal {
 impl Resource for Journal {
     const TYPE_NAME: &'static std::ffi::CStr = c"journal";
 
-    fn validate(params: &Params) -> Result<(), String> {
-        Config::parse(params).map(|_| ())
+    fn validate(params: &Params) -> Result<(), Error> {
+        Config::parse(params).map(|_| ()).map_err(Error::from)
     }
 
-    fn open(params: &Params, host: Host) -> Result<Self, String> {
+    fn open(params: &Params, host: Host) -> Result<Self, Error> {
         let config = Config::parse(params)?;
         let netns = keelson_sys::journal::netns_inode()
             .map_err(|e| format!("cannot read this host's network namespace: {e}"))?;
@@ -205,7 +205,7 @@ impl Resource for Journal {
         })
     }
 
-    fn online(&mut self) -> Result<(), String> {
+    fn online(&mut self) -> Result<(), Error> {
         self.origin.append("online-begin")?;
         if self.heartbeat.is_none() {
             self.heartbeat = Some(Heartbeat::start(self.origin.clone(), self.alive));
@@ -215,24 +215,24 @@ impl Resource for Journal {
         Ok(())
     }
 
-    fn offline(&mut self) -> Result<(), String> {
+    fn offline(&mut self) -> Result<(), Error> {
         // Heartbeats stop first, so the interval's lines end offline-begin, offline.
         self.stop_heartbeat();
         self.origin.append("offline-begin")?;
-        self.origin.append("offline")
+        Ok(self.origin.append("offline")?)
     }
 
-    fn looks_alive(&mut self) -> Result<(), String> {
-        self.check_health()
+    fn looks_alive(&mut self) -> Result<(), Error> {
+        Ok(self.check_health()?)
     }
 
-    fn is_alive(&mut self) -> Result<(), String> {
-        self.check_health()
+    fn is_alive(&mut self) -> Result<(), Error> {
+        Ok(self.check_health()?)
     }
 
-    fn terminate(&mut self) -> Result<(), String> {
+    fn terminate(&mut self) -> Result<(), Error> {
         self.stop_heartbeat();
-        self.origin.append("terminate")
+        Ok(self.origin.append("terminate")?)
     }
 }
 

@@ -9,7 +9,7 @@
 use keelson_engine::*;
 use keelson_types::{
     GroupProperties, HealthPlan, HealthSchedule, HealthVerdict, LogLevel, Op, ResourceId,
-    ResourceProperties,
+    ResourceProperties, StatusKind,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -193,6 +193,7 @@ impl Sim {
             out.extend(self.ok(Event::HealthFailed {
                 resource,
                 op,
+                status: StatusKind::Error,
                 message: format!("{op} failed (test)"),
             }));
         }
@@ -214,7 +215,7 @@ impl Sim {
         self.ok(Event::CallDone {
             resource,
             op,
-            ok,
+            status: StatusKind::from_ok(ok),
             message,
         })
     }

@@ -1,5 +1,6 @@
-//! The views of resources: `resource get` ([`Resource`], with its properties, parameters and call
-//! statistics) and one row of `resource list` ([`ResourceSummary`]). Not the engine's own
+//! The views of resources: `resource get` ([`Resource`], with its properties, parameters, call
+//! statistics and each entry point's last error) and one row of `resource list`
+//! ([`ResourceSummary`]). Not the engine's own
 //! `keelson_engine::ResourceView`, which rcm reads to fill these.
 
 use super::Properties;
@@ -17,6 +18,9 @@ pub struct Resource {
     pub group: String,
     /// The pid of the host it is open in, `null` while it has none.
     pub host_pid: Option<u32>,
+    /// Per entry point that ever failed (upper case, e.g. `ONLINE`), its last error: kept in memory
+    /// by the node service that runs it, never cleared.
+    pub last_errors: BTreeMap<String, LastError>,
     pub name: String,
     pub owner_node: String,
     /// Private parameters; the values of secret ones (see `keelson_types::is_secret_param`) are
@@ -40,6 +44,19 @@ pub struct CallStats {
     pub max_us: u64,
     pub p50_us: u64,
     pub p99_us: u64,
+}
+
+/// The last failure of one entry point. Fields in alphabetical order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LastError {
+    /// When, as an ISO 8601 UTC time (`2026-03-01T12:00:00.000Z`).
+    pub at: String,
+    /// The plugin's message (secret values shown as `***`), or why the call got no answer.
+    pub message: String,
+    /// Its kind: `error`, `panic`, `invalid`, `misconfigured`, `not_installed`, `not_running`,
+    /// `timeout`, `host_died` or `reported` (the plugin's own failure report).
+    pub status: String,
 }
 
 /// One row of `resource list`. Fields in alphabetical order.
