@@ -55,7 +55,8 @@ impl Views<'_> {
             .group(&r.group)
             .map(|g| owner_of(&g, self.node).to_string())
             .unwrap_or_else(|| self.node.to_string());
-        Ok(resource(&r, &owner, &stats))
+        let secret = |k: &str| self.catalogue.is_secret(&r.type_name, k);
+        Ok(resource(&r, &owner, &stats, secret))
     }
 
     /// `resource list`.
@@ -153,7 +154,12 @@ fn properties(map: BTreeMap<String, String>) -> view::Properties {
         .collect()
 }
 
-fn resource(r: &ResourceView, node: &str, stats: &BTreeMap<Op, CallStats>) -> view::Resource {
+fn resource(
+    r: &ResourceView,
+    node: &str,
+    stats: &BTreeMap<Op, CallStats>,
+    is_secret: impl Fn(&str) -> bool,
+) -> view::Resource {
     let mut properties = properties(r.properties.to_map());
     properties.insert(
         "MonitorProcessId".into(),
@@ -163,7 +169,7 @@ fn resource(r: &ResourceView, node: &str, stats: &BTreeMap<Op, CallStats>) -> vi
     let parameters = r
         .params
         .iter()
-        .map(|(k, v)| match keelson_types::is_secret_param(k) {
+        .map(|(k, v)| match is_secret(k) {
             true => (k.clone(), "***".to_string()),
             false => (k.clone(), v.clone()),
         })
@@ -382,7 +388,12 @@ mod tests {
                 last_us: 5,
             },
         )]);
-        let v = resource(&share(Some(77)), "n1", &stats);
+        let v = resource(
+            &share(Some(77)),
+            "n1",
+            &stats,
+            keelson_types::is_secret_param,
+        );
         assert_eq!(v.state, "OnlinePending");
         assert_eq!((v.host_pid, v.owner_node.as_str()), (Some(77), "n1"));
         assert_eq!(v.properties["MonitorProcessId"], PropertyValue::Number(77));
@@ -405,7 +416,12 @@ mod tests {
             [("Password", "***"), ("api_token", "***"), ("path", "/srv")]
         );
         assert_eq!(v.call_stats["LOOKSALIVE"].p99_us, 9);
-        let hostless = resource(&share(None), "n1", &BTreeMap::new());
+        let hostless = resource(
+            &share(None),
+            "n1",
+            &BTreeMap::new(),
+            keelson_types::is_secret_param,
+        );
         assert_eq!(
             hostless.properties["MonitorProcessId"],
             PropertyValue::Unset
