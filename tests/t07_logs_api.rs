@@ -573,8 +573,9 @@ fn raw_frames_cannot_forge_log_lines_or_smuggle_invisible_names() {
 fn a_plugin_error_with_a_newline_is_logged_escaped_on_one_line() {
     let rcm = Rcm::start("plugin-newline");
     group(&rcm, "g");
-    // chaos quotes an unknown entry point back in its error message, newline and all.
-    rcm.ok(R::ResourceCreate {
+    // chaos quotes an unknown entry point back in its error message, newline and all: since
+    // validation before commit, in the refusal of the create (logged too), not in a failed online.
+    let refusal = rcm.refused(R::ResourceCreate {
         name: s("c"),
         type_name: s("chaos"),
         group: s("g"),
@@ -584,7 +585,7 @@ fn a_plugin_error_with_a_newline_is_logged_escaped_on_one_line() {
         ],
         properties: vec![pair("RestartAction", "NoRestart")],
     });
-    rcm.ok(R::ResourceOnline { name: s("c") });
+    assert!(refusal.contains("parameter entry="), "{refusal}");
     assert!(
         common::wait_until(LIMIT, || rcm.cluster_log().contains("forged-by-plugin")),
         "{}",

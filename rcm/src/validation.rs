@@ -1,14 +1,17 @@
 //! Running a resource type's `validate` entry point for `resource create` and `resource set --param`
 //! in throwaway keelson-rhs processes, off the core's thread, each with a deadline: open the
-//! candidate resource, VALIDATE, close, and report the verdict to the core as an `Input`. A few
-//! validation hosts per plugin file are kept warm for a short while, each used by one validation at
-//! a time (a burst of creates does not start a process each); a host whose validation hung, crashed
-//! or ran past the deadline is killed and never reused. Plugin code never runs in rcm. What plugin
+//! candidate resource, VALIDATE, and report the verdict to the core as an `Input`; the close comes
+//! after the verdict and does not change it (a plugin whose close misbehaves is judged at its real
+//! close, as before). A few validation hosts per plugin file are kept warm for a short while, each
+//! used by one validation at a time (a burst of creates does not start a process each); a host
+//! whose validation or close hung, crashed or ran past the deadline is killed and never reused. Plugin code never runs in rcm. What plugin
 //! code logs while being validated is not kept: it may quote the very values being checked. Not the
 //! decision of what to validate or the schema check (core/validation_gate.rs).
 
 use crate::core::Input;
-use keelson_host::{CallError, DeathCause, Host, HostConfig, HostDied, HostError, OpenSpec};
+use keelson_host::{
+    CallError, DeathCause, Host, HostConfig, HostDied, HostError, OpenSpec, ResourceHandle,
+};
 use keelson_types::{signal_name, Op, ResourceId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,12 +148,12 @@ impl Shared {
                 }
             },
         };
-        let backstop = job.deadline * 3 + self.config.watchdog_grace + BACKSTOP_MARGIN;
+        let backstop = job.deadline * 2 + self.config.watchdog_grace + BACKSTOP_MARGIN;
         let start = Instant::now();
         let outcome = tokio::time::timeout(backstop, run_in(&host, job, self.resource_id())).await;
         match outcome {
-            Ok(Ok(verdict)) => {
-                self.keep_idle(&job.plugin_path, host);
+            Ok(Ok((verdict, opened))) => {
+                self.close_then_keep(job, host, opened);
                 verdict
             }
             Ok(Err(failure)) => {
@@ -169,6 +172,27 @@ impl Shared {
                 ))
             }
         }
+    }
+
+    /// Closes the candidate resource (if it was opened) off the verdict's path; the host is kept for
+    /// the next validation only when that close returned in time.
+    fn close_then_keep(
+        self: &Arc<Self>,
+        job: &ValidationJob,
+        host: Host,
+        opened: Option<ResourceHandle>,
+    ) {
+        let Some(resource) = opened else {
+            return self.keep_idle(&job.plugin_path, host);
+        };
+        let (shared, path, deadline) = (self.clone(), job.plugin_path.clone(), job.deadline);
+        let backstop = deadline + self.config.watchdog_grace + BACKSTOP_MARGIN;
+        tokio::spawn(async move {
+            match tokio::time::timeout(backstop, resource.close(deadline)).await {
+                Ok(Ok(_)) => shared.keep_idle(&path, host),
+                _ => host.kill(),
+            }
+        });
     }
 
     fn resource_id(&self) -> ResourceId {
@@ -272,9 +296,14 @@ impl Failure {
     }
 }
 
-/// Open, VALIDATE and close `job`'s candidate resource in `host`. A plugin's refusal (at open or
-/// at validate) is a verdict; a host that died or broke the protocol is a failure.
-async fn run_in(host: &Host, job: &ValidationJob, id: ResourceId) -> Result<Verdict, Failure> {
+/// Opens `job`'s candidate resource in `host` and calls VALIDATE: the verdict, and the resource to
+/// close when the open succeeded. A plugin's refusal (at open or at validate) is a verdict; a host
+/// that died or broke the protocol is a failure.
+async fn run_in(
+    host: &Host,
+    job: &ValidationJob,
+    id: ResourceId,
+) -> Result<(Verdict, Option<ResourceHandle>), Failure> {
     let params = serde_json::to_string(&job.params).map_err(|e| Failure::Protocol {
         step: Op::Open,
         error: e.to_string(),
@@ -285,7 +314,7 @@ async fn run_in(host: &Host, job: &ValidationJob, id: ResourceId) -> Result<Verd
     let resource = match host.open(spec).await {
         Ok(resource) => resource,
         Err(HostError::Plugin(message)) => {
-            return Ok(Verdict::Refused(open_refusal(job, &message)))
+            return Ok((Verdict::Refused(open_refusal(job, &message)), None))
         }
         Err(HostError::Died(died)) => {
             return Err(Failure::Died {
@@ -302,16 +331,10 @@ async fn run_in(host: &Host, job: &ValidationJob, id: ResourceId) -> Result<Verd
     };
     let verdict = match resource.call(Op::Validate).await {
         Ok(done) if done.status == 0 => Verdict::Accepted,
-        Ok(done) => Verdict::Refused(format!(
-            "resource '{}': type '{}' refused its parameters (VALIDATE, status {}): {}",
-            job.resource, job.type_name, done.status, done.message
-        )),
+        Ok(done) => Verdict::Refused(refusal(job, Op::Validate, &done.message)),
         Err(e) => return Err(call_failure(Op::Validate, e)),
     };
-    match resource.close(job.deadline).await {
-        Ok(_) => Ok(verdict),
-        Err(e) => Err(call_failure(Op::Close, e)),
-    }
+    Ok((verdict, Some(resource)))
 }
 
 fn call_failure(step: Op, e: CallError) -> Failure {
@@ -324,17 +347,97 @@ fn call_failure(step: Op, e: CallError) -> Failure {
     }
 }
 
-/// The plugin refused the parameters in its open: "resource 'x': open failed (status N): why".
+/// The plugin refused the parameters in its open ("resource 'x': open failed (status N): why").
 fn open_refusal(job: &ValidationJob, message: &str) -> String {
-    let prefix = format!("resource '{}': ", job.resource);
-    let rest = message.strip_prefix(&prefix).unwrap_or(message);
+    let prefix = format!("resource '{}': open failed (status ", job.resource);
+    let why = message
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.split_once("): "))
+        .map_or(message, |(_, why)| why);
+    refusal(job, Op::Open, why)
+}
+
+/// "resource 'x': type 't' refused its parameters (at OPEN): why".
+fn refusal(job: &ValidationJob, step: Op, why: &str) -> String {
     format!(
-        "resource '{}': type '{}' refused its parameters ({rest})",
-        job.resource, job.type_name
+        "resource '{}': type '{}' refused its parameters (at {}): {why}",
+        job.resource,
+        job.type_name,
+        step.upper()
     )
 }
 
 /// Reads a validation host's events to the end, keeping none of them (see the module's doc).
 async fn discard_output(mut events: keelson_host::HostEvents) {
     while events.recv().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> ValidationJob {
+        ValidationJob {
+            ticket: 1,
+            resource: "web".into(),
+            type_name: "demo-service".into(),
+            plugin_path: "/p/demo.so".into(),
+            params: BTreeMap::new(),
+            deadline: Duration::from_millis(400),
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_resource_the_type_the_step_and_the_plugin_s_reason() {
+        let open = "resource 'web': open failed (status 3): port 0: it must be 1..=65535";
+        assert_eq!(
+            open_refusal(&job(), open),
+            "resource 'web': type 'demo-service' refused its parameters (at OPEN): port 0: it \
+             must be 1..=65535"
+        );
+        assert_eq!(
+            open_refusal(&job(), "something else"),
+            "resource 'web': type 'demo-service' refused its parameters (at OPEN): something else"
+        );
+    }
+
+    #[test]
+    fn a_hang_or_a_crash_names_the_step_the_deadline_and_the_host() {
+        let hung = Failure::Died {
+            step: Op::Validate,
+            died: HostDied {
+                pid: 77,
+                cause: DeathCause::Deadlock {
+                    resource: ResourceId(1),
+                    name: "web".into(),
+                    op: Op::Validate,
+                    elapsed: Duration::from_millis(400),
+                    by_watchdog: false,
+                },
+            },
+        };
+        assert_eq!(
+            hung.describe(&job(), Duration::from_millis(412)),
+            "resource 'web': validating its parameters (type 'demo-service') hung: VALIDATE did \
+             not return within DeadlockTimeout 400 ms (after 412 ms); validation host 77 was \
+             killed"
+        );
+        let crashed = Failure::Died {
+            step: Op::Validate,
+            died: HostDied {
+                pid: 78,
+                cause: DeathCause::Crash {
+                    resource: Some(ResourceId(1)),
+                    name: Some("web".into()),
+                    op: Some(Op::Validate),
+                    signal: 11,
+                },
+            },
+        };
+        assert_eq!(
+            crashed.describe(&job(), Duration::from_millis(5)),
+            "resource 'web': validating its parameters (type 'demo-service') crashed: SIGSEGV in \
+             VALIDATE (after 5 ms); validation host 78 died"
+        );
+    }
 }

@@ -114,6 +114,10 @@ impl Resource for Chaos {
             Op::Validate,
             VALIDATE_CALLS.fetch_add(1, Ordering::SeqCst) + 1,
         )
+        .map_err(|e| match params.str("leak_password") {
+            Some(secret) => format!("{e} (my password is {secret})"),
+            None => e,
+        })
     }
 
     fn open(params: &Params, host: Host) -> Result<Self, String> {

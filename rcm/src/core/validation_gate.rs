@@ -74,7 +74,9 @@ impl Core {
     /// Hands a request back to be answered now, or answers it (a schema refusal) or holds it (its
     /// type's `validate` runs first) and returns None.
     pub(super) fn gate_on_validation(&mut self, request: CoreRequest) -> Option<CoreRequest> {
-        let candidate = self.candidate(&request.0)?;
+        let Some(candidate) = self.candidate(&request.0) else {
+            return Some(request);
+        };
         if let Err(message) = candidate.check_schema() {
             self.refuse_held(request, &candidate, message);
             return None;
