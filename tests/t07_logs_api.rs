@@ -176,9 +176,10 @@ fn log_files_are_0640_rotate_alike_and_tails_reach_into_rotated_files() {
 fn the_audit_keeps_parameter_names_and_redacts_their_values() {
     let rcm = Rcm::start("redact");
     group(&rcm, "g");
+    // c-example takes any parameters (dummy's own validate refuses these).
     rcm.ok(R::ResourceCreate {
         name: s("db"),
-        type_name: s("dummy"),
+        type_name: s("c-example"),
         group: s("g"),
         params: vec![pair("password", "hunter2"), pair("path", "/srv/db-data")],
         properties: vec![pair("RestartDelay", "20")],

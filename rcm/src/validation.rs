@@ -67,7 +67,7 @@ pub struct Validator {
 struct Shared {
     config: HostConfig,
     slots: Arc<Semaphore>,
-    idle: Mutex<HashMap<String, Vec<IdleHost>>>,
+    idle: Mutex<Idle>,
     next_resource: AtomicU64,
     tx: mpsc::UnboundedSender<Input>,
 }
@@ -75,6 +75,13 @@ struct Shared {
 struct IdleHost {
     host: Host,
     since: Instant,
+}
+
+/// The idle hosts by plugin file, and the files whose idle hosts a reaper task watches.
+#[derive(Default)]
+struct Idle {
+    by_path: HashMap<String, Vec<IdleHost>>,
+    reaped: std::collections::HashSet<String>,
 }
 
 impl Validator {
@@ -88,7 +95,7 @@ impl Validator {
                     ..config
                 },
                 slots: Arc::new(Semaphore::new(CONCURRENT_VALIDATIONS)),
-                idle: Mutex::new(HashMap::new()),
+                idle: Mutex::new(Idle::default()),
                 next_resource: AtomicU64::new(1),
                 tx,
             }),
@@ -119,14 +126,20 @@ impl Validator {
 
     /// Kills every idle validation host (rcm is stopping).
     pub fn shutdown(&self) {
-        for idle in self.shared.lock_idle().drain().flat_map(|(_, hosts)| hosts) {
+        for idle in self
+            .shared
+            .lock_idle()
+            .by_path
+            .drain()
+            .flat_map(|(_, hosts)| hosts)
+        {
             idle.host.kill();
         }
     }
 }
 
 impl Shared {
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<IdleHost>>> {
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Idle> {
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -208,7 +221,7 @@ impl Shared {
     /// A live idle host for `path`, if one is kept (expired ones are shut down on the way).
     fn take_idle(&self, path: &str) -> Option<Host> {
         let mut idle = self.lock_idle();
-        let hosts = idle.get_mut(path)?;
+        let hosts = idle.by_path.get_mut(path)?;
         while let Some(entry) = hosts.pop() {
             if entry.since.elapsed() < IDLE_HOST_LIFETIME && entry.host.death().is_none() {
                 return Some(entry.host);
@@ -218,39 +231,54 @@ impl Shared {
         None
     }
 
-    /// Keeps `host` for the next validation of `path`, and retires it once it has idled too long.
+    /// Keeps `host` for the next validation of `path`; a reaper retires it once it has idled too
+    /// long (one reaper per file, while the file has idle hosts).
     fn keep_idle(self: &Arc<Self>, path: &str, host: Host) {
-        let pid = host.pid();
-        self.lock_idle()
+        let mut idle = self.lock_idle();
+        idle.by_path
             .entry(path.to_string())
             .or_default()
             .push(IdleHost {
                 host,
                 since: Instant::now(),
             });
+        if !idle.reaped.insert(path.to_string()) {
+            return;
+        }
         let shared = Arc::downgrade(self);
         let path = path.to_string();
         tokio::spawn(async move {
-            tokio::time::sleep(IDLE_HOST_LIFETIME).await;
-            if let Some(shared) = shared.upgrade() {
-                shared.retire_expired(&path, pid);
+            // Ends once the file has no idle host left: each is kept at most IDLE_HOST_LIFETIME.
+            loop {
+                tokio::time::sleep(IDLE_HOST_LIFETIME).await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                if shared.retire_expired(&path) {
+                    return;
+                }
             }
         });
     }
 
-    /// Kills the host `pid` of `path` if it is still idle and has been for its whole lifetime.
-    fn retire_expired(&self, path: &str, pid: u32) {
+    /// Kills the idle hosts of `path` that have idled their whole lifetime; whether none is left
+    /// (the reaper of `path` then stops).
+    fn retire_expired(&self, path: &str) -> bool {
         let mut idle = self.lock_idle();
-        let Some(hosts) = idle.get_mut(path) else {
-            return;
-        };
+        let hosts = idle.by_path.entry(path.to_string()).or_default();
         hosts.retain(|entry| {
-            let expired = entry.host.pid() == pid && entry.since.elapsed() >= IDLE_HOST_LIFETIME;
+            let expired = entry.since.elapsed() >= IDLE_HOST_LIFETIME;
             if expired {
                 entry.host.kill();
             }
             !expired
         });
+        let empty = hosts.is_empty();
+        if empty {
+            idle.by_path.remove(path);
+            idle.reaped.remove(path);
+        }
+        empty
     }
 }
 
