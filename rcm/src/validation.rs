@@ -17,10 +17,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Validations running at once (each holds one host).
 const CONCURRENT_VALIDATIONS: usize = 4;
+/// How long a validation waits for the close of the last candidate in a kept host before it starts a
+/// host of its own (a close normally takes well under a millisecond).
+const CLOSE_WAIT: Duration = Duration::from_millis(50);
 /// How long an idle validation host is kept for the next validation of its plugin file.
 const IDLE_HOST_LIFETIME: Duration = Duration::from_secs(10);
 /// Extra time past the three bounded calls (open, validate, close) before rcm gives up on a host
@@ -75,6 +78,8 @@ struct Shared {
 struct IdleHost {
     host: Host,
     since: Instant,
+    /// Told whether the last candidate's close returned in time (None: nothing was left open).
+    closed: Option<oneshot::Receiver<bool>>,
 }
 
 /// The idle hosts by plugin file, and the files whose idle hosts a reaper task watches.
@@ -148,7 +153,7 @@ impl Shared {
     /// Runs one validation in a warm or fresh host; the host goes back to the idle list only when
     /// everything in it returned in time.
     async fn validate(self: &Arc<Self>, job: &ValidationJob) -> Verdict {
-        let host = match self.take_idle(&job.plugin_path) {
+        let host = match self.warm_host(&job.plugin_path).await {
             Some(host) => host,
             None => match self.spawn().await {
                 Ok(host) => host,
@@ -196,15 +201,24 @@ impl Shared {
         opened: Option<ResourceHandle>,
     ) {
         let Some(resource) = opened else {
-            return self.keep_idle(&job.plugin_path, host);
+            return self.keep_idle(&job.plugin_path, host, None);
         };
-        let (shared, path, deadline) = (self.clone(), job.plugin_path.clone(), job.deadline);
-        let backstop = deadline + self.config.watchdog_grace + BACKSTOP_MARGIN;
+        // Kept at once, so that the next validation waits for this close rather than starting a
+        // host of its own; it gets the host only if the close returned in time.
+        let (told, closed) = oneshot::channel();
+        self.keep_idle(&job.plugin_path, host.clone(), Some(closed));
+        let (deadline, grace) = (job.deadline, self.config.watchdog_grace);
         tokio::spawn(async move {
-            match tokio::time::timeout(backstop, resource.close(deadline)).await {
-                Ok(Ok(_)) => shared.keep_idle(&path, host),
-                _ => host.kill(),
+            let backstop = deadline + grace + BACKSTOP_MARGIN;
+            let in_time = matches!(
+                tokio::time::timeout(backstop, resource.close(deadline)).await,
+                Ok(Ok(_))
+            );
+            if !in_time {
+                host.kill();
             }
+            // Nobody may be waiting: the host may have been taken by nobody yet.
+            let _unwaited = told.send(in_time);
         });
     }
 
@@ -218,13 +232,47 @@ impl Shared {
         Ok(host)
     }
 
-    /// A live idle host for `path`, if one is kept (expired ones are shut down on the way).
-    fn take_idle(&self, path: &str) -> Option<Host> {
+    /// A kept host for `path` whose last close returned in time, waiting up to CLOSE_WAIT for that
+    /// close when it is still running (a host whose close takes longer stays kept, and the caller
+    /// starts a fresh one); None when there is none. Each kept host is looked at once.
+    async fn warm_host(&self, path: &str) -> Option<Host> {
+        let mut still_closing = Vec::new();
+        let mut found = None;
+        while let Some(mut entry) = self.take_idle(path) {
+            let ready = match entry.closed.as_mut() {
+                None => true,
+                Some(closed) => match tokio::time::timeout(CLOSE_WAIT, closed).await {
+                    Ok(told) => told.unwrap_or(false),
+                    Err(_) => {
+                        still_closing.push(entry);
+                        continue;
+                    }
+                },
+            };
+            if ready && entry.host.death().is_none() {
+                found = Some(entry.host);
+                break;
+            }
+            entry.host.kill();
+        }
+        if !still_closing.is_empty() {
+            let mut idle = self.lock_idle();
+            idle.by_path
+                .entry(path.to_string())
+                .or_default()
+                .extend(still_closing);
+        }
+        found
+    }
+
+    /// The most recently kept host for `path` that has not idled too long (older ones are killed
+    /// on the way).
+    fn take_idle(&self, path: &str) -> Option<IdleHost> {
         let mut idle = self.lock_idle();
         let hosts = idle.by_path.get_mut(path)?;
         while let Some(entry) = hosts.pop() {
-            if entry.since.elapsed() < IDLE_HOST_LIFETIME && entry.host.death().is_none() {
-                return Some(entry.host);
+            if entry.since.elapsed() < IDLE_HOST_LIFETIME {
+                return Some(entry);
             }
             entry.host.kill();
         }
@@ -233,7 +281,12 @@ impl Shared {
 
     /// Keeps `host` for the next validation of `path`; a reaper retires it once it has idled too
     /// long (one reaper per file, while the file has idle hosts).
-    fn keep_idle(self: &Arc<Self>, path: &str, host: Host) {
+    fn keep_idle(
+        self: &Arc<Self>,
+        path: &str,
+        host: Host,
+        closed: Option<oneshot::Receiver<bool>>,
+    ) {
         let mut idle = self.lock_idle();
         idle.by_path
             .entry(path.to_string())
@@ -241,6 +294,7 @@ impl Shared {
             .push(IdleHost {
                 host,
                 since: Instant::now(),
+                closed,
             });
         if !idle.reaped.insert(path.to_string()) {
             return;
