@@ -176,9 +176,10 @@ fn log_files_are_0640_rotate_alike_and_tails_reach_into_rotated_files() {
 fn the_audit_keeps_parameter_names_and_redacts_their_values() {
     let rcm = Rcm::start("redact");
     group(&rcm, "g");
+    // hang_load takes any parameters (dummy and c-example declare theirs, and refuse these).
     rcm.ok(R::ResourceCreate {
         name: s("db"),
-        type_name: s("dummy"),
+        type_name: s("hang_load"),
         group: s("g"),
         params: vec![pair("password", "hunter2"), pair("path", "/srv/db-data")],
         properties: vec![pair("RestartDelay", "20")],
@@ -573,8 +574,9 @@ fn raw_frames_cannot_forge_log_lines_or_smuggle_invisible_names() {
 fn a_plugin_error_with_a_newline_is_logged_escaped_on_one_line() {
     let rcm = Rcm::start("plugin-newline");
     group(&rcm, "g");
-    // chaos quotes an unknown entry point back in its error message, newline and all.
-    rcm.ok(R::ResourceCreate {
+    // chaos quotes an unknown entry point back in its error message, newline and all: since
+    // validation before commit, in the refusal of the create (logged too), not in a failed online.
+    let refusal = rcm.refused(R::ResourceCreate {
         name: s("c"),
         type_name: s("chaos"),
         group: s("g"),
@@ -584,7 +586,7 @@ fn a_plugin_error_with_a_newline_is_logged_escaped_on_one_line() {
         ],
         properties: vec![pair("RestartAction", "NoRestart")],
     });
-    rcm.ok(R::ResourceOnline { name: s("c") });
+    assert!(refusal.contains("parameter entry="), "{refusal}");
     assert!(
         common::wait_until(LIMIT, || rcm.cluster_log().contains("forged-by-plugin")),
         "{}",

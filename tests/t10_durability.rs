@@ -435,11 +435,29 @@ fn a_parameter_change_reaches_the_plugin_and_parameters_can_be_removed() {
     });
     rcm.ok(create("a"));
     rcm.wait_resource("a", LIMIT, "open", |v| v["host_pid"].is_number());
-    // A parameter the dummy plugin refuses: the reopen fails now, not at the next node start.
-    let done = rcm.ok(R::ResourceSet {
+    // A parameter the dummy plugin refuses: refused now by the plugin itself (validation before
+    // commit), not at the next open, and nothing changes.
+    let refusal = rcm.refused(R::ResourceSet {
         name: s("a"),
         properties: vec![],
         params: vec![(s("colour"), s("red"))],
+        unset_params: vec![],
+    });
+    assert!(refusal.contains("resource 'a'"), "{refusal}");
+    assert!(
+        wait_until(LIMIT, || rcm
+            .cluster_log()
+            .contains("unknown parameter 'colour'")),
+        "the change never reached the plugin:\n{}\n{:#}",
+        rcm.cluster_log(),
+        rcm.resource("a")
+    );
+    assert_eq!(rcm.resource("a")["parameters"], serde_json::json!({}));
+    // One it takes: the resource is reopened with it now.
+    let done = rcm.ok(R::ResourceSet {
+        name: s("a"),
+        properties: vec![],
+        params: vec![(s("online_delay_ms"), s("1"))],
         unset_params: vec![],
     });
     assert_eq!(
@@ -447,16 +465,8 @@ fn a_parameter_change_reaches_the_plugin_and_parameters_can_be_removed() {
         "resource 'a' updated (parameters changed: reopened with them now)"
     );
     assert!(
-        wait_until(LIMIT, || rcm
-            .cluster_log()
-            .contains("unknown parameter 'colour'")),
-        "the reopen never reached the plugin:\n{}\n{:#}",
-        rcm.cluster_log(),
-        rcm.resource("a")
-    );
-    assert!(
         rcm.cluster_log()
-            .contains("Resource 'a': private parameters changed (colour)."),
+            .contains("Resource 'a': private parameters changed (online_delay_ms)."),
         "{}",
         rcm.cluster_log()
     );
@@ -464,7 +474,7 @@ fn a_parameter_change_reaches_the_plugin_and_parameters_can_be_removed() {
         name: s("a"),
         properties: vec![],
         params: vec![],
-        unset_params: vec![s("colour")],
+        unset_params: vec![s("online_delay_ms")],
     });
     assert_eq!(rcm.resource("a")["parameters"], serde_json::json!({}));
     // A parameter that makes IsAlive fail, set while Online, applies at the next online only.

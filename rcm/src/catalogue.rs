@@ -7,7 +7,7 @@
 use crate::api::CoreRequest;
 use keelson_engine::HostId;
 use keelson_host::PendingOpen;
-use keelson_types::{LogLevel, PluginInfo};
+use keelson_types::{LogLevel, PluginInfo, ResourceProperties, ResourceTypeInfo, TypeDefaults};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -154,6 +154,39 @@ impl Catalogue {
             )),
             many => Resolution::Missing(conflict_message(type_name, many)),
         }
+    }
+
+    /// The type as the one loaded file that provides it declares it, with that file's path (None
+    /// unless the type resolves to exactly one file).
+    pub fn type_info(&self, type_name: &str) -> Option<(&ResourceTypeInfo, &str)> {
+        let providers = self.providers(type_name);
+        let [one] = providers.as_slice() else {
+            return None;
+        };
+        let FileState::Loaded(info) = &one.state else {
+            return None;
+        };
+        let t = info.types.iter().find(|t| t.name == type_name)?;
+        Some((t, one.path.as_str()))
+    }
+
+    /// Whether parameter `name` of a resource of `type_name` is secret: declared so by the type,
+    /// or named like a secret (also while the type is not known).
+    pub fn is_secret(&self, type_name: &str, name: &str) -> bool {
+        match self.type_info(type_name) {
+            Some((t, _)) => t.schema.is_secret(name),
+            None => keelson_types::is_secret_param(name),
+        }
+    }
+
+    /// The properties a new resource of `type_name` starts from: keelson's defaults, with the type's
+    /// own poll intervals and timeouts where it declares them (WSFC's resource-type properties).
+    pub fn properties_for(&self, type_name: &str) -> ResourceProperties {
+        let defaults = self
+            .type_info(type_name)
+            .map(|(t, _)| t.schema.defaults)
+            .unwrap_or_default();
+        with_type_defaults(ResourceProperties::default(), &defaults)
     }
 
     /// The plugin name to record for a new resource of `type_name`, or why it cannot be created.
@@ -411,6 +444,24 @@ impl Catalogue {
     }
 }
 
+/// `props` with each of the type's declared defaults in place of the property of the same name. A
+/// default the property itself would refuse (zero) is not used: keelson's stays.
+pub fn with_type_defaults(mut props: ResourceProperties, d: &TypeDefaults) -> ResourceProperties {
+    let pairs = [
+        ("LooksAlivePollInterval", d.looks_alive_poll_interval_ms),
+        ("IsAlivePollInterval", d.is_alive_poll_interval_ms),
+        ("PendingTimeout", d.pending_timeout_ms),
+        ("DeadlockTimeout", d.deadlock_timeout_ms),
+    ];
+    for (name, default) in pairs {
+        if let Some(ms) = default {
+            // On a refusal `set` changes nothing, which is what is wanted.
+            let _keelson_default_stays = props.set(name, &ms.to_string());
+        }
+    }
+    props
+}
+
 /// "resource type 'x' is provided by more than one plugin file (A, B): ..."
 fn conflict_message(type_name: &str, providers: &[&PluginFile]) -> String {
     let paths: Vec<&str> = providers.iter().map(|f| f.path.as_str()).collect();
@@ -453,7 +504,6 @@ fn probe_line(file: &PluginFile) -> (LogLevel, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keelson_types::ResourceTypeInfo;
 
     fn loaded(path: &str, name: &str, types: &[&str]) -> ProbeReport {
         ProbeReport {
@@ -552,6 +602,53 @@ mod tests {
         let conflicts = c.conflicts();
         assert_eq!(conflicts.len(), 1);
         assert_eq!(conflicts[0].files, ["/p/a.so", "/p/b.so"]);
+    }
+
+    #[test]
+    fn a_type_s_own_defaults_and_secrets_come_from_its_schema() {
+        let mut c = probing(&["/p/web.so"]);
+        let mut report = loaded("/p/web.so", "pw", &["web", "plain"]);
+        let FileState::Loaded(info) = &mut report.state else {
+            unreachable!()
+        };
+        info.types[0].has_validate = true;
+        info.types[0].schema = keelson_types::TypeSchema {
+            declared: true,
+            params: vec![keelson_types::ParamSpec {
+                name: "pin".into(),
+                kind: keelson_types::ParamKind::String,
+                required: false,
+                default: None,
+                secret: true,
+                description: "the door's pin".into(),
+            }],
+            defaults: TypeDefaults {
+                looks_alive_poll_interval_ms: Some(1_000),
+                is_alive_poll_interval_ms: None,
+                pending_timeout_ms: Some(0),
+                deadlock_timeout_ms: Some(7_000),
+            },
+        };
+        assert_eq!(c.properties_for("web"), ResourceProperties::default());
+        c.record(report);
+        let (t, path) = c.type_info("web").unwrap();
+        assert!(t.has_validate && path == "/p/web.so");
+        let props = c.properties_for("web");
+        let keelson = ResourceProperties::default();
+        assert_eq!(props.looks_alive_poll_interval_ms, 1_000);
+        assert_eq!(props.deadlock_timeout_ms, 7_000);
+        assert_eq!(
+            props.is_alive_poll_interval_ms, keelson.is_alive_poll_interval_ms,
+            "not declared: keelson's"
+        );
+        assert_eq!(
+            props.pending_timeout_ms, keelson.pending_timeout_ms,
+            "zero is refused: keelson's"
+        );
+        assert_eq!(c.properties_for("plain"), keelson);
+        assert!(c.is_secret("web", "pin") && !c.is_secret("plain", "pin"));
+        assert!(c.is_secret("plain", "password") && c.is_secret("unknown", "token"));
+        assert!(c.type_info("unknown").is_none());
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! resulting commands are executed by the pool or here. Its fields are private; its impl is split
 //! by facet, one impl per file: the loop and inputs here, commands in core/exec.rs, control
 //! requests in core/requests.rs, the plugin catalogue's gate in core/catalogue_gate.rs, the
-//! cluster's in core/cluster_gate.rs, its properties in core/cluster_properties.rs. Not the
-//! views' shapes (views.rs).
+//! cluster's in core/cluster_gate.rs, its properties in core/cluster_properties.rs, validation
+//! before commit in core/validation_gate.rs. Not the views' shapes (views.rs).
 
 mod catalogue_gate;
 mod cluster_gate;
@@ -18,6 +18,7 @@ mod node_pause;
 mod owner_state;
 mod placement_gate;
 mod requests;
+mod validation_gate;
 mod witness_gate;
 
 use crate::api::CoreRequest;
@@ -47,6 +48,8 @@ pub enum Input {
     Api(CoreRequest),
     /// A plugin probe finished, or a create parked for the catalogue ran out of time (probe.rs).
     Catalogue(crate::probe::CatalogueInput),
+    /// A type's `validate` gave its verdict on a held create or set (validation.rs).
+    Validated(crate::validation::ValidationDone),
 }
 
 /// Everything the core owns.
@@ -62,6 +65,10 @@ pub struct Core {
     host_config: HostConfig,
     /// The hosts and the resources open in them.
     pool: Pool,
+    /// Runs types' `validate` entry points in throwaway hosts, off this thread.
+    validator: crate::validation::Validator,
+    /// Creates and sets held while their parameters are validated.
+    validating: validation_gate::Validating,
     /// The cluster this node is in (None: a single node, whose database is `store`).
     cluster: Option<Cluster>,
     /// The port this node's cluster database listens on when it creates or joins a cluster.
@@ -125,6 +132,8 @@ impl Core {
     /// The core, and the channel its pool reports on (hand it to `run`).
     pub fn new(parts: CoreParts) -> (Core, mpsc::UnboundedReceiver<PoolReport>) {
         let (pool, reports) = Pool::new(parts.host_config.clone());
+        let validator =
+            crate::validation::Validator::new(parts.host_config.clone(), parts.tx.clone());
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let core = Core {
             engine: parts.engine,
@@ -135,6 +144,8 @@ impl Core {
             catalogue: parts.catalogue,
             host_config: parts.host_config,
             pool,
+            validator,
+            validating: validation_gate::Validating::default(),
             applied: None,
             heartbeat: None,
             notices,
@@ -169,7 +180,8 @@ impl Core {
         resources: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, String>)>,
     ) {
         for (name, params) in resources {
-            self.secrets.update(name, params);
+            self.secrets
+                .update(name, params, keelson_types::is_secret_param);
         }
     }
 
@@ -277,13 +289,18 @@ impl Core {
         match input {
             Input::Api(request) => {
                 // A create of a type still being probed waits for the catalogue (probe.rs).
-                let Some((request, reply)) = self.gate_on_catalogue(request) else {
+                let Some(request) = self.gate_on_catalogue(request) else {
+                    return;
+                };
+                // A create or parameter change is checked, and its type's validate run, first.
+                let Some((request, reply)) = self.gate_on_validation(request) else {
                     return;
                 };
                 let answer = self.request(request);
                 let _ = reply.send(answer);
             }
             Input::Catalogue(input) => self.on_catalogue(input),
+            Input::Validated(done) => self.on_validated(done),
         }
     }
 
@@ -408,6 +425,7 @@ impl Core {
     /// Shuts every host down (resources just stop; desired state stays persisted).
     async fn shutdown(&mut self) {
         tracing::info!(component = "RCM", "node service stopping");
+        self.validator.shutdown();
         self.pool.shutdown().await;
         if let Some(cluster) = &self.cluster {
             cluster.shutdown();

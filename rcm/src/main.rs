@@ -17,6 +17,7 @@ mod logfile;
 mod probe;
 mod secrets;
 mod unsaved;
+mod validation;
 mod views;
 
 use anyhow::{Context, Result};

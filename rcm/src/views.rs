@@ -58,7 +58,8 @@ impl Views<'_> {
             .group(&r.group)
             .map(|g| owner_of(&g, self.node).to_string())
             .unwrap_or_else(|| self.node.to_string());
-        let mut view = resource(&r, &owner, &stats);
+        let secret = |k: &str| self.catalogue.is_secret(&r.type_name, k);
+        let mut view = resource(&r, &owner, &stats, secret);
         for e in view.last_errors.values_mut() {
             e.message = self.secrets.redact(&e.message).into_owned();
         }
@@ -160,7 +161,12 @@ fn properties(map: BTreeMap<String, String>) -> view::Properties {
         .collect()
 }
 
-fn resource(r: &ResourceView, node: &str, stats: &BTreeMap<Op, CallStats>) -> view::Resource {
+fn resource(
+    r: &ResourceView,
+    node: &str,
+    stats: &BTreeMap<Op, CallStats>,
+    is_secret: impl Fn(&str) -> bool,
+) -> view::Resource {
     let mut properties = properties(r.properties.to_map());
     properties.insert(
         "MonitorProcessId".into(),
@@ -170,7 +176,7 @@ fn resource(r: &ResourceView, node: &str, stats: &BTreeMap<Op, CallStats>) -> vi
     let parameters = r
         .params
         .iter()
-        .map(|(k, v)| match keelson_types::is_secret_param(k) {
+        .map(|(k, v)| match is_secret(k) {
             true => (k.clone(), "***".to_string()),
             false => (k.clone(), v.clone()),
         })
@@ -411,7 +417,12 @@ mod tests {
                 last_us: 5,
             },
         )]);
-        let v = resource(&share(Some(77)), "n1", &stats);
+        let v = resource(
+            &share(Some(77)),
+            "n1",
+            &stats,
+            keelson_types::is_secret_param,
+        );
         assert_eq!(v.state, "OnlinePending");
         assert_eq!((v.host_pid, v.owner_node.as_str()), (Some(77), "n1"));
         assert_eq!(v.properties["MonitorProcessId"], PropertyValue::Number(77));
@@ -442,7 +453,12 @@ mod tests {
                 status: "misconfigured".into(),
             }
         );
-        let hostless = resource(&share(None), "n1", &BTreeMap::new());
+        let hostless = resource(
+            &share(None),
+            "n1",
+            &BTreeMap::new(),
+            keelson_types::is_secret_param,
+        );
         assert_eq!(
             hostless.properties["MonitorProcessId"],
             PropertyValue::Unset

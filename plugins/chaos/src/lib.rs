@@ -157,6 +157,10 @@ impl Resource for Chaos {
             VALIDATE_CALLS.fetch_add(1, Ordering::SeqCst) + 1,
             Host::detached(),
         )
+        .map_err(|e| match params.str("leak_password") {
+            Some(secret) => format!("{e} (my password is {secret})").into(),
+            None => e,
+        })
     }
 
     fn open(params: &Params, host: Host) -> Result<Self, Error> {

@@ -39,6 +39,7 @@ impl Core {
                 for (level, line) in self.catalogue.record(report) {
                     event_at!(level, "{line}");
                 }
+                self.refresh_secrets();
                 self.release_waiting();
             }
             CatalogueInput::ParkExpired(ticket) => {
@@ -76,8 +77,20 @@ impl Core {
         }
     }
 
-    fn answer(&mut self, (request, reply): CoreRequest) {
+    /// Answers a released create, after its validation (core/validation_gate.rs).
+    fn answer(&mut self, request: CoreRequest) {
+        let Some((request, reply)) = self.gate_on_validation(request) else {
+            return;
+        };
         let answer = self.request(request);
         let _ = reply.send(answer);
+    }
+
+    /// A probe may have made types known whose schemas declare secrets: every resource's secret
+    /// values are taken again with what the catalogue knows now.
+    fn refresh_secrets(&mut self) {
+        for r in self.engine.resources() {
+            self.remember_secrets_of(&r.name, &r.type_name, &r.params);
+        }
     }
 }

@@ -152,19 +152,21 @@ impl Core {
         check_name("resource", &name)?;
         check_param_keys(params.iter().map(|(k, _)| k))?;
         let plugin = self.catalogue.plugin_for_create(&type_name)?;
-        let properties = resource_properties(ResourceProperties::default(), &properties)?;
+        // The type's own poll intervals and timeouts where the request sets none.
+        let properties =
+            resource_properties(self.catalogue.properties_for(&type_name), &properties)?;
         let params: BTreeMap<String, String> = params.into_iter().collect();
         let spec = ResourceSpec {
             name: name.clone(),
             group: group.clone(),
-            type_name,
+            type_name: type_name.clone(),
             plugin,
             properties,
             params: params.clone(),
             depends_on: vec![],
         };
         self.admin(Event::CreateResource(spec))?;
-        self.secrets.update(&name, &params);
+        self.remember_secrets_of(&name, &type_name, &params);
         Ok(done(format!(
             "resource '{name}' created in group '{group}'"
         )))
@@ -188,7 +190,7 @@ impl Core {
         let Some(r) = self.engine.resource(&name) else {
             return Ok(done(format!("resource '{name}' updated")));
         };
-        self.secrets.update(&name, &r.params);
+        self.remember_secrets_of(&name, &r.type_name, &r.params);
         if !params_changed {
             return Ok(done(format!("resource '{name}' updated")));
         }
@@ -199,6 +201,20 @@ impl Core {
         Ok(done(format!(
             "resource '{name}' updated (parameters changed: {when})"
         )))
+    }
+}
+
+impl Core {
+    /// Keeps the secret values of `params` of `resource` (of `type_name`) out of logs and events.
+    pub(super) fn remember_secrets_of(
+        &mut self,
+        resource: &str,
+        type_name: &str,
+        params: &BTreeMap<String, String>,
+    ) {
+        let catalogue = &self.catalogue;
+        self.secrets
+            .update(resource, params, |k| catalogue.is_secret(type_name, k));
     }
 }
 
