@@ -247,6 +247,12 @@ fn a_c_plugin_gets_checked_and_defaulted_parameters_through_rcm() {
                 .lines()
                 .any(|l| l.contains("INFO") && l.contains("c-example resource online"))
     });
+    // Its online reports progress 100 (set_status): the cluster log shows it under its name.
+    wait_for("the progress line", LIMIT, || {
+        rcm.cluster_log()
+            .lines()
+            .any(|l| l.contains("[RHS] [said] progress 100% (set_status)"))
+    });
     drop(rcm);
     let _ = std::fs::remove_dir_all(&plugins);
 }

@@ -418,6 +418,19 @@ impl Core {
                     "refused a request: {text}"
                 )
             }
+            HostEvent::Progress {
+                pid,
+                resource,
+                progress,
+            } => {
+                let name = self.engine.resource_name(resource).unwrap_or("?");
+                tracing::info!(
+                    pid,
+                    tid = 0u32,
+                    component = "RHS",
+                    "[{name}] progress {progress}% (set_status)"
+                )
+            }
             _ => {}
         }
     }

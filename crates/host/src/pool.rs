@@ -322,7 +322,11 @@ impl Pool {
             HostEvent::Log { .. } | HostEvent::Stderr { .. } | HostEvent::Refused { .. } => {
                 out.push(PoolOutcome::HostLine(event))
             }
-            HostEvent::Progress { .. } => {}
+            HostEvent::Progress { pid, resource, .. } => {
+                if self.hosts_resource(pid, resource) {
+                    out.push(PoolOutcome::HostLine(event))
+                }
+            }
             HostEvent::HealthFailed {
                 pid,
                 resource,
