@@ -4,13 +4,18 @@
 //! that the file exists (one stat: cheap), is_alive that it holds the text. The parameters are
 //! declared in `PARAMS`, so the host refuses an unknown name, a missing `path`, a relative path or a
 //! `max_bytes` outside 1..=4096 before this code runs, and fills in the defaults; `validate` adds
-//! the one rule the schema cannot say (the text fits in `max_bytes`). Not a real service.
+//! the one rule the schema cannot say (the text fits in `max_bytes`). While online, a thread of
+//! the plugin's own checks the file every `watch_ms` and, when it is gone, tells the node at once
+//! with `Host::report_failure` instead of waiting for the next poll. Not a real service.
 #![forbid(unsafe_code)]
 
 use keelson_plugin::{
     export_plugin, Error, Host, Param, Params, Resource, TypeDefaults, NO_DEFAULTS,
 };
 use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Every parameter of the type: `keelson plugin describe marker` prints this table.
 const PARAMS: &[Param] = &[
@@ -25,6 +30,11 @@ const PARAMS: &[Param] = &[
         .max(4096)
         .default("256")
         .describe("the longest text accepted"),
+    Param::integer("watch_ms")
+        .min(0)
+        .max(60_000)
+        .default("200")
+        .describe("how often a watcher thread checks the file while online (0: no watcher)"),
 ];
 
 /// The parameters, read once; `validate` and `open` share this. The values arrive as strings,
@@ -33,6 +43,7 @@ const PARAMS: &[Param] = &[
 struct Config {
     path: PathBuf,
     text: String,
+    watch: Option<Duration>,
 }
 
 impl Config {
@@ -46,7 +57,52 @@ impl Config {
                 text.len()
             )));
         }
-        Ok(Config { path, text })
+        let watch_ms = params.u64_or("watch_ms", 200)?;
+        let watch = (watch_ms > 0).then(|| Duration::from_millis(watch_ms));
+        Ok(Config { path, text, watch })
+    }
+}
+
+/// A thread of the plugin's own that reports the marker file's loss at once. Stopped (and joined)
+/// when dropped: by offline, terminate and close, so it never calls `host` after `close`.
+struct Watcher {
+    stop: Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(path: PathBuf, every: Duration, host: Host) -> std::io::Result<Watcher> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("marker-watch".into())
+            .spawn(move || {
+                // Each turn waits `every` for a stop; it ends on a stop or after its one report
+                // (online starts a new watcher).
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if !path.exists() {
+                        host.report_failure(&format!("{} is missing", path.display()));
+                        return;
+                    }
+                }
+            })?;
+        Ok(Watcher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // A send fails only when the thread has already ended; the join is what matters.
+        let _already_ended = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _no_panic_to_report = thread.join();
+        }
     }
 }
 
@@ -54,11 +110,27 @@ impl Config {
 pub struct Marker {
     config: Config,
     host: Host,
+    watcher: Option<Watcher>,
 }
 
 impl Marker {
     fn holds_text(&self) -> bool {
         std::fs::read_to_string(&self.config.path).is_ok_and(|t| t == self.config.text)
+    }
+
+    /// Starts the watcher unless one is running (or `watch_ms` is 0).
+    fn watch(&mut self) -> Result<(), Error> {
+        let Some(every) = self.config.watch else {
+            return Ok(());
+        };
+        if self.watcher.as_ref().is_some_and(Watcher::running) {
+            return Ok(());
+        }
+        self.watcher = None; // joins a watcher that ended after its report
+        let watcher = Watcher::start(self.config.path.clone(), every, self.host)
+            .map_err(|e| format!("cannot start the watcher thread: {e}"))?;
+        self.watcher = Some(watcher);
+        Ok(())
     }
 
     fn missing(&self) -> Error {
@@ -85,23 +157,25 @@ impl Resource for Marker {
         Ok(Marker {
             config: Config::parse(params)?,
             host,
+            watcher: None,
         })
     }
 
     fn online(&mut self) -> Result<(), Error> {
         if self.holds_text() {
             // Already online (a second online, or a new host after the old one died): leave it.
-            return Ok(());
+            return self.watch();
         }
         self.host.set_status(50);
         std::fs::write(&self.config.path, &self.config.text)
             .map_err(|e| format!("cannot write {}: {e}", self.config.path.display()))?;
         self.host
             .info(&format!("marker {} written", self.config.path.display()));
-        Ok(())
+        self.watch()
     }
 
     fn offline(&mut self) -> Result<(), Error> {
+        self.watcher = None; // stopped first: removing the file is no failure
         match std::fs::remove_file(&self.config.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
