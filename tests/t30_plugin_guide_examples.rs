@@ -195,6 +195,22 @@ fn the_c_example_builds_from_the_header_alone_and_passes_plugin_test() {
     std::fs::remove_dir_all(&dir).expect("remove the scratch dir");
 }
 
+/// `keelson plugin describe marker` prints the guide's sample of it (all but the file's path, which
+/// is this test's own).
+fn describe_matches_the_guide(rcm: &Rcm) {
+    let (ok, out, err) = rcm.cli(&["plugin", "describe", "marker"]);
+    assert!(ok, "plugin describe marker: {err}");
+    let guide = std::fs::read_to_string(root().join("docs/plugins.md")).expect("docs/plugins.md");
+    let head = "type marker (plugin marker, ";
+    let sample = guide
+        .split("```\n")
+        .find(|block| block.starts_with(head))
+        .expect("docs/plugins.md has a `plugin describe marker` sample");
+    let (got, want): (Vec<&str>, Vec<&str>) = (out.lines().collect(), sample.lines().collect());
+    assert!(got[0].starts_with(head), "{out}");
+    assert_eq!(got[1..], want[1..], "the guide's sample against:\n{out}");
+}
+
 fn count(view: &Value, op: &str) -> u64 {
     view["call_stats"][op]["count"].as_u64().unwrap_or(0)
 }
@@ -210,8 +226,11 @@ fn the_rust_examples_watcher_reports_a_deleted_marker_and_rcm_restarts_it_withou
     wait_for("every plugin probe reports", LIMIT, || {
         rcm.plugins()["complete"] == true
     });
+    describe_matches_the_guide(&rcm);
     let pairs = |list: &[(&str, String)]| -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     };
     rcm.ok(R::GroupCreate {
         name: "g".into(),
@@ -256,7 +275,10 @@ fn the_rust_examples_watcher_reports_a_deleted_marker_and_rcm_restarts_it_withou
         "no poll ran: {view:#}"
     );
     assert_eq!(count(&view, "ONLINE"), 2, "{view:#}");
-    assert_eq!(view["last_errors"]["ISALIVE"]["status"], "reported", "{view:#}");
+    assert_eq!(
+        view["last_errors"]["ISALIVE"]["status"], "reported",
+        "{view:#}"
+    );
 
     rcm.ok(R::GroupOffline { name: "g".into() });
     rcm.wait_state("m", "Offline", LIMIT);
