@@ -3,13 +3,18 @@
 //! built and run through `keelson plugin test` with the command lines read out of docs/plugins.md,
 //! and must pass every rule. Paths are moved into this test's own directories (the Rust build into
 //! target/plugin-guide-examples, the C library and the marker files into a temp dir); nothing else
-//! of the commands changes. Not plugin test's own rules (t29).
+//! of the commands changes. The Rust example's watcher thread is also run under a real rcm: a
+//! deleted marker file is reported and restarted with the polls a minute away. Not plugin test's
+//! own rules (t29).
 
 mod common;
 
+use common::rcm::{wait_for, Rcm};
+use keelson_proto::ControlRequest as R;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The repository root (the root package's manifest dir).
 fn root() -> PathBuf {
@@ -131,8 +136,9 @@ fn plugin_test_passes(mut argv: Vec<String>, plugin: &Path, dir: &Path) {
     );
 }
 
-#[test]
-fn the_rust_example_builds_outside_the_workspace_and_passes_plugin_test() {
+/// Builds the Rust example with the guide's cargo line into target/plugin-guide-examples; the
+/// library built, and the guide's plugin test line.
+fn build_rust_example() -> (PathBuf, Vec<String>) {
     let mut build = guide_command("cargo build");
     assert!(build.contains(&"--offline".to_string()), "{build:?}");
     let manifest = &build[build.iter().position(|a| a == "--manifest-path").unwrap() + 1];
@@ -151,6 +157,12 @@ fn the_rust_example_builds_outside_the_workspace_and_passes_plugin_test() {
         plugin.ends_with("debug/libkeelson_plugin_marker.so"),
         "{plugin:?}"
     );
+    (plugin, test)
+}
+
+#[test]
+fn the_rust_example_builds_outside_the_workspace_and_passes_plugin_test() {
+    let (plugin, test) = build_rust_example();
     let dir = scratch("rust");
     plugin_test_passes(test, &plugin, &dir);
     std::fs::remove_dir_all(&dir).expect("remove the scratch dir");
@@ -180,5 +192,97 @@ fn the_c_example_builds_from_the_header_alone_and_passes_plugin_test() {
         format!("./{}", library.file_name().unwrap().to_string_lossy())
     );
     plugin_test_passes(test, &library, &dir);
+    std::fs::remove_dir_all(&dir).expect("remove the scratch dir");
+}
+
+/// `keelson plugin describe marker` prints the guide's sample of it (all but the file's path, which
+/// is this test's own).
+fn describe_matches_the_guide(rcm: &Rcm) {
+    let (ok, out, err) = rcm.cli(&["plugin", "describe", "marker"]);
+    assert!(ok, "plugin describe marker: {err}");
+    let guide = std::fs::read_to_string(root().join("docs/plugins.md")).expect("docs/plugins.md");
+    let head = "type marker (plugin marker, ";
+    let sample = guide
+        .split("```\n")
+        .find(|block| block.starts_with(head))
+        .expect("docs/plugins.md has a `plugin describe marker` sample");
+    let (got, want): (Vec<&str>, Vec<&str>) = (out.lines().collect(), sample.lines().collect());
+    assert!(got[0].starts_with(head), "{out}");
+    assert_eq!(got[1..], want[1..], "the guide's sample against:\n{out}");
+}
+
+fn count(view: &Value, op: &str) -> u64 {
+    view["call_stats"][op]["count"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn the_rust_examples_watcher_reports_a_deleted_marker_and_rcm_restarts_it_without_a_poll() {
+    const LIMIT: Duration = Duration::from_secs(20);
+    let (plugin, _) = build_rust_example();
+    let dir = scratch("rust-watch");
+    let marker = dir.join("marker");
+    let plugin_dir = plugin.parent().expect("the library's directory");
+    let rcm = Rcm::start_with(Rcm::new_dir("t30-watch"), plugin_dir, &[], &[]);
+    wait_for("every plugin probe reports", LIMIT, || {
+        rcm.plugins()["complete"] == true
+    });
+    describe_matches_the_guide(&rcm);
+    let pairs = |list: &[(&str, String)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    };
+    rcm.ok(R::GroupCreate {
+        name: "g".into(),
+        properties: vec![],
+    });
+    // Polls a minute apart: only the watcher's report can explain a restart within seconds.
+    rcm.ok(R::ResourceCreate {
+        name: "m".into(),
+        type_name: "marker".into(),
+        group: "g".into(),
+        params: pairs(&[
+            ("path", marker.display().to_string()),
+            ("watch_ms", "20".into()),
+        ]),
+        properties: pairs(&[
+            ("LooksAlivePollInterval", "60000".into()),
+            ("IsAlivePollInterval", "60000".into()),
+            ("RestartDelay", "0".into()),
+        ]),
+    });
+    rcm.ok(R::GroupOnline { name: "g".into() });
+    rcm.wait_state("m", "Online", LIMIT);
+    assert!(marker.exists(), "online wrote {marker:?}");
+
+    std::fs::remove_file(&marker).expect("delete the marker file");
+    let deleted = Instant::now();
+    let reported = format!(
+        "IsAlive failed for resource 'm': reported by the plugin: {} is missing",
+        marker.display()
+    );
+    wait_for("the report and the restart's new marker", LIMIT, || {
+        marker.exists() && rcm.cluster_log().contains(&reported)
+    });
+    println!(
+        "marker deleted -> reported and rewritten by the restart: {:.1} ms (watch_ms 20)",
+        deleted.elapsed().as_secs_f64() * 1000.0
+    );
+    let view = rcm.wait_state("m", "Online", LIMIT);
+    assert_eq!(
+        (count(&view, "LOOKSALIVE"), count(&view, "ISALIVE")),
+        (0, 0),
+        "no poll ran: {view:#}"
+    );
+    assert_eq!(count(&view, "ONLINE"), 2, "{view:#}");
+    assert_eq!(
+        view["last_errors"]["ISALIVE"]["status"], "reported",
+        "{view:#}"
+    );
+
+    rcm.ok(R::GroupOffline { name: "g".into() });
+    rcm.wait_state("m", "Offline", LIMIT);
+    assert!(!marker.exists(), "offline removed {marker:?}");
+    drop(rcm);
     std::fs::remove_dir_all(&dir).expect("remove the scratch dir");
 }
