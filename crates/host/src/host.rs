@@ -117,14 +117,7 @@ impl Host {
             .shared
             .lock_names()
             .insert(spec.resource, spec.name.clone());
-        let request = HostRequest::Open(OpenResource {
-            resource: spec.resource,
-            name: spec.name.clone(),
-            plugin_path: spec.plugin_path.clone(),
-            type_name: spec.type_name.clone(),
-            params_json: spec.params_json.clone(),
-            deadline_ms: spec.deadlock_timeout.as_millis() as u64,
-        });
+        let request = HostRequest::Open(open_resource(&spec));
         self.link.send_with_fd(&request, theirs.as_fd()).await?;
         drop(theirs);
         ours.set_nonblocking(true).map_err(io_err)?;
@@ -147,14 +140,7 @@ impl Host {
             .shared
             .lock_names()
             .insert(spec.resource, spec.name.clone());
-        let request = HostRequest::Validate(OpenResource {
-            resource: spec.resource,
-            name: spec.name.clone(),
-            plugin_path: spec.plugin_path.clone(),
-            type_name: spec.type_name.clone(),
-            params_json: spec.params_json.clone(),
-            deadline_ms: spec.deadlock_timeout.as_millis() as u64,
-        });
+        let request = HostRequest::Validate(open_resource(&spec));
         self.link
             .send_with_fd(&request, theirs.as_fd())
             .await
@@ -172,4 +158,16 @@ impl Host {
 
 fn io_err(e: std::io::Error) -> HostError {
     HostError::Protocol(e.to_string())
+}
+
+/// The host protocol's description of the resource `spec` opens or validates.
+fn open_resource(spec: &OpenSpec) -> OpenResource {
+    OpenResource {
+        resource: spec.resource,
+        name: spec.name.clone(),
+        plugin_path: spec.plugin_path.clone(),
+        type_name: spec.type_name.clone(),
+        params_json: spec.params_json.clone(),
+        deadline_ms: spec.deadlock_timeout.as_millis() as u64,
+    }
 }
