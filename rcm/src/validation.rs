@@ -1,33 +1,28 @@
 //! Running a resource type's `validate` entry point for `resource create` and `resource set --param`
-//! in throwaway keelson-rhs processes, off the core's thread, each with a deadline: open the
-//! candidate resource, VALIDATE, and report the verdict to the core as an `Input`; the close comes
-//! after the verdict and does not change it (a plugin whose close misbehaves is judged at its real
-//! close, as before). A few validation hosts per plugin file are kept warm for a short while, each
-//! used by one validation at a time (a burst of creates does not start a process each); a host
-//! whose validation or close hung, crashed or ran past the deadline is killed and never reused. Plugin code never runs in rcm. What plugin
+//! in throwaway keelson-rhs processes, off the core's thread, each with a deadline: VALIDATE with
+//! nothing opened (the host protocol's `Validate`, after the host's own schema check), and report
+//! the verdict to the core as an `Input`. A few validation hosts per plugin file are kept warm for a
+//! short while, each used by one validation at a time (a burst of creates does not start a process
+//! each); a host whose validation hung, crashed or ran past the deadline is killed and never
+//! reused. Plugin code never runs in rcm. What plugin
 //! code logs while being validated is not kept: it may quote the very values being checked. Not the
 //! decision of what to validate or the schema check (core/validation_gate.rs).
 
 use crate::core::Input;
-use keelson_host::{
-    CallError, DeathCause, Host, HostConfig, HostDied, HostError, OpenSpec, ResourceHandle,
-};
+use keelson_host::{CallError, DeathCause, Host, HostConfig, HostDied, HostError, OpenSpec};
 use keelson_types::{signal_name, Op, ResourceId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
 /// Validations running at once (each holds one host).
 const CONCURRENT_VALIDATIONS: usize = 4;
-/// How long a validation waits for the close of the last candidate in a kept host before it starts a
-/// host of its own (a close normally takes well under a millisecond).
-const CLOSE_WAIT: Duration = Duration::from_millis(50);
 /// How long an idle validation host is kept for the next validation of its plugin file.
 const IDLE_HOST_LIFETIME: Duration = Duration::from_secs(10);
-/// Extra time past the three bounded calls (open, validate, close) before rcm gives up on a host
-/// that says nothing at all (its own watchdog normally ends it long before).
+/// Extra time past twice the VALIDATE call's deadline and the host's watchdog grace before rcm
+/// gives up on a host that says nothing at all (its own watchdog normally ends it long before).
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(2);
 
 /// One validation to run.
@@ -78,8 +73,6 @@ struct Shared {
 struct IdleHost {
     host: Host,
     since: Instant,
-    /// Told whether the last candidate's close returned in time (None: nothing was left open).
-    closed: Option<oneshot::Receiver<bool>>,
 }
 
 /// The idle hosts by plugin file, and the files whose idle hosts a reaper task watches.
@@ -151,9 +144,9 @@ impl Shared {
     }
 
     /// Runs one validation in a warm or fresh host; the host goes back to the idle list only when
-    /// everything in it returned in time.
+    /// its VALIDATE returned in time.
     async fn validate(self: &Arc<Self>, job: &ValidationJob) -> Verdict {
-        let host = match self.warm_host(&job.plugin_path).await {
+        let host = match self.warm_host(&job.plugin_path) {
             Some(host) => host,
             None => match self.spawn().await {
                 Ok(host) => host,
@@ -170,8 +163,8 @@ impl Shared {
         let start = Instant::now();
         let outcome = tokio::time::timeout(backstop, run_in(&host, job, self.resource_id())).await;
         match outcome {
-            Ok(Ok((verdict, opened))) => {
-                self.close_then_keep(job, host, opened);
+            Ok(Ok(verdict)) => {
+                self.keep_idle(&job.plugin_path, host);
                 verdict
             }
             Ok(Err(failure)) => {
@@ -192,36 +185,6 @@ impl Shared {
         }
     }
 
-    /// Closes the candidate resource (if it was opened) off the verdict's path; the host is kept for
-    /// the next validation only when that close returned in time.
-    fn close_then_keep(
-        self: &Arc<Self>,
-        job: &ValidationJob,
-        host: Host,
-        opened: Option<ResourceHandle>,
-    ) {
-        let Some(resource) = opened else {
-            return self.keep_idle(&job.plugin_path, host, None);
-        };
-        // Kept at once, so that the next validation waits for this close rather than starting a
-        // host of its own; it gets the host only if the close returned in time.
-        let (told, closed) = oneshot::channel();
-        self.keep_idle(&job.plugin_path, host.clone(), Some(closed));
-        let (deadline, grace) = (job.deadline, self.config.watchdog_grace);
-        tokio::spawn(async move {
-            let backstop = deadline + grace + BACKSTOP_MARGIN;
-            let in_time = matches!(
-                tokio::time::timeout(backstop, resource.close(deadline)).await,
-                Ok(Ok(_))
-            );
-            if !in_time {
-                host.kill();
-            }
-            // Nobody may be waiting: the host may have been taken by nobody yet.
-            let _unwaited = told.send(in_time);
-        });
-    }
-
     fn resource_id(&self) -> ResourceId {
         ResourceId(self.next_resource.fetch_add(1, Ordering::Relaxed))
     }
@@ -232,37 +195,16 @@ impl Shared {
         Ok(host)
     }
 
-    /// A kept host for `path` whose last close returned in time, waiting up to CLOSE_WAIT for that
-    /// close when it is still running (a host whose close takes longer stays kept, and the caller
-    /// starts a fresh one); None when there is none. Each kept host is looked at once.
-    async fn warm_host(&self, path: &str) -> Option<Host> {
-        let mut still_closing = Vec::new();
-        let mut found = None;
-        while let Some(mut entry) = self.take_idle(path) {
-            let ready = match entry.closed.as_mut() {
-                None => true,
-                Some(closed) => match tokio::time::timeout(CLOSE_WAIT, closed).await {
-                    Ok(told) => told.unwrap_or(false),
-                    Err(_) => {
-                        still_closing.push(entry);
-                        continue;
-                    }
-                },
-            };
-            if ready && entry.host.death().is_none() {
-                found = Some(entry.host);
-                break;
+    /// A kept host for `path` that is still alive; None when there is none (dead ones are
+    /// dropped on the way).
+    fn warm_host(&self, path: &str) -> Option<Host> {
+        while let Some(entry) = self.take_idle(path) {
+            if entry.host.death().is_none() {
+                return Some(entry.host);
             }
             entry.host.kill();
         }
-        if !still_closing.is_empty() {
-            let mut idle = self.lock_idle();
-            idle.by_path
-                .entry(path.to_string())
-                .or_default()
-                .extend(still_closing);
-        }
-        found
+        None
     }
 
     /// The most recently kept host for `path` that has not idled too long (older ones are killed
@@ -281,12 +223,7 @@ impl Shared {
 
     /// Keeps `host` for the next validation of `path`; a reaper retires it once it has idled too
     /// long (one reaper per file, while the file has idle hosts).
-    fn keep_idle(
-        self: &Arc<Self>,
-        path: &str,
-        host: Host,
-        closed: Option<oneshot::Receiver<bool>>,
-    ) {
+    fn keep_idle(self: &Arc<Self>, path: &str, host: Host) {
         let mut idle = self.lock_idle();
         idle.by_path
             .entry(path.to_string())
@@ -294,7 +231,6 @@ impl Shared {
             .push(IdleHost {
                 host,
                 since: Instant::now(),
-                closed,
             });
         if !idle.reaped.insert(path.to_string()) {
             return;
@@ -379,13 +315,9 @@ impl Failure {
 }
 
 /// Calls the type's VALIDATE on `job`'s parameters in `host`, with nothing opened (the host checks
-/// them against the type's schema first): the verdict, and no resource to close. A refusal (the
-/// schema's or the plugin's) is a verdict; a host that died or broke the protocol is a failure.
-async fn run_in(
-    host: &Host,
-    job: &ValidationJob,
-    id: ResourceId,
-) -> Result<(Verdict, Option<ResourceHandle>), Failure> {
+/// them against the type's schema first). A refusal (the schema's or the plugin's) is a verdict; a
+/// host that died or broke the protocol is a failure.
+async fn run_in(host: &Host, job: &ValidationJob, id: ResourceId) -> Result<Verdict, Failure> {
     let params = serde_json::to_string(&job.params).map_err(|e| Failure::Protocol {
         step: Op::Validate,
         error: e.to_string(),
@@ -398,7 +330,7 @@ async fn run_in(
         Ok(done) => Verdict::Refused(refusal(job, Op::Validate, &done.message)),
         Err(e) => return Err(call_failure(Op::Validate, e)),
     };
-    Ok((verdict, None))
+    Ok(verdict)
 }
 
 fn call_failure(step: Op, e: CallError) -> Failure {
