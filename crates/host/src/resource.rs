@@ -28,6 +28,15 @@ struct Channel {
     frames: FrameBuf,
 }
 
+impl Channel {
+    fn new(stream: UnixStream) -> Channel {
+        Channel {
+            stream,
+            frames: FrameBuf::new(),
+        }
+    }
+}
+
 /// An open resource in a host. Calls on one handle run one at a time, in order.
 pub struct ResourceHandle {
     id: ResourceId,
@@ -49,23 +58,25 @@ impl std::fmt::Debug for ResourceHandle {
 }
 
 impl ResourceHandle {
+    /// The handle `spec` describes, on `channel` (None: a one-call handle that owns no socket).
+    fn for_spec(link: Arc<Link>, spec: &OpenSpec, channel: Option<Channel>) -> ResourceHandle {
+        ResourceHandle {
+            id: spec.resource,
+            name: spec.name.clone(),
+            link,
+            deadline: spec.deadlock_timeout,
+            socket: tokio::sync::Mutex::new(channel),
+            timings: spec.timings.clone().unwrap_or_default(),
+        }
+    }
+
     /// Waits for the OPEN answer on a freshly passed socket.
     pub(crate) async fn open(
         link: Arc<Link>,
         spec: &OpenSpec,
         socket: UnixStream,
     ) -> Result<ResourceHandle, HostError> {
-        let handle = ResourceHandle {
-            id: spec.resource,
-            name: spec.name.clone(),
-            link,
-            deadline: spec.deadlock_timeout,
-            socket: tokio::sync::Mutex::new(Some(Channel {
-                stream: socket,
-                frames: FrameBuf::new(),
-            })),
-            timings: spec.timings.clone().unwrap_or_default(),
-        };
+        let handle = ResourceHandle::for_spec(link, spec, Some(Channel::new(socket)));
         let mut socket = handle.socket.lock().await;
         let channel = socket.as_mut().expect("just created");
         let done = handle
@@ -94,18 +105,8 @@ impl ResourceHandle {
         spec: &OpenSpec,
         socket: UnixStream,
     ) -> Result<CallDone, CallError> {
-        let handle = ResourceHandle {
-            id: spec.resource,
-            name: spec.name.clone(),
-            link,
-            deadline: spec.deadlock_timeout,
-            socket: tokio::sync::Mutex::new(None),
-            timings: spec.timings.clone().unwrap_or_default(),
-        };
-        let mut channel = Channel {
-            stream: socket,
-            frames: FrameBuf::new(),
-        };
+        let handle = ResourceHandle::for_spec(link, spec, None);
+        let mut channel = Channel::new(socket);
         handle
             .await_reply(&mut channel, Op::Validate, handle.deadline, Instant::now())
             .await
