@@ -9,6 +9,7 @@ pub mod address_table;
 pub mod child;
 pub mod clock;
 pub mod crash;
+pub mod detached;
 pub mod direct_io;
 pub mod fdpass;
 pub mod journal;
