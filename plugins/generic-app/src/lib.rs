@@ -79,6 +79,9 @@ pub struct GenericApp {
     name: String,
     app: Option<App>,
     watcher: Option<Watcher>,
+    /// This instance's last health check failed: the node's restart (an online with no offline
+    /// before it) must replace the process, not adopt it again.
+    unhealthy: bool,
 }
 
 impl GenericApp {
@@ -270,6 +273,20 @@ impl GenericApp {
         self.clean_up(gone)
     }
 
+    /// LooksAlive's check: the process has not exited (one poll of its pidfd).
+    fn process_check(&self) -> Result<(), Error> {
+        let Some(app) = &self.app else {
+            return Err(self.not_running());
+        };
+        match app.exit()? {
+            None => Ok(()),
+            Some(exit) => Err(Error::not_running(format!(
+                "process {} exited with {exit}",
+                app.pid()
+            ))),
+        }
+    }
+
     fn not_running(&self) -> Error {
         Error::not_running(format!("{} is not running", self.config.command.line))
     }
@@ -311,15 +328,23 @@ impl Resource for GenericApp {
             name,
             app: None,
             watcher: None,
+            unhealthy: false,
         })
     }
 
     fn online(&mut self) -> Result<(), Error> {
-        if self.find()?.is_some() {
-            // Already running (a second online, or a new host after the old one died): adopt it.
-            return self.watch();
+        if self.unhealthy && self.find()?.is_some() {
+            // The restart after a failed health check: the process runs but failed its check.
+            self.host
+                .info("replacing the process: its health check failed");
+            self.stop(true)?;
         }
-        self.start()?;
+        self.unhealthy = false;
+        if self.find()?.is_none() {
+            self.start()?;
+        }
+        // Otherwise already running (a second online, or a new host after the old one died):
+        // adopted as it is.
         self.watch()
     }
 
@@ -328,21 +353,17 @@ impl Resource for GenericApp {
     }
 
     fn looks_alive(&mut self) -> Result<(), Error> {
-        let Some(app) = &self.app else {
-            return Err(self.not_running());
-        };
-        match app.exit()? {
-            None => Ok(()),
-            Some(exit) => Err(Error::not_running(format!(
-                "process {} exited with {exit}",
-                app.pid()
-            ))),
-        }
+        let verdict = self.process_check();
+        self.unhealthy = verdict.is_err();
+        verdict
     }
 
     fn is_alive(&mut self) -> Result<(), Error> {
-        self.looks_alive()?;
-        health::probe(&self.config, &self.state_dir, &self.name)
+        let verdict = self
+            .process_check()
+            .and_then(|()| health::probe(&self.config, &self.state_dir, &self.name));
+        self.unhealthy = verdict.is_err();
+        verdict
     }
 
     fn terminate(&mut self) -> Result<(), Error> {

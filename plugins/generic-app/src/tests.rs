@@ -243,3 +243,40 @@ fn validate_refuses_an_unknown_user_and_an_empty_command_line() {
     );
     GenericApp::validate(&params(&[("CommandLine", "sleep 1"), ("User", "nobody")])).unwrap();
 }
+
+#[test]
+fn the_restart_after_a_failed_health_check_replaces_the_process() {
+    let dir = scratch("unhealthy");
+    let marker = dir.join("healthy");
+    let check = format!("test -e {}", marker.display());
+    let mut app = open(
+        &dir,
+        &[
+            ("CommandLine", "sleep 1000"),
+            ("StartWindow", "0"),
+            ("StartTimeout", "0"),
+            ("HealthCommand", &check),
+        ],
+    );
+    app.online().unwrap();
+    let first = pid_of(&app);
+    let err = app.is_alive().unwrap_err();
+    assert!(
+        err.message()
+            .starts_with(&format!("HealthCommand '{check}': exited with status 1")),
+        "{}",
+        err.message()
+    );
+    std::fs::write(&marker, "").unwrap();
+    // The node's restart: online again on the same instance, no offline in between.
+    app.online().unwrap();
+    let second = pid_of(&app);
+    assert_ne!(first, second);
+    assert!(!keelson_sys::process::is_alive(first));
+    app.is_alive().unwrap();
+    // A healthy one is left alone by a second online.
+    app.online().unwrap();
+    assert_eq!(pid_of(&app), second);
+    app.offline().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
