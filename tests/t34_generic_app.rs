@@ -304,6 +304,7 @@ fn resource_create_refuses_bad_parameters_naming_each() {
             "{key}={value:?}: {message}"
         );
         assert_eq!(message.lines().count(), 1, "{message}");
+        eprintln!("{key}={value:?}: {message}");
     }
     let list = rcm.ok(R::ResourceList);
     assert!(
@@ -539,6 +540,11 @@ fn online_is_idempotent_a_connection_survives_a_host_kill_and_an_rcm_restart() {
         .expect("client thread")
         .expect("no failed round trip");
     eprintln!("{trips} round trips on one connection across a host kill and an rcm restart");
+    let stats = &node.rcm().resource("echo")["call_stats"];
+    eprintln!(
+        "LooksAlive in the host: {}, IsAlive (TCP probe): {}",
+        stats["LOOKSALIVE"], stats["ISALIVE"]
+    );
 
     node.rcm().ok(R::GroupOffline { name: "g".into() });
     node.rcm().wait_state("echo", "Offline", LIMIT);
