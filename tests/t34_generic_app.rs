@@ -82,12 +82,19 @@ impl Drop for Node {
     fn drop(&mut self) {
         let Some(rcm) = self.rcm.take() else { return };
         let dir = rcm.keep_dir();
-        for state in resource_dirs(&dir) {
-            kill_leftover(&state);
+        let failures: Vec<String> = resource_dirs(&dir)
+            .iter()
+            .filter_map(|state| kill_leftover(state).err())
+            .collect();
+        if std::thread::panicking() {
+            // The test failed already: say what could not be cleaned up, keep the directory.
+            for failure in failures {
+                eprintln!("t34 clean-up: {failure}");
+            }
+            return;
         }
-        if !std::thread::panicking() {
-            std::fs::remove_dir_all(&dir).expect("remove the data directory");
-        }
+        assert!(failures.is_empty(), "t34 clean-up: {failures:?}");
+        std::fs::remove_dir_all(&dir).expect("remove the data directory");
     }
 }
 
@@ -117,19 +124,25 @@ fn app_pid(state: &Path) -> Option<u32> {
 }
 
 /// Kills what a pid file names, if it is still that process, and what is left in its cgroup.
-fn kill_leftover(state: &Path) {
+fn kill_leftover(state: &Path) -> Result<(), String> {
     let Some((pid, start_time, cgroup)) = pid_record(state) else {
-        return;
+        return Ok(());
     };
     if keelson_sys::detached::is_same_process(pid, start_time) {
-        keelson_sys::process::kill_group(pid, Signal::SIGKILL).expect("kill a leftover app");
+        keelson_sys::process::kill_group(pid, Signal::SIGKILL)
+            .map_err(|e| format!("kill leftover app {pid}: {e}"))?;
     }
     if let Some(dir) = cgroup {
+        let shown = dir.display().to_string();
         let cgroup = Cgroup::at(dir);
-        cgroup.kill_all().expect("cgroup.kill a leftover cgroup");
-        assert!(cgroup.wait_empty(LIMIT).expect("wait for the cgroup"));
-        cgroup.remove().expect("remove a leftover cgroup");
+        let failed = |e: std::io::Error| format!("leftover cgroup {shown}: {e}");
+        cgroup.kill_all().map_err(failed)?;
+        if !cgroup.wait_empty(LIMIT).map_err(failed)? {
+            return Err(format!("leftover cgroup {shown} did not empty"));
+        }
+        cgroup.remove().map_err(failed)?;
     }
+    Ok(())
 }
 
 /// The state directory of the resource whose app log says it started `command`.
@@ -351,6 +364,20 @@ fn a_tcp_service_is_restarted_on_its_exit_report_replaced_when_its_port_dies_and
         ppid(first)
     );
     Client::connect(port).round_trip("hello").expect("echo");
+    // As root, with cgroup v2 mounted here, the app is in a cgroup of its own, which it records.
+    if let Some(mount) = Cgroup::v2_mount().expect("mountinfo") {
+        let recorded = pid_record(&state)
+            .and_then(|(_, _, c)| c)
+            .expect("a cgroup in the pid file");
+        let inside = Cgroup::of_process(first)
+            .expect("its cgroup")
+            .expect("a v2 cgroup");
+        assert_eq!(mount.join(inside), recorded);
+        assert!(
+            recorded.starts_with(mount.join("keelson.slice")),
+            "{recorded:?}"
+        );
+    }
 
     keelson_sys::process::kill(first, Signal::SIGKILL).expect("kill -9 the app");
     let took = wait_for("a restarted app", Duration::from_secs(10), || {

@@ -93,11 +93,11 @@ impl GenericApp {
     /// pid file names if it still runs. A pid file naming a process that is gone is cleaned up
     /// (what is left in its cgroup is killed, the file removed).
     fn find(&mut self) -> Result<Option<&App>, Error> {
-        if self
-            .app
-            .as_ref()
-            .is_some_and(|a| a.pidfd.has_exited().unwrap_or(true))
-        {
+        let exited = match &self.app {
+            Some(app) => app.exit()?.is_some(),
+            None => false,
+        };
+        if exited {
             let gone = self.app.take().map(|a| a.cgroup);
             self.clean_up(gone.flatten())?;
         }
