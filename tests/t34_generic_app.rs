@@ -230,6 +230,9 @@ fn plugin_test_passes_and_refuses_the_bad_parameters() {
         cmd,
         "--param".into(),
         "StartWindow=50".into(),
+        // The pair's second resource runs as another user.
+        "--second-param".into(),
+        "User=nobody".into(),
     ];
     for bad in [
         "CommandLine=",
