@@ -338,6 +338,7 @@ pub fn plugin_list(v: &PluginList) -> String {
         return "no plugins found\n".to_string();
     }
     let mut out = table(&["PLUGIN", "TYPES", "PATH"], &rows);
+    out.push_str(&type_parameters(v));
     let probing = v.plugins.iter().filter(|p| p.status == "probing").count();
     if !v.complete {
         out.push_str(&format!(
@@ -346,6 +347,35 @@ pub fn plugin_list(v: &PluginList) -> String {
         ));
     }
     out
+}
+
+/// Below the plugin table, one row per declared type: its parameters, `*` marking the required
+/// ones and `=V` the defaults (`keelson plugin describe TYPE` has the rest). Empty when no loaded
+/// file declares any.
+fn type_parameters(v: &PluginList) -> String {
+    let rows: Vec<Vec<String>> = v
+        .plugins
+        .iter()
+        .flat_map(|p| p.schemas.iter())
+        .filter(|s| s.declared)
+        .map(|s| vec![s.type_name.clone(), parameter_names(&s.params)])
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("\n{}", table(&["TYPE", "PARAMETERS"], &rows))
+}
+
+fn parameter_names(params: &[keelson_proto::view::ParamView]) -> String {
+    if params.is_empty() {
+        return "(none)".to_string();
+    }
+    let one = |p: &keelson_proto::view::ParamView| match (&p.default, p.required) {
+        (Some(d), _) if !p.secret => format!("{}={d}", p.name),
+        (_, true) => format!("{}*", p.name),
+        _ => p.name.clone(),
+    };
+    params.iter().map(one).collect::<Vec<_>>().join(" ")
 }
 
 /// The TYPES cell of one plugin file: its types, or its problem.
@@ -574,6 +604,33 @@ mod tests {
         assert_eq!(
             plugin_list(&from(json!({"plugins": []}))),
             "no plugins found\n"
+        );
+    }
+
+    #[test]
+    fn plugin_list_shows_each_declared_types_parameters() {
+        let v = json!({"plugins": [
+            {"path": "/p/libkeelson_plugin_ip_address.so", "name": "ip-address",
+             "status": "loaded", "types": ["ip-address"],
+             "schemas": [{"type": "ip-address", "declared": true, "defaults": {}, "params": [
+                {"name": "Address", "type": "address", "required": true, "secret": false},
+                {"name": "PrefixLength", "type": "integer", "required": false, "secret": false,
+                 "default": "24"},
+                {"name": "Key", "type": "string", "required": false, "secret": true,
+                 "default": "hunter2"}]}]},
+            {"path": "/p/libold.so", "name": "old", "status": "loaded", "types": ["old"],
+             "schemas": [{"type": "old", "declared": false, "defaults": {}, "params": []}]}
+        ]});
+        let t = plugin_list(&from(v));
+        assert!(
+            t.contains("\nTYPE        PARAMETERS\nip-address  Address* PrefixLength=24 Key\n"),
+            "{t}"
+        );
+        assert!(!t.contains("hunter2"), "a secret default is not shown: {t}");
+        let section = t.split("PARAMETERS\n").nth(1).unwrap();
+        assert!(
+            !section.contains("old"),
+            "an undeclared type has no row: {t}"
         );
     }
 
