@@ -653,3 +653,49 @@ fn killing_the_host_loses_no_ping_and_never_removes_the_address() {
         "the new host adopted the address instead of adding it again"
     );
 }
+
+#[test]
+fn is_alive_finds_a_second_holder_and_the_watcher_reports_a_lost_carrier() {
+    if !root_or_skip("t31 conflict and carrier") {
+        return;
+    }
+    let lab = IpLab::create("cc");
+    let rcm = rcm_in(&lab.a, "t31-cc");
+    // LooksAlive a minute away; IsAlive every 300 ms.
+    create_ip(
+        &rcm,
+        &[],
+        &[
+            ("LooksAlivePollInterval", "60000"),
+            ("IsAlivePollInterval", "300"),
+            ("RestartDelay", "0"),
+        ],
+    );
+    online(&rcm);
+    // The peer takes the address too (a misconfigured host): IsAlive's ARP probe finds it.
+    ip(&["-n", &lab.p, "addr", "add", "192.0.2.50/24", "dev", "eth1"]);
+    let conflict = format!(
+        "IsAlive failed for resource 'ip': address 192.0.2.50 is also in use by {}",
+        mac_of(&lab.p)
+    );
+    wait_for("IsAlive reports the second holder", LIMIT, || {
+        rcm.cluster_log().contains(&conflict)
+    });
+    rcm.wait_resource("ip", LIMIT, "failed", |v| v["state"] != "Online");
+    ip(&["-n", &lab.p, "addr", "del", "192.0.2.50/24", "dev", "eth1"]);
+    rcm.ok(R::ResourceSet {
+        name: "ip".into(),
+        properties: pairs(&[("IsAlivePollInterval", "60000")]),
+        params: vec![],
+        unset_params: vec![],
+    });
+    // An administrator's online brings it back once the peer has let go.
+    online(&rcm);
+
+    // The switch port goes down: a's eth1 loses carrier, and the watcher says so at once.
+    ip(&["-n", &lab.switch, "link", "set", "va", "down"]);
+    let lost = "IsAlive failed for resource 'ip': reported by the plugin: eth1 lost its carrier (link down)";
+    wait_for("the watcher reports the lost carrier", LIMIT, || {
+        rcm.cluster_log().contains(lost)
+    });
+}

@@ -328,7 +328,9 @@ impl Resource for IpAddress {
                     self.config.address, link.name
                 )))
             }
-            // Already online (a second online, or a new host after the old one died): adopt it.
+            // Already online (a second online, or a new host after the old one died): adopt it
+            // (after the kernel's DAD, if a host that died mid-online left it tentative).
+            Presence::Present(entry) if entry.tentative => self.wait_ipv6_dad(&link)?,
             Presence::Present(_) => {}
             Presence::OtherPrefix(prefix) => {
                 return Err(Error::new(format!(
