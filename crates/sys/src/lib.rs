@@ -15,6 +15,7 @@ pub mod fdpass;
 pub mod journal;
 pub mod loaded_object;
 pub mod netns;
+pub mod packet;
 pub mod peer;
 pub mod process;
 pub mod tun;
