@@ -202,7 +202,12 @@ impl Resource for NetworkName {
     }
 
     fn online(&mut self) -> Result<(), Error> {
-        self.register()?;
+        if let Err(e) = self.register() {
+            // A restart's online of an instance that was online: it is not any more.
+            self.watcher = None;
+            self.online = false;
+            return Err(e);
+        }
         self.online = true;
         self.watch()
     }
