@@ -259,7 +259,8 @@ mod tests {
         let a = io(&dev, "a", 400);
         let (record, previous) = a.acquire(&|_| {}).unwrap();
         assert_eq!((record.generation, previous), (1, None));
-        let renewing = Renewer::start(a.clone(), record, Host::detached()).unwrap();
+        let renewing =
+            Renewer::start(a.clone(), record, Host::detached(), Box::new(|| None)).unwrap();
 
         let b = io(&dev, "b", 400);
         let started = Instant::now();
@@ -309,7 +310,8 @@ mod tests {
         let dev = device("lost");
         let a = io(&dev, "a", 400);
         let (record, _) = a.acquire(&|_| {}).unwrap();
-        let renewing = Renewer::start(a.clone(), record, Host::detached()).unwrap();
+        let renewing =
+            Renewer::start(a.clone(), record, Host::detached(), Box::new(|| None)).unwrap();
         let thief = io(&dev, "c", 400);
         thief.write(thief.ours(9, 0, LeaseState::Held)).unwrap();
         let lost = (0..200).find_map(|_| {

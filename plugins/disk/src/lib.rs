@@ -204,7 +204,8 @@ impl Disk {
                 .map(|p| format!(", after node {p}'s lease ran out"))
                 .unwrap_or_default()
         ));
-        let renewer = Renewer::start(io.clone(), record, self.host).map_err(Error::new)?;
+        let renewer =
+            Renewer::start(io.clone(), record, self.host, self.fence()).map_err(Error::new)?;
         let mut held = Held {
             io,
             renewer,
@@ -263,14 +264,23 @@ impl Disk {
 
     /// The device is the topmost mount on MountPoint in this mount namespace.
     fn mounted_here(&self) -> Result<bool, Error> {
-        let Some(entry) = mounts::current_mount_on(&self.config.mount_point).map_err(Error::new)?
-        else {
-            return Ok(false);
-        };
-        let Ok(meta) = std::fs::metadata(&self.config.device) else {
-            return Ok(false);
-        };
-        Ok(mounts::split_dev(meta.rdev()) == (entry.major, entry.minor))
+        mounted(&self.config.device, &self.config.mount_point).map_err(Error::new)
+    }
+
+    /// The renewer's fence for a lost lease: SIGKILL to the mount's users and a lazy unmount, so
+    /// this node stops writing before another node's lease wait ends.
+    fn fence(&self) -> renewer::Fence {
+        let (device, mount_point) = (self.config.device.clone(), self.config.mount_point.clone());
+        Box::new(move || {
+            if !mounted(&device, &mount_point).unwrap_or(true) {
+                return None;
+            }
+            holders::kill_holders(&mount_point);
+            Some(match keelson_sys::blockdev::detach(&mount_point) {
+                Ok(()) => format!("lease lost: {} detached", mount_point.display()),
+                Err(e) => format!("lease lost: {e}"),
+            })
+        })
     }
 
     fn unmount(&self) -> Result<(), Error> {
@@ -279,7 +289,7 @@ impl Disk {
         for _ in 0..50 {
             match keelson_sys::blockdev::unmount(mp) {
                 Ok(()) => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(16) => last = Some(e), // EBUSY: a straggler
+                Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => last = Some(e),
                 Err(e) => return Err(Error::new(e.to_string())),
             }
             holders::kill_holders(mp);
@@ -330,6 +340,17 @@ impl Disk {
             _ => Ok(()),
         }
     }
+}
+
+/// `device` is the topmost mount on `mount_point` in this mount namespace.
+fn mounted(device: &std::path::Path, mount_point: &std::path::Path) -> Result<bool, String> {
+    let Some(entry) = mounts::current_mount_on(mount_point)? else {
+        return Ok(false);
+    };
+    let Ok(meta) = std::fs::metadata(device) else {
+        return Ok(false);
+    };
+    Ok(mounts::split_dev(meta.rdev()) == (entry.major, entry.minor))
 }
 
 /// Validation's device check: a path that exists must be a block device whose filesystem leaves

@@ -1,7 +1,7 @@
 //! The renewal thread: rewrites our lease record every LeaseMs/4 (renewal counter + 1), after
 //! checking that the record is still ours; if it was taken, or cannot be renewed for half a lease
 //! (so the node stops using the disk before another node's lease wait can end), it marks the lease
-//! lost and reports the failure to the host once. Never blocks on the device itself (its I/O runs
+//! lost, runs the caller's fence (stop using the disk) and reports the failure to the host once. Never blocks on the device itself (its I/O runs
 //! on the worker lane with a deadline), so stopping it is quick. Not the acquisition (lease.rs).
 
 use crate::lease::{LeaseIo, Refusal};
@@ -11,6 +11,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// What to do at once when the lease is lost (stop using the disk); says what it did, if anything.
+pub type Fence = Box<dyn Fn() -> Option<String> + Send>;
 
 /// What the renewals last saw.
 #[derive(Debug)]
@@ -28,8 +31,14 @@ pub struct Renewer {
 }
 
 impl Renewer {
-    /// Starts renewing `record` (just acquired) every lease/4.
-    pub fn start(io: LeaseIo, record: LeaseRecord, host: Host) -> Result<Renewer, String> {
+    /// Starts renewing `record` (just acquired) every lease/4; `fence` runs on the thread when the
+    /// lease is lost, before the report.
+    pub fn start(
+        io: LeaseIo,
+        record: LeaseRecord,
+        host: Host,
+        fence: Fence,
+    ) -> Result<Renewer, String> {
         let health = Arc::new(Mutex::new(LeaseHealth {
             record,
             last_renewed: Instant::now(),
@@ -39,7 +48,7 @@ impl Renewer {
         let shared = health.clone();
         let thread = std::thread::Builder::new()
             .name("disk-renewer".into())
-            .spawn(move || renew_until_stopped(io, shared, stopped, host))
+            .spawn(move || renew_until_stopped(io, shared, stopped, host, fence))
             .map_err(|e| format!("cannot start the lease renewal thread: {e}"))?;
         Ok(Renewer {
             health,
@@ -99,6 +108,7 @@ fn renew_until_stopped(
     health: Arc<Mutex<LeaseHealth>>,
     stopped: mpsc::Receiver<()>,
     host: Host,
+    fence: Fence,
 ) {
     let lease = io.claim.lease;
     let interval = (lease / 4).max(Duration::from_millis(10));
@@ -114,7 +124,7 @@ fn renew_until_stopped(
                 h.record = next;
                 h.last_renewed = Instant::now();
             }
-            Err(Renewal::Taken(why)) => return lose(&health, &host, why),
+            Err(Renewal::Taken(why)) => return lose(&health, &host, &fence, why),
             Err(Renewal::Failed(why)) => {
                 let age = health
                     .lock()
@@ -128,16 +138,19 @@ fn renew_until_stopped(
                         age.as_millis(),
                         lease.as_millis()
                     );
-                    return lose(&health, &host, why);
+                    return lose(&health, &host, &fence, why);
                 }
             }
         }
     }
 }
 
-fn lose(health: &Mutex<LeaseHealth>, host: &Host, why: String) {
+fn lose(health: &Mutex<LeaseHealth>, host: &Host, fence: &Fence, why: String) {
     health.lock().expect("lease health lock").lost = Some(why.clone());
     host.error(&why);
+    if let Some(done) = fence() {
+        host.warn(&done);
+    }
     host.report_failure(&why);
 }
 
