@@ -255,6 +255,8 @@ fn bad_parameters_are_refused_at_create_naming_the_parameter() {
     }
     let list = rcm.ok(R::ResourceList);
     assert!(!list.to_string().contains("\"d\""), "{list}");
+    drop(whole);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
