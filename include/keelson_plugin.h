@@ -72,6 +72,14 @@ typedef struct KeelsonHost {
      * (one report counts until the next health verdict; more are dropped). Appended last: every host
      * speaking this ABI sets it, but check it is not NULL before calling it. */
     void (*report_failure)(void *ctx, const char *msg);
+    /* This node's name, or NULL. Valid until close returns. */
+    const char *node_name;
+    /* The resource's name as the cluster log shows it, or NULL. Valid until close returns. */
+    const char *resource_name;
+    /* The resource's own directory on this node (<data-dir>/resources/<id>/, mode 0700), made before
+     * open and kept across host restarts and re-hosting: for a pid file, a log, a lease record.
+     * NULL when the host gives none. Valid until close returns. */
+    const char *state_dir;
 } KeelsonHost;
 
 typedef int32_t (*keelson_open_fn)(const char *params_json, const KeelsonHost *host,

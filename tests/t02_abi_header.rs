@@ -55,6 +55,8 @@ int main(void) {
     /* issue 11: failure reports and status codes */
     O(KeelsonHost, report_failure); C(KEELSON_MISCONFIGURED); C(KEELSON_NOT_INSTALLED);
     C(KEELSON_NOT_RUNNING);
+    /* issue 12: where a resource runs */
+    O(KeelsonHost, node_name); O(KeelsonHost, resource_name); O(KeelsonHost, state_dir);
     return 0;
 }
 "#;
@@ -223,6 +225,18 @@ fn header_layout_matches_the_rust_abi() {
     assert_eq!(k("KEELSON_MISCONFIGURED"), i64::from(KEELSON_MISCONFIGURED));
     assert_eq!(k("KEELSON_NOT_INSTALLED"), i64::from(KEELSON_NOT_INSTALLED));
     assert_eq!(k("KEELSON_NOT_RUNNING"), i64::from(KEELSON_NOT_RUNNING));
+    // issue 12: where a resource runs
+    for (field, offset) in [
+        ("node_name", offset_of!(KeelsonHost, node_name)),
+        ("resource_name", offset_of!(KeelsonHost, resource_name)),
+        ("state_dir", offset_of!(KeelsonHost, state_dir)),
+    ] {
+        assert_eq!(
+            n(&format!("offsetof KeelsonHost.{field}")),
+            offset,
+            "{field}"
+        );
+    }
     for (name, value) in [
         ("KEELSON_PARAM_STRING", KEELSON_PARAM_STRING),
         ("KEELSON_PARAM_INTEGER", KEELSON_PARAM_INTEGER),

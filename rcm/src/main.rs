@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use clusterlog::subscriber::{Journald, Plan};
 use keelson_engine::Engine;
-use keelson_host::HostConfig;
+use keelson_host::{HostConfig, ResourceDirs};
 use keelson_store::{Store, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -232,6 +232,7 @@ async fn run(args: Args) -> Result<()> {
         // The pool's hosts hold a lease; probe hosts (started above, renewed by nobody) do not.
         host_config: HostConfig {
             lease: host_lease,
+            resource_dirs: Some(ResourceDirs::new(dir.join("resources"), node.clone())),
             ..host_config
         },
         node,

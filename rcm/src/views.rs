@@ -60,6 +60,12 @@ impl Views<'_> {
             .unwrap_or_else(|| self.node.to_string());
         let secret = |k: &str| self.catalogue.is_secret(&r.type_name, k);
         let mut view = resource(&r, &owner, &stats, secret);
+        if owner == self.node {
+            view.state_dir = self
+                .pool
+                .state_dir_of(r.id)
+                .map(|d| d.to_string_lossy().into_owned());
+        }
         for e in view.last_errors.values_mut() {
             e.message = self.secrets.redact(&e.message).into_owned();
         }
@@ -186,6 +192,7 @@ fn resource(
         depends_on: r.depends_on.clone(),
         group: r.group.clone(),
         host_pid: r.monitor_process_id,
+        id: r.id.0,
         last_errors: by_op(&r.last_errors, last_error),
         name: r.name.clone(),
         owner_node: node.to_string(),
@@ -193,6 +200,7 @@ fn resource(
         plugin: r.plugin.clone(),
         properties,
         state: r.state.to_string(),
+        state_dir: None,
         type_name: r.type_name.clone(),
     }
 }

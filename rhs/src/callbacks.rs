@@ -1,13 +1,14 @@
 //! The host callbacks handed to plugins (`log`, `set_status`, `report_failure`): C functions that
 //! forward to the rhs's logger and control socket, callable from any thread of the plugin. Catch
-//! every panic so nothing unwinds into plugin code. Not the plugin SDK's side of them
+//! every panic so nothing unwinds into plugin code. Also the strings the host passes beside them
+//! (node name, resource name, state directory), owned here for the resource's lifetime. Not the plugin SDK's side of them
 //! (crates/plugin::Host).
 
 use crate::log::Logger;
 use keelson_abi::KeelsonHost;
 use keelson_proto::HostReply;
 use keelson_types::{LogLevel, ResourceId};
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,16 +20,30 @@ pub struct CallbackCtx {
     /// Set by a failure report sent up, cleared by the resource's next health verdict: a flood of
     /// reports is one report.
     pub reported: AtomicBool,
+    /// The strings `KeelsonHost` points at: valid while this context lives.
+    node_name: Option<CString>,
+    resource_name: Option<CString>,
+    state_dir: Option<CString>,
 }
 
 impl CallbackCtx {
     pub fn new(resource: ResourceId, name: String, logger: Logger) -> CallbackCtx {
         CallbackCtx {
+            resource_name: c_string(&name),
             resource,
             name,
             logger,
             reported: AtomicBool::new(false),
+            node_name: None,
+            state_dir: None,
         }
+    }
+
+    /// Tells the plugin its node's name and its state directory (each only when given).
+    pub fn placed(mut self, node_name: Option<&str>, state_dir: Option<&str>) -> CallbackCtx {
+        self.node_name = node_name.and_then(c_string);
+        self.state_dir = state_dir.and_then(c_string);
+        self
     }
 
     /// The `KeelsonHost` struct pointing back at this context. Valid while `self` is alive and
@@ -39,6 +54,9 @@ impl CallbackCtx {
             log: Some(host_log),
             set_status: Some(host_set_status),
             report_failure: Some(host_report_failure),
+            node_name: c_ptr(&self.node_name),
+            resource_name: c_ptr(&self.resource_name),
+            state_dir: c_ptr(&self.state_dir),
         }
     }
 
@@ -64,6 +82,16 @@ impl CallbackCtx {
         });
         true
     }
+}
+
+/// `text` as a C string; None (the field stays NULL) when it holds a NUL, which no name or path
+/// the node sends can.
+fn c_string(text: &str) -> Option<CString> {
+    CString::new(text).ok()
+}
+
+fn c_ptr(text: &Option<CString>) -> *const c_char {
+    text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
 }
 
 unsafe extern "C" fn host_log(ctx: *mut c_void, level: u32, msg: *const c_char) {

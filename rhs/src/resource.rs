@@ -76,11 +76,17 @@ impl ResourceThread {
         }
         let _alt_stack = keelson_sys::crash::AltStack::install();
         crate::log::serve_resource_on_this_thread(self.spec.resource);
-        let ctx = Box::new(CallbackCtx::new(
-            self.spec.resource,
-            self.spec.name.clone(),
-            self.logger.clone(),
-        ));
+        let ctx = Box::new(
+            CallbackCtx::new(
+                self.spec.resource,
+                self.spec.name.clone(),
+                self.logger.clone(),
+            )
+            .placed(
+                self.spec.node_name.as_deref(),
+                self.spec.state_dir.as_deref(),
+            ),
+        );
         let slot = self
             .monitor
             .register(self.spec.resource, self.spec.name.clone());

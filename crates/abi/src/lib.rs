@@ -62,6 +62,17 @@ pub struct KeelsonHost {
     /// IsAlive. Appended last: the host allocates this struct, and every host speaking this ABI
     /// sets it, but a plugin must still check it is not NULL before calling it.
     pub report_failure: Option<unsafe extern "C" fn(ctx: *mut c_void, msg: *const c_char)>,
+    // issue 12: what a real resource needs to know about where it runs
+    /// This node's name (NUL-terminated UTF-8), or NULL when the host does not say. Valid until
+    /// `close` returns.
+    pub node_name: *const c_char,
+    /// The resource's name as the cluster log shows it, or NULL. Valid until `close` returns.
+    pub resource_name: *const c_char,
+    /// The resource's own directory on this node (`<data-dir>/resources/<id>/`, mode 0700), made
+    /// before `open` and kept while the resource exists, across host restarts and re-hosting: the
+    /// place for a pid file, a log, a lease record. NULL when the host gives none. Valid until
+    /// `close` returns.
+    pub state_dir: *const c_char,
 }
 
 /// `open(params_json, host, out_handle, err, err_cap) -> status`.

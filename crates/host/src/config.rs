@@ -2,6 +2,7 @@
 //! per-resource deadlines (OpenSpec).
 
 use crate::lease::HostLease;
+use crate::resource_dirs::ResourceDirs;
 use keelson_types::{DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_WATCHDOG_GRACE_MS};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +22,9 @@ pub struct HostConfig {
     /// never fence). A `Pool` grants and renews it; a bare `Host` started with one holds no lease
     /// until its owner grants one through `Host::lease_socket` (with a `LeaseRenewer`).
     pub lease: Option<HostLease>,
+    /// Where a `Pool` makes each resource's state directory and which node name it tells them
+    /// (None: resources get neither).
+    pub resource_dirs: Option<ResourceDirs>,
 }
 
 impl HostConfig {
@@ -37,6 +41,7 @@ impl HostConfig {
             watchdog_grace: Duration::from_millis(DEFAULT_WATCHDOG_GRACE_MS),
             log_stderr: false,
             lease: None,
+            resource_dirs: None,
         }
     }
 }

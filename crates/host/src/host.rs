@@ -169,5 +169,10 @@ fn open_resource(spec: &OpenSpec) -> OpenResource {
         type_name: spec.type_name.clone(),
         params_json: spec.params_json.clone(),
         deadline_ms: spec.deadlock_timeout.as_millis() as u64,
+        state_dir: spec
+            .state_dir
+            .as_ref()
+            .map(|d| d.to_string_lossy().into_owned()),
+        node_name: spec.node_name.clone(),
     }
 }

@@ -143,10 +143,16 @@ impl Pool {
             return self.fail_open(host, &open, format!("host slot {} is gone", host.0));
         };
         let params_json = serde_json::to_string(&open.params).expect("a map of strings");
-        let spec = OpenSpec::new(open.resource, &open.name, plugin_path, &open.type_name)
+        let mut spec = OpenSpec::new(open.resource, &open.name, plugin_path, &open.type_name)
             .params(params_json)
             .deadlock_timeout(Duration::from_millis(open.deadline_ms))
             .timings(self.timings.entry(open.resource).or_default().clone());
+        if let Some(dirs) = &self.config.resource_dirs {
+            match dirs.ensure(open.resource) {
+                Ok(dir) => spec = spec.state_dir(dir).node_name(&dirs.node_name),
+                Err(message) => return self.fail_open(host, &open, message),
+            }
+        }
         let tx = self.reports.clone();
         let (resource, seq, deadline_ms) = (open.resource, open.seq, open.deadline_ms);
         tokio::spawn(async move {
@@ -186,10 +192,20 @@ impl Pool {
         }
     }
 
+    /// Resource `id`'s state directory on this node, when the pool gives resources one.
+    pub fn state_dir_of(&self, id: ResourceId) -> Option<std::path::PathBuf> {
+        self.config.resource_dirs.as_ref().map(|d| d.dir_of(id))
+    }
+
     /// Everything the pool kept about a deleted resource goes.
     pub fn forget(&mut self, resource: ResourceId) {
         self.timings.remove(&resource);
         self.handles.remove(&resource);
+        if let Some(dirs) = &self.config.resource_dirs {
+            if let Err(message) = dirs.remove(resource) {
+                tracing::warn!("{message}");
+            }
+        }
     }
 
     /// Calls `op` on the resource within `deadline_ms`, in order with its other requests, inside

@@ -1,8 +1,9 @@
 //! How to open one resource in a host: its id, name, plugin file and type, private parameters, the
-//! deadline of its OPEN and where its call timings go. Not the opening itself (host.rs, resource.rs).
+//! deadline of its OPEN, where its call timings go, its state directory and the node's name. Not the opening itself (host.rs, resource.rs).
 
 use crate::resource::SharedTimings;
 use keelson_types::{ResourceId, DEFAULT_DEADLOCK_TIMEOUT_MS};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How to open one resource.
@@ -18,6 +19,10 @@ pub struct OpenSpec {
     pub deadlock_timeout: Duration,
     /// Where call timings are recorded; a fresh set per handle when None.
     pub timings: Option<SharedTimings>,
+    /// The resource's own directory, which the caller made (the plugin sees it as its state dir).
+    pub state_dir: Option<PathBuf>,
+    /// This node's name, as the plugin sees it.
+    pub node_name: Option<String>,
 }
 
 impl OpenSpec {
@@ -30,6 +35,8 @@ impl OpenSpec {
             params_json: "{}".to_string(),
             deadlock_timeout: Duration::from_millis(DEFAULT_DEADLOCK_TIMEOUT_MS),
             timings: None,
+            state_dir: None,
+            node_name: None,
         }
     }
 
@@ -46,6 +53,18 @@ impl OpenSpec {
 
     pub fn deadlock_timeout(mut self, timeout: Duration) -> OpenSpec {
         self.deadlock_timeout = timeout;
+        self
+    }
+
+    /// Gives the resource `dir` as its state directory (which must exist).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> OpenSpec {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Tells the resource it runs on node `name`.
+    pub fn node_name(mut self, name: impl Into<String>) -> OpenSpec {
+        self.node_name = Some(name.into());
         self
     }
 }

@@ -1,5 +1,6 @@
 //! The plugin's handle on its host: log lines into the cluster log, progress reports and failure
-//! reports, from any thread of the plugin. Not the host itself; this only calls the callbacks the
+//! reports, from any thread of the plugin, and where the resource runs (node name, resource name,
+//! state directory). Not the host itself; this only calls the callbacks the
 //! host passed to `open`.
 
 use keelson_abi::KeelsonHost;
@@ -56,6 +57,9 @@ impl Host {
                 log: None,
                 set_status: None,
                 report_failure: None,
+                node_name: std::ptr::null(),
+                resource_name: std::ptr::null(),
+                state_dir: std::ptr::null(),
             }
         } else {
             // SAFETY: non-null and valid per the caller's contract; the struct is Copy.
@@ -68,6 +72,37 @@ impl Host {
     pub fn detached() -> Host {
         // SAFETY: null is explicitly allowed.
         unsafe { Host::from_raw(std::ptr::null()) }
+    }
+
+    /// A host that drops every log line and report but names a node, a resource and a state
+    /// directory, for unit tests of plugin code that uses them. Leaks the three strings.
+    pub fn for_tests(state_dir: &std::path::Path, node: &str, resource: &str) -> Host {
+        let leak = |s: &str| -> *const std::ffi::c_char {
+            let owned = CString::new(s).expect("no NUL in a test string");
+            Box::leak(owned.into_boxed_c_str()).as_ptr()
+        };
+        let mut host = Host::detached();
+        host.raw.node_name = leak(node);
+        host.raw.resource_name = leak(resource);
+        host.raw.state_dir = leak(&state_dir.to_string_lossy());
+        host
+    }
+
+    /// This node's name, when the host says.
+    pub fn node_name(&self) -> Option<String> {
+        text_at(self.raw.node_name)
+    }
+
+    /// The resource's name as the cluster log shows it, when the host says.
+    pub fn resource_name(&self) -> Option<String> {
+        text_at(self.raw.resource_name)
+    }
+
+    /// The resource's own directory on this node (`<data-dir>/resources/<id>/`, mode 0700): made
+    /// before `open`, kept across host restarts and re-hosting. The place for a pid file, a log or
+    /// a lease record. None when the host gives none (`Host::detached`).
+    pub fn state_dir(&self) -> Option<std::path::PathBuf> {
+        text_at(self.raw.state_dir).map(std::path::PathBuf::from)
     }
 
     /// Writes one line to the cluster log under this resource's name.
@@ -114,5 +149,37 @@ impl Host {
         // thread-safe by contract; `text` outlives the call.
         unsafe { report(self.raw.ctx, text.as_ptr()) };
         true
+    }
+}
+
+/// The string at `ptr`, which the host keeps valid until close (None for NULL).
+fn text_at(ptr: *const std::ffi::c_char) -> Option<String> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL pointer in KeelsonHost is a NUL-terminated string the host keeps valid
+    // until the resource is closed (ABI contract), or one `Host::for_tests` leaked.
+    let text = unsafe { std::ffi::CStr::from_ptr(ptr) };
+    Some(text.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_host_says_nothing_about_where_it_runs() {
+        let host = Host::detached();
+        assert_eq!(host.node_name(), None);
+        assert_eq!(host.resource_name(), None);
+        assert_eq!(host.state_dir(), None);
+    }
+
+    #[test]
+    fn a_test_host_names_its_node_resource_and_directory() {
+        let host = Host::for_tests(std::path::Path::new("/tmp/r7"), "n2", "web ip");
+        assert_eq!(host.node_name().as_deref(), Some("n2"));
+        assert_eq!(host.resource_name().as_deref(), Some("web ip"));
+        assert_eq!(host.state_dir(), Some(std::path::PathBuf::from("/tmp/r7")));
     }
 }

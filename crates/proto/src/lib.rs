@@ -34,8 +34,9 @@ pub use messages::*;
 /// Version of this protocol; both sides send it in [`Hello`] and refuse a mismatch. 2: crash alarms
 /// carry the faulting addresses and plugin, and hosts report `PluginMapped`. 3: hosts take a lease
 /// from rcm ([`LeaseMessage`]) and fence themselves when it runs out ([`HostAlarm::Fenced`]); a host
-/// of version 2 knows neither, so it is refused at Hello like any other mismatch.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// of version 2 knows neither, so it is refused at Hello like any other mismatch. 4: an Open names
+/// the resource's state directory and the node ([`OpenResource::state_dir`], `node_name`).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// A host's exit status after it fenced itself (its lease from rcm ran out). 86 is the deadlock
 /// monitor's, 2 a protocol failure.

@@ -42,6 +42,10 @@ pub struct OpenResource {
     pub params_json: String,
     /// Deadline of the OPEN call itself (the resource's DeadlockTimeout).
     pub deadline_ms: u64,
+    /// The resource's own directory on this node, made by the node before the Open (None: none).
+    pub state_dir: Option<String>,
+    /// This node's name (None: the node does not say).
+    pub node_name: Option<String>,
 }
 
 /// rhs -> rcm on the control socket.

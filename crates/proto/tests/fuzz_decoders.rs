@@ -167,6 +167,8 @@ fn host_requests() -> Vec<HostRequest> {
             type_name: s("chaos"),
             params_json: s(r#"{"entry":"looks_alive","fault":"hang"}"#),
             deadline_ms: 300_000,
+            state_dir: Some(s("/var/lib/keelson/resources/77")),
+            node_name: Some(s("n1")),
         }),
         HostRequest::Shutdown,
         HostRequest::Validate(OpenResource {
@@ -176,6 +178,8 @@ fn host_requests() -> Vec<HostRequest> {
             type_name: s("dummy"),
             params_json: s(r#"{"colour":"red"}"#),
             deadline_ms: 2_000,
+            state_dir: None,
+            node_name: None,
         }),
     ]
 }

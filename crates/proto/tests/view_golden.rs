@@ -53,6 +53,7 @@ fn resource_get() {
         depends_on: vec![s("Disk")],
         group: s("FS"),
         host_pid: Some(4242),
+        id: 17,
         last_errors: map(vec![(
             "ONLINE",
             LastError {
@@ -72,11 +73,12 @@ fn resource_get() {
             ("SeparateMonitor", V::Flag(true)),
         ]),
         state: s("Online"),
+        state_dir: Some(s("/var/lib/keelson/resources/17")),
         type_name: s("dummy"),
     };
     pinned(
         &view,
-        r#"{"call_stats":{"LOOKSALIVE":{"count":12,"last_us":41,"max_us":95,"p50_us":40,"p99_us":90}},"depends_on":["Disk"],"group":"FS","host_pid":4242,"last_errors":{"ONLINE":{"at":"2026-12-01T19:00:00.000Z","message":"port=0","status":"misconfigured"}},"name":"Share","owner_node":"n1","parameters":{"db_password":"***","path":"/srv"},"plugin":"dummy","properties":{"DeadlockTimeout":300000,"MonitorProcessId":4242,"RestartAction":"Restart","SeparateMonitor":true},"state":"Online","type":"dummy"}"#,
+        r#"{"call_stats":{"LOOKSALIVE":{"count":12,"last_us":41,"max_us":95,"p50_us":40,"p99_us":90}},"depends_on":["Disk"],"group":"FS","host_pid":4242,"id":17,"last_errors":{"ONLINE":{"at":"2026-12-01T19:00:00.000Z","message":"port=0","status":"misconfigured"}},"name":"Share","owner_node":"n1","parameters":{"db_password":"***","path":"/srv"},"plugin":"dummy","properties":{"DeadlockTimeout":300000,"MonitorProcessId":4242,"RestartAction":"Restart","SeparateMonitor":true},"state":"Online","state_dir":"/var/lib/keelson/resources/17","type":"dummy"}"#,
     );
 }
 
@@ -90,7 +92,7 @@ fn resource_get_without_a_host() {
     };
     pinned(
         &view,
-        r#"{"call_stats":{},"depends_on":[],"group":"","host_pid":null,"last_errors":{},"name":"Disk","owner_node":"","parameters":{},"plugin":"","properties":{"MonitorProcessId":null},"state":"Offline","type":""}"#,
+        r#"{"call_stats":{},"depends_on":[],"group":"","host_pid":null,"id":0,"last_errors":{},"name":"Disk","owner_node":"","parameters":{},"plugin":"","properties":{"MonitorProcessId":null},"state":"Offline","state_dir":null,"type":""}"#,
     );
 }
 

@@ -70,6 +70,12 @@ impl Resource for Dummy {
     }
 
     fn open(params: &Params, host: Host) -> Result<Self, Error> {
+        if let (Some(node), Some(dir)) = (host.node_name(), host.state_dir()) {
+            host.info(&format!(
+                "dummy resource opened on node {node}, state directory {}",
+                dir.display()
+            ));
+        }
         Ok(Dummy {
             config: Config::parse(params)?,
             online: false,

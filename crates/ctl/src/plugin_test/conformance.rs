@@ -11,7 +11,9 @@ use super::limits::{Limit, Limits};
 use super::params::{Pair, ParamSet};
 use super::report::{Outcome, StepReport, TypeReport};
 use anyhow::{Context, Result};
-use keelson_host::{CallError, Host, HostConfig, HostError, OpenSpec, ResourceHandle};
+use keelson_host::{
+    CallError, Host, HostConfig, HostError, OpenSpec, ResourceDirs, ResourceHandle,
+};
 use keelson_proto::CallDone;
 use keelson_types::{Op, ResourceId};
 use std::time::{Duration, Instant};
@@ -40,6 +42,9 @@ enum Expect {
     Refusal,
 }
 
+/// The node name the resources are told.
+const CONFORMANCE_NODE: &str = "plugin-test";
+
 /// First id of the validate calls, clear of the resources' own ids.
 const VALIDATE_IDS: u64 = 1000;
 
@@ -52,6 +57,9 @@ pub struct Conformance<'a> {
     timed: Vec<(Op, Duration, Limit)>,
     stopped: Option<&'static str>,
     validations: u64,
+    /// Each resource's state directory, under a temporary root removed after the run.
+    dirs: ResourceDirs,
+    _state_root: tempfile::TempDir,
 }
 
 impl<'a> Conformance<'a> {
@@ -60,6 +68,10 @@ impl<'a> Conformance<'a> {
         let (host, _events) = Host::spawn(config)
             .await
             .context("cannot start keelson-rhs")?;
+        let state_root = tempfile::Builder::new()
+            .prefix("keelson-plugin-test-")
+            .tempdir()
+            .context("cannot make a temporary directory for the resources' state")?;
         let mut run = Conformance {
             plan,
             host,
@@ -67,6 +79,8 @@ impl<'a> Conformance<'a> {
             timed: Vec::new(),
             stopped: None,
             validations: 0,
+            dirs: ResourceDirs::new(state_root.path(), CONFORMANCE_NODE),
+            _state_root: state_root,
         };
         run.validation().await;
         run.lifecycle().await;
@@ -252,6 +266,14 @@ impl<'a> Conformance<'a> {
             self.steps.push(report.skipped(why));
             return None;
         }
+        let state_dir = match self.dirs.ensure(ResourceId(id)) {
+            Ok(dir) => dir,
+            Err(message) => {
+                self.steps
+                    .push(report.failed(message, "the resource needs a state directory".into()));
+                return None;
+            }
+        };
         let spec = OpenSpec::new(
             ResourceId(id),
             &format!("conformance-{}{suffix}", self.plan.type_name),
@@ -259,7 +281,9 @@ impl<'a> Conformance<'a> {
             self.plan.type_name,
         )
         .params(params.to_json())
-        .deadlock_timeout(limit.duration);
+        .deadlock_timeout(limit.duration)
+        .state_dir(state_dir)
+        .node_name(CONFORMANCE_NODE);
         let start = Instant::now();
         let opened = self.host.open(spec).await;
         let elapsed = start.elapsed();

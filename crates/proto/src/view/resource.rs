@@ -18,6 +18,8 @@ pub struct Resource {
     pub group: String,
     /// The pid of the host it is open in, `null` while it has none.
     pub host_pid: Option<u32>,
+    /// The resource's id, which names its state directory.
+    pub id: u64,
     /// Per entry point that ever failed (upper case, e.g. `ONLINE`), its last error: kept in memory
     /// by the node service that runs it, never cleared.
     pub last_errors: BTreeMap<String, LastError>,
@@ -31,6 +33,9 @@ pub struct Resource {
     /// Common properties, with the read-only `MonitorProcessId`.
     pub properties: Properties,
     pub state: String,
+    /// Its own directory on the node that answers, `<data-dir>/resources/<id>` (pid files, logs,
+    /// lease records: the plugin's), when that node owns it; `null` otherwise.
+    pub state_dir: Option<String>,
     #[serde(rename = "type")]
     pub type_name: String,
 }
