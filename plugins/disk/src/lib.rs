@@ -45,12 +45,14 @@ pub struct Disk {
     held: Option<Held>,
 }
 
-/// This node's name, which the lease record names as the holder.
-fn node_name(_host: &Host) -> String {
-    // TODO-API: host.node_name() once the lead's Host API lands.
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+/// This node's name, which the lease record names as the holder (the host's; the kernel's host
+/// name under a host that gives none, e.g. a detached one in unit tests).
+fn node_name(host: &Host) -> String {
+    host.node_name().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into())
+    })
 }
 
 impl Resource for Disk {
@@ -410,6 +412,17 @@ mod tests {
         schema.check_declaration().unwrap();
         assert!(schema.declared);
         assert_eq!(schema.defaults.pending_timeout_ms, Some(120_000));
+    }
+
+    #[test]
+    fn the_lease_holder_is_the_hosts_node_name() {
+        let params = Params::parse(r#"{"Device":"/dev/loop9","MountPoint":"/mnt/x"}"#)
+            .unwrap()
+            .checked(&keelson_plugin::schema::<Disk>())
+            .unwrap();
+        let dir = std::env::temp_dir();
+        let disk = Disk::open(&params, Host::for_tests(&dir, "n7", "d")).unwrap();
+        assert_eq!(disk.node, "n7");
     }
 
     #[test]
