@@ -1,11 +1,13 @@
 //! The only keelson crate that calls nix/libc directly: passing file descriptors over Unix sockets,
 //! preparing a child process (fd layout, parent-death signal), fatal-signal handlers on an alternate
 //! stack, which loaded object an address belongs to, entering a network namespace, opening a TUN
-//! device, opening a block device for direct synchronous I/O, the monotonic clock as a number,
+//! device, opening a block device for direct synchronous I/O, mounting it and its persistent
+//! reservations, the monotonic clock as a number,
 //! test-journal appends (network namespace, flock), and small process queries. Not policy: callers
 //! decide what to do with each primitive.
 
 pub mod address_table;
+pub mod blockdev;
 pub mod child;
 pub mod clock;
 pub mod crash;
