@@ -15,6 +15,7 @@ pub mod journal;
 pub mod loaded_object;
 pub mod netns;
 pub mod peer;
+pub mod pidfd;
 pub mod process;
 pub mod tun;
 
