@@ -127,7 +127,7 @@ fn plugin_test_passes_with_the_dummy_agent() {
             "--expect-invalid",
             "colour=red",
             "--expect-invalid",
-            "fake=x",
+            "Agent=heartbeat:NoSuchAgent",
         ])
         .args([
             "--looks-alive-budget",
@@ -178,10 +178,10 @@ fn create_is_refused_naming_the_parameter_and_the_agent() {
         &[
             ("Agent", "heartbeat:IPaddr2"),
             ("ip", "192.0.2.9"),
-            ("cidr_netmask", "x"),
+            ("arp_count", "x"),
         ],
     );
-    assert!(not_int.contains("'cidr_netmask'"), "{not_int}");
+    assert!(not_int.contains("'arp_count'"), "{not_int}");
     let nowhere = refusal(&rcm, &[("Agent", "heartbeat:NoSuchAgent")]);
     assert!(
         nowhere.contains("/usr/lib/ocf/resource.d/heartbeat/NoSuchAgent"),
