@@ -3,8 +3,9 @@
 //! and a missing required one (IPaddr2's `ip`); a Dummy goes online and offline, and a state file
 //! deleted from outside fails its monitor (not running) and the node restarts it; a test agent
 //! whose monitor hangs is killed at its deadline and the error says so; online is idempotent: the
-//! resource's host is SIGKILLed and replaced and the agent's start is not run again. Not IPaddr2's
-//! address handling (left for a later test).
+//! resource's host is SIGKILLed and replaced and the agent's start is not run again; IPaddr2, run
+//! by an rcm in a network namespace of the test's own, adds its address on a veth, passes its
+//! monitors and removes only that address on offline. Not the agents themselves.
 
 mod common;
 
@@ -304,4 +305,82 @@ fn online_after_a_host_death_does_not_start_the_agent_again() {
     );
     drop(rcm);
     std::fs::remove_dir_all(&dir).expect("remove the scratch dir");
+}
+
+/// A network namespace of the test's own with a veth pair v0 (192.0.2.1/24) – v1, removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Netns {
+        let name = format!("kt35{}", std::process::id());
+        common::lab::ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        let n = ns.0.as_str();
+        common::lab::ip(&[
+            "-n", n, "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+        ]);
+        common::lab::ip(&["-n", n, "addr", "add", "192.0.2.1/24", "dev", "v0"]);
+        for link in ["lo", "v0", "v1"] {
+            common::lab::ip(&["-n", n, "link", "set", link, "up"]);
+        }
+        ns
+    }
+
+    fn addresses(&self) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.0, "-4", "addr", "show", "dev", "v0"])
+            .output()
+            .expect("ip addr show");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Removing the namespace removes its veths; a failure here is reported, not hidden.
+        let out = Command::new("ip").args(["netns", "del", &self.0]).output();
+        if !out.is_ok_and(|o| o.status.success()) {
+            eprintln!("could not remove network namespace {}", self.0);
+        }
+    }
+}
+
+#[test]
+fn ipaddr2_adds_and_removes_its_address_in_a_namespace() {
+    if !root_or_skip("t35 IPaddr2") || !dummy_installed() {
+        return;
+    }
+    let ns = Netns::create();
+    let rcm = Rcm::start_in_netns(Rcm::new_dir("t35-ip"), &ns.0, &[]);
+    group(&rcm);
+    let params = [
+        ("Agent", "heartbeat:IPaddr2"),
+        ("ip", "192.0.2.50"),
+        ("cidr_netmask", "24"),
+        ("nic", "v0"),
+        ("arp_count", "1"),
+    ];
+    create(&rcm, "ip", &params, &[("LooksAlivePollInterval", "300")]);
+    rcm.ok(R::GroupOnline { name: s("g") });
+    rcm.wait_state("ip", "Online", LIMIT);
+    assert!(
+        ns.addresses().contains("192.0.2.50/24"),
+        "{}",
+        ns.addresses()
+    );
+    wait_for("a passing monitor after online", LIMIT, || {
+        rcm.resource("ip")["call_stats"]["LOOKSALIVE"]["count"]
+            .as_u64()
+            .is_some_and(|n| n >= 2)
+    });
+    rcm.wait_state("ip", "Online", LIMIT);
+    rcm.ok(R::GroupOffline { name: s("g") });
+    rcm.wait_state("ip", "Offline", LIMIT);
+    let left = ns.addresses();
+    assert!(!left.contains("192.0.2.50"), "{left}");
+    assert!(
+        left.contains("192.0.2.1/24"),
+        "offline took the node's own address: {left}"
+    );
+    drop(rcm);
 }
