@@ -19,6 +19,7 @@ pub mod loaded_object;
 pub mod netns;
 pub mod packet;
 pub mod peer;
+pub mod pidfd;
 pub mod process;
 pub mod tun;
 
