@@ -17,7 +17,9 @@ fn main() {
     let (listen, path) = match parse(&args[1..]) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("keelson-kv-demo: {e}\nusage: keelson-kv-demo --listen ADDR:PORT --file PATH");
+            eprintln!(
+                "keelson-kv-demo: {e}\nusage: keelson-kv-demo --listen ADDR:PORT --file PATH"
+            );
             std::process::exit(2);
         }
     };
@@ -52,7 +54,10 @@ fn parse(args: &[String]) -> Result<(String, String), String> {
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
-    Ok((listen.ok_or("--listen is required")?, file.ok_or("--file is required")?))
+    Ok((
+        listen.ok_or("--listen is required")?,
+        file.ok_or("--file is required")?,
+    ))
 }
 
 fn die(msg: &str) -> ! {
@@ -61,7 +66,9 @@ fn die(msg: &str) -> ! {
 }
 
 fn serve(stream: TcpStream, file: &Mutex<File>) {
-    let Ok(mut out) = stream.try_clone() else { return };
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
     let mut lines = BufReader::new(stream.take(u64::MAX));
     loop {
         let mut line = String::new();

@@ -87,5 +87,6 @@ pub fn zombie_children_named(comm: &str) -> Vec<u32> {
 }
 
 pub mod faults;
+pub mod knot;
 pub mod lab;
 pub mod rcm;
