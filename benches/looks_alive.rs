@@ -3,7 +3,7 @@
 //! keelson-rhs -> plugin -> back), next to fork+exec of resource-agents' IPaddr2 `monitor` for the
 //! same address (what pacemaker-execd does every monitor interval), and the ocf bridge's LOOKSALIVE
 //! running that same agent. Also the raw Unix-socket ping-pong as the floor. Root only: it builds a
-//! network namespace of its own (a dummy link with 192.0.2.1/24) and removes it.
+//! network namespace of its own (a veth pair, 192.0.2.1/24 on one end) and removes it.
 //!
 //! Run with `cargo build --release --workspace && cargo bench --bench looks_alive`.
 
@@ -67,7 +67,10 @@ fn main() {
     let ns = Netns(format!("kbla{}", std::process::id()));
     ip(&["netns", "add", &ns.0]);
     ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
-    ip(&["-n", &ns.0, "link", "add", "eth1", "type", "dummy"]);
+    ip(&[
+        "-n", &ns.0, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    ip(&["-n", &ns.0, "link", "set", "eth1p", "up"]);
     ip(&["-n", &ns.0, "addr", "add", "192.0.2.1/24", "dev", "eth1"]);
     ip(&["-n", &ns.0, "link", "set", "eth1", "up"]);
     // This (main) thread moves; the hosts and agents it starts are born inside.
