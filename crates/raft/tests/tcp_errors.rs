@@ -27,6 +27,20 @@ fn harmless_vote() -> VoteRequest<u64> {
     VoteRequest::new(Vote::new(0, 9), None)
 }
 
+/// Waits (bounded) until nothing accepts on `addr`: the server's accept task, which owns the
+/// listener and every connection task, is gone, and the connections' aborts are issued. Dropping
+/// the server only asks for that; on a busy runtime a reused connection could still answer.
+async fn closed(addr: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{addr} still accepts {WAIT:?} after the server was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_become_the_errors_openraft_retries_by() {
     tokio::time::timeout(Duration::from_secs(60), scenario())
@@ -55,6 +69,7 @@ async fn scenario() {
     // The server goes away under the reused connection: a NetworkError, then (nothing listens
     // any more) Unreachable.
     drop(n1.server.take());
+    closed(&n1.member.addr).await;
     let dead = peer.vote(harmless_vote(), RPCOption::new(WAIT)).await;
     assert!(matches!(dead, Err(RPCError::Network(_))), "{dead:?}");
     let gone = peer.vote(harmless_vote(), RPCOption::new(WAIT)).await;
