@@ -450,6 +450,47 @@ fn online_refuses_an_address_a_peer_already_uses_and_changes_nothing() {
     assert!(has_address(&lab.a, "192.0.2.1/24"));
 }
 
+/// The node's own address given as a resource's: refused at online (not adopted), and an offline
+/// leaves it where it is.
+#[test]
+fn the_nodes_own_address_is_never_adopted_nor_removed() {
+    if !root_or_skip("t31 own address") {
+        return;
+    }
+    let lab = IpLab::create("own");
+    let rcm = rcm_in(&lab.a, "t31-own");
+    rcm.ok(R::GroupCreate {
+        name: "g".into(),
+        properties: vec![],
+    });
+    rcm.ok(R::ResourceCreate {
+        name: "ip".into(),
+        type_name: "ip-address".into(),
+        group: "g".into(),
+        params: pairs(&[("Address", "192.0.2.1"), ("Interface", "eth1")]),
+        properties: vec![],
+    });
+    rcm.ok(R::GroupOnline { name: "g".into() });
+    let view = rcm.wait_resource("ip", LIMIT, "refused as not ours", |v| {
+        v["last_errors"]["ONLINE"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("this resource did not add it"))
+    });
+    assert_ne!(view["state"], "Online", "{view:#}");
+    assert_eq!(
+        view["last_errors"]["ONLINE"]["status"], "misconfigured",
+        "{view:#}"
+    );
+    rcm.ok(R::GroupOffline { name: "g".into() });
+    wait_for("the group offline", LIMIT, || {
+        rcm.group_state("g") == "Offline" || rcm.group_state("g") == "Failed"
+    });
+    assert!(
+        has_address(&lab.a, "192.0.2.1/24"),
+        "the node's address stays"
+    );
+}
+
 #[test]
 fn a_move_keeps_routes_and_node_addresses_and_moves_the_peers_arp_cache() {
     if !root_or_skip("t31 move") {

@@ -13,6 +13,7 @@ mod announcer;
 mod config;
 mod frames;
 mod netlink;
+mod ownership;
 mod probe;
 mod sysctl;
 mod watcher;
@@ -22,6 +23,7 @@ use config::{Config, Placement};
 use frames::{format_mac, Mac};
 use keelson_plugin::{export_plugin, Error, Host, Param, Params, Resource, TypeDefaults};
 use netlink::{AddressEntry, Link, Netlink};
+use ownership::Ownership;
 use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -81,6 +83,8 @@ pub struct IpAddress {
     placed: Option<Link>,
     watcher: Option<Watcher>,
     announcer: Option<Announcer>,
+    /// Whether the address present is the one this resource added (its state directory's marker).
+    ownership: Ownership,
 }
 
 fn os(e: io::Error) -> Error {
@@ -177,6 +181,9 @@ impl IpAddress {
             }
             sysctl::promote_secondaries(&link.name).map_err(os)?;
         }
+        // Claimed before it is added: a host that dies in between leaves a claim the next one
+        // adopts, never an address nobody owns.
+        self.ownership.claim().map_err(os)?;
         match self.netlink.add(link.index, address, self.config.prefix) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -315,6 +322,7 @@ impl Resource for IpAddress {
             placed: None,
             watcher: None,
             announcer: None,
+            ownership: Ownership::new(host.state_dir()),
         })
     }
 
@@ -325,6 +333,15 @@ impl Resource for IpAddress {
             Presence::Present(entry) if entry.dad_failed => {
                 return Err(Error::new(format!(
                     "address {} on {} failed duplicate address detection; remove it first",
+                    self.config.address, link.name
+                )))
+            }
+            // There, but not added by this resource: the node's own address or somebody else's,
+            // which is neither adopted nor (at offline) removed.
+            Presence::Present(_) if !self.ownership.is_ours().map_err(os)? => {
+                return Err(Error::misconfigured(format!(
+                    "address {} is already on {} and this resource did not add it (the node's own \
+                     address, or another resource's); nothing was changed",
                     self.config.address, link.name
                 )))
             }
@@ -367,13 +384,22 @@ impl Resource for IpAddress {
                 Err(e) => return Err(e),
             },
         };
-        if let Presence::Present(entry) = self.presence(&link)? {
-            self.netlink
-                .delete(&entry)
-                .map_err(|e| Error::new(format!("{}: {e}", link.name)))?;
-            self.host
-                .info(&format!("removed {} from {}", self.shown(), link.name));
+        match self.presence(&link)? {
+            Presence::Present(entry) if self.ownership.is_ours().map_err(os)? => {
+                self.netlink
+                    .delete(&entry)
+                    .map_err(|e| Error::new(format!("{}: {e}", link.name)))?;
+                self.host
+                    .info(&format!("removed {} from {}", self.shown(), link.name));
+            }
+            Presence::Present(_) => self.host.info(&format!(
+                "{} on {} was not added by this resource: left in place",
+                self.shown(),
+                link.name
+            )),
+            _ => {}
         }
+        self.ownership.release().map_err(os)?;
         Ok(())
     }
 
