@@ -106,6 +106,18 @@ mod tests {
         Runner { path, env }
     }
 
+    /// `r.run`, again while exec fails ETXTBSY: another test thread's fork may hold the
+    /// just-written agent open for a moment (bounded: 100 tries).
+    fn run(r: &Runner, action: &str, level: u32, deadline: Duration) -> Outcome {
+        for _ in 0..100 {
+            match r.run(action, level, deadline) {
+                Err(e) if e.contains("os error 26") => std::thread::yield_now(),
+                other => return other.unwrap(),
+            }
+        }
+        panic!("{} stayed busy (ETXTBSY)", r.path.display())
+    }
+
     #[test]
     fn exit_code_output_and_environment_come_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -113,7 +125,7 @@ mod tests {
             dir.path(),
             r#"echo "$1 $OCF_RESKEY_word $OCF_CHECK_LEVEL $OCF_RESKEY_CRM_meta_timeout"; echo oops >&2; exit 7"#,
         );
-        let out = r.run("monitor", 10, Duration::from_secs(20)).unwrap();
+        let out = run(&r, "monitor", 10, Duration::from_secs(20));
         assert_eq!(out.code, Some(7));
         assert!(!out.timed_out);
         assert_eq!(out.output, "monitor hello 10 20000\noops\n");
@@ -128,7 +140,7 @@ mod tests {
             &format!("sleep 60 & echo $! > {}; wait", pidfile.display()),
         );
         let started = Instant::now();
-        let out = r.run("monitor", 0, Duration::from_millis(300)).unwrap();
+        let out = run(&r, "monitor", 0, Duration::from_millis(300));
         assert!(out.timed_out && out.code.is_none(), "{out:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
         let child: u32 = std::fs::read_to_string(&pidfile)
