@@ -45,29 +45,8 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     })
 }
 
-/// mountinfo writes space, tab, newline and backslash as \ooo octal.
 fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|s| u8::from_str_radix(s, 8).ok())
-        });
-        match (bytes[i], octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    keelson_sys::detached::cgroup::unescape_octal(field)
 }
 
 /// (major, minor) of a device number as Linux encodes it.

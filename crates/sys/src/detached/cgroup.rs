@@ -134,7 +134,9 @@ fn cgroup2_mount_point(line: &str) -> Option<PathBuf> {
 }
 
 /// mountinfo writes space, tab, newline and backslash as \ooo.
-fn unescape_octal(text: &str) -> String {
+/// A mountinfo field with its octal escapes (`\040` for a space) undone; the disk plugin's
+/// mountinfo reader uses it too.
+pub fn unescape_octal(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
